@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the test suites run against, when they are missing (CI and fresh machines run as root).
+# docker-registry: distribution 2.8, the real registry; skopeo 1.9.3: byte-identity reference; nix-bin: nix-hash and
+# real store paths; umoci: unpacks images to compare trees; apache2-utils: htpasswd (bcrypt) for Basic auth tests;
+# openssl: self-signed certificates for the TLS and token-auth tests; zstd: makes zstd test layers.
+set -euo pipefail
+need=()
+command -v docker-registry >/dev/null || need+=(docker-registry)
+command -v skopeo >/dev/null || need+=(skopeo)
+command -v nix-hash >/dev/null || need+=(nix-bin)
+command -v umoci >/dev/null || need+=(umoci)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v openssl >/dev/null || need+=(openssl)
+command -v zstd >/dev/null || need+=(zstd)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "ensure-system-deps: missing ${need[*]} and cannot install them here (needs root on Debian); suites that use them will FAIL" >&2
+  exit 0
+fi
+echo "ensure-system-deps: installing ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,7 @@
+// One line per command; each module exports a yargs CommandModule named `command`.
+import { command as hash } from './hash.js';
+import { command as layers } from './layers.js';
+import { command as pull } from './pull.js';
+import { command as stream } from './stream.js';
+
+export const commands = [pull, stream, layers, hash];

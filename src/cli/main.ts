@@ -1,0 +1,42 @@
+import yargs from 'yargs';
+import { NixregError, ExitCode, oneLine } from '../errors.js';
+import { commands } from './commands/index.js';
+
+/**
+ * Entry point. Commands live one per file in ./commands and are thin: they parse flags, pick a source and a
+ * sink, and hand both to the copy pipeline. Every failure ends here as one line on stderr and a non-zero exit.
+ */
+export async function main(argv: string[]): Promise<void> {
+  let cli = yargs(argv)
+    .scriptName('nixreg')
+    .usage('$0 <command> [options]\n\nOCI / Docker registry tool for Nix users.')
+    .strict()
+    .demandCommand(1, 'name a command; see nixreg --help')
+    .recommendCommands()
+    .help()
+    .alias('h', 'help')
+    .version()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((msg, err) => {
+      if (err) throw err;
+      throw new NixregError(`${msg} (see nixreg --help)`, ExitCode.usage);
+    });
+  for (const c of commands) cli = cli.command(c as never);
+  try {
+    await cli.parseAsync();
+  } catch (err) {
+    reportAndExit(err);
+  }
+}
+
+export function reportAndExit(err: unknown): never {
+  if (err instanceof NixregError) {
+    process.stderr.write(`nixreg: ${err.message}\n`);
+    if (process.env.NIXREG_DEBUG === '1' && err.cause) process.stderr.write(String((err.cause as Error).stack) + '\n');
+    process.exit(err.exitCode);
+  }
+  const e = err as Error;
+  process.stderr.write(`nixreg: internal error: ${oneLine(e?.message ?? String(err))} (please report; NIXREG_DEBUG=1 shows the stack)\n`);
+  if (process.env.NIXREG_DEBUG === '1') process.stderr.write(String(e?.stack) + '\n');
+  process.exit(ExitCode.failure);
+}
