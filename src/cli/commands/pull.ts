@@ -1,11 +1,108 @@
-import type { CommandModule } from 'yargs';
-import { NixregError } from '../../errors.js';
+import type { Argv, CommandModule } from 'yargs';
+import { parseSha256, toNix32, toSRI } from '../../digest/nixhash.js';
+import { usageError } from '../../errors.js';
+import { hostPlatform } from '../../manifest/platform.js';
+import { pullImage } from '../../image/pull.js';
+import { createProgress, formatBytes } from '../progress.js';
 
-// Placeholder until the pull command lands; replaced by its implementation.
-export const command: CommandModule = {
-  command: 'pull',
-  describe: '(pull: not implemented yet)',
-  handler: () => {
-    throw new NixregError('pull is not implemented yet');
+interface Args {
+  imageName: string;
+  digest?: string;
+  output: string;
+  os: string;
+  arch?: string;
+  variant?: string;
+  finalImageName?: string;
+  finalImageTag: string;
+  sha256?: string;
+  hash?: string;
+  tlsVerify: boolean;
+  creds?: string;
+  authfile?: string;
+  certDir?: string;
+  jobs: number;
+  quiet?: boolean;
+  json?: boolean;
+  force?: boolean;
+}
+
+/** `nixreg pull`: dockerTools.pullImage without skopeo — the same docker-archive bytes, the same flat hash. */
+export const command: CommandModule<object, Args> = {
+  command: 'pull <imageName>',
+  describe: 'download an image into a docker-archive tarball identical to dockerTools.pullImage (skopeo) output',
+  builder: (y) =>
+    y
+      .positional('imageName', { type: 'string', demandOption: true, describe: 'e.g. nixos/nix, quay.io/o/r, nginx:1.27' })
+      .option('digest', { type: 'string', describe: 'imageDigest: sha256 of the manifest or index (omit to resolve the tag)' })
+      .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output file, or - for stdout' })
+      .option('os', { type: 'string', default: 'linux' })
+      .option('arch', { type: 'string', describe: 'GOARCH (default: the host)' })
+      .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
+      .option('final-image-name', { type: 'string', describe: 'name written into the archive (default: imageName)' })
+      .option('final-image-tag', { type: 'string', default: 'latest' })
+      .option('sha256', { type: 'string', describe: 'expected flat sha256 of the archive (any Nix form)' })
+      .option('hash', { type: 'string', describe: 'expected hash in SRI form (sha256-...)' })
+      .option('tls-verify', { type: 'boolean', default: true })
+      .option('creds', { type: 'string', describe: 'user:password' })
+      .option('authfile', { type: 'string' })
+      .option('cert-dir', { type: 'string' })
+      .option('jobs', { type: 'number', default: 4, describe: 'layers fetched in parallel' })
+      .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })
+      .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' })
+      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as unknown as Argv<Args>,
+  handler: async (a) => {
+    if (a.sha256 && a.hash) throw usageError('give either --sha256 or --hash, not both');
+    if (a.json && a.output === '-') throw usageError('--json prints to stdout, so it cannot be combined with -o -');
+    if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
+    let creds;
+    if (a.creds !== undefined) {
+      const i = a.creds.indexOf(':');
+      if (i <= 0) throw usageError('--creds must be user:password');
+      creds = { username: a.creds.slice(0, i), password: a.creds.slice(i + 1) };
+    }
+    const expected = a.sha256 ?? a.hash;
+    const host = hostPlatform();
+    const platform = {
+      os: a.os,
+      arch: a.arch ?? host.arch,
+      // like c/image: the host's variant is only assumed when the architecture is not overridden
+      ...(a.variant ? { variant: a.variant } : !a.arch && host.variant ? { variant: host.variant } : {}),
+    };
+    const progress = createProgress({ quiet: a.quiet });
+    const r = await pullImage({
+      imageName: a.imageName,
+      digest: a.digest,
+      output: a.output,
+      platform,
+      finalImageName: a.finalImageName,
+      finalImageTag: a.finalImageTag,
+      expectedSha256: expected !== undefined ? parseSha256(expected) : undefined,
+      force: a.force,
+      jobs: a.jobs,
+      tlsVerify: a.tlsVerify,
+      creds,
+      authfile: a.authfile,
+      certDir: a.certDir,
+      progress,
+      onResolved: (s) => {
+        if (!a.digest && !a.imageName.includes('@'))
+          progress.info(`resolved ${a.imageName} to ${s.indexDigest ?? s.manifestDigest}; pin it with --digest ${s.indexDigest ?? s.manifestDigest}`);
+        if (s.indexDigest) progress.info(`selected ${s.manifestDigest} for ${[platform.os, platform.arch, platform.variant].filter(Boolean).join('/')}`);
+      },
+    });
+    progress.done();
+    if (a.json) {
+      process.stdout.write(
+        JSON.stringify({
+          imageName: r.imageName,
+          indexDigest: r.indexDigest,
+          manifestDigest: r.manifestDigest,
+          output: r.output,
+          size: r.size,
+          hash: toSRI(r.sha256),
+          sha256: toNix32(r.sha256),
+        }) + '\n',
+      );
+    } else progress.info(`wrote ${a.output === '-' ? 'stdout' : a.output}: ${formatBytes(r.size)}, ${toSRI(r.sha256)}`);
   },
 };

@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import type { Readable, Writable } from 'node:stream';
+import { hexOf } from '../digest/sha256.js';
+import { integrityError } from '../errors.js';
+import { goTarFile, goTarHeader, goTarSymlink, padding, TAR_TRAILER } from '../tar/go-ustar.js';
+import { goSortedObject, goString } from './go-json.js';
+import { layerFileName, legacyLayers } from './legacy-ids.js';
+
+/**
+ * The docker-archive sink: writes what `skopeo copy ... docker-archive:PATH:NAME:TAG` (containers/image
+ * v5.6–v5.36, skopeo 1.9.3) writes, byte for byte (spec A.2–A.6). Input is already uncompressed, so the bytes
+ * never depend on how the registry compressed the layers.
+ *
+ * The writer is a pure sequential byte producer into any Writable (a file, stdout, or a hashing sink for
+ * prefetch); it hashes what it writes (sha256 of the whole archive) so callers never read the output again.
+ * Each layer must arrive with its uncompressed size known, because the tar header precedes the data: the
+ * copy pipeline (src/image/copy.ts) gets there by spooling (see layer-spool.ts for the choice and figures).
+ */
+
+export interface ArchiveLayer {
+  diffID: string; // sha256:<hex> of the uncompressed bytes (already verified by the producer)
+  size: number; // uncompressed size
+  open(): Readable; // the uncompressed bytes, exactly `size` of them
+  release?(): Promise<void>; // called once the bytes are in the archive (e.g. delete a spool file)
+}
+
+export interface RepoTag {
+  name: string; // fully normalised, e.g. docker.io/library/nginx
+  tag: string;
+}
+
+export interface DockerArchiveInput {
+  configBytes: Buffer;
+  configDigest: string;
+  /** Uncompressed layer digests in manifest order, repeats included (they give manifest.json and legacy IDs). */
+  diffIDs: readonly string[];
+  /** The distinct layers, in order of first appearance in `diffIDs`. */
+  layers: AsyncIterable<ArchiveLayer>;
+  repoTags: readonly RepoTag[];
+}
+
+export interface ArchiveResult {
+  size: number;
+  sha256: Buffer; // flat sha256 of the archive bytes
+}
+
+/** Write a Buffer honouring backpressure; hash and count it. */
+class Out {
+  readonly hash = createHash('sha256');
+  size = 0;
+  constructor(private readonly w: Writable) {}
+  async write(b: Buffer): Promise<void> {
+    if (!b.length) return;
+    this.hash.update(b);
+    this.size += b.length;
+    if (!this.w.write(b)) await this.drain();
+  }
+  private drain(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        this.w.off('error', onError);
+        this.w.off('close', onClose);
+        resolve();
+      };
+      const onError = (e: Error) => {
+        this.w.off('drain', onDrain);
+        this.w.off('close', onClose);
+        reject(e);
+      };
+      const onClose = () => onError(new Error('output closed while writing'));
+      this.w.once('drain', onDrain);
+      this.w.once('error', onError);
+      this.w.once('close', onClose);
+    });
+  }
+  /** Copy a stream; returns the number of bytes copied. */
+  async pump(r: Readable): Promise<number> {
+    let n = 0;
+    for await (const chunk of r) {
+      n += (chunk as Buffer).length;
+      await this.write(chunk as Buffer);
+    }
+    return n;
+  }
+}
+
+export async function writeDockerArchive(
+  output: Writable,
+  input: DockerArchiveInput,
+  onLayerWritten?: (diffID: string, size: number) => void,
+): Promise<ArchiveResult> {
+  const out = new Out(output);
+  const expected = [...new Set(input.diffIDs)];
+  let k = 0;
+  // 1. layer files, each distinct diffID once, in manifest order
+  for await (const layer of input.layers) {
+    if (layer.diffID !== expected[k]) throw new Error(`internal: layer ${k} is ${layer.diffID}, expected ${expected[k]}`);
+    k++;
+    await out.write(goTarHeader({ name: layerFileName(layer.diffID), type: 'file', size: layer.size }));
+    const n = await out.pump(layer.open());
+    if (n !== layer.size) throw integrityError(`layer ${layer.diffID}: expected ${layer.size} uncompressed bytes, got ${n}`);
+    await out.write(padding(n));
+    await layer.release?.();
+    onLayerWritten?.(layer.diffID, n);
+  }
+  if (k !== expected.length) throw new Error(`internal: ${expected.length - k} layers were never supplied`);
+  // 2. the config, verbatim
+  await out.write(goTarFile(`${hexOf(input.configDigest)}.json`, input.configBytes));
+  // 3. legacy layer directories (no directory entries, just the three files)
+  const legacy = legacyLayers(input.diffIDs, input.configBytes);
+  const seen = new Set<string>();
+  for (const l of legacy) {
+    if (seen.has(l.id)) continue;
+    seen.add(l.id);
+    await out.write(goTarSymlink(`${l.id}/layer.tar`, `../${layerFileName(l.diffID)}`));
+    await out.write(goTarFile(`${l.id}/VERSION`, Buffer.from('1.0')));
+    await out.write(goTarFile(`${l.id}/json`, l.json));
+  }
+  // 4. manifest.json: Go struct field order Config, RepoTags, Layers
+  const tags = input.repoTags.map((t) => `${t.name}:${t.tag}`);
+  const manifest =
+    `[{"Config":${goString(`${hexOf(input.configDigest)}.json`)},` +
+    `"RepoTags":[${tags.map(goString).join(',')}],` +
+    `"Layers":[${input.diffIDs.map((d) => goString(layerFileName(d))).join(',')}]}]`;
+  await out.write(goTarFile('manifest.json', Buffer.from(manifest)));
+  // 5. repositories: name → tag → top legacy ID, only when there is a layer
+  const repos = new Map<string, Record<string, string>>();
+  const top = legacy.at(-1);
+  if (top) for (const t of input.repoTags) repos.set(t.name, { ...(repos.get(t.name) ?? {}), [t.tag]: goString(top.id) });
+  const reposObj: Record<string, Buffer> = {};
+  for (const [name, m] of repos) reposObj[name] = goSortedObject(m);
+  await out.write(goTarFile('repositories', goSortedObject(reposObj)));
+  // 6. two zero blocks, no record padding
+  await out.write(TAR_TRAILER);
+  return { size: out.size, sha256: out.hash.digest() };
+}

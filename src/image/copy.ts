@@ -1,0 +1,118 @@
+import { Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { decompressLayer } from './decompress-layer.js';
+import { DIGEST_RE } from '../digest/sha256.js';
+import { integrityError, NixregError } from '../errors.js';
+import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
+import { SpoolDir, spoolLayer, type SpooledLayer } from './layer-spool.js';
+import type { CopyProgress, ImageSink, ImageSource } from './types.js';
+
+export interface CopyOptions {
+  /** Layers downloading/decompressing ahead of the writer at once (default 4, like GGCR). */
+  jobs?: number;
+  /** Where uncompressed layers wait for their turn (default $TMPDIR). */
+  tmpDir?: string;
+  /** Layers up to this uncompressed size stay in memory instead of a spool file. */
+  memLimit?: number;
+  progress?: CopyProgress;
+}
+
+/** `rootfs.diff_ids` of an image config, checked against the manifest's layer count. */
+export function configDiffIDs(configBytes: Buffer, layerCount: number, what: string): string[] {
+  let cfg: { rootfs?: { diff_ids?: unknown } };
+  try {
+    cfg = JSON.parse(configBytes.toString('utf8'));
+  } catch {
+    throw new NixregError(`${what}: the image config is not valid JSON`);
+  }
+  const ids = cfg?.rootfs?.diff_ids;
+  if (!Array.isArray(ids) || !ids.every((d) => typeof d === 'string' && DIGEST_RE.test(d)))
+    throw new NixregError(`${what}: the image config has no valid rootfs.diff_ids`);
+  if (ids.length !== layerCount)
+    throw integrityError(`${what}: the manifest has ${layerCount} layers but the config lists ${ids.length} diff_ids`);
+  return ids as string[];
+}
+
+/**
+ * The one copy pipeline: download layers (up to `jobs` ahead of the writer), decompress by magic, hash the
+ * uncompressed bytes once (diffID + size) while spooling, verify against the config's diff_ids, and feed the
+ * sink strictly in manifest order. A layer repeated in the manifest (same diffID) is fetched and written once.
+ * The look-ahead window bounds both concurrency and spool usage: at most `jobs` layers are in flight or waiting.
+ */
+export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts: CopyOptions = {}): Promise<R> {
+  const jobs = Math.max(1, opts.jobs ?? 4);
+  const p = opts.progress ?? {};
+  const diffIDs = configDiffIDs(source.configBytes, source.layers.length, source.description);
+  const firstIndex = new Map<string, number>();
+  diffIDs.forEach((d, i) => {
+    if (!firstIndex.has(d)) firstIndex.set(d, i);
+    else p.layerSkipped?.(i, firstIndex.get(d)!);
+  });
+  const unique = [...firstIndex.values()]; // manifest indexes of distinct layers
+  const spool = new SpoolDir(opts.tmpDir);
+  const inFlight: Promise<SpooledLayer>[] = [];
+  const open = new Set<Readable>(); // raw downloads to cancel if the copy fails
+
+  const prepare = async (i: number): Promise<SpooledLayer> => {
+    const desc = source.layers[i]!;
+    p.layerStart?.(i, desc);
+    const raw = await source.openLayer(i);
+    const count = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        p.layerBytes?.(i, chunk.length);
+        cb(null, chunk);
+      },
+    });
+    open.add(raw);
+    // raw (verified as it streams) → count → decompress by magic → spool (diffID + size). If the raw stream
+    // fails (reset, digest mismatch at its end), `fetched` rejects and the partly decompressed layer is dropped.
+    const fetched = pipeline(raw, count);
+    const plain = decompressLayer(count);
+    fetched.catch((e) => plain.destroy(e));
+    let layer: SpooledLayer;
+    try {
+      [layer] = await Promise.all([spoolLayer(plain, spool, opts.memLimit), fetched]);
+    } finally {
+      open.delete(raw);
+    }
+    if (layer.diffID !== diffIDs[i]) {
+      await layer.release?.();
+      throw integrityError(
+        `${source.description}: layer ${i} (${desc.digest}) uncompressed to ${layer.diffID}, but the config's rootfs.diff_ids[${i}] is ${diffIDs[i]}`,
+      );
+    }
+    p.layerSpooled?.(i, layer.size);
+    return layer;
+  };
+  const start = (u: number) => {
+    if (u < unique.length && !inFlight[u]) {
+      const pr = prepare(unique[u]!);
+      pr.catch(() => {}); // observed when the writer reaches it; avoids an unhandled rejection meanwhile
+      inFlight[u] = pr;
+    }
+  };
+
+  async function* layers(): AsyncGenerator<ArchiveLayer> {
+    for (let u = 0; u < unique.length; u++) {
+      for (let k = u; k < u + jobs; k++) start(k);
+      const layer = await inFlight[u]!;
+      yield {
+        diffID: layer.diffID,
+        size: layer.size,
+        open: layer.open,
+        release: async () => {
+          await layer.release?.();
+          p.layerWritten?.(unique[u]!);
+        },
+      };
+    }
+  }
+
+  try {
+    return await sink.write({ configBytes: source.configBytes, configDigest: source.config.digest, diffIDs, layers: layers() });
+  } finally {
+    for (const r of open) r.destroy();
+    await Promise.allSettled(inFlight);
+    await spool.remove();
+  }
+}

@@ -1,0 +1,86 @@
+import type { Writable } from 'node:stream';
+import { DockerArchiveSink } from '../archive/docker-archive-sink.js';
+import type { ArchiveResult } from '../archive/docker-archive-writer.js';
+import { parseDigest } from '../digest/sha256.js';
+import { toSRI } from '../digest/nixhash.js';
+import { integrityError, usageError } from '../errors.js';
+import type { WantedPlatform } from '../manifest/platform.js';
+import { normalizeTaggedName, parseImageReference } from '../reference/reference.js';
+import type { Credentials } from '../registry/types.js';
+import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
+import { copyImage } from './copy.js';
+import { openRegistrySource } from './registry-source.js';
+import type { CopyProgress, ImageSource } from './types.js';
+
+/** What `dockerTools.pullImage` takes, plus the client options skopeo would take on its command line. */
+export interface PullOptions {
+  imageName: string; // may carry :tag or @digest
+  digest?: string;
+  output: string; // a path, or '-' for stdout
+  platform: WantedPlatform;
+  finalImageName?: string; // default: imageName without tag/digest
+  finalImageTag?: string; // default: latest
+  expectedSha256?: Buffer; // flat hash of the whole archive (--sha256 / --hash)
+  force?: boolean;
+  jobs?: number;
+  tlsVerify?: boolean;
+  creds?: Credentials;
+  authfile?: string;
+  certDir?: string;
+  log?: (line: string) => void;
+  progress?: CopyProgress;
+  /** Called once the image is resolved, before any layer is fetched. */
+  onResolved?(source: ImageSource): void;
+  stdout?: Writable;
+}
+
+export interface PullResult extends ArchiveResult {
+  imageName: string;
+  indexDigest: string | null;
+  manifestDigest: string;
+  output: string;
+  source: ImageSource;
+}
+
+/**
+ * `nixreg pull`: the docker-archive `dockerTools.pullImage` produces (skopeo 1.9.3, byte for byte), written
+ * atomically (or to stdout) and hashed while it is written. A wrong expected hash leaves no file.
+ */
+export async function pullImage(o: PullOptions): Promise<PullResult> {
+  const ref = parseImageReference(o.imageName);
+  if (o.digest !== undefined) {
+    parseDigest(o.digest, '--digest');
+    if (ref.digest && ref.digest !== o.digest) throw usageError(`${o.imageName} names digest ${ref.digest} but --digest is ${o.digest}`);
+    ref.digest = o.digest;
+  }
+  const repoTag = normalizeTaggedName(`${o.finalImageName ?? ref.name}:${o.finalImageTag ?? 'latest'}`);
+  const toStdout = o.output === '-';
+  const file: AtomicFile | undefined = toStdout ? undefined : await openAtomic(o.output, { force: o.force });
+  try {
+    const source = await openRegistrySource(ref, {
+      platform: o.platform,
+      tlsVerify: o.tlsVerify,
+      creds: o.creds,
+      authfile: o.authfile,
+      certDir: o.certDir,
+      log: o.log,
+    });
+    o.onResolved?.(source);
+    const out = file ? file.stream : (o.stdout ?? process.stdout);
+    const result = await copyImage(source, new DockerArchiveSink(out, [repoTag]), { jobs: o.jobs, progress: o.progress });
+    if (o.expectedSha256 && !o.expectedSha256.equals(result.sha256))
+      throw integrityError(`hash mismatch for ${o.imageName}: specified: ${toSRI(o.expectedSha256)} got: ${toSRI(result.sha256)}`);
+    await file?.commit();
+    return {
+      ...result,
+      imageName: o.imageName,
+      indexDigest: source.indexDigest,
+      manifestDigest: source.manifestDigest,
+      output: o.output,
+      source,
+    };
+  } catch (err) {
+    await file?.abort();
+    throw err;
+  }
+}

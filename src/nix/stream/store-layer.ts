@@ -1,0 +1,295 @@
+import { createHash } from 'node:crypto';
+import { lstat, open, readdir, readlink, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { Readable } from 'node:stream';
+import { NixregError, usageError, describeSystemError, ExitCode } from '../../errors.js';
+import { encodePythonPaxHeader, endOfArchive, padTo512, pythonPaxHeaderLength, type PyTarInfo } from '../../tar/python-pax.js';
+import { storeFsPath } from '../store-root.js';
+import { layerCacheKey, type LayerCache, type LayerCacheEntry } from '../layer-cache.js';
+
+/**
+ * One store layer tar exactly as stream_layered_image.py's `archive_paths_to` writes it: `/nix/` and
+ * `/nix/store/` (0755) first, then each store path and everything below it in component-wise sorted order,
+ * absolute names, conf-driven mtime/uid/gid/uname/gname, modes as on disk, hard links stored as full files,
+ * symlinks not followed, PAX headers decided like CPython's tarfile, padded to 10240 bytes.
+ *
+ * The layer is planned first (a metadata-only walk: lstat + readlink), which gives its exact size without
+ * reading any file content; the bytes are then produced by `storeLayerChunks`, as often as a caller needs.
+ */
+
+/** Bump whenever a change here could change layer bytes: it invalidates every cached diffID. */
+export const TAR_RULES_VERSION = 'python-tarfile-pax-v1';
+
+export interface LayerOwner {
+  mtime: number;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+}
+
+export interface StoreLayerOptions extends LayerOwner {
+  /** Read `/nix/store/...` from `<storeRoot>/nix/store/...` (names in the tar do not change). */
+  storeRoot?: string;
+}
+
+interface PlannedEntry {
+  info: PyTarInfo;
+  fsPath: Buffer; // only read for regular files
+}
+
+export interface StoreLayerPlan {
+  readonly paths: readonly string[];
+  readonly options: StoreLayerOptions;
+  readonly entries: readonly PlannedEntry[];
+  /** Exact byte length of the layer tar. */
+  readonly size: number;
+  /** sha256 over every entry's name, type, mode, size, inode, mtime and ctime: changes when the tree does. */
+  readonly fingerprint: string;
+}
+
+const SLASH = Buffer.from('/');
+
+/**
+ * Walk the store paths (metadata only) in archive order. Throws a usage error naming the first store path that
+ * does not exist, so callers can validate a whole image before writing anything.
+ */
+export async function planStoreLayer(paths: readonly string[], options: StoreLayerOptions): Promise<StoreLayerPlan> {
+  const owner = { mtime: options.mtime, uid: options.uid, gid: options.gid, uname: options.uname, gname: options.gname };
+  const entries: PlannedEntry[] = [
+    { info: { name: '/nix', type: 'dir', mode: 0o755, size: 0, ...owner }, fsPath: Buffer.alloc(0) },
+    { info: { name: '/nix/store', type: 'dir', mode: 0o755, size: 0, ...owner }, fsPath: Buffer.alloc(0) },
+  ];
+  const fp = createHash('sha256');
+  const add = async (name: Buffer, fsPath: Buffer, st: Stats): Promise<boolean> => {
+    const mode = st.mode & 0o7777;
+    let info: PyTarInfo;
+    if (st.isFile()) info = { name, type: 'file', mode, size: st.size, ...owner };
+    else if (st.isDirectory()) info = { name, type: 'dir', mode, size: 0, ...owner };
+    else if (st.isSymbolicLink()) info = { name, type: 'symlink', mode, size: 0, linkname: await readlink(fsPath, { encoding: 'buffer' }), ...owner };
+    else throw usageError(`${fsPath.toString()}: unsupported file type in a store path (only files, directories and symlinks)`);
+    entries.push({ info, fsPath });
+    fp.update(name).update(`\0${info.type}\0${mode}\0${info.size}\0${st.ino}\0${st.mtimeMs}\0${st.ctimeMs}\0`);
+    if (info.linkname) fp.update(info.linkname as Buffer).update('\0');
+    return info.type === 'dir';
+  };
+  const walk = async (name: Buffer, fsPath: Buffer): Promise<void> => {
+    const children = await readdir(fsPath, { encoding: 'buffer' });
+    // Component-wise order of pathlib.Path: siblings by code point = UTF-8 byte order (not UTF-16 order).
+    children.sort(Buffer.compare);
+    const stats = await Promise.all(children.map((c) => lstat(Buffer.concat([fsPath, SLASH, c]))));
+    for (let i = 0; i < children.length; i++) {
+      const childName = Buffer.concat([name, SLASH, children[i]!]);
+      const childFs = Buffer.concat([fsPath, SLASH, children[i]!]);
+      if (await add(childName, childFs, stats[i]!)) await walk(childName, childFs); // rglob: no descent into symlinks
+    }
+  };
+  for (const storePath of paths) {
+    // pathlib.Path normalisation (no '//', '.', trailing '/'), then gettarinfo strips and we re-add the root '/'.
+    const norm = '/' + storePath.split('/').filter((c) => c !== '' && c !== '.').join('/');
+    const fsPath = Buffer.from(storeFsPath(norm, options.storeRoot));
+    let st: Stats;
+    try {
+      st = await lstat(fsPath);
+    } catch (err) {
+      throw usageError(`store path ${storePath} does not exist${options.storeRoot ? ` under --store-root ${options.storeRoot}` : ''} (${describeSystemError(err)})`);
+    }
+    try {
+      if (await add(Buffer.from(norm), fsPath, st)) await walk(Buffer.from(norm), fsPath);
+    } catch (err) {
+      if (err instanceof NixregError) throw err;
+      throw new NixregError(`cannot read store path ${storePath}: ${describeSystemError(err)}`);
+    }
+  }
+  let size = 0;
+  for (const e of entries) size += pythonPaxHeaderLength(e.info) + e.info.size + padTo512(e.info.size);
+  size += endOfArchive(size).length;
+  return { paths: [...paths], options, entries, size, fingerprint: fp.digest('hex') };
+}
+
+/** Cache key of a planned layer: inputs + tar rules + the tree fingerprint (free: the walk happens anyway). */
+export function storeLayerCacheKey(plan: StoreLayerPlan): string {
+  const o = plan.options;
+  return layerCacheKey({
+    rules: TAR_RULES_VERSION,
+    paths: plan.paths,
+    mtime: o.mtime,
+    uid: o.uid,
+    gid: o.gid,
+    uname: o.uname,
+    gname: o.gname,
+    root: o.storeRoot ?? null,
+    tree: plan.fingerprint,
+  });
+}
+
+const FLUSH_AT = 256 * 1024;
+const CHUNK = 1024 * 1024;
+const SMALL_FILE = 256 * 1024;
+const PREFETCH_FILES = 16;
+
+/**
+ * The layer's bytes, in chunks of up to ~1 MiB. Small files are read ahead concurrently (the cost of many small
+ * files is round trips, not bytes) and large files with one chunk of read-ahead so disk reads overlap hashing.
+ * Fails if a file's size differs from the plan (a store that changed underneath would corrupt the tar).
+ */
+export async function* storeLayerChunks(plan: StoreLayerPlan): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [];
+  let pendingLen = 0;
+  let total = 0;
+  const push = (b: Buffer) => {
+    pending.push(b);
+    pendingLen += b.length;
+  };
+  const take = (): Buffer => {
+    const out = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
+    total += out.length;
+    pending = [];
+    pendingLen = 0;
+    return out;
+  };
+  const entries = plan.entries;
+  // Read-ahead of small files: index -> promise of its whole content.
+  const prefetched = new Map<number, Promise<Buffer>>();
+  let nextPrefetch = 0;
+  const topUp = (from: number) => {
+    if (nextPrefetch < from) nextPrefetch = from;
+    while (prefetched.size < PREFETCH_FILES && nextPrefetch < entries.length) {
+      const i = nextPrefetch++;
+      const e = entries[i]!;
+      if (e.info.type === 'file' && e.info.size <= SMALL_FILE) {
+        const p = readSmallFile(e.fsPath, e.info.size);
+        p.catch(() => {}); // observed when consumed
+        prefetched.set(i, p);
+      }
+    }
+  };
+  try {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      push(encodePythonPaxHeader(e.info));
+      if (e.info.type === 'file') {
+        topUp(i);
+        const small = prefetched.get(i);
+        if (small) {
+          prefetched.delete(i);
+          push(await small);
+          topUp(i + 1);
+        } else {
+          if (pendingLen) yield take();
+          for await (const chunk of readLargeFile(e.fsPath, e.info.size)) {
+            total += chunk.length;
+            yield chunk;
+          }
+        }
+        const pad = padTo512(e.info.size);
+        if (pad) push(Buffer.alloc(pad));
+      }
+      if (pendingLen >= FLUSH_AT) yield take();
+    }
+    push(endOfArchive(total + pendingLen));
+    const last = take();
+    if (total !== plan.size) throw new NixregError(`internal error: layer of ${plan.paths[0]} came out ${total} bytes, planned ${plan.size}`);
+    yield last;
+  } finally {
+    for (const p of prefetched.values()) p.then(() => {}, () => {});
+  }
+}
+
+function changed(fsPath: Buffer, why: string): NixregError {
+  return new NixregError(`${fsPath.toString()} changed while the layer was being written (${why}); is the store being modified?`, ExitCode.failure);
+}
+
+async function readSmallFile(fsPath: Buffer, size: number): Promise<Buffer> {
+  const fh = await openForRead(fsPath);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(buf, off, size - off, off);
+      if (bytesRead === 0) throw changed(fsPath, `expected ${size} bytes, found ${off}`);
+      off += bytesRead;
+    }
+    return buf;
+  } finally {
+    await fh.close();
+  }
+}
+
+async function* readLargeFile(fsPath: Buffer, size: number): AsyncGenerator<Buffer> {
+  const fh = await openForRead(fsPath);
+  try {
+    let pos = 0;
+    const readAt = async (at: number): Promise<Buffer> => {
+      const len = Math.min(CHUNK, size - at);
+      const buf = Buffer.allocUnsafe(len);
+      let off = 0;
+      while (off < len) {
+        const { bytesRead } = await fh.read(buf, off, len - off, at + off);
+        if (bytesRead === 0) throw changed(fsPath, `expected ${size} bytes, found ${at + off}`);
+        off += bytesRead;
+      }
+      return buf;
+    };
+    let next: Promise<Buffer> | undefined = size > 0 ? readAt(0) : undefined;
+    while (next) {
+      const cur = await next;
+      pos += cur.length;
+      next = pos < size ? readAt(pos) : undefined;
+      next?.catch(() => {});
+      yield cur;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+async function openForRead(fsPath: Buffer): Promise<FileHandle> {
+  try {
+    return await open(fsPath, 'r');
+  } catch (err) {
+    throw new NixregError(`cannot read ${fsPath.toString()}: ${describeSystemError(err)}`);
+  }
+}
+
+/** The layer as a byte stream (for `nixreg push`: compress and upload without writing an archive). */
+export function generateStoreLayer(plan: StoreLayerPlan): Readable {
+  return Readable.from(storeLayerChunks(plan), { objectMode: false });
+}
+
+/** Exact byte size of the layer for these paths (metadata walk only). */
+export async function layerSize(paths: readonly string[], options: StoreLayerOptions): Promise<number> {
+  return (await planStoreLayer(paths, options)).size;
+}
+
+/** Counters that prove how many times layer bytes were produced (tests and benchmarks read them). */
+export interface LayerPassStats {
+  hashPasses: number; // full generations whose only purpose was the digest
+  writePasses: number; // generations written to an output (hashed on the way or not)
+  cacheHits: number;
+}
+
+/**
+ * diffID and size of a planned layer: from the cache when possible, else by one hashing pass (whose result is
+ * cached). Use when the digest must be known before the bytes can be sent (registry pushes, non-seekable output).
+ */
+export async function storeLayerDigest(plan: StoreLayerPlan, cache?: LayerCache, stats?: LayerPassStats): Promise<LayerCacheEntry> {
+  const key = cache ? storeLayerCacheKey(plan) : '';
+  if (cache) {
+    const hit = await cache.get(key);
+    if (hit && hit.size === plan.size) {
+      if (stats) stats.cacheHits++;
+      return hit;
+    }
+  }
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of storeLayerChunks(plan)) {
+    h.update(chunk);
+    size += chunk.length;
+  }
+  if (stats) stats.hashPasses++;
+  const entry = { diffID: 'sha256:' + h.digest('hex'), size };
+  if (cache) await cache.put(key, entry);
+  return entry;
+}

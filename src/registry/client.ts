@@ -1,0 +1,470 @@
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { authError, describeSystemError, integrityError, NixregError, notFoundError, usageError } from '../errors.js';
+import { DIGEST_RE, parseDigest, sha256Digest } from '../digest/sha256.js';
+import { TAG_RE, DOCKER_HUB, DOCKER_HUB_API_HOST, parseImageReference, type ImageReference } from '../reference/reference.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, isSchema1MediaType } from '../manifest/media-types.js';
+import { Authenticator, readLimited } from './auth/authenticator.js';
+import { parseChallenges, pickChallenge } from './auth/challenge.js';
+import { resolveCredentials, type ResolvedCredentials } from './auth/credentials.js';
+import { summarizeErrorBody } from './registry-errors.js';
+import { Transport, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
+import type {
+  BlobGetOptions,
+  ManifestHead,
+  ManifestResponse,
+  RegistryClientApi,
+  RegistryClientOptions,
+  StartUploadResult,
+} from './types.js';
+
+export type { RegistryClientOptions, ManifestResponse, ManifestHead, BlobGetOptions, StartUploadResult } from './types.js';
+
+/** 127.0.0.0/8, ::1 and localhost: plain http is allowed without a flag (like crane), after https fails. */
+export function isLoopbackHost(hostPort: string): boolean {
+  const host = hostPort.startsWith('[') ? hostPort.slice(1, hostPort.indexOf(']')) : hostPort.replace(/:\d+$/, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+// Mid-body failures after which a Range request can continue the download.
+const RESUMABLE_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+const MAX_RESUMES = 5;
+const RESUME_PROGRESS_BYTES = 1 << 20;
+const RESUME_PROGRESS_MS = 60_000;
+
+interface Session {
+  base: string; // 'https://host:port'
+  auth: Authenticator;
+}
+
+/**
+ * A client for one repository on one registry (OCI distribution / Docker Registry HTTP API V2).
+ * Pings /v2/ once, answers its challenge for every request, verifies everything it downloads.
+ */
+export class RegistryClient implements RegistryClientApi {
+  readonly registry: string;
+  readonly apiHost: string;
+  readonly repository: string;
+  private readonly opts: RegistryClientOptions;
+  private readonly transport: Transport;
+  private session?: Promise<Session>;
+  private credsPromise?: Promise<ResolvedCredentials>;
+  private secrets: string[] = [];
+  private readonly resumeDelayMs: number;
+
+  constructor(opts: RegistryClientOptions) {
+    this.opts = opts;
+    this.registry = opts.registry === 'index.docker.io' || opts.registry === DOCKER_HUB_API_HOST ? DOCKER_HUB : opts.registry;
+    this.apiHost = this.registry === DOCKER_HUB ? DOCKER_HUB_API_HOST : this.registry;
+    this.repository = opts.repository;
+    if (opts.creds) this.secrets.push(opts.creds.password);
+    this.transport = new Transport({
+      host: this.apiHost,
+      ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
+      ...(opts.certDir ? { certDir: opts.certDir } : {}),
+      ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
+      ...(opts.retry ? { retry: opts.retry } : {}),
+      ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+    });
+    this.resumeDelayMs = Math.min(1000, (opts.retry as { baseDelayMs?: number } | undefined)?.baseDelayMs ?? 1000);
+  }
+
+  /** Client for the registry/repository of a parsed or unparsed image reference. */
+  static forReference(ref: ImageReference | string, opts: Omit<RegistryClientOptions, 'registry' | 'repository'> = {}): RegistryClient {
+    const r = typeof ref === 'string' ? parseImageReference(ref) : ref;
+    return new RegistryClient({ ...opts, registry: r.registry, repository: r.repository });
+  }
+
+  /** Release pooled connections. */
+  async close(): Promise<void> {
+    await this.transport.close();
+  }
+
+  private log(line: string) {
+    this.opts.log?.(this.redact(line));
+  }
+
+  private redact(s: string): string {
+    let out = s;
+    for (const secret of this.secrets) if (secret && secret.length >= 3) out = out.split(secret).join('***');
+    return out;
+  }
+
+  private get baseScope(): string {
+    return `repository:${this.repository}:${this.opts.pushScope ? 'pull,push' : 'pull'}`;
+  }
+
+  private creds(): Promise<ResolvedCredentials> {
+    this.credsPromise ??= resolveCredentials({
+      registry: this.registry,
+      repository: this.repository,
+      ...(this.opts.creds ? { creds: this.opts.creds } : {}),
+      ...(this.opts.authfile ? { authfile: this.opts.authfile } : {}),
+      ...(this.opts.env ? { env: this.opts.env } : {}),
+    }).then((c) => {
+      for (const s of [c.password, c.identityToken]) if (s) this.secrets.push(s);
+      if (c.source !== 'none') this.log(`credentials for ${this.registry} from ${c.source}`);
+      return c;
+    });
+    return this.credsPromise;
+  }
+
+  // ---------------------------------------------------------------- ping, auth, errors
+
+  private ensureSession(): Promise<Session> {
+    this.session ??= this.ping().catch((e) => {
+      this.session = undefined; // a later call may try again
+      throw e;
+    });
+    return this.session;
+  }
+
+  private async ping(): Promise<Session> {
+    const httpAllowed = this.opts.tlsVerify === false || isLoopbackHost(this.apiHost);
+    let res: HttpResponse;
+    let base = `https://${this.apiHost}`;
+    try {
+      res = await this.transport.request({ method: 'GET', url: `${base}/v2/`, retry: !httpAllowed });
+    } catch (httpsErr) {
+      if (!httpAllowed || isTlsTrustError(httpsErr)) throw this.reachError(httpsErr);
+      base = `http://${this.apiHost}`;
+      try {
+        res = await this.transport.request({ method: 'GET', url: `${base}/v2/` });
+      } catch (httpErr) {
+        const a = describeSystemError((httpsErr as { cause?: unknown }).cause ?? httpsErr);
+        const b = describeSystemError((httpErr as { cause?: unknown }).cause ?? httpErr);
+        throw new NixregError(a === b ? `cannot reach registry ${this.registry}: ${a}` : `cannot reach registry ${this.registry}: https: ${a}; http: ${b}`);
+      }
+    }
+    await res.body.dump().catch(() => {});
+    if (res.status !== 200 && res.status !== 401) {
+      if (res.status === 404) throw new NixregError(`${this.registry} does not speak the registry API v2 (GET /v2/ → 404)`);
+      throw new NixregError(`registry ${this.registry} answered HTTP ${res.status} to GET /v2/`);
+    }
+    const challenge = res.status === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
+    if (res.status === 401 && !challenge) this.log(`${this.registry}: 401 on /v2/ without a Basic or Bearer challenge`);
+    this.log(`ping ${base}/v2/ → ${res.status}${challenge ? ` (${challenge.scheme})` : ''}`);
+    return { base, auth: new Authenticator(this.transport, this.registry, challenge, () => this.creds()) };
+  }
+
+  private reachError(err: unknown): Error {
+    const inner = (err as { cause?: unknown }).cause ?? err;
+    return new NixregError(`cannot reach registry ${this.registry}: ${describeSystemError(inner)}`, undefined, { cause: inner });
+  }
+
+  /** A request to this registry, authorised for `extraScopes` too; re-tokens once on a 401 for replayable requests. */
+  private async send(
+    req: Omit<HttpRequest, 'url'> & { path?: string; url?: string; extraScopes?: string[] },
+  ): Promise<HttpResponse> {
+    const { base, auth } = await this.ensureSession();
+    const url = req.url ? new URL(req.url, base + '/').toString() : base + req.path;
+    const sameHost = new URL(url).host === new URL(base).host;
+    let scopes = [this.baseScope, ...(req.extraScopes ?? [])];
+    const { path: _p, extraScopes: _e, url: _u, ...rest } = req;
+    const go = async () => {
+      const authorization = sameHost ? await auth.authorization(scopes) : undefined;
+      const headers = { ...(req.headers ?? {}), ...(authorization ? { authorization } : {}) };
+      return this.transport.request({ ...rest, url, headers });
+    };
+    let res = await go();
+    const replayable = !(req.body instanceof Readable);
+    if (res.status === 401 && auth.scheme === 'bearer' && replayable && sameHost) {
+      const ch = pickChallenge(parseChallenges(res.headers['www-authenticate']));
+      auth.invalidate(scopes);
+      if (ch?.params.error === 'insufficient_scope' && ch.params.scope) scopes = [...new Set([...scopes, ...ch.params.scope.split(' ')])];
+      this.log(`401 on ${req.method} ${redactUrl(url)}; fetching a new token for ${scopes.join(' ')}`);
+      await res.body.dump().catch(() => {});
+      res = await go();
+    }
+    return res;
+  }
+
+  /** Turn a non-success response into the right one-line error (consumes the body). */
+  private async fail(res: HttpResponse, what: string): Promise<never> {
+    const summary = await summarizeErrorBody(res);
+    const detail = summary ? `: ${summary}` : '';
+    if (res.status === 401 || res.status === 403) {
+      const c = await this.creds().catch(() => undefined);
+      const how =
+        !c || c.source === 'none'
+          ? ' (anonymous): log in (auth file) or pass --creds'
+          : ` with credentials from ${c.source}: check the username, password and access to ${this.repository}`;
+      throw authError(this.redact(`${res.status} from ${this.registry} for ${what}${how}${detail}`));
+    }
+    if (res.status === 404) throw notFoundError(this.redact(`${what} not found on ${this.registry}${detail}`));
+    throw new NixregError(this.redact(`${what}: HTTP ${res.status} from ${this.registry}${detail}`));
+  }
+
+  private manifestRef(ref: string): string {
+    if (ref.startsWith('sha256:') || ref.includes(':')) return parseDigest(ref, 'manifest digest');
+    if (!TAG_RE.test(ref)) throw usageError(`invalid tag "${ref.slice(0, 140)}"`);
+    return ref;
+  }
+
+  private get imageName(): string {
+    return `${this.registry}/${this.repository}`;
+  }
+
+  private describeRef(ref: string): string {
+    return DIGEST_RE.test(ref) ? `${this.imageName}@${ref}` : `${this.imageName}:${ref}`;
+  }
+
+  // ---------------------------------------------------------------- manifests
+
+  async getManifest(ref: string): Promise<ManifestResponse> {
+    const r = this.manifestRef(ref);
+    const what = `manifest ${this.describeRef(r)}`;
+    const res = await this.send({ method: 'GET', path: `/v2/${this.repository}/manifests/${r}`, headers: { accept: [...MANIFEST_ACCEPT] } });
+    if (res.status !== 200) return this.fail(res, what);
+    const declared = Number(headerValue(res.headers, 'content-length'));
+    if (declared > MAX_MANIFEST_BYTES) {
+      await res.body.dump().catch(() => {});
+      throw new NixregError(`${what} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`);
+    }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res.body) {
+      n += (c as Buffer).length;
+      if (n > MAX_MANIFEST_BYTES) throw new NixregError(`${what} is larger than the ${MAX_MANIFEST_BYTES}-byte limit`);
+      chunks.push(c as Buffer);
+    }
+    const bytes = Buffer.concat(chunks);
+    let mediaType = (headerValue(res.headers, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (!mediaType || mediaType === 'application/json' || mediaType === 'text/plain' || mediaType === 'application/octet-stream') {
+      mediaType = guessMediaType(bytes) ?? mediaType;
+    }
+    if (isSchema1MediaType(mediaType))
+      throw new NixregError(`${what} is a Docker schema1 manifest, which is not supported (deprecated since 2017; re-push the image with a current tool)`);
+    const digest = sha256Digest(bytes);
+    if (DIGEST_RE.test(r) && digest !== r) throw integrityError(`${what}: digest mismatch: expected ${r}, got ${digest}`);
+    return { bytes, mediaType, digest };
+  }
+
+  async headManifest(ref: string): Promise<ManifestHead | undefined> {
+    const r = this.manifestRef(ref);
+    const res = await this.send({ method: 'HEAD', path: `/v2/${this.repository}/manifests/${r}`, headers: { accept: [...MANIFEST_ACCEPT] } });
+    await res.body.dump().catch(() => {});
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) return this.fail(res, `manifest ${this.describeRef(r)}`);
+    const digest = headerValue(res.headers, 'docker-content-digest');
+    const mediaType = (headerValue(res.headers, 'content-type') ?? '').split(';')[0]!.trim();
+    const size = Number(headerValue(res.headers, 'content-length'));
+    if (digest && DIGEST_RE.test(digest) && Number.isFinite(size) && mediaType && mediaType !== 'application/json') return { digest, mediaType, size };
+    // No usable Docker-Content-Digest (some registries omit it on HEAD): GET and hash it ourselves.
+    const m = await this.getManifest(r);
+    return { digest: m.digest, mediaType: m.mediaType, size: m.bytes.length };
+  }
+
+  async putManifest(ref: string, bytes: Buffer, mediaType: string): Promise<string> {
+    const r = this.manifestRef(ref);
+    const digest = sha256Digest(bytes);
+    if (DIGEST_RE.test(r) && r !== digest) throw integrityError(`manifest for ${this.describeRef(r)}: digest mismatch: expected ${r}, got ${digest}`);
+    const res = await this.send({
+      method: 'PUT',
+      path: `/v2/${this.repository}/manifests/${r}`,
+      headers: { 'content-type': mediaType },
+      body: bytes,
+    });
+    if (res.status < 200 || res.status > 299) return this.fail(res, `manifest upload to ${this.describeRef(r)}`);
+    await res.body.dump().catch(() => {});
+    const returned = headerValue(res.headers, 'docker-content-digest');
+    if (returned && returned !== digest) throw integrityError(`manifest upload to ${this.describeRef(r)}: registry says ${returned}, we sent ${digest}`);
+    return digest;
+  }
+
+  // ---------------------------------------------------------------- blobs
+
+  async headBlob(digest: string): Promise<{ size: number } | undefined> {
+    parseDigest(digest, 'blob digest');
+    const res = await this.send({ method: 'HEAD', path: `/v2/${this.repository}/blobs/${digest}` });
+    await res.body.dump().catch(() => {});
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) return this.fail(res, `blob ${this.imageName}@${digest}`);
+    return { size: Number(headerValue(res.headers, 'content-length')) };
+  }
+
+  private async openBlob(digest: string, offset: number): Promise<HttpResponse> {
+    const headers: Record<string, string> = {};
+    if (offset > 0) headers.range = `bytes=${offset}-`;
+    const res = await this.send({ method: 'GET', path: `/v2/${this.repository}/blobs/${digest}`, headers });
+    if (res.status !== 200 && res.status !== 206) return this.fail(res, `blob ${this.imageName}@${digest}`);
+    return res;
+  }
+
+  /**
+   * The blob's raw bytes (as stored: still compressed), verified while streaming: the stream errors with an
+   * integrity error at the end if size or sha256 differ. A connection reset mid-body resumes with
+   * `Range: bytes=N-`; a server that ignores Range is re-read from the start with the delivered prefix skipped.
+   * With `offset`, only bytes from there on are delivered and only the size can be checked.
+   */
+  async getBlob(digest: string, opts: BlobGetOptions = {}): Promise<Readable> {
+    parseDigest(digest, 'blob digest');
+    const start = opts.offset ?? 0;
+    const what = `blob ${this.imageName}@${digest}`;
+    const first = await this.openBlob(digest, start);
+    const firstSkip = first.status === 200 ? start : checkContentRange(first, start, what);
+    const declared = headerValue(first.headers, 'content-length');
+    if (opts.size !== undefined && declared !== undefined && first.status === 200 && Number(declared) !== opts.size) {
+      await first.body.dump().catch(() => {});
+      throw integrityError(`${what}: size mismatch: expected ${opts.size} bytes, registry sends ${declared}`);
+    }
+    return Readable.from(this.blobChunks(digest, what, first, firstSkip, start, opts.size), { objectMode: false });
+  }
+
+  private async *blobChunks(digest: string, what: string, first: HttpResponse, firstSkip: number, start: number, size?: number): AsyncGenerator<Buffer> {
+    const hash = start === 0 ? createHash('sha256') : undefined;
+    let res = first;
+    let skip = firstSkip; // bytes of this response that were already delivered
+    let delivered = start;
+    let resumes = 0;
+    let lastResumeAt = { bytes: delivered, time: Date.now() };
+    for (;;) {
+      try {
+        for await (const raw of res.body) {
+          let chunk = raw as Buffer;
+          if (skip > 0) {
+            if (chunk.length <= skip) {
+              skip -= chunk.length;
+              continue;
+            }
+            chunk = chunk.subarray(skip);
+            skip = 0;
+          }
+          delivered += chunk.length;
+          if (size !== undefined && delivered > size) throw integrityError(`${what}: size mismatch: expected ${size} bytes, got more`);
+          hash?.update(chunk);
+          yield chunk;
+        }
+        break;
+      } catch (err) {
+        if (err instanceof NixregError) throw err;
+        const code = errorCode(err) ?? '';
+        const progressed = delivered - lastResumeAt.bytes >= RESUME_PROGRESS_BYTES || Date.now() - lastResumeAt.time >= RESUME_PROGRESS_MS;
+        if (!RESUMABLE_BODY_ERRORS.has(code) || resumes >= MAX_RESUMES || (resumes > 0 && !progressed))
+          throw new NixregError(`${what}: download failed after ${delivered} bytes: ${describeSystemError(err)}`, undefined, { cause: err });
+        resumes++;
+        lastResumeAt = { bytes: delivered, time: Date.now() };
+        this.log(`${what}: ${describeSystemError(err)} after ${delivered} bytes; resuming`);
+        await sleep(this.resumeDelayMs + Math.random() * this.resumeDelayMs * 0.1);
+        res = await this.openBlob(digest, delivered);
+        if (res.status === 206) skip = checkContentRange(res, delivered, what);
+        else {
+          this.log(`${what}: registry ignored Range; re-reading and skipping ${delivered} bytes`);
+          skip = delivered;
+        }
+      }
+    }
+    if (size !== undefined && delivered !== size) throw integrityError(`${what}: size mismatch: expected ${size} bytes, got ${delivered}`);
+    if (hash) {
+      const got = 'sha256:' + hash.digest('hex');
+      if (got !== digest) throw integrityError(`${what}: digest mismatch: expected ${digest}, got ${got}`);
+    }
+  }
+
+  // ---------------------------------------------------------------- uploads
+
+  /** POST …/blobs/uploads/ (optionally a cross-repo mount): 201 = mounted, 202 = upload session at `location`. */
+  async startUpload(opts: { mount?: string; from?: string } = {}): Promise<StartUploadResult> {
+    let path = `/v2/${this.repository}/blobs/uploads/`;
+    const extraScopes: string[] = [];
+    if (opts.mount && opts.from) {
+      parseDigest(opts.mount, 'mount digest');
+      path += `?from=${encodeURIComponent(opts.from)}&mount=${encodeURIComponent(opts.mount)}`;
+      extraScopes.push(`repository:${opts.from}:pull`);
+    }
+    const res = await this.send({ method: 'POST', path, extraScopes, body: Buffer.alloc(0), headers: { 'content-length': '0' } });
+    if (res.status === 201 && opts.mount) {
+      await res.body.dump().catch(() => {});
+      return { mounted: true };
+    }
+    if (res.status !== 202) return this.fail(res, `blob upload to ${this.imageName}`);
+    await res.body.dump().catch(() => {});
+    return { mounted: false, location: this.location(res, 'upload start') };
+  }
+
+  private location(res: HttpResponse, what: string): string {
+    const loc = headerValue(res.headers, 'location');
+    if (!loc) throw new NixregError(`${what} on ${this.registry}: HTTP ${res.status} without a Location header`);
+    return new URL(loc, res.url).toString(); // relative to the request URL, keeping its query (_state)
+  }
+
+  /** One streaming PATCH with the whole blob (never retried: the stream cannot be replayed). Returns the next location. */
+  async uploadBlobStream(location: string, body: Readable, contentLength?: number): Promise<string> {
+    const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
+    if (contentLength !== undefined) headers['content-length'] = String(contentLength);
+    let res: HttpResponse;
+    try {
+      res = await this.send({ method: 'PATCH', url: location, headers, body, retry: false });
+    } catch (e) {
+      body.destroy();
+      throw e;
+    }
+    if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, `blob upload to ${this.imageName}`);
+    await res.body.dump().catch(() => {});
+    return this.location(res, 'blob upload');
+  }
+
+  /** PUT <location>&digest=… with an empty body; the registry verifies the digest. */
+  async finishUpload(location: string, digest: string): Promise<void> {
+    parseDigest(digest, 'blob digest');
+    const u = new URL(location);
+    u.searchParams.append('digest', digest);
+    const res = await this.send({
+      method: 'PUT',
+      url: u.toString(),
+      headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+      body: Buffer.alloc(0),
+    });
+    if (res.status !== 201 && res.status !== 204 && res.status !== 200) return this.fail(res, `blob ${digest} upload to ${this.imageName}`);
+    await res.body.dump().catch(() => {});
+  }
+
+  async cancelUpload(location: string): Promise<void> {
+    const res = await this.send({ method: 'DELETE', url: location });
+    await res.body.dump().catch(() => {});
+    if (res.status >= 400 && res.status !== 404) this.log(`cancel upload on ${this.registry}: HTTP ${res.status} (ignored)`);
+  }
+
+  /** Convenience: upload a whole blob unless present (HEAD), in one PATCH. */
+  async pushBlob(digest: string, body: Buffer | (() => Readable), size: number): Promise<'exists' | 'uploaded' | 'mounted'> {
+    if (await this.headBlob(digest)) return 'exists';
+    const start = await this.startUpload();
+    if (start.mounted) return 'mounted';
+    const stream = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body();
+    try {
+      const next = await this.uploadBlobStream(start.location, stream, size);
+      await this.finishUpload(next, digest);
+    } catch (e) {
+      await this.cancelUpload(start.location).catch(() => {});
+      throw e;
+    }
+    return 'uploaded';
+  }
+}
+
+function checkContentRange(res: HttpResponse, offset: number, what: string): number {
+  const cr = headerValue(res.headers, 'content-range') ?? '';
+  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
+  if (!m || Number(m[1]) !== offset || (m[3] !== '*' && Number(m[2]) + 1 !== Number(m[3]))) {
+    res.body.destroy();
+    throw new NixregError(`${what}: registry answered a Range request with an unexpected Content-Range "${cr.slice(0, 80)}"`);
+  }
+  return 0;
+}
+
+/** Media type from the body when Content-Type is missing or generic. */
+function guessMediaType(bytes: Buffer): string | undefined {
+  try {
+    const j = JSON.parse(bytes.toString('utf8')) as { mediaType?: string; schemaVersion?: number; manifests?: unknown; signatures?: unknown; config?: unknown };
+    if (typeof j.mediaType === 'string') return j.mediaType;
+    if (j.schemaVersion === 1) return j.signatures ? MediaType.dockerSchema1Signed : MediaType.dockerSchema1;
+    if (Array.isArray(j.manifests)) return MediaType.ociIndex;
+    if (j.config) return MediaType.ociManifest;
+  } catch {
+    /* not JSON: leave as is */
+  }
+  return undefined;
+}
+
+export { readLimited };

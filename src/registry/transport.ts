@@ -1,0 +1,237 @@
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import { Agent, type Dispatcher } from 'undici';
+import { NixregError, describeSystemError, usageError } from '../errors.js';
+
+/**
+ * HTTP for the registry client: one undici Agent (keep-alive, so blob and manifest requests reuse connections),
+ * TLS options, timeouts, redirects that never carry Authorization to another host, and retries with capped
+ * exponential backoff + jitter for 429 / 408 / 5xx / connection resets. Requests whose body cannot be replayed
+ * (a stream) are sent exactly once.
+ */
+export interface TransportOptions {
+  /** Host the TLS material belongs to (certs.d/<host:port> lookup). */
+  host: string;
+  tlsVerify?: boolean;
+  certDir?: string;
+  userAgent?: string;
+  retry?: { times?: number; maxDelayMs?: number; baseDelayMs?: number; totalMs?: number };
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: string;
+  headers?: Record<string, string | string[]>;
+  /** Buffers/strings are replayable (retried); a Readable is sent once and never retried. */
+  body?: Buffer | string | Readable;
+  /** Follow 3xx for GET/HEAD (default true). */
+  followRedirects?: boolean;
+  /** Retry on retryable failures (default true for replayable requests). */
+  retry?: boolean;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Dispatcher.ResponseData['body'];
+  /** Final URL after redirects (Location headers resolve against it). */
+  url: string;
+}
+
+export const DEFAULT_USER_AGENT = 'nixreg/0.1.0';
+const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT', 'UND_ERR_CLOSED']);
+const MAX_REDIRECTS = 10;
+
+export const errorCode = (err: unknown): string | undefined => {
+  const e = err as { code?: string; cause?: { code?: string } };
+  return e?.code ?? e?.cause?.code;
+};
+
+/** TLS verification failures: never worth an http fallback or a retry. */
+export function isTlsTrustError(err: unknown): boolean {
+  const c = errorCode(err) ?? '';
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(c);
+}
+
+export const headerValue = (h: HttpResponse['headers'], name: string): string | undefined => {
+  const v = h[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Retry-After: delta seconds or an HTTP date. */
+export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
+}
+
+/** CA bundle and client pair from a cert dir (c/image/docker layout: *.crt CAs, *.cert + *.key pairs). */
+export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: string } {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    throw usageError(`cannot read certificate directory ${dir}: ${describeSystemError(e)}`);
+  }
+  const ca = names.filter((n) => n.endsWith('.crt')).map((n) => readFileSync(join(dir, n), 'utf8'));
+  const certName = names.find((n) => n.endsWith('.cert'));
+  const out: { ca: string[]; cert?: string; key?: string } = { ca };
+  if (certName) {
+    const keyName = certName.slice(0, -'.cert'.length) + '.key';
+    if (!names.includes(keyName)) throw usageError(`client certificate ${certName} in ${dir} has no matching ${keyName}`);
+    out.cert = readFileSync(join(dir, certName), 'utf8');
+    out.key = readFileSync(join(dir, keyName), 'utf8');
+  }
+  return out;
+}
+
+/** The cert dir to use: explicit, else the first existing c/image default for this host. */
+function defaultCertDir(host: string): string | undefined {
+  const candidates = [
+    join(process.env.XDG_CONFIG_HOME || join(process.env.HOME || homedir(), '.config'), 'containers', 'certs.d', host),
+    join('/etc/containers/certs.d', host),
+    join('/etc/docker/certs.d', host),
+  ];
+  return candidates.find((d) => existsSync(d));
+}
+
+export class Transport {
+  readonly agent: Agent;
+  private readonly opts: TransportOptions;
+  private readonly times: number;
+  private readonly maxDelayMs: number;
+  private readonly baseDelayMs: number;
+  private readonly totalMs: number;
+  /** Origins that answered at least once: a refused connection there later means "restarting", worth a retry. */
+  private readonly reachedOrigins = new Set<string>();
+
+  constructor(opts: TransportOptions) {
+    this.opts = opts;
+    this.times = opts.retry?.times ?? 4;
+    this.maxDelayMs = opts.retry?.maxDelayMs ?? 30_000;
+    this.baseDelayMs = opts.retry?.baseDelayMs ?? 1000;
+    this.totalMs = opts.retry?.totalMs ?? 5 * 60_000;
+    const timeout = opts.timeoutMs ?? 60_000;
+    const dir = opts.certDir ?? defaultCertDir(opts.host);
+    const tls = dir ? loadCertDir(dir) : { ca: [] as string[] };
+    const verify = opts.tlsVerify !== false;
+    this.agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 16,
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      connect: {
+        timeout: Math.min(timeout, 30_000),
+        rejectUnauthorized: verify,
+        // Node's `ca` replaces the default roots: keep them, so a cert dir adds trust instead of narrowing it.
+        ...(tls.ca.length ? { ca: [...rootCertificates, ...tls.ca] } : {}),
+        ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+      },
+    });
+  }
+
+  private log(line: string) {
+    this.opts.log?.(line);
+  }
+
+  async close(): Promise<void> {
+    await this.agent.close();
+  }
+
+  /** One request with redirects and retries. Network failures become one-line NixregErrors naming the host. */
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    const replayable = !(req.body instanceof Readable);
+    const mayRetry = (req.retry ?? true) && replayable;
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      let res: HttpResponse | undefined;
+      let failure: unknown;
+      try {
+        res = await this.requestFollowingRedirects(req);
+      } catch (err) {
+        failure = err;
+      }
+      const retryable = res ? RETRY_STATUSES.has(res.status) : this.isRetryableError(failure, req.url);
+      if (!retryable || !mayRetry || attempt >= this.times) {
+        if (res) return res;
+        throw this.networkError(failure, req);
+      }
+      const retryAfter = res ? parseRetryAfter(headerValue(res.headers, 'retry-after')) : undefined;
+      const backoff = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** attempt);
+      const delay = Math.min(this.maxDelayMs, retryAfter ?? backoff * (1 + Math.random() * 0.1));
+      if (Date.now() - started + delay > this.totalMs) {
+        if (res) return res;
+        throw this.networkError(failure, req);
+      }
+      this.log(`retry ${attempt + 1}/${this.times} ${req.method} ${redactUrl(req.url)} after ${res ? `HTTP ${res.status}` : describeSystemError(failure)} in ${Math.round(delay)} ms`);
+      if (res) await res.body.dump().catch(() => {});
+      await sleep(delay);
+    }
+  }
+
+  private isRetryableError(err: unknown, url: string): boolean {
+    if (err instanceof NixregError) return false;
+    const code = errorCode(err);
+    if (code === 'ECONNREFUSED') return this.reachedOrigins.has(new URL(url).origin);
+    return code !== undefined && RESET_CODES.has(code);
+  }
+
+  networkError(err: unknown, req: { method: string; url: string }): Error {
+    if (err instanceof NixregError) return err;
+    const host = new URL(req.url).host;
+    return new NixregError(`${req.method} ${host}: ${describeSystemError(err)}`, undefined, { cause: err });
+  }
+
+  private async requestFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
+    let url = new URL(req.url);
+    const originalHost = url.host;
+    let headers = { ...(req.headers ?? {}) };
+    for (let hop = 0; ; hop++) {
+      const r = await this.agent.request({
+        origin: url.origin,
+        path: url.pathname + url.search,
+        method: req.method,
+        headers: { 'user-agent': this.opts.userAgent ?? DEFAULT_USER_AGENT, 'docker-distribution-api-version': 'registry/2.0', ...headers },
+        body: req.body ?? null,
+      });
+      this.reachedOrigins.add(url.origin);
+      const res: HttpResponse = { status: r.statusCode, headers: r.headers, body: r.body, url: url.toString() };
+      const location = headerValue(res.headers, 'location');
+      const isRedirect = [301, 302, 303, 307, 308].includes(res.status) && location;
+      if (!isRedirect || req.followRedirects === false || (req.method !== 'GET' && req.method !== 'HEAD')) return res;
+      if (hop >= MAX_REDIRECTS) {
+        await res.body.dump().catch(() => {});
+        throw new NixregError(`${req.method} ${originalHost}: more than ${MAX_REDIRECTS} redirects`);
+      }
+      await res.body.dump().catch(() => {});
+      const next = new URL(location!, url);
+      if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new NixregError(`${originalHost} redirected to an unsupported URL scheme ${next.protocol}`);
+      if (next.host !== originalHost) {
+        // Like Go and GGCR: credentials are for the registry only, never for a CDN/S3 redirect target.
+        const { authorization: _drop, Authorization: _drop2, ...rest } = headers as Record<string, string | string[]>;
+        headers = rest;
+      }
+      this.log(`redirect ${res.status} → ${next.host}`);
+      url = next;
+    }
+  }
+}
+
+/** URLs can carry signed query strings (S3) or upload state: log without the query. */
+export function redactUrl(u: string): string {
+  try {
+    const x = new URL(u);
+    return x.origin + x.pathname + (x.search ? '?…' : '');
+  } catch {
+    return '(url)';
+  }
+}
