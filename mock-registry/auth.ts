@@ -90,7 +90,8 @@ export class Authenticator {
   /** Actions `user` may perform on repository `name` (registry:catalog:* is treated as repo "*"). */
   allowed(user: string | undefined, name: string): Set<Action> {
     const out = new Set<Action>();
-    if (user === undefined && this.opts.anonymousPull) out.add('pull');
+    // whatever anonymous users may do, signed-in users may do too
+    if (this.opts.anonymousPull) out.add('pull');
     if (!this.opts.grants) {
       if (user !== undefined) for (const a of ['pull', 'push', 'delete'] as const) out.add(a);
       return out;

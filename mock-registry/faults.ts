@@ -152,6 +152,7 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
         let n = Math.min(chunk.length - off, piece);
         if (pos < resetAt && pos + n >= resetAt) n = resetAt - pos;
         if (!stalled && pos < stallAt && pos + n >= stallAt) n = stallAt - pos;
+        if (drip && pos > 0 && n > 0) await sleep(drip.dripIntervalMs ?? 50);
         if (n > 0) await write(chunk.subarray(off, off + n));
         off += n;
         pos += n;
@@ -168,9 +169,7 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
           await stall(res, midStall!.stallMs);
           if (res.destroyed) return pos;
         }
-        if (drip && off < chunk.length) await sleep(drip.dripIntervalMs ?? 50);
       }
-      if (drip) await sleep(drip.dripIntervalMs ?? 50);
     }
     if (pos >= resetAt) {
       res.socket?.resetAndDestroy();

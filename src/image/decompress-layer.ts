@@ -10,7 +10,7 @@ import { NixregError } from '../errors.js';
  * Reported to the registry-client owner; switch back to decompressByMagic once that is fixed.
  */
 export function decompressLayer(input: Readable): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
+  const out = new PassThrough({ highWaterMark: 128 << 10 });
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   (async () => {
     const head: Buffer[] = [];

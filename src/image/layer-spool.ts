@@ -18,7 +18,7 @@ import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
  *     slowest stage (~300–400 MB/s per core here vs several GB/s for a page-cache write+read).
  *   - spool the decompressed layer (chosen; skopeo does the same): decompress + hash the diffID once,
  *     while it downloads, in parallel across layers; then header + copy. Same path for every sink.
- * Small layers (below `memLimit`, 4 MiB by default) stay in memory, so tiny images never touch the disk and peak
+ * Small layers (below `memLimit`, 1 MiB by default) stay in memory, so tiny images never touch the disk and peak
  * memory stays bounded by jobs × memLimit plus stream buffers.
  */
 
@@ -44,7 +44,7 @@ export class SpoolDir {
 }
 
 /** Consume `input` fully: sha256 + size, kept in memory up to `memLimit` bytes, else in a file under `dir`. */
-export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 4 << 20): Promise<SpooledLayer> {
+export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 << 20): Promise<SpooledLayer> {
   const hash = createHash('sha256');
   let size = 0;
   let chunks: Buffer[] | undefined = [];
@@ -59,14 +59,13 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 4 <<
         chunks.push(chunk);
         if (size <= memLimit) continue;
         path = dir.next();
-        file = createWriteStream(path, { highWaterMark: 1 << 20 });
-        for (const b of chunks) file.write(b);
+        file = createWriteStream(path, { highWaterMark: 256 << 10 });
+        let ok = true;
+        for (const b of chunks) ok = file.write(b);
         chunks = undefined;
+        if (!ok) await drained(file);
       } else if (!file!.write(chunk)) {
-        await new Promise<void>((res, rej) => {
-          file!.once('drain', res);
-          file!.once('error', rej);
-        });
+        await drained(file!);
       }
     }
     if (file) {
@@ -87,7 +86,16 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 4 <<
     diffID,
     size,
     inMemory: false,
-    open: () => createReadStream(path, { highWaterMark: 1 << 20 }),
+    open: () => createReadStream(path, { highWaterMark: 256 << 10 }),
     release: () => rm(path, { force: true }),
   };
+}
+
+function drained(w: NodeJS.WritableStream): Promise<void> {
+  return new Promise<void>((res, rej) => {
+    const ok = () => (w.off('error', bad), res());
+    const bad = (e: Error) => (w.off('drain', ok), rej(e));
+    w.once('drain', ok);
+    w.once('error', bad);
+  });
 }

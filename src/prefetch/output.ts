@@ -76,7 +76,7 @@ export function formatMulti(results: PrefetchResult[], format: PrefetchFormat, l
     return JSON.stringify(o, null, 2);
   }
   const body = results.map((r) => {
-    const inner = format === 'nix-expr' ? formatNixExpr(r, legacy) : formatNix(r, legacy, '    ');
+    const inner = format === 'nix-expr' ? formatNixExpr(r, legacy) : formatNix(r, legacy);
     return `  ${nixString(key(r))} = ${inner.replace(/\n/g, '\n  ')};`;
   });
   return ['{', ...body, '}'].join('\n');

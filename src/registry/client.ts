@@ -67,7 +67,7 @@ export class RegistryClient implements RegistryClientApi {
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     });
-    this.resumeDelayMs = Math.min(1000, (opts.retry as { baseDelayMs?: number } | undefined)?.baseDelayMs ?? 1000);
+    this.resumeDelayMs = Math.min(1000, opts.retry?.baseDelayMs ?? 1000);
   }
 
   /** Client for the registry/repository of a parsed or unparsed image reference. */
@@ -186,6 +186,11 @@ export class RegistryClient implements RegistryClientApi {
     const detail = summary ? `: ${summary}` : '';
     if (res.status === 401 || res.status === 403) {
       const c = await this.creds().catch(() => undefined);
+      const ch = pickChallenge(parseChallenges(res.headers['www-authenticate']));
+      if (ch?.params.error === 'insufficient_scope') {
+        const from = !c || c.source === 'none' ? 'anonymous access does' : `the credentials from ${c.source} do`;
+        throw authError(this.redact(`${res.status} from ${this.registry} for ${what}: ${from} not grant ${ch.params.scope ?? 'the needed access'} (insufficient_scope)`));
+      }
       const how =
         !c || c.source === 'none'
           ? ' (anonymous): log in (auth file) or pass --creds'

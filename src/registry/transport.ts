@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, type Dispatcher } from 'undici';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 
@@ -94,6 +94,29 @@ export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: s
   return out;
 }
 
+const secureContexts = new Map<string, SecureContext | undefined>();
+
+/**
+ * TLS context for a cert dir, built once per process: Node's `ca` replaces the default roots, so they are added
+ * back (a cert dir adds trust, it must not break redirects to public CDNs), and parsing ~140 roots costs
+ * 250-550 ms on the project VM - too much to repeat per client or per handshake.
+ */
+function secureContextFor(dir: string): SecureContext | undefined {
+  if (!secureContexts.has(dir)) {
+    const tls = loadCertDir(dir);
+    secureContexts.set(
+      dir,
+      tls.ca.length || tls.cert
+        ? createSecureContext({
+            ...(tls.ca.length ? { ca: [...rootCertificates, ...tls.ca] } : {}),
+            ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+          })
+        : undefined,
+    );
+  }
+  return secureContexts.get(dir);
+}
+
 /** The cert dir to use: explicit, else the first existing c/image default for this host. */
 function defaultCertDir(host: string): string | undefined {
   const candidates = [
@@ -122,7 +145,7 @@ export class Transport {
     this.totalMs = opts.retry?.totalMs ?? 5 * 60_000;
     const timeout = opts.timeoutMs ?? 60_000;
     const dir = opts.certDir ?? defaultCertDir(opts.host);
-    const tls = dir ? loadCertDir(dir) : { ca: [] as string[] };
+    const secureContext = dir ? secureContextFor(dir) : undefined;
     const verify = opts.tlsVerify !== false;
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
@@ -132,9 +155,7 @@ export class Transport {
       connect: {
         timeout: Math.min(timeout, 30_000),
         rejectUnauthorized: verify,
-        // Node's `ca` replaces the default roots: keep them, so a cert dir adds trust instead of narrowing it.
-        ...(tls.ca.length ? { ca: [...rootCertificates, ...tls.ca] } : {}),
-        ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
+        ...(secureContext ? { secureContext } : {}),
       },
     });
   }

@@ -19,8 +19,11 @@ export interface RegistryClientOptions {
   /** Directory with *.crt CAs and *.cert/*.key client pairs (like skopeo --cert-dir). */
   certDir?: string;
   userAgent?: string;
-  /** Retries for 429/408/5xx/resets: times (default 4) and the backoff cap (default 30 s). */
-  retry?: { times?: number; maxDelayMs?: number };
+  /**
+   * Retries for 429/408/5xx/resets: times (default 4), backoff cap (default 30 s), first delay (default 1 s, also
+   * the pause before a blob resume), and the total time budget for one request's retries (default 5 min).
+   */
+  retry?: { times?: number; maxDelayMs?: number; baseDelayMs?: number; totalMs?: number };
   /** Connect timeout and per-read (headers / body idle) timeout in ms (default 60 s). */
   timeoutMs?: number;
   /** Debug log sink; never receives secrets. */

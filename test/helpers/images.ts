@@ -27,12 +27,14 @@ export function layerTar(files: Record<string, Buffer | string>): Buffer {
   return Buffer.concat([...parts, TAR_TRAILER]);
 }
 
-export type Compression = 'gzip' | 'gzip-1' | 'zstd' | 'none';
+/** 'zstd-as-gzip': zstd bytes under the gzip media type (tools detect compression by magic; skopeo 1.9.3 refuses
+ * the real tar+zstd type when writing a docker-archive, so this is how a zstd layer is compared with it). */
+export type Compression = 'gzip' | 'gzip-1' | 'zstd' | 'zstd-as-gzip' | 'none';
 
 export function compress(tar: Buffer, c: Compression): Buffer {
   if (c === 'gzip') return gzipSync(tar, { level: 9 });
   if (c === 'gzip-1') return gzipSync(tar, { level: 1 });
-  if (c === 'zstd') return execFileSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 1 << 30 });
+  if (c === 'zstd' || c === 'zstd-as-gzip') return execFileSync('zstd', ['-q', '-c'], { input: tar, maxBuffer: 1 << 30 });
   return tar;
 }
 

@@ -15,7 +15,7 @@ import { compareTarPaths, gnuTar, type GnuTarEntry } from './gnu-tar.js';
  * join and only enter the image through the store layers.
  */
 export interface CustomisationLayer {
-  /** directory holding `layer.tar` and `checksum`: the conf's `customisation_layer` */
+  /** the conf's `customisation_layer`: the name of the directory holding `layer.tar` and `checksum` */
   dir: string;
   /** sha256 hex of layer.tar (= its diffID) */
   checksum: string;
@@ -74,36 +74,36 @@ export function cacheDir(): string {
   return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'nixreg');
 }
 
-/**
- * Write `layer.tar` + `checksum` (64 hex + newline, like nixpkgs' `sha256sum | cut`) into a content-addressed
- * directory under the cache, so identical inputs reuse one directory and concurrent builds never see a half-written
- * one (temp dir + rename; a lost rename race means another run already wrote the same bytes).
- */
-export async function writeCustomisationLayer(entries: GnuTarEntry[], opts: { name: string; baseDir?: string }): Promise<CustomisationLayer> {
+/** The layer bytes and their checksum, before deciding where they live. */
+export function renderCustomisationLayer(entries: GnuTarEntry[]): { tar: Buffer; checksum: string } {
   const tar = gnuTar(entries);
-  const checksum = createHash('sha256').update(tar).digest('hex');
-  const base = join(opts.baseDir ?? cacheDir(), 'customisation');
-  const dir = join(base, `${checksum}-${safeName(opts.name)}-customisation-layer`);
+  return { tar, checksum: createHash('sha256').update(tar).digest('hex') };
+}
+
+/**
+ * Write `layer.tar` + `checksum` (64 hex + newline, like nixpkgs' `sha256sum | cut`) as directory `dir`, unless it
+ * already exists (the caller names dirs by content). Atomic: a temp sibling renamed into place, so concurrent builds
+ * never see a half-written directory, and a lost rename race means another run wrote the same bytes.
+ */
+export async function writeLayerDir(dir: string, tar: Buffer, checksum: string): Promise<void> {
   const done = await stat(join(dir, 'checksum')).then(
     () => true,
     () => false,
   );
-  if (!done) {
-    const tmp = join(base, `.tmp-${randomBytes(6).toString('hex')}`);
-    try {
-      await mkdir(tmp, { recursive: true });
-      await writeFile(join(tmp, 'layer.tar'), tar, { mode: 0o444 });
-      await writeFile(join(tmp, 'checksum'), checksum + '\n', { mode: 0o444 });
-      await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
-        await rm(tmp, { recursive: true, force: true });
-      });
-    } catch (err) {
+  if (done) return;
+  const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
+  try {
+    await mkdir(tmp, { recursive: true });
+    await writeFile(join(tmp, 'layer.tar'), tar, { mode: 0o444 });
+    await writeFile(join(tmp, 'checksum'), checksum + '\n', { mode: 0o444 });
+    await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOTEMPTY' && err.code !== 'EEXIST') throw err;
       await rm(tmp, { recursive: true, force: true });
-      throw new NixregError(`cannot write the customisation layer under ${base}: ${describeSystemError(err)}`);
-    }
+    });
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw new NixregError(`cannot write the customisation layer ${dir}: ${describeSystemError(err)}`);
   }
-  return { dir, checksum, size: tar.length, entries };
 }
 
-const safeName = (s: string) => s.replace(/[^A-Za-z0-9+._?=-]/g, '-');
+export const safeStoreName = (s: string) => s.replace(/[^A-Za-z0-9+._?=-]/g, '-');

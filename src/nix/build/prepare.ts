@@ -1,11 +1,12 @@
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { usageError } from '../../errors.js';
 import { closureGraph, resolveRoot } from '../closure.js';
 import { compareCodePoints, readGraphFile, type GraphNode } from '../layering/graph.js';
-import { computeStoreLayers, type LayeringAlgorithm } from '../layering/index.js';
+import { availableLayers, computeStoreLayers, type LayeringAlgorithm } from '../layering/index.js';
 import { storeFsPath } from '../store-root.js';
 import { DEFAULT_TIME, contentTag, hostGoArch, normalizeTime, serializeConf, sortKeysDeep, storePathsIn, type StreamConf } from './conf.js';
-import { planCustomisationEntries, writeCustomisationLayer, type CustomisationLayer } from './customisation-layer.js';
+import { planCustomisationEntries, type CustomisationLayer } from './customisation-layer.js';
+import { placeCustomisationLayer } from './place-layer.js';
 import { countBaseLayers } from './from-image.js';
 import { imageNodes } from './image-nodes.js';
 
@@ -45,6 +46,7 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
   const storeDir = o.storeDir ?? '/nix/store';
   const { imageName, tag } = splitName(o.name);
   if (o.paths.length === 0) throw usageError('give at least one --path (a store path to put in the image)');
+  availableLayers(o.maxLayers ?? 100, 0); // flag errors before any work
   const config = sortKeysDeep(o.config ?? {}) as Record<string, unknown>;
   const architecture = o.architecture ?? hostGoArch();
   const variant = o.variant ?? '';
@@ -66,7 +68,13 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
   const graph = closureOf(full, [...roots, ...configRefs], o.graphFile ?? 'the Nix store');
 
   const entries = await planCustomisationEntries(roots, (p) => storeFsPath(p, o.storeRoot));
-  const customisation = await writeCustomisationLayer(entries, { name: imageName.replace(/\//g, '-'), baseDir: o.layerDir });
+  const customisation = await placeCustomisationLayer(entries, {
+    name: imageName.split('/').pop()!,
+    storeDir,
+    storeRoot: o.storeRoot,
+    baseDir: o.layerDir,
+    useNix: !o.graphFile,
+  });
   const contentRefs = [...new Set(entries.filter((e) => e.type === 'symlink').map((e) => storePathOf(e.target!, storeDir)))];
 
   const baseJson = JSON.stringify(sortKeysDeep({ architecture, config, os: 'linux', variant }));
@@ -94,7 +102,7 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
     os: 'linux' as const,
     variant,
     store_dir: storeDir,
-    from_image: o.fromImage ? resolve(o.fromImage) : null,
+    from_image: o.fromImage ? fromImageName(o.fromImage, storeDir, o.storeRoot) : null,
     store_layers: storeLayers,
     customisation_layer: customisation.dir,
     created,
@@ -134,6 +142,19 @@ export function splitName(nameTag: string): { imageName: string; tag?: string } 
   if (!name) throw usageError(`--name "${nameTag}" has no image name`);
   if (tag !== undefined && !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag)) throw usageError(`--name "${nameTag}": "${tag}" is not a valid tag`);
   return { imageName: name.toLowerCase(), tag };
+}
+
+/**
+ * The conf names from_image, and the stream reads it through --store-root like every other path; so under a store
+ * root the archive must be inside it and is named by its store path.
+ */
+function fromImageName(file: string, storeDir: string, storeRoot?: string): string {
+  const abs = resolve(file);
+  if (!storeRoot) return abs;
+  const root = resolve(storeRoot);
+  if (!abs.startsWith(root + storeDir + '/'))
+    throw usageError(`--from-image ${file}: with --store-root the base archive must be inside ${join(root, storeDir)}`);
+  return abs.slice(root.length);
 }
 
 function storePathOf(p: string, storeDir: string): string {

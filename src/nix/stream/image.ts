@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { NixregError, usageError, describeSystemError } from '../../errors.js';
@@ -7,7 +8,7 @@ import { storeFsPath } from '../store-root.js';
 import type { LayerCache } from '../layer-cache.js';
 import type { StreamConf } from './conf.js';
 import { loadBaseImage, type BaseImage } from './base-image.js';
-import { PyNumber, PyObject, pyJsonDumps, pyListRepr, type PyJson } from './py-json.js';
+import { PyObject, pyJsonDumps, pyListRepr, type PyJson } from './py-json.js';
 import {
   planStoreLayer,
   storeLayerCacheKey,
@@ -185,7 +186,6 @@ function overlayBaseConfig(baseConfig: PyObject | undefined, finalConfig: PyObje
 
 async function* fileChunks(path: string, size: number): AsyncGenerator<Buffer> {
   let got = 0;
-  const { createReadStream } = await import('node:fs');
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
     got += (chunk as Buffer).length;
     if (got > size) break;
@@ -305,5 +305,3 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
   };
 }
 
-// Re-exported for callers that only import this module.
-export { PyNumber };

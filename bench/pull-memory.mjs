@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Peak memory and wall time of `nixreg pull` next to skopeo running dockerTools.pullImage's command line, on a
+// generated image (default ~512 MiB uncompressed in 8 gzip layers) in a local docker-registry (distribution).
+// Not part of npm test. Usage: npm run build && node bench/pull-memory.mjs [totalMiB=512] [layers=8] [jobs=4]
+// Needs docker-registry, skopeo and /usr/bin/time (or Linux /proc for the fallback). Target: nixreg peak RSS < 150 MB.
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { once } from 'node:events';
+import { createGzip } from 'node:zlib';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Transform } from 'node:stream';
+
+const [totalMiB = 512, layerCount = 8, jobs = 4] = process.argv.slice(2).map(Number);
+const ROOT = resolve(import.meta.dirname, '..');
+const work = mkdtempSync(join(tmpdir(), 'nixreg-bench-pull-'));
+const MiB = 1 << 20;
+
+function freePort() {
+  return new Promise((res) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = s.address().port;
+      s.close(() => res(p));
+    });
+  });
+}
+
+/** A layer tar of `size` bytes of file data: half random, half text, so gzip has realistic work (ratio ~0.55). */
+function* layerTar(seed, size) {
+  const header = (name, len) => {
+    const b = Buffer.alloc(512);
+    b.write(name, 0);
+    b.write('0000644\0', 100);
+    b.write('0000000\0', 108);
+    b.write('0000000\0', 116);
+    b.write(len.toString(8).padStart(11, '0') + '\0', 124);
+    b.write('00000000000\0', 136);
+    b[156] = 0x30;
+    b.write('ustar\0' + '00', 257);
+    b.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const x of b) sum += x;
+    b.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+    return b;
+  };
+  const fileSize = 8 * MiB;
+  const line = `layer ${seed}: the quick brown fox jumps over the lazy dog 0123456789\n`;
+  const text = Buffer.from(line.repeat(Math.ceil(MiB / line.length))).subarray(0, MiB);
+  for (let f = 0, left = size; left > 0; f++) {
+    const n = Math.min(fileSize, left);
+    left -= n;
+    yield header(`data/${seed}/file-${f}`, n);
+    for (let o = 0; o < n; o += MiB) {
+      const len = Math.min(MiB, n - o);
+      yield (o / MiB) % 2 ? text.subarray(0, len) : randomBytes(len);
+    }
+    if (n % 512) yield Buffer.alloc(512 - (n % 512));
+  }
+  yield Buffer.alloc(1024);
+}
+
+const hasher = (h, counter) =>
+  new Transform({
+    transform(c, _e, cb) {
+      h.update(c);
+      counter.n += c.length;
+      cb(null, c);
+    },
+  });
+
+async function makeLayer(i, size) {
+  const file = join(work, `layer-${i}.tar.gz`);
+  const diff = createHash('sha256');
+  const blob = createHash('sha256');
+  const u = { n: 0 };
+  const c = { n: 0 };
+  await pipeline(Readable.from(layerTar(i, size)), hasher(diff, u), createGzip({ level: 1 }), hasher(blob, c), createWriteStream(file));
+  return { file, diffID: 'sha256:' + diff.digest('hex'), digest: 'sha256:' + blob.digest('hex'), size: c.n, usize: u.n };
+}
+
+async function putBlob(url, repo, digest, body, length) {
+  const post = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (post.status !== 202) throw new Error(`POST ${post.status}`);
+  const loc = new URL(post.headers.get('location'), url);
+  loc.searchParams.set('digest', digest);
+  const put = await fetch(loc, { method: 'PUT', body, duplex: 'half', headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' } });
+  if (put.status !== 201) throw new Error(`PUT blob ${put.status} ${await put.text()}`);
+}
+
+/** Run a command, returning wall seconds and peak RSS in MiB (GNU time -v, else polling /proc VmHWM). */
+async function measure(cmd, args, env) {
+  const t0 = process.hrtime.bigint();
+  if (existsSync('/usr/bin/time')) {
+    const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr.slice(-2000)}`);
+    if (process.env.BENCH_VERBOSE) console.error(r.stderr.split("\n").filter((l) => !/^\t/.test(l)).join("\n"));
+    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
+    return { secs, rssMiB: kb / 1024 };
+  }
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let hwm = 0;
+  const poll = setInterval(() => {
+    try {
+      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+      if (m) hwm = Math.max(hwm, Number(m[1]));
+    } catch {}
+  }, 20);
+  const [code] = await once(child, 'exit');
+  clearInterval(poll);
+  if (code !== 0) throw new Error(`${cmd} exited ${code}`);
+  return { secs: Number(process.hrtime.bigint() - t0) / 1e9, rssMiB: hwm / 1024 };
+}
+
+const port = await freePort();
+writeFileSync(
+  join(work, 'config.yml'),
+  `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
+);
+const registry = spawn('docker-registry', ['serve', join(work, 'config.yml')], { stdio: 'ignore' });
+const url = `http://127.0.0.1:${port}`;
+try {
+  for (let i = 0; ; i++) {
+    if (await fetch(`${url}/v2/`).then(() => true, () => false)) break;
+    if (i > 200) throw new Error('docker-registry did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const per = Math.floor((totalMiB * MiB) / layerCount);
+  console.error(`generating ${layerCount} gzip layers of ${(per / MiB).toFixed(0)} MiB ...`);
+  const layers = [];
+  for (let i = 0; i < layerCount; i++) layers.push(await makeLayer(i, per));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/bin'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffID) } }),
+  );
+  const cfgDigest = 'sha256:' + createHash('sha256').update(config).digest('hex');
+  const repo = 'bench/big';
+  await putBlob(url, repo, cfgDigest, config, config.length);
+  for (const l of layers) await putBlob(url, repo, l.digest, createReadStream(l.file), l.size);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+      config: { mediaType: 'application/vnd.docker.container.image.v1+json', size: config.length, digest: cfgDigest },
+      layers: layers.map((l) => ({ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.size, digest: l.digest })),
+    }),
+  );
+  const digest = 'sha256:' + createHash('sha256').update(manifest).digest('hex');
+  const mr = await fetch(`${url}/v2/${repo}/manifests/${digest}`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' } });
+  if (mr.status !== 201) throw new Error(`PUT manifest ${mr.status}`);
+  for (const l of layers) rmSync(l.file);
+
+  const env = { ...process.env, REGISTRY_AUTH_FILE: join(work, 'no-auth.json'), TMPDIR: work };
+  const nrOut = join(work, 'nixreg.tar');
+  const skOut = join(work, 'skopeo.tar');
+  const nr = await measure(
+    'node',
+    [join(ROOT, 'bin/nixreg.js'), 'pull', `127.0.0.1:${port}/${repo}`, '--digest', digest, '-o', nrOut, '--tls-verify=false', '--arch', 'amd64', '--jobs', String(jobs), '--quiet', '--final-image-name', 'bench/big'],
+    env,
+  );
+  const skTmp = mkdtempSync(join(work, 'sk-'));
+  const sk = await measure(
+    'skopeo',
+    ['--insecure-policy', `--tmpdir=${skTmp}`, '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '--src-tls-verify=false', `docker://127.0.0.1:${port}/${repo}@${digest}`, `docker-archive://${skOut}:bench/big:latest`],
+    env,
+  );
+  const same = spawnSync('cmp', [nrOut, skOut]).status === 0;
+  const archive = statSync(nrOut).size;
+  const compressed = layers.reduce((s, l) => s + l.size, 0);
+  console.log(`image: ${layerCount} gzip layers, ${(compressed / MiB).toFixed(0)} MiB compressed, archive ${(archive / MiB).toFixed(0)} MiB; jobs=${jobs}`);
+  console.log('tool     wall (s)  peak RSS (MiB)  MB/s (archive)');
+  for (const [name, m] of [['nixreg', nr], ['skopeo', sk]])
+    console.log(`${name.padEnd(8)} ${m.secs.toFixed(2).padStart(8)}  ${m.rssMiB.toFixed(1).padStart(14)}  ${(archive / MiB / m.secs).toFixed(0).padStart(14)}`);
+  console.log(`archives byte-identical: ${same}`);
+  if (!same) process.exitCode = 1;
+} finally {
+  registry.kill('SIGTERM');
+  await once(registry, 'exit').catch(() => {});
+  rmSync(work, { recursive: true, force: true });
+}

@@ -1,0 +1,105 @@
+import type { Argv, CommandModule } from 'yargs';
+import { usageError } from '../../errors.js';
+import type { PushCompression } from '../../compression/compress.js';
+import { pushConf, type PushResult } from '../../push/push-conf.js';
+import { copyRegistryImage } from '../../push/registry-copy.js';
+import { createPushProgress } from '../../push/progress.js';
+import { writeDigestFile } from '../../push/digest-file.js';
+import type { PushFormat } from '../../push/image-manifest.js';
+
+interface Args {
+  source: string;
+  destination: string;
+  additionalTag?: string[];
+  storeRoot?: string;
+  format: PushFormat;
+  compression: PushCompression;
+  jobs: number;
+  mountFrom?: string[];
+  tlsVerify: boolean;
+  srcTlsVerify?: boolean;
+  creds?: string;
+  srcCreds?: string;
+  authfile?: string;
+  certDir?: string;
+  digestfile?: string;
+  json?: boolean;
+  quiet?: boolean;
+  debug?: boolean;
+}
+
+/** `nixreg push`: generated layers straight into a registry (or a registry-to-registry copy). */
+export const command: CommandModule<object, Args> = {
+  command: 'push <source> <destination>',
+  describe: 'push a streamLayeredImage conf (conf.json) or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
+  builder: (y) =>
+    y
+      .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, or docker://REGISTRY/REPO:TAG' })
+      .positional('destination', { type: 'string', demandOption: true, describe: 'docker://REGISTRY/REPO[:TAG]' })
+      .option('additional-tag', { type: 'string', array: true, describe: 'more tags for the same manifest' })
+      .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
+      .option('format', { choices: ['docker', 'oci'] as const, default: 'docker' as PushFormat, describe: 'manifest and media types' })
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as PushCompression, describe: 'layer compression (deterministic)' })
+      .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
+      .option('mount-from', { type: 'string', array: true, describe: 'repository on the destination registry to mount known blobs from' })
+      .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows http' })
+      .option('src-tls-verify', { type: 'boolean', describe: 'source registry TLS verification (default: --tls-verify)' })
+      .option('creds', { type: 'string', describe: 'destination user:password' })
+      .option('src-creds', { type: 'string', describe: 'source registry user:password' })
+      .option('authfile', { type: 'string' })
+      .option('cert-dir', { type: 'string' })
+      .option('digestfile', { type: 'string', describe: 'write the manifest digest to FILE' })
+      .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' })
+      .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors and the digest' })
+      .option('debug', { type: 'boolean', describe: 'log registry requests on stderr (never secrets)' }) as unknown as Argv<Args>,
+  handler: async (a) => {
+    if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
+    const log = a.debug ? (line: string) => process.stderr.write(`debug: ${line}\n`) : undefined;
+    const access = {
+      tlsVerify: a.tlsVerify,
+      ...(a.creds !== undefined ? { creds: parseCreds(a.creds, '--creds') } : {}),
+      ...(a.authfile ? { authfile: a.authfile } : {}),
+      ...(a.certDir ? { certDir: a.certDir } : {}),
+      ...(log ? { log } : {}),
+    };
+    let result: PushResult;
+    if (a.source.startsWith('docker://')) {
+      const progress = createPushProgress({ quiet: a.quiet });
+      result = await copyRegistryImage({
+        ...access,
+        source: a.source,
+        destination: a.destination,
+        additionalTags: a.additionalTag ?? [],
+        jobs: a.jobs,
+        srcTlsVerify: a.srcTlsVerify ?? a.tlsVerify,
+        ...(a.srcCreds !== undefined ? { srcCreds: parseCreds(a.srcCreds, '--src-creds') } : {}),
+        progress,
+      });
+    } else {
+      if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');
+      const progress = createPushProgress({ quiet: a.quiet });
+      result = await pushConf({
+        ...access,
+        confFile: a.source,
+        destination: a.destination,
+        additionalTags: a.additionalTag ?? [],
+        ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
+        format: a.format,
+        compression: a.compression,
+        jobs: a.jobs,
+        mountFrom: a.mountFrom ?? [],
+        progress,
+      });
+    }
+    if (a.digestfile) await writeDigestFile(a.digestfile, result.digest);
+    const reference = `${result.name}@${result.digest}`;
+    if (a.json) process.stdout.write(JSON.stringify({ ...result, reference }) + '\n');
+    else process.stdout.write(`${result.digest}\n${reference}\n`);
+  },
+};
+
+function parseCreds(s: string, flag: string) {
+  const i = s.indexOf(':');
+  if (i <= 0) throw usageError(`${flag} must be user:password`);
+  return { username: s.slice(0, i), password: s.slice(i + 1) };
+}

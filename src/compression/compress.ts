@@ -1,0 +1,78 @@
+import { Duplex, Transform, type TransformCallback } from 'node:stream';
+import { spawn } from 'node:child_process';
+import { constants, createGzip } from 'node:zlib';
+import { NixregError, describeSystemError } from '../errors.js';
+
+/**
+ * Deterministic layer compressors for `nixreg push`: the same layer tar must give the same compressed bytes
+ * (and so the same blob digest) on every run and every machine, so an unchanged layer is found by a HEAD.
+ *
+ * - gzip: node:zlib at a fixed level 6 with default strategy/window/memLevel. Node writes a bare 10-byte header
+ *   (no name, no comment, MTIME 0), but the OS byte is zlib's compile-time OS_CODE (3 on Unix, other values on
+ *   Windows/macOS builds); we overwrite it with 255 ("unknown", as nix2container PR#222 does) so the header
+ *   does not depend on where nixreg runs. The deflate stream itself depends only on the input and zlib's
+ *   parameters (Node bundles one zlib per release, so a Node upgrade that changes its deflate could change
+ *   digests: the result is a re-upload, never a wrong image, because the registry verifies every digest).
+ * - zstd: Node 20's zlib has no zstd encoder, so the system `zstd` binary at level 3 in single-thread mode
+ *   (`-T1`): multi-threaded zstd output depends on how the input is split (nix2container PR#223).
+ * - none: the tar itself (blob digest = diffID).
+ */
+export type PushCompression = 'gzip' | 'zstd' | 'none';
+
+export const GZIP_LEVEL = 6;
+export const ZSTD_LEVEL = 3;
+/** Byte 9 of a gzip member header is the OS field; 255 = unknown. */
+const GZIP_OS_OFFSET = 9;
+const GZIP_OS_UNKNOWN = 0xff;
+
+/**
+ * The pipeline stages turning a layer tar into its deterministic compressed bytes (none for 'none'); put them
+ * into stream.pipeline between the tar source and the consumer.
+ */
+export function compressorStages(kind: PushCompression): Duplex[] {
+  if (kind === 'none') return [];
+  if (kind === 'gzip') return createDeterministicGzip();
+  return [createZstd()];
+}
+
+export function createDeterministicGzip(): Transform[] {
+  const gzip = createGzip({
+    level: GZIP_LEVEL,
+    strategy: constants.Z_DEFAULT_STRATEGY,
+    windowBits: 15,
+    memLevel: 8,
+    chunkSize: 256 * 1024,
+  });
+  return [gzip, new FixGzipOsByte()];
+}
+
+/** Rewrites the OS byte of the (single) gzip header; everything after passes through untouched. */
+class FixGzipOsByte extends Transform {
+  private seen = 0;
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.seen <= GZIP_OS_OFFSET && this.seen + chunk.length > GZIP_OS_OFFSET) {
+      chunk = Buffer.from(chunk); // never write into a buffer zlib may still own
+      chunk[GZIP_OS_OFFSET - this.seen] = GZIP_OS_UNKNOWN;
+    }
+    this.seen += chunk.length;
+    cb(null, chunk);
+  }
+}
+
+function createZstd(): Duplex {
+  const child = spawn('zstd', [`-${ZSTD_LEVEL}`, '-T1', '-q', '-c', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => {
+    if (stderr.length < 2000) stderr += d.toString();
+  });
+  const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
+  child.on('error', (err) => duplex.destroy(new NixregError(`cannot run zstd for --compression zstd: ${describeSystemError(err)}`)));
+  child.on('exit', (code, signal) => {
+    if (code !== 0 && !duplex.destroyed)
+      duplex.destroy(new NixregError(`zstd failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n')[0] ?? ''}`));
+  });
+  duplex.on('close', () => {
+    if (child.exitCode === null) child.kill();
+  });
+  return duplex;
+}

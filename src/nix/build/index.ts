@@ -1,0 +1,60 @@
+import { readFile } from 'node:fs/promises';
+import { NixregError, describeSystemError, usageError } from '../../errors.js';
+import { openAtomic } from '../../util/atomic-file.js';
+import { LayerCache, parseStreamConf, streamImageToFile, streamImageToWritable, type StreamResult } from '../stream/index.js';
+import { configFromFlags, type ConfigFlags } from './conf.js';
+import { prepareBuild, type BuildOptions, type PreparedBuild } from './prepare.js';
+
+export { prepareBuild, splitName, type BuildOptions, type PreparedBuild } from './prepare.js';
+export { configFromFlags, normalizeTime, serializeConf, storePathsIn, type StreamConf } from './conf.js';
+
+export interface RunBuildOptions extends BuildOptions {
+  /** image output: a file (atomic) or '-' for stdout; undefined = conf only */
+  output?: string;
+  writeConf?: string;
+  force?: boolean;
+  cache?: boolean;
+  log?: (line: string) => void;
+}
+
+/** `--config FILE` (an image config like dockerTools' `config` attr) or the flag form, never both. */
+export async function loadConfig(file: string | undefined, flags: ConfigFlags): Promise<Record<string, unknown>> {
+  const flagged = configFromFlags(flags);
+  if (!file) return flagged;
+  if (Object.keys(flagged).length) throw usageError('--config FILE cannot be combined with --cmd/--entrypoint/--env/--workdir/--user/--expose/--label');
+  let doc: unknown;
+  try {
+    doc = JSON.parse(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw usageError(`--config ${file}: ${err instanceof SyntaxError ? 'not valid JSON: ' + err.message : describeSystemError(err)}`);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw usageError(`--config ${file}: expected a JSON object (Cmd, Env, ...)`);
+  return doc as Record<string, unknown>;
+}
+
+/**
+ * `nixreg build`: prepare the conf like streamLayeredImage's Nix side, then hand it to the very same stream pipeline
+ * as `nixreg stream` (parsed by the same conf reader, so a conf we write and one read from disk behave identically).
+ */
+export async function runBuild(o: RunBuildOptions): Promise<{ prepared: PreparedBuild; result?: StreamResult }> {
+  if (!o.output && !o.writeConf) throw usageError('give -o FILE (or - for stdout) for the image, and/or --write-conf FILE');
+  const prepared = await prepareBuild(o);
+  if (o.writeConf) {
+    const out = await openAtomic(o.writeConf, { force: o.force });
+    try {
+      await new Promise<void>((res, rej) => out.stream.write(prepared.confText, (e) => (e ? rej(e) : res())));
+      await out.commit();
+    } catch (err) {
+      await out.abort();
+      throw err instanceof NixregError ? err : new NixregError(`cannot write ${o.writeConf}: ${describeSystemError(err)}`);
+    }
+  }
+  if (!o.output) return { prepared };
+  const conf = parseStreamConf(prepared.confText, 'generated conf');
+  const opts = { storeRoot: o.storeRoot, cache: o.cache === false ? undefined : new LayerCache(), log: o.log, force: o.force };
+  const result =
+    o.output === '-'
+      ? await streamImageToWritable(conf, process.stdout, { ...opts, label: 'stdout' })
+      : await streamImageToFile(conf, o.output, opts);
+  return { prepared, result };
+}

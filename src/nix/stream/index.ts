@@ -1,0 +1,89 @@
+import { open } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { openAtomic } from '../../util/atomic-file.js';
+import { NixregError, describeSystemError } from '../../errors.js';
+import type { StreamConf } from './conf.js';
+import { prepareImage, writeImage, type StreamImageOptions, type StreamResult } from './image.js';
+import { FileSink, WritableSink } from './sink.js';
+
+/**
+ * Public API of `nixreg stream` (also used by `nixreg build` and `nixreg push`):
+ *
+ * - loadStreamConf(file) / parseStreamConf(text): the conf, validated (usage errors name the key).
+ * - streamImageToFile(conf, target, opts) / streamImageToWritable(conf, writable, opts): the whole image,
+ *   byte-identical to `stream_layered_image.py conf.json`.
+ * - prepareImage(conf, opts) → { layers: ImageLayer[] }: every layer with its exact size, known diffIDs and
+ *   `open()` → Readable of the uncompressed bytes; buildImageConfig / buildManifest for the JSON members.
+ * - planStoreLayer(paths, owner) / generateStoreLayer(plan) / layerSize(paths, owner) / storeLayerDigest(plan):
+ *   single store layers.
+ */
+export { loadStreamConf, parseStreamConf, type StreamConf } from './conf.js';
+export {
+  prepareImage,
+  writeImage,
+  resolveLayerDigests,
+  buildImageConfig,
+  buildManifest,
+  layerMemberName,
+  DEFAULT_CUSTOMISATION_OWNER,
+  type PreparedImage,
+  type ImageLayer,
+  type LayerKind,
+  type StreamImageOptions,
+  type StreamResult,
+  type CustomisationOwner,
+} from './image.js';
+export {
+  planStoreLayer,
+  generateStoreLayer,
+  storeLayerChunks,
+  layerSize,
+  storeLayerDigest,
+  storeLayerCacheKey,
+  TAR_RULES_VERSION,
+  type StoreLayerPlan,
+  type StoreLayerOptions,
+  type LayerOwner,
+  type LayerPassStats,
+} from './store-layer.js';
+export { FileSink, WritableSink, type ImageSink } from './sink.js';
+export { LayerCache } from '../layer-cache.js';
+
+/** Stream the image into `target` atomically (temp file + rename); layers are written once and back-patched. */
+export async function streamImageToFile(
+  conf: StreamConf,
+  target: string,
+  opts: StreamImageOptions & { force?: boolean } = {},
+): Promise<StreamResult> {
+  const img = await prepareImage(conf, opts); // all validation before the output file exists
+  const out = await openAtomic(target, { force: opts.force });
+  try {
+    let fh;
+    try {
+      fh = await open(out.tempPath, 'r+');
+    } catch (err) {
+      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+    }
+    let result: StreamResult;
+    try {
+      result = await writeImage(img, new FileSink(fh, target), opts);
+    } finally {
+      await fh.close();
+    }
+    await out.commit();
+    return result;
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+}
+
+/** Stream the image into a Writable (stdout, a pipe). Not seekable: uncached store layers are hashed first. */
+export async function streamImageToWritable(
+  conf: StreamConf,
+  stream: Writable,
+  opts: StreamImageOptions & { label?: string; end?: boolean } = {},
+): Promise<StreamResult> {
+  const img = await prepareImage(conf, opts);
+  return writeImage(img, new WritableSink(stream, opts.label ?? 'output', opts.end ?? false), opts);
+}

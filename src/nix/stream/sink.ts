@@ -1,0 +1,109 @@
+import type { FileHandle } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { NixregError, describeSystemError } from '../../errors.js';
+
+/**
+ * Where the outer image tar goes. A seekable sink (a regular output file) lets the writer patch a layer's
+ * header after the layer has been written and hashed, so no layer is generated twice.
+ */
+export interface ImageSink {
+  write(b: Buffer): Promise<void>;
+  /** Present only on seekable sinks: overwrite already-written bytes at `offset`. */
+  patch?(offset: number, b: Buffer): Promise<void>;
+  finish(): Promise<void>;
+}
+
+const IN_FLIGHT = 8;
+
+/** Positional writes to an open file, several in flight so disk writes overlap reading and hashing. */
+export class FileSink implements ImageSink {
+  private pos = 0;
+  private inflight: Array<Promise<unknown>> = [];
+  private failed?: unknown;
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly label: string,
+  ) {}
+  async write(b: Buffer): Promise<void> {
+    if (this.failed) throw this.fail(this.failed);
+    const at = this.pos;
+    this.pos += b.length;
+    const p = writeAll(this.fh, b, at).catch((err) => {
+      this.failed ??= err;
+    });
+    this.inflight.push(p);
+    if (this.inflight.length >= IN_FLIGHT) await this.inflight.shift();
+  }
+  async patch(offset: number, b: Buffer): Promise<void> {
+    await this.drain();
+    await writeAll(this.fh, b, offset).catch((err) => {
+      throw this.fail(err);
+    });
+  }
+  async finish(): Promise<void> {
+    await this.drain();
+  }
+  private async drain(): Promise<void> {
+    await Promise.all(this.inflight);
+    this.inflight = [];
+    if (this.failed) throw this.fail(this.failed);
+  }
+  private fail(err: unknown): NixregError {
+    return err instanceof NixregError ? err : new NixregError(`cannot write ${this.label}: ${describeSystemError(err)}`);
+  }
+}
+
+async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
+  let off = 0;
+  while (off < b.length) {
+    const { bytesWritten } = await fh.write(b, off, b.length - off, at + off);
+    off += bytesWritten;
+  }
+}
+
+/** A Writable (stdout, a pipe, an upload): respects backpressure, reports the first error as one line. */
+export class WritableSink implements ImageSink {
+  private error?: Error;
+  constructor(
+    private readonly stream: Writable,
+    private readonly label: string,
+    private readonly end = false,
+  ) {
+    stream.on('error', (err) => {
+      this.error ??= err;
+    });
+  }
+  async write(b: Buffer): Promise<void> {
+    if (this.error) throw this.fail();
+    if (!this.stream.write(b)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          this.stream.off('drain', done);
+          this.stream.off('error', done);
+          this.stream.off('close', done);
+          resolve();
+        };
+        this.stream.on('drain', done);
+        this.stream.on('error', done);
+        this.stream.on('close', done);
+      });
+      if (this.error) throw this.fail();
+    }
+  }
+  async finish(): Promise<void> {
+    if (this.error) throw this.fail();
+    await new Promise<void>((resolve, reject) => {
+      const cb = (err?: Error | null) => (err ? reject(err) : resolve());
+      if (this.end) this.stream.end(cb);
+      else this.stream.write(Buffer.alloc(0), cb);
+    }).catch((err) => {
+      this.error ??= err;
+      throw this.fail();
+    });
+  }
+  private fail(): NixregError {
+    const code = (this.error as { code?: string }).code;
+    if (code === 'EPIPE') return new NixregError(`${this.label} was closed before the image was complete (EPIPE)`);
+    return new NixregError(`cannot write ${this.label}: ${describeSystemError(this.error)}`);
+  }
+}

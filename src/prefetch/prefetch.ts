@@ -1,0 +1,176 @@
+import { Writable, type Readable } from 'node:stream';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import { DockerArchiveSink } from '../archive/docker-archive-sink.js';
+import { copyImage } from '../image/copy.js';
+import { openRegistrySource, type RegistrySourceOptions } from '../image/registry-source.js';
+import type { CopyProgress, ImageSource } from '../image/types.js';
+import { parseManifest } from '../manifest/manifest.js';
+import { selectPlatform, type WantedPlatform } from '../manifest/platform.js';
+import { normalizeTaggedName, parseImageReference, type ImageReference } from '../reference/reference.js';
+import { RegistryClient } from '../registry/client.js';
+import { openAtomic } from '../util/atomic-file.js';
+import { usageError } from '../errors.js';
+import { toNix32, toSRI } from '../digest/nixhash.js';
+import type { PrefetchResult } from './output.js';
+
+export interface PrefetchOptions {
+  imageName: string;
+  imageTag?: string;
+  imageDigest?: string;
+  finalImageName?: string;
+  finalImageTag?: string;
+  platform: WantedPlatform;
+  /** 'all': every platform of the index. */
+  allPlatforms?: boolean;
+  /** Keep nix-prefetch-docker's old behaviour of pinning the index digest. */
+  indexDigest?: boolean;
+  legacySha256?: boolean;
+  /** Also write the archive here (atomically). */
+  output?: string;
+  force?: boolean;
+  jobs?: number;
+  client: Omit<RegistrySourceOptions, 'platform'>;
+  progress?: CopyProgress;
+  log?: (line: string) => void;
+}
+
+export interface PrefetchRun extends PrefetchResult {
+  sha256: Buffer;
+  size: number;
+  /** The digest the tag resolved to when it was an index (stderr names it). */
+  resolvedIndexDigest: string | null;
+}
+
+/** A Writable that discards: the archive only exists as the stream the writer hashes. */
+const discard = () =>
+  new Writable({
+    highWaterMark: 1 << 20,
+    write(_c, _e, cb) {
+      cb();
+    },
+  });
+
+/**
+ * nix-prefetch-docker without skopeo and without a tarball: resolve the tag (to the platform's manifest digest,
+ * the pin pullImage needs, unless --index-digest), generate the exact archive `nixreg pull` would write and
+ * hash it as it streams. With several platforms, each compressed layer blob is fetched once per run.
+ */
+export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
+  const ref = parseImageReference(o.imageName);
+  if (ref.digest && o.imageDigest && ref.digest !== o.imageDigest)
+    throw usageError(`${o.imageName} names digest ${ref.digest} but --image-digest is ${o.imageDigest}`);
+  const tag = o.imageTag ?? ref.tag ?? 'latest';
+  // the name as the user wrote it (pullImage's imageName), without any :tag or @digest it carried
+  let imageName = o.imageName;
+  if (ref.digest) imageName = imageName.slice(0, imageName.lastIndexOf('@'));
+  if (ref.tag && imageName.endsWith(`:${ref.tag}`)) imageName = imageName.slice(0, -ref.tag.length - 1);
+  const finalImageName = o.finalImageName ?? imageName;
+  const finalImageTag = o.finalImageTag ?? (o.imageTag ?? ref.tag ?? 'latest');
+  const pinned = o.imageDigest ?? ref.digest;
+
+  const client = new RegistryClient({ ...o.client, registry: ref.registry, repository: ref.repository });
+  const top = await client.getManifest(pinned ?? tag);
+  const parsed = parseManifest(top.bytes, top.mediaType);
+  const isIndex = parsed.kind === 'index';
+  if (o.allPlatforms && !isIndex) throw usageError(`--platform all: ${ref.name} ${pinned ?? tag} is a single-platform image, not an index`);
+
+  const targets: { platform: WantedPlatform; digest: string }[] = [];
+  if (!isIndex) targets.push({ platform: o.platform, digest: top.digest });
+  else if (o.allPlatforms) {
+    for (const d of parsed.manifests) {
+      const p = d.platform;
+      if (!p || p.os === 'unknown' || p.architecture === 'unknown') continue; // attestations
+      targets.push({ platform: { os: p.os, arch: p.architecture, ...(p.variant ? { variant: p.variant } : {}) }, digest: d.digest });
+    }
+  } else targets.push({ platform: o.platform, digest: selectPlatform(parsed, o.platform).digest });
+
+  const blobs = await BlobRunCache.create();
+  try {
+    const runs: PrefetchRun[] = [];
+    for (const t of targets) {
+      const pinRef: ImageReference = { ...ref, tag: undefined, digest: t.digest };
+      const source = blobs.wrap(await openRegistrySource(pinRef, { ...o.client, platform: t.platform }));
+      const repoTag = normalizeTaggedName(`${finalImageName}:${finalImageTag}`);
+      const file = o.output && targets.length === 1 ? await openAtomic(o.output, { force: o.force }) : undefined;
+      try {
+        const r = await copyImage(source, new DockerArchiveSink(file ? file.stream : discard(), [repoTag]), {
+          jobs: o.jobs,
+          progress: o.progress,
+        });
+        await file?.commit();
+        const imageDigest = isIndex && (o.indexDigest || (pinned && pinned === top.digest)) ? top.digest : t.digest;
+        runs.push({
+          imageName,
+          imageDigest,
+          hash: o.legacySha256 ? toNix32(r.sha256) : toSRI(r.sha256),
+          finalImageName,
+          finalImageTag,
+          os: t.platform.os,
+          arch: t.platform.arch,
+          variant: t.platform.variant,
+          sha256: r.sha256,
+          size: r.size,
+          resolvedIndexDigest: isIndex ? top.digest : null,
+        });
+      } catch (err) {
+        await file?.abort();
+        throw err;
+      }
+    }
+    return runs;
+  } finally {
+    await blobs.remove();
+  }
+}
+
+/**
+ * For multi-platform runs: the first open of a layer blob tees its (verified) bytes to a run-local temp file,
+ * later opens of the same digest read that file, so a base layer shared by amd64 and arm64 is fetched once.
+ */
+class BlobRunCache {
+  private readonly files = new Map<string, Promise<string>>();
+  private constructor(private readonly dir: string) {}
+  static async create(): Promise<BlobRunCache> {
+    return new BlobRunCache(await mkdtemp(join(tmpdir(), 'nixreg-prefetch-')));
+  }
+  wrap(source: ImageSource): ImageSource {
+    return {
+      ...source,
+      openLayer: async (i: number): Promise<Readable> => {
+        const digest = source.layers[i]!.digest;
+        const cached = this.files.get(digest);
+        if (cached) return createReadStream(await cached, { highWaterMark: 1 << 20 });
+        const raw = await source.openLayer(i);
+        const path = join(this.dir, digest.replace(':', '-'));
+        const out = new PassThrough({ highWaterMark: 1 << 20 });
+        const saved = pipeline(raw, async function (src: AsyncIterable<Buffer>) {
+          const w = createWriteStream(path);
+          try {
+            for await (const chunk of src) {
+              if (!w.write(chunk)) await new Promise<void>((r) => w.once('drain', () => r()));
+              if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+            }
+          } finally {
+            await new Promise<void>((r) => w.end(() => r()));
+          }
+          out.end();
+        }).then(() => path);
+        saved.catch((e) => {
+          this.files.delete(digest);
+          out.destroy(e);
+        });
+        this.files.set(digest, saved);
+        return out;
+      },
+    };
+  }
+  async remove(): Promise<void> {
+    await Promise.allSettled(this.files.values());
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}

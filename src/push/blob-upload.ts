@@ -1,0 +1,189 @@
+import { Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { compressorStages, type PushCompression } from '../compression/compress.js';
+import { HashingStream } from '../digest/sha256.js';
+import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
+import type { RegistryClientApi } from '../registry/types.js';
+import type { PushCache } from './push-cache.js';
+
+/**
+ * How one generated layer reaches the registry (issue 6, "How each blob travels"):
+ * 1. compressed digest known from the push cache → HEAD; present → done, the store is never read;
+ * 2. known digest, and a repository on the same registry that has it (--mount-from, or where the cache saw it)
+ *    → `POST ?mount=&from=`; a 202 means "not mounted": that upload session is cancelled and we go on;
+ * 3. otherwise POST, then the layer generated → diffID hash → compressor → blob hash in one streaming pass
+ *    into a single PATCH (chunked transfer: the compressed size and digest are not known in advance, and no
+ *    temporary file is written), closed with `PUT ?digest=`. The registry checks that digest against what it
+ *    received; we check the diffID against the one we knew (base/customisation layers, cached store layers).
+ *    A failed attempt is retried by regenerating the layer: generation is deterministic.
+ */
+export type BlobStatus = 'exists' | 'mounted' | 'uploaded';
+
+export interface UploadableLayer {
+  diffID?: string;
+  size?: number;
+  inputsKey?: string;
+  open(): Promise<Readable>;
+}
+
+export interface LayerPushResult {
+  diffID: string;
+  /** Uncompressed tar size. */
+  size: number;
+  digest: string;
+  /** Compressed (blob) size. */
+  blobSize: number;
+  status: BlobStatus;
+  /** For 'mounted': the source repository. */
+  from?: string;
+}
+
+export interface BlobPushContext {
+  client: RegistryClientApi;
+  /** `registry/repository` of the destination (cache bookkeeping). */
+  repoName: string;
+  registry: string;
+  repository: string;
+  compression: PushCompression;
+  cache?: PushCache;
+  /** Extra mount sources on the destination registry (`--mount-from`), repository paths. */
+  mountFrom: string[];
+  /** Attempts per upload (regenerating the layer each time). */
+  attempts?: number;
+  onBytes?: (n: number) => void;
+  log?: (line: string) => void;
+}
+
+/** Step 1 and 2: what the cache lets us do without reading the store. undefined = needs an upload. */
+export async function tryKnownLayer(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult | undefined> {
+  const known = await knownBlob(ctx, layer);
+  if (!known) return undefined;
+  const { diffID, size, blob, repos } = known;
+  const head = await ctx.client.headBlob(blob.digest);
+  if (head) {
+    await ctx.cache?.putBlob(diffID, ctx.compression, blob, ctx.repoName);
+    return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'exists' };
+  }
+  const prefix = `${ctx.registry}/`;
+  const candidates = [
+    ...ctx.mountFrom,
+    ...repos.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length)),
+  ].filter((r, i, all) => r !== ctx.repository && all.indexOf(r) === i);
+  for (const from of candidates) {
+    const start = await ctx.client.startUpload({ mount: blob.digest, from });
+    if (start.mounted) {
+      await ctx.cache?.putBlob(diffID, ctx.compression, blob, ctx.repoName);
+      return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'mounted', from };
+    }
+    ctx.log?.(`${blob.digest}: not mounted from ${from}; cancelling that upload session`);
+    await ctx.client.cancelUpload(start.location).catch(() => {});
+  }
+  return undefined;
+}
+
+async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer) {
+  if (!ctx.cache) {
+    // Without a cache only an uncompressed push of a layer with a known diffID knows its blob digest.
+    if (ctx.compression === 'none' && layer.diffID && layer.size !== undefined)
+      return { diffID: layer.diffID, size: layer.size, blob: { digest: layer.diffID, size: layer.size }, repos: [] as string[] };
+    return undefined;
+  }
+  let diffID = layer.diffID;
+  let size = layer.size;
+  if (!diffID && layer.inputsKey) {
+    const hit = await ctx.cache.getLayer(layer.inputsKey);
+    if (hit && (size === undefined || hit.size === size)) ({ diffID, size } = hit);
+  }
+  if (!diffID || size === undefined) return undefined;
+  if (ctx.compression === 'none') {
+    const e = await ctx.cache.getBlob(diffID, 'none');
+    return { diffID, size, blob: { digest: diffID, size }, repos: e?.repos ?? [] };
+  }
+  const e = await ctx.cache.getBlob(diffID, ctx.compression);
+  if (!e) return undefined;
+  return { diffID, size, blob: { digest: e.digest, size: e.size }, repos: e.repos };
+}
+
+/** Step 3, with retries: generate, compress, hash and upload in one pass. */
+export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult> {
+  const attempts = ctx.attempts ?? 3;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await uploadOnce(ctx, layer);
+      if (ctx.cache) {
+        if (layer.inputsKey) await ctx.cache.putLayer(layer.inputsKey, { diffID: r.diffID, size: r.size });
+        await ctx.cache.putBlob(r.diffID, ctx.compression, { digest: r.digest, size: r.blobSize }, ctx.repoName);
+      }
+      return r;
+    } catch (err) {
+      if (attempt >= attempts || !isRetryable(err)) throw err;
+      ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying (${attempt + 1}/${attempts})`);
+      await new Promise((r) => setTimeout(r, 250 * attempt));
+    }
+  }
+}
+
+/** Errors of the layer's own generation (store read, zstd): regenerating would fail the same way. */
+const generationErrors = new WeakSet<object>();
+
+function isRetryable(err: unknown): boolean {
+  if (typeof err === 'object' && err !== null && generationErrors.has(err)) return false;
+  if (err instanceof NixregError) return err.exitCode === ExitCode.failure;
+  return true;
+}
+
+async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult> {
+  const start = await ctx.client.startUpload();
+  if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
+  const source = await layer.open();
+  const diffHash = new HashingStream();
+  const blobHash = new HashingStream();
+  const stages: Duplex[] = [diffHash, ...compressorStages(ctx.compression), blobHash];
+  if (ctx.onBytes) stages.push(new ProgressCounter(ctx.onBytes)); // a 'data' listener would steal the body
+  const body = stages[stages.length - 1] as Readable;
+  const flowing = pipeline([source, ...stages]);
+  const contentLength = ctx.compression === 'none' ? layer.size : undefined;
+  const sending = ctx.client.uploadBlobStream(start.location, body, contentLength);
+  const [gen, sent] = await Promise.allSettled([flowing, sending]);
+  try {
+    // When the upload fails, the pipeline only reports its echo (premature close); when generation fails, the
+    // upload only reports the destroyed body. Report the cause.
+    if (gen.status === 'rejected' && !isEcho(gen.reason)) {
+      const e = asOneLine(gen.reason, 'generating the layer');
+      generationErrors.add(e);
+      throw e;
+    }
+    if (sent.status === 'rejected') throw sent.reason;
+    if (gen.status === 'rejected') throw asOneLine(gen.reason, 'generating the layer');
+    const diffID = diffHash.digest();
+    if (layer.diffID && layer.diffID !== diffID)
+      throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
+    const digest = blobHash.digest();
+    await ctx.client.finishUpload(sent.value, digest);
+    return { diffID, size: diffHash.size, digest, blobSize: blobHash.size, status: 'uploaded' };
+  } catch (err) {
+    await ctx.client.cancelUpload(start.location).catch(() => {});
+    throw err;
+  }
+}
+
+function isEcho(err: unknown): boolean {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR' || code === 'ERR_STREAM_DESTROYED';
+}
+
+function asOneLine(err: unknown, what: string): Error {
+  if (err instanceof NixregError) return err;
+  return new NixregError(`${what}: ${describeSystemError(err)}`, ExitCode.failure, { cause: err });
+}
+
+/** Reports bytes passing through (a 'data' listener instead would switch the body to flowing mode and lose it). */
+export class ProgressCounter extends Transform {
+  constructor(private readonly onBytes: (n: number) => void) {
+    super();
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.onBytes(chunk.length);
+    cb(null, chunk);
+  }
+}

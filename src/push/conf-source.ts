@@ -1,0 +1,138 @@
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { NixregError, describeSystemError, usageError } from '../errors.js';
+import { storeFsPath } from '../nix/store-root.js';
+import { loadBaseImage, type BaseImage } from '../nix/stream/base-image.js';
+import type { StreamConf } from '../nix/stream/conf.js';
+import { buildImageConfig, type PreparedImage } from '../nix/stream/image.js';
+import { planStoreLayer, storeLayerCacheKey, storeLayerChunks, TAR_RULES_VERSION, type StoreLayerPlan } from '../nix/stream/store-layer.js';
+import { inputsKey } from './push-cache.js';
+
+/**
+ * The layers of a streamLayeredImage conf as `nixreg push` needs them: cheap to describe (no store read), and
+ * generated only on demand. `nixreg stream` plans every store layer up front (a metadata walk) because it writes
+ * every layer anyway; a push of an unchanged image should touch nothing but the cache and the registry, so here
+ * a store layer is only walked when its bytes are needed — or, under --store-root (a mutable test/chroot tree
+ * rather than an immutable /nix/store), to fingerprint it for the cache key.
+ */
+export type PushLayerKind = 'base' | 'store' | 'customisation';
+
+export interface PushLayer {
+  index: number;
+  kind: PushLayerKind;
+  /** Store paths (store layers), the customisation layer path, or the base archive member. */
+  paths: string[];
+  /** Known up front for base and customisation layers; store layers get theirs from the cache or generation. */
+  diffID?: string;
+  /** Exact tar size when known without generating (base, customisation, planned store layers). */
+  size?: number;
+  /** Cache key of the layer's inputs (store layers). */
+  inputsKey?: string;
+  /** A fresh stream of the uncompressed layer tar (walks the store path tree first if not yet planned). */
+  open(): Promise<Readable>;
+}
+
+export interface ConfImage {
+  conf: StreamConf;
+  base?: BaseImage;
+  layers: PushLayer[];
+  /** Config JSON exactly as `nixreg stream` writes it, for the given diffIDs (layer order). */
+  config(diffIDs: readonly string[]): Buffer;
+  /** Number of layer generations started (tests and --json: a warm push generates none). */
+  readonly generated: number;
+  close(): Promise<void>;
+}
+
+export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string } = {}): Promise<ConfImage> {
+  const layers: PushLayer[] = [];
+  let generated = 0;
+  let base: BaseImage | undefined;
+  if (conf.fromImage !== null) {
+    base = await loadBaseImage(conf.fromImage, opts.storeRoot);
+    const b = base;
+    for (const l of b.layers) {
+      layers.push({
+        index: layers.length,
+        kind: 'base',
+        paths: [l.member.name],
+        diffID: `sha256:${l.diffHex}`,
+        size: l.member.size,
+        open: async () => {
+          generated++;
+          return Readable.from(b.archive.memberData(l.member), { objectMode: false });
+        },
+      });
+    }
+  }
+  const owner = { mtime: conf.mtime, uid: conf.uid, gid: conf.gid, uname: conf.uname, gname: conf.gname, storeRoot: opts.storeRoot };
+  for (const paths of conf.storeLayers) {
+    let plan: StoreLayerPlan | undefined;
+    let key: string;
+    if (opts.storeRoot) {
+      plan = await planStoreLayer(paths, owner);
+      key = storeLayerCacheKey(plan);
+    } else {
+      // /nix/store paths are immutable: their names, the owner/mtime settings and the tar rules fix the bytes.
+      key = inputsKey({ rules: TAR_RULES_VERSION, paths, mtime: conf.mtime, uid: conf.uid, gid: conf.gid, uname: conf.uname, gname: conf.gname });
+    }
+    const layer: PushLayer = {
+      index: layers.length,
+      kind: 'store',
+      paths: [...paths],
+      ...(plan ? { size: plan.size } : {}),
+      inputsKey: key,
+      open: async () => {
+        plan ??= await planStoreLayer(paths, owner);
+        layer.size = plan.size;
+        generated++;
+        return Readable.from(storeLayerChunks(plan), { objectMode: false });
+      },
+    };
+    layers.push(layer);
+  }
+  layers.push(await customisationLayer(conf.customisationLayer, layers.length, opts.storeRoot, () => generated++));
+  return {
+    conf,
+    ...(base ? { base } : {}),
+    layers,
+    // buildImageConfig reads only conf, base.config and each layer's paths (for the history comments).
+    config: (diffIDs) => buildImageConfig({ conf, base, layers: layers.map((l) => ({ paths: l.paths })) } as unknown as PreparedImage, diffIDs),
+    get generated() {
+      return generated;
+    },
+    close: async () => {
+      await base?.archive.close();
+    },
+  };
+}
+
+/** The customisation layer: `layer.tar` + `checksum` (its sha256 hex = the diffID) in the conf's store path. */
+async function customisationLayer(cust: string, index: number, storeRoot: string | undefined, onOpen: () => void): Promise<PushLayer> {
+  const dir = storeFsPath(cust, storeRoot);
+  let checksum: string;
+  try {
+    checksum = (await readFile(`${dir}/checksum`, 'utf8')).trim();
+  } catch (err) {
+    throw usageError(`customisation_layer ${cust}: cannot read its checksum file (${describeSystemError(err)})`);
+  }
+  if (!/^[0-9a-f]{64}$/.test(checksum)) throw usageError(`customisation_layer ${cust}: checksum file does not hold a sha256 hex digest`);
+  const file = `${dir}/layer.tar`;
+  const st = await stat(file).catch((err) => {
+    throw usageError(`customisation_layer ${cust}: cannot read layer.tar (${describeSystemError(err)})`);
+  });
+  if (!st.isFile()) throw usageError(`customisation_layer ${cust}: layer.tar is not a regular file`);
+  return {
+    index,
+    kind: 'customisation',
+    paths: [cust],
+    diffID: `sha256:${checksum}`,
+    size: st.size,
+    open: async () => {
+      onOpen();
+      const s = createReadStream(file, { highWaterMark: 1 << 20 });
+      s.on('error', (err) => s.destroy(new NixregError(`cannot read ${file}: ${describeSystemError(err)}`)));
+      return s;
+    },
+  };
+}

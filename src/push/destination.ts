@@ -1,0 +1,49 @@
+import { usageError } from '../errors.js';
+import { parseImageReference, TAG_RE, type ImageReference } from '../reference/reference.js';
+import { RegistryClient } from '../registry/client.js';
+import type { Credentials } from '../registry/types.js';
+
+/** Registry access options shared by every push source (pull's auth/TLS/retry options). */
+export interface RegistryAccess {
+  tlsVerify?: boolean;
+  creds?: Credentials;
+  authfile?: string;
+  certDir?: string;
+  log?: (line: string) => void;
+  /** Environment for credential lookup (tests). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface Destination {
+  ref: ImageReference;
+  client: RegistryClient;
+  /** First = the reference's tag (default latest), then --additional-tag values, deduplicated. */
+  tags: string[];
+  /** `registry/repository` */
+  repoName: string;
+}
+
+export function parseDockerDestination(dest: string, what = 'destination'): ImageReference {
+  if (!dest.startsWith('docker://')) throw usageError(`${what} must be docker://REGISTRY/REPOSITORY[:TAG], got "${dest.slice(0, 200)}"`);
+  return parseImageReference(dest);
+}
+
+export function openDestination(dest: string, additionalTags: readonly string[], access: RegistryAccess): Destination {
+  const ref = parseDockerDestination(dest);
+  if (ref.digest) throw usageError(`destination ${dest} names a digest; push to a tag (the digest is printed after the push)`);
+  for (const t of additionalTags) if (!TAG_RE.test(t)) throw usageError(`invalid --additional-tag "${t.slice(0, 140)}"`);
+  const tags = [...new Set([ref.tag ?? 'latest', ...additionalTags])];
+  const client = RegistryClient.forReference(ref, { ...clientOptions(access), pushScope: true });
+  return { ref, client, tags, repoName: `${ref.registry}/${ref.repository}` };
+}
+
+export function clientOptions(access: RegistryAccess) {
+  return {
+    ...(access.tlsVerify !== undefined ? { tlsVerify: access.tlsVerify } : {}),
+    ...(access.creds ? { creds: access.creds } : {}),
+    ...(access.authfile ? { authfile: access.authfile } : {}),
+    ...(access.certDir ? { certDir: access.certDir } : {}),
+    ...(access.log ? { log: access.log } : {}),
+    ...(access.env ? { env: access.env } : {}),
+  };
+}

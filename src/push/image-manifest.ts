@@ -1,0 +1,62 @@
+import type { PushCompression } from '../compression/compress.js';
+import { usageError } from '../errors.js';
+import { MediaType } from '../manifest/media-types.js';
+
+/**
+ * The single-image manifest `nixreg push` writes: Docker schema2 (what skopeo writes when copying a
+ * docker-archive to a registry) or OCI. Keys in Go struct order and compact like Go's encoding/json, so the
+ * bytes look like what c/image would send for the same descriptors.
+ */
+export type PushFormat = 'docker' | 'oci';
+
+export interface BlobDescriptor {
+  digest: string;
+  size: number;
+}
+
+export function layerMediaType(format: PushFormat, compression: PushCompression): string {
+  if (format === 'oci') return compression === 'gzip' ? MediaType.ociLayerGzip : compression === 'zstd' ? MediaType.ociLayerZstd : MediaType.ociLayer;
+  if (compression === 'zstd') throw usageError('--compression zstd needs --format oci (Docker schema2 has no zstd layer type)');
+  return compression === 'gzip' ? MediaType.dockerLayerGzip : 'application/vnd.docker.image.rootfs.diff.tar';
+}
+
+export function configMediaType(format: PushFormat): string {
+  return format === 'oci' ? MediaType.ociConfig : MediaType.dockerConfig;
+}
+
+export function manifestMediaType(format: PushFormat): string {
+  return format === 'oci' ? MediaType.ociManifest : MediaType.dockerManifest;
+}
+
+export function buildPushManifest(format: PushFormat, compression: PushCompression, config: BlobDescriptor, layers: readonly BlobDescriptor[]): Buffer {
+  const lt = layerMediaType(format, compression);
+  const m = {
+    schemaVersion: 2,
+    mediaType: manifestMediaType(format),
+    config: { mediaType: configMediaType(format), size: config.size, digest: config.digest },
+    layers: layers.map((l) => ({ mediaType: lt, size: l.size, digest: l.digest })),
+  };
+  return Buffer.from(JSON.stringify(m), 'utf8');
+}
+
+export interface IndexEntry {
+  digest: string;
+  size: number;
+  mediaType: string;
+  platform: { os: string; architecture: string; variant?: string };
+}
+
+/** OCI image index over per-platform manifests (multi-arch push). */
+export function buildIndex(entries: readonly IndexEntry[]): Buffer {
+  const m = {
+    schemaVersion: 2,
+    mediaType: MediaType.ociIndex,
+    manifests: entries.map((e) => ({
+      mediaType: e.mediaType,
+      size: e.size,
+      digest: e.digest,
+      platform: { architecture: e.platform.architecture, os: e.platform.os, ...(e.platform.variant ? { variant: e.platform.variant } : {}) },
+    })),
+  };
+  return Buffer.from(JSON.stringify(m), 'utf8');
+}

@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { freePort, startDistribution, type Distribution } from '../helpers/distribution.js';
+import { LAYERS, makeImage, manifestOf, pushTestImage, pushTestIndex } from '../helpers/images.js';
+import { toNix32, toSRI } from '../../src/digest/nixhash.js';
+
+/** The pull command's edges: every failure is one line, the right exit code, and no file. Needs dist/ built. */
+const BIN = join(resolve(import.meta.dirname, '../..'), 'bin/nixreg.js');
+const DIGEST = 'sha256:' + 'ab'.repeat(32);
+let reg: Distribution;
+let dir: string;
+let digest: string;
+let indexDigest: string;
+
+const run = (args: string[]) => spawnSync('node', [BIN, 'pull', ...args], { encoding: 'buffer', env: { ...process.env, NIXREG_DEBUG: '' } });
+
+function expectOneLineFailure(r: ReturnType<typeof run>, code: number, pattern: RegExp) {
+  const err = r.stderr.toString();
+  expect(r.status, err).toBe(code);
+  expect(err).toMatch(/^nixreg: [^\n]+\n$/);
+  expect(err).toMatch(pattern);
+  expect(r.stdout.length).toBe(0);
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'nixreg-pull-cli-'));
+  reg = await startDistribution();
+  const img = makeImage([LAYERS.L1(), LAYERS.L2()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
+  digest = await pushTestImage(reg.url, 'test/cli', img, 'v1');
+  expect(digest).toBe(manifestOf(img).digest);
+  indexDigest = await pushTestIndex(reg.url, 'test/cli', [{ img, platform: { os: 'linux', architecture: 'amd64' } }], 'multi');
+}, 60_000);
+
+afterAll(async () => {
+  await reg?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('nixreg pull: bad inputs', () => {
+  test('malformed image name → usage error', () => {
+    const out = join(dir, 'bad-name.tar');
+    expectOneLineFailure(run(['Bad Name!', '--digest', DIGEST, '-o', out]), 2, /invalid image reference/);
+    expect(readdirSync(dir)).not.toContain('bad-name.tar');
+  });
+
+  test('malformed digest → usage error', () => {
+    expectOneLineFailure(run([`${reg.host}/test/cli`, '--digest', 'sha256:xyz', '-o', join(dir, 'bad-digest.tar')]), 2, /--digest "sha256:xyz" is not a valid digest/);
+    expect(readdirSync(dir)).not.toContain('bad-digest.tar');
+  });
+
+  test('connection refused → one line naming it, no file', async () => {
+    const port = await freePort();
+    const out = join(dir, 'refused.tar');
+    expectOneLineFailure(run([`127.0.0.1:${port}/test/cli`, '--digest', DIGEST, '-o', out, '--tls-verify=false']), 1, /connection refused/);
+    expect(readdirSync(dir).filter((f) => f.includes('refused'))).toEqual([]);
+  });
+
+  test('manifest not found → exit 4, no file', () => {
+    const out = join(dir, 'missing.tar');
+    expectOneLineFailure(run([`${reg.host}/test/cli`, '--digest', DIGEST, '-o', out, '--tls-verify=false']), 4, /not found|unknown/i);
+    expect(readdirSync(dir).filter((f) => f.includes('missing'))).toEqual([]);
+  });
+
+  test('output in a directory that does not exist → one line', () => {
+    expectOneLineFailure(run([`${reg.host}/test/cli`, '--digest', digest, '-o', join(dir, 'nope/out.tar'), '--tls-verify=false']), 1, /cannot write output .*nope\/out\.tar/);
+  });
+
+  test('existing output without --force is refused and kept; with --force it is replaced', () => {
+    const out = join(dir, 'exists.tar');
+    writeFileSync(out, 'keep me');
+    expectOneLineFailure(run([`${reg.host}/test/cli`, '--digest', digest, '-o', out, '--tls-verify=false']), 2, /already exists/);
+    expect(readFileSync(out, 'utf8')).toBe('keep me');
+    const r = run([`${reg.host}/test/cli`, '--digest', digest, '-o', out, '--tls-verify=false', '--force', '--quiet']);
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(r.stderr.length).toBe(0); // --quiet
+    expect(readFileSync(out).subarray(257, 262).toString()).toBe('ustar');
+  });
+
+  test('no platform in the index → exit 4 listing what exists', () => {
+    expectOneLineFailure(
+      run([`${reg.host}/test/cli`, '--digest', indexDigest, '-o', join(dir, 'plat.tar'), '--tls-verify=false', '--arch', 's390x']),
+      4,
+      /linux\/s390x.*available: linux\/amd64/,
+    );
+  });
+});
+
+describe('nixreg pull: outputs', () => {
+  test('-o - streams the same bytes to stdout as the file; --json reports them', () => {
+    const file = join(dir, 'file.tar');
+    const j = run([`${reg.host}/test/cli`, '--digest', digest, '-o', file, '--tls-verify=false', '--json']);
+    expect(j.status, j.stderr.toString()).toBe(0);
+    const bytes = readFileSync(file);
+    const s = run([`${reg.host}/test/cli`, '--digest', digest, '-o', '-', '--tls-verify=false', '--quiet']);
+    expect(s.status, s.stderr.toString()).toBe(0);
+    expect(s.stdout.equals(bytes)).toBe(true);
+    const h = createHash('sha256').update(bytes).digest();
+    expect(JSON.parse(j.stdout.toString())).toEqual({
+      imageName: `${reg.host}/test/cli`,
+      indexDigest: null,
+      manifestDigest: digest,
+      output: file,
+      size: bytes.length,
+      hash: toSRI(h),
+      sha256: toNix32(h),
+    });
+    // by index digest: same archive, indexDigest reported
+    const viaIndex = run([`${reg.host}/test/cli`, '--digest', indexDigest, '-o', join(dir, 'idx.tar'), '--tls-verify=false', '--json', '--arch', 'amd64']);
+    expect(viaIndex.status, viaIndex.stderr.toString()).toBe(0);
+    expect(JSON.parse(viaIndex.stdout.toString())).toMatchObject({ indexDigest, manifestDigest: digest, hash: toSRI(h) });
+  });
+
+  test('a tag-only pull works and says which digest it resolved', () => {
+    const out = join(dir, 'tag.tar');
+    const r = run([`${reg.host}/test/cli:v1`, '-o', out, '--tls-verify=false']);
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(r.stderr.toString()).toContain(`resolved ${reg.host}/test/cli:v1 to ${digest}`);
+    expect(readFileSync(out).equals(readFileSync(join(dir, 'file.tar')))).toBe(true);
+  });
+});
