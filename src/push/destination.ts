@@ -47,3 +47,10 @@ export function clientOptions(access: RegistryAccess) {
     ...(access.env ? { env: access.env } : {}),
   };
 }
+
+/** PUT the manifest under every tag (the first PUT stores it; the others only add tags). Returns its digest. */
+export async function putTags(dest: Destination, manifest: Buffer, mediaType: string): Promise<string> {
+  let digest = '';
+  for (const tag of dest.tags) digest = await dest.client.putManifest(tag, manifest, mediaType);
+  return digest;
+}

@@ -4,7 +4,7 @@ import { sha256Digest } from '../digest/sha256.js';
 import { loadStreamConf } from '../nix/stream/conf.js';
 import { tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
 import { loadConfImage, type PushLayerKind } from './conf-source.js';
-import { openDestination, type Destination, type RegistryAccess } from './destination.js';
+import { openDestination, putTags, type RegistryAccess } from './destination.js';
 import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, type PushFormat } from './image-manifest.js';
 import { PushCache } from './push-cache.js';
 import { silentProgress, type PushProgress } from './progress.js';
@@ -96,13 +96,6 @@ export async function pushConf(opts: PushConfOptions): Promise<PushResult> {
     await image.close().catch(() => {});
     await dest.client.close().catch(() => {});
   }
-}
-
-/** PUT the manifest under every tag (the first PUT stores it; the others only add tags). Returns its digest. */
-export async function putTags(dest: Destination, manifest: Buffer, mediaType: string): Promise<string> {
-  let digest = '';
-  for (const tag of dest.tags) digest = await dest.client.putManifest(tag, manifest, mediaType);
-  return digest;
 }
 
 /**

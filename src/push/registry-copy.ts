@@ -4,7 +4,7 @@ import { parseManifest, type Descriptor } from '../manifest/manifest.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Credentials } from '../registry/types.js';
 import { ProgressCounter, type BlobStatus } from './blob-upload.js';
-import { clientOptions, openDestination, parseDockerDestination, putTags, type Destination, type RegistryAccess } from './destination.js';
+import { clientOptions, openDestination, parseDockerDestination, putTags, type RegistryAccess } from './destination.js';
 import type { PushResult } from './push-conf.js';
 import { silentProgress, type PushProgress } from './progress.js';
 
@@ -84,7 +84,7 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
       config = { digest: m.config.digest, size: m.config.size, mediaType: m.config.mediaType };
       layers = m.layers.map((l, i) => ({ kind: 'base', mediaType: l.mediaType, digest: l.digest, blobSize: l.size, diffID: '', size: 0, status: statuses[i + 1] ?? 'exists' }));
     }
-    const digest = await putTags(dest as Destination, top.bytes, top.mediaType);
+    const digest = await putTags(dest, top.bytes, top.mediaType);
     progress.done();
     return { name: dest.repoName, tags: dest.tags, digest, mediaType: top.mediaType, config, layers, stats: { ...counts, layersGenerated: 0 } };
   } finally {

@@ -537,6 +537,21 @@ describe('faults', () => {
     rmSync(dir2, { recursive: true, force: true });
   });
 
+  it('a stalled body hits the read timeout: one resume, then a clear error', async () => {
+    const fake = await startFake((_req, res) => {
+      res.writeHead(200, { 'content-length': String(blob.length) });
+      res.write(blob.subarray(0, 1000)); // then nothing
+    });
+    const client = new RegistryClient({ registry: fake.host, repository: 'r/x', timeoutMs: 300, retry: { times: 1, baseDelayMs: 10 } });
+    const t0 = Date.now();
+    const e = await errorOf(collect(await client.getBlob(digest)));
+    expect(e.message).toMatch(/read timeout/);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(fake.requests.filter((r) => r.url.includes('/blobs/')).length).toBe(2);
+    await client.close();
+    await fake.stop();
+  });
+
   it('connection refused is one clear line, fast', async () => {
     const fake = await startFake(() => {});
     const host = fake.host;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
-import { sampleTar } from '../../mock-registry/sample-image.js';
+import { pushSampleImage, sampleImage, sampleTar } from '../../mock-registry/sample-image.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { requireTool } from '../helpers/tools.js';
 import { sha } from './http.js';
@@ -93,6 +93,12 @@ describe('skopeo 1.9.3 against the mock registry', () => {
       const cfgA = Buffer.from(await skopeo('inspect', '--tls-verify=false', '--config', '--raw', `docker://${dist.host}/test/img:v1`));
       const cfgB = Buffer.from(await skopeo('inspect', '--tls-verify=false', '--config', '--raw', `docker://${reg.host}/test/same:v1`));
       expect(cfgB.equals(cfgA)).toBe(true);
+      // a Docker schema2 image pushed over plain HTTP to the mock, copied by skopeo mock → distribution, keeps its digest
+      const img = sampleImage();
+      await pushSampleImage(reg.url, 'test/docker', 'v2', img);
+      await skopeo('copy', '--src-tls-verify=false', '--dest-tls-verify=false', `docker://${reg.host}/test/docker:v2`, `docker://${dist.host}/test/docker:v2`);
+      const back = JSON.parse(await skopeo('inspect', '--tls-verify=false', `docker://${dist.host}/test/docker:v2`));
+      expect([back.Digest, back.Layers]).toEqual([img.manifestDigest, [sha(img.layer)]]);
     } finally {
       await dist?.stop();
     }
@@ -110,6 +116,27 @@ describe('skopeo 1.9.3 against the mock registry', () => {
       expect(JSON.stringify(secure.log)).not.toContain('s3cret');
     } finally {
       await secure.close();
+    }
+  });
+
+  it('pushes over TLS with Basic auth and pulls back with the same credentials', async () => {
+    requireTool('openssl');
+    const key = join(tmp, 'key.pem');
+    const cert = join(tmp, 'cert.pem');
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    const certDir = join(tmp, 'certs');
+    mkdirSync(certDir, { recursive: true });
+    writeFileSync(join(certDir, 'ca.crt'), readFileSync(cert));
+    const tls = await startRegistry({ tls: { certFile: cert, keyFile: key }, auth: { mode: 'basic', users: { bob: 'b0b' } } });
+    try {
+      await skopeo('copy', '--dest-cert-dir', certDir, '--dest-creds', 'bob:b0b', `oci:${layout}`, `docker://${tls.host}/tls/img:v1`);
+      const out = join(tmp, 'tls-pulled');
+      await skopeo('copy', '--src-cert-dir', certDir, '--src-creds', 'bob:b0b', `docker://${tls.host}/tls/img:v1`, `dir:${out}`);
+      expect(readFileSync(join(out, 'manifest.json')).equals(manifest)).toBe(true);
+      expect(dirBlobs(out).get(sha(layer))?.equals(layer)).toBe(true);
+      expect(tls.log.every((e) => e.route === 'ping' || e.status !== 401 || e.auth === undefined)).toBe(true);
+    } finally {
+      await tls.close();
     }
   });
 });

@@ -1,0 +1,177 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { startDistribution, type Distribution } from '../helpers/distribution.js';
+import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+import { requireTool } from '../helpers/tools.js';
+
+// `nixreg push conf.json docker://…` against Debian's real distribution; pulled back with skopeo and nixreg.
+// Runs the built CLI (dist/ must be built: `npx tsc -p tsconfig.json`; npm test does it).
+const repoRoot = join(import.meta.dirname, '../..');
+const CASE = join(FIXTURES, 'cases/a-defaults');
+const expected = JSON.parse(readFileSync(join(CASE, 'expected.json'), 'utf8')) as {
+  layers: Array<{ diffID: string; paths: string[] }>;
+  config: { sha256: string };
+};
+
+let storeRoot: string;
+let tmp: string;
+let reg: Distribution;
+
+function nixreg(args: string[], env: Record<string, string> = {}) {
+  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn('node', [join(repoRoot, 'bin/nixreg.js'), ...args], { env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache'), ...env } });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+const pushArgs = (dest: string, ...extra: string[]) => ['push', join(CASE, 'conf.json'), dest, '--store-root', storeRoot, '--tls-verify=false', '--json', ...extra];
+
+/** Blob-upload requests (POST/PATCH/PUT under /blobs/uploads/) in the registry's access log since `from`. */
+function uploadRequests(from: number): { lines: string[]; end: number } {
+  const log = readFileSync(reg.logFile, 'utf8');
+  const lines = log
+    .slice(from)
+    .split('\n')
+    .filter((l) => /"(POST|PATCH|PUT) \/v2\/[^ ]*\/blobs\/uploads\//.test(l));
+  return { lines, end: log.length };
+}
+const logEnd = () => readFileSync(reg.logFile, 'utf8').length;
+
+beforeAll(async () => {
+  requireTool('skopeo');
+  tmp = mkdtempSync(join(tmpdir(), 'nixreg-push-'));
+  storeRoot = await buildStoreTree(join(tmp, 'store'));
+  reg = await startDistribution();
+});
+afterAll(async () => {
+  await reg?.stop();
+  if (storeRoot) await removeStoreTree(storeRoot);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('nixreg push (conf → real distribution)', () => {
+  let pushed: { digest: string; reference: string; config: { digest: string }; layers: Array<{ diffID: string; digest: string; status: string }> };
+
+  it('pushes every layer once, with the stream diffIDs and config', async () => {
+    const before = logEnd();
+    const r = await nixreg(pushArgs(`docker://${reg.host}/fixture/app:1`, '--additional-tag', 'latest', '--digestfile', join(tmp, 'digest')));
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
+    expect(r.status).toBe(0);
+    pushed = JSON.parse(r.stdout);
+    expect(pushed.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
+    expect(pushed.config.digest).toBe(`sha256:${expected.config.sha256}`);
+    expect(pushed.layers.every((l) => l.status === 'uploaded')).toBe(true);
+    expect(pushed.reference).toBe(`${reg.host}/fixture/app@${pushed.digest}`);
+    expect(readFileSync(join(tmp, 'digest'), 'utf8')).toBe(pushed.digest);
+    // one POST + one PATCH + one PUT per layer and for the config
+    const ups = uploadRequests(before).lines;
+    const n = expected.layers.length + 1;
+    expect(ups.filter((l) => l.includes('"PATCH ')).length).toBe(n);
+    expect(ups.filter((l) => l.includes('"PUT ')).length).toBe(n);
+  });
+
+  it('pulls back with skopeo: same diffIDs, blobs that gunzip to them', () => {
+    const oci = join(tmp, 'oci');
+    const r = spawnSync('skopeo', ['copy', '--src-tls-verify=false', `docker://${reg.host}/fixture/app:latest`, `oci:${oci}:x`], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const blob = (d: string) => readFileSync(join(oci, 'blobs/sha256', d.slice(7)));
+    const index = JSON.parse(readFileSync(join(oci, 'index.json'), 'utf8'));
+    const manifest = JSON.parse(blob(index.manifests[0].digest).toString());
+    const config = JSON.parse(blob(manifest.config.digest).toString());
+    expect(config.rootfs.diff_ids).toEqual(expected.layers.map((l) => l.diffID));
+    for (const [i, l] of manifest.layers.entries()) {
+      const tar = gunzipSync(blob(l.digest));
+      expect('sha256:' + createHash('sha256').update(tar).digest('hex')).toBe(expected.layers[i]!.diffID);
+    }
+  });
+
+  it('pulls back with nixreg pull', async () => {
+    const out = join(tmp, 'pulled.tar');
+    const r = await nixreg(['pull', `${reg.host}/fixture/app`, '--digest', pushed.digest, '-o', out, '--tls-verify=false', '--quiet']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const manifest = JSON.parse(spawnSync('tar', ['-xOf', out, 'manifest.json'], { encoding: 'utf8' }).stdout);
+    expect(manifest[0].Config).toBe(`${expected.config.sha256}.json`);
+  });
+
+  it('a second push uploads zero blobs and generates no layer', async () => {
+    const before = logEnd();
+    const r = await nixreg(pushArgs(`docker://${reg.host}/fixture/app:1`));
+    expect(r.status).toBe(0);
+    const again = JSON.parse(r.stdout);
+    expect(again.digest).toBe(pushed.digest);
+    expect(again.stats).toMatchObject({ uploaded: 0, exists: expected.layers.length, layersGenerated: 0 });
+    expect(uploadRequests(before).lines).toEqual([]);
+  });
+
+  it('gzip output is the same on every push (fresh cache: same blob digests)', async () => {
+    const r = await nixreg(pushArgs(`docker://${reg.host}/fixture/fresh:1`), { XDG_CACHE_HOME: join(tmp, 'cache-fresh') });
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.layers.map((l: { digest: string }) => l.digest)).toEqual(pushed.layers.map((l) => l.digest));
+    expect(j.digest).toBe(pushed.digest);
+  });
+
+  it('mounts cached blobs from another repository instead of uploading', async () => {
+    const before = logEnd();
+    const r = await nixreg(pushArgs(`docker://${reg.host}/other/app:1`));
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.stats.mounted).toBe(expected.layers.length);
+    expect(j.digest).toBe(pushed.digest);
+    const ups = uploadRequests(before).lines;
+    expect(ups.filter((l) => l.includes('mount=')).length).toBe(expected.layers.length);
+    expect(ups.filter((l) => l.includes('"PATCH ')).length).toBe(1); // the config only: never mounted
+  });
+
+  it('after one store path changes, only its layer is uploaded', async () => {
+    const settings = expected.layers.find((l) => l.paths.length === 1 && l.paths[0]!.endsWith('-fx-settings.conf'))!;
+    const file = join(storeRoot, settings.paths[0]!);
+    const mode = statSync(file).mode & 0o7777;
+    chmodSync(file, 0o644);
+    writeFileSync(file, 'changed = true\n');
+    chmodSync(file, mode);
+    const before = logEnd();
+    const r = await nixreg(pushArgs(`docker://${reg.host}/fixture/app:2`));
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.stats).toMatchObject({ uploaded: 1, exists: expected.layers.length - 1, layersGenerated: 1 });
+    const changed = j.layers.findIndex((l: { status: string }) => l.status === 'uploaded');
+    expect(expected.layers[changed]).toBe(settings);
+    expect(j.layers[changed].diffID).not.toBe(settings.diffID);
+    expect(uploadRequests(before).lines.filter((l) => l.includes('"PATCH ')).length).toBe(2); // that layer + the new config
+  });
+});
+
+describe('nixreg push auth failures', () => {
+  it('wrong credentials: one line, exit 3, no tag written', async () => {
+    const secured = await startDistribution({ htpasswd: { alice: 'right-password' } });
+    try {
+      const r = await nixreg(pushArgs(`docker://${secured.host}/fixture/app:1`, '--creds', 'alice:wrong-password'), {
+        XDG_CACHE_HOME: join(tmp, 'cache-auth'),
+      });
+      expect(r.status).toBe(3);
+      expect(r.stdout).toBe('');
+      const errLines = r.stderr.trim().split('\n');
+      expect(errLines[errLines.length - 1]).toMatch(/^nixreg: .*401/);
+      expect(r.stderr).not.toContain('wrong-password');
+      const log = readFileSync(secured.logFile, 'utf8');
+      expect(log).not.toMatch(/"PUT \/v2\/fixture\/app\/manifests\//);
+      const inspect = spawnSync('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:right-password', `docker://${secured.host}/fixture/app:1`], { encoding: 'utf8' });
+      expect(inspect.status).not.toBe(0);
+      expect(inspect.stderr).toMatch(/manifest unknown|not found|name unknown/i);
+    } finally {
+      await secured.stop();
+    }
+  });
+});
