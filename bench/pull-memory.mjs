@@ -96,7 +96,7 @@ async function measure(cmd, args, env) {
   if (existsSync('/usr/bin/time')) {
     const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr.slice(-2000)}`);
+    if (r.status !== 0) throw new Error(`${cmd} failed (status ${r.status}, signal ${r.signal}): ${r.error ?? ""} ${r.stderr.slice(-3000)}`);
     if (process.env.BENCH_VERBOSE) console.error(r.stderr.split("\n").filter((l) => !/^\t/.test(l)).join("\n"));
     const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
     return { secs, rssMiB: kb / 1024 };

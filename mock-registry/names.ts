@@ -33,10 +33,19 @@ export function parseRoute(pathname: string): Route | undefined {
   if (pathname === '/token') return { kind: 'token' };
   for (const [kind, re] of ROUTES) {
     const m = re.exec(pathname);
-    if (m) return { kind, name: m[1], ref: m[2] === undefined ? undefined : decodeURIComponent(m[2]) };
+    if (m) return { kind, name: m[1], ref: m[2] === undefined ? undefined : safeDecode(m[2]) };
   }
   return undefined;
 }
 
 export const validName = (name: string): boolean => name.length <= MAX_NAME_LENGTH && NAME_RE.test(name);
 export const isDigestRef = (ref: string): boolean => ref.includes(':');
+
+/** Clients may percent-encode the ':' of a digest; a malformed escape is left as is (and then fails validation). */
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}

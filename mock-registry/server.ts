@@ -113,7 +113,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const method = (req.method ?? 'GET').toUpperCase();
-    const url = new URL(req.url ?? '/', 'http://registry.invalid');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://registry.invalid');
+    } catch {
+      url = new URL('http://registry.invalid/');
+    }
     const route = parseRoute(url.pathname);
     const entry: LogEntry = {
       seq: ++seq,

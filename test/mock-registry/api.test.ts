@@ -432,3 +432,13 @@ describe('counters and log', () => {
     }
   });
 });
+
+describe('robustness', () => {
+  it('survives malformed URLs and escapes', async () => {
+    const r = await req('GET', `${base}/v2/x/manifests/%E0%A4%A`);
+    expect(r.status).toBe(400);
+    expect((await req('GET', `${base}/v2/`)).status).toBe(200);
+    const enc = await req('GET', `${base}/v2/blobs/r/blobs/${encodeURIComponent(sha('nope'))}`);
+    expect(errCodes(enc)).toEqual(['BLOB_UNKNOWN']);
+  });
+});

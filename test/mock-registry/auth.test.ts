@@ -38,7 +38,7 @@ describe('basic auth', () => {
   afterAll(() => reg.close());
 
   it('answers 401 UNAUTHORIZED with a Basic challenge without or with wrong credentials', async () => {
-    for (const headers of [{}, { Authorization: basic('alice', 'wrong') }, { Authorization: basic('mallory', 'x') }]) {
+    for (const headers of [{}, { Authorization: basic('alice', 'wrong') }, { Authorization: basic('mallory', 'x') }] as Array<Record<string, string>>) {
       const r = await req('GET', `${reg.url}/v2/`, { headers });
       expect(r.status).toBe(401);
       expect(r.header('www-authenticate')).toBe('Basic realm="nixreg-mock"');

@@ -1,0 +1,158 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRegistry, type Registry } from '../../mock-registry/index.js';
+import { NixregError } from '../../src/errors.js';
+import { PushCache } from '../../src/push/push-cache.js';
+import { pushConf, type PushResult } from '../../src/push/push-conf.js';
+import { copyRegistryImage } from '../../src/push/registry-copy.js';
+import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+
+// Push paths that need a registry misbehaving on purpose (the mock's fault injection and grants), and
+// registry-to-registry copies counted with the mock's counters.
+const CASE = join(FIXTURES, 'cases/a-defaults');
+const expected = JSON.parse(readFileSync(join(CASE, 'expected.json'), 'utf8')) as { layers: Array<{ diffID: string }>; config: { sha256: string } };
+const LAYERS = expected.layers.length;
+
+let storeRoot: string;
+let tmp: string;
+let cacheN = 0;
+const freshCache = () => new PushCache(join(tmp, `cache-${cacheN++}`));
+const push = (reg: Registry, repoTag: string, extra: Partial<Parameters<typeof pushConf>[0]> = {}) =>
+  pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/${repoTag}`, storeRoot, tlsVerify: false, cache: freshCache(), ...extra });
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'nixreg-push-mock-'));
+  storeRoot = await buildStoreTree(join(tmp, 'store'));
+});
+afterAll(async () => {
+  if (storeRoot) await removeStoreTree(storeRoot);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('push against the mock registry', () => {
+  let reference: PushResult;
+  let reg: Registry;
+  beforeAll(async () => {
+    reg = await startRegistry();
+    reference = await push(reg, 'ref/app:1');
+  });
+  afterAll(() => reg.close());
+
+  it('recovers from failed PATCHes by regenerating the layer', async () => {
+    const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'upload', method: 'PATCH', status: 500, times: 2 }] });
+    try {
+      const r = await push(faulty, 'app:1', { jobs: 1 });
+      expect(r.digest).toBe(reference.digest);
+      expect(r.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
+      expect(faulty.counters.faultsInjected).toBe(2);
+      expect(faulty.counters.patchRequests).toBe(LAYERS + 1 + 2);
+      expect(faulty.counters.blobUploadsCompleted).toBe(LAYERS + 1);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('recovers from a connection reset during the PATCH', async () => {
+    const faulty = await startRegistry({ faults: [{ kind: 'reset', route: 'upload', method: 'PATCH', times: 1 }] });
+    try {
+      const r = await push(faulty, 'app:1', { jobs: 2 });
+      expect(r.digest).toBe(reference.digest);
+      expect(faulty.counters.faultsInjected).toBe(1);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('gives up with one line after repeated failures, writing no tag', async () => {
+    const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'upload', method: 'PATCH', status: 500 }] });
+    try {
+      const err = await push(faulty, 'app:1', { jobs: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NixregError);
+      expect((err as NixregError).message).toMatch(/HTTP 500/);
+      expect((err as NixregError).message).not.toContain('\n');
+      expect(faulty.counters.manifestPuts).toBe(0);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('a pull-only token fails with an auth error (exit 3) and no tag', async () => {
+    const secured = await startRegistry({
+      auth: { mode: 'bearer', users: { bob: 'pw' }, grants: [{ user: 'bob', repo: '*', actions: ['pull'] }] },
+    });
+    try {
+      const err = await push(secured, 'app:1', { creds: { username: 'bob', password: 'pw' } }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NixregError);
+      expect((err as NixregError).exitCode).toBe(3);
+      expect((err as NixregError).message).not.toContain('pw@');
+      expect(secured.counters.manifestPuts).toBe(0);
+      expect(secured.counters.blobUploadsCompleted).toBe(0);
+    } finally {
+      await secured.close();
+    }
+  });
+
+  it('pushes with bearer auth and a push grant; the second push only HEADs', async () => {
+    const secured = await startRegistry({ auth: { mode: 'bearer', users: { bob: 'pw' } } });
+    try {
+      const cache = freshCache();
+      const creds = { username: 'bob', password: 'pw' };
+      const first = await push(secured, 'team/app:1', { creds, cache });
+      expect(first.digest).toBe(reference.digest);
+      secured.resetCounters();
+      const second = await push(secured, 'team/app:1', { creds, cache });
+      expect(second.stats).toMatchObject({ exists: LAYERS, uploaded: 0, layersGenerated: 0 });
+      expect(secured.counters.blobUploadsStarted).toBe(0);
+      expect(secured.counters.patchRequests).toBe(0);
+    } finally {
+      await secured.close();
+    }
+  });
+
+  it('--mount-from mounts cached blobs, falls back to upload when the registry refuses', async () => {
+    const r2 = await startRegistry({ anonymousMount: true });
+    try {
+      const cache = freshCache();
+      await push(r2, 'src/app:1', { cache });
+      r2.resetCounters();
+      const m = await push(r2, 'dst/app:1', { cache: new PushCache(join(tmp, 'mount-cache')), mountFrom: [] });
+      expect(m.stats.uploaded).toBe(LAYERS); // nothing cached: no digest to mount with
+      r2.resetCounters();
+      // a cache that knows the digests, but only from a repository that does not have them: 202 → cancel → upload
+      const third = await push(r2, 'third/app:1', { cache, mountFrom: ['nowhere/app'] });
+      expect(third.stats.exists).toBe(0);
+      expect(r2.counters.mountFallbacks + r2.counters.mounts).toBeGreaterThan(0);
+      expect(third.digest).toBe(reference.digest);
+    } finally {
+      await r2.close();
+    }
+  });
+
+  it('copies registry to registry keeping digests, streaming every blob once', async () => {
+    const other = await startRegistry();
+    try {
+      const r = await copyRegistryImage({ source: `docker://${reg.host}/ref/app:1`, destination: `docker://${other.host}/copy/app:7`, tlsVerify: false });
+      expect(r.digest).toBe(reference.digest);
+      expect(r.config.digest).toBe(`sha256:${expected.config.sha256}`);
+      expect(other.counters.blobUploadsCompleted).toBe(LAYERS + 1);
+      expect(other.counters.patchBytes).toBe(reference.layers.reduce((n, l) => n + l.blobSize, 0) + r.config.size);
+      // again: everything is present
+      other.resetCounters();
+      const again = await copyRegistryImage({ source: `docker://${reg.host}/ref/app:1`, destination: `docker://${other.host}/copy/app:8`, tlsVerify: false });
+      expect(again.digest).toBe(reference.digest);
+      expect(other.counters.blobUploadsStarted).toBe(0);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('copies within one registry by mounting', async () => {
+    reg.resetCounters();
+    const r = await copyRegistryImage({ source: `docker://${reg.host}/ref/app:1`, destination: `docker://${reg.host}/mirror/app:1`, tlsVerify: false });
+    expect(r.digest).toBe(reference.digest);
+    expect(reg.counters.mounts).toBe(LAYERS + 1);
+    expect(reg.counters.patchRequests).toBe(0);
+  });
+});
