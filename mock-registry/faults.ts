@@ -9,7 +9,8 @@ import type { RouteKind } from './names.js';
  *
  * kinds:
  *  - status: answer with `status` (429 + Retry-After, 500, 502, 503, ...) instead of handling the request
- *  - reset: send headers and `afterBytes` bytes of the body (default: half), then reset the TCP connection
+ *  - reset: send headers and `afterBytes` bytes of the body (default: half), then reset the TCP connection;
+ *    on requests without a manifest/blob body to send (HEAD, uploads, token, ...) reset before answering
  *  - drip: send the body `dripBytes` at a time with `dripIntervalMs` pauses
  *  - flip: invert one byte of the body (at `afterBytes`, default the middle); headers still claim the true digest
  *  - ignore-range: blob GET answers 200 with the whole body although the client sent `Range`

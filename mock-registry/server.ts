@@ -157,6 +157,12 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
         await stall(res, preStall.stallMs);
         if (res.destroyed) return;
       }
+      // Body faults act on GET manifest/blob bodies; a reset anywhere else drops the connection before any answer.
+      const bodyRoute = method === 'GET' && (route.kind === 'blob' || route.kind === 'manifest');
+      if (!bodyRoute && faults.some((f) => f.kind === 'reset')) {
+        req.socket.resetAndDestroy();
+        return;
+      }
       const statusFault = faults.find((f) => f.kind === 'status');
       if (statusFault) return injectStatus(res, statusFault, method === 'HEAD');
       if (!METHODS[route.kind].includes(method))

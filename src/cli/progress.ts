@@ -83,7 +83,7 @@ function ttyProgress(err: NodeJS.WriteStream): ProgressDisplay {
     },
     layerSpooled(i) {
       const r = rows.get(i);
-      if (r) r.state = 'waiting';
+      if (r) r.state = 'verified';
       draw(true);
     },
     layerWritten(i) {

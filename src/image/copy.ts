@@ -52,6 +52,10 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   const spool = new SpoolDir(opts.tmpDir);
   const inFlight: Promise<SpooledLayer>[] = [];
   const open = new Set<Readable>(); // raw downloads to cancel if the copy fails
+  // A layer failing ahead of the writer fails the copy at once, not when the writer gets there.
+  let failFast!: (e: unknown) => void;
+  const failed = new Promise<never>((_, reject) => (failFast = reject));
+  failed.catch(() => {});
 
   const prepare = async (i: number): Promise<SpooledLayer> => {
     const desc = source.layers[i]!;
@@ -87,7 +91,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   const start = (u: number) => {
     if (u < unique.length && !inFlight[u]) {
       const pr = prepare(unique[u]!);
-      pr.catch(() => {}); // observed when the writer reaches it; avoids an unhandled rejection meanwhile
+      pr.catch(failFast);
       inFlight[u] = pr;
     }
   };
@@ -109,7 +113,9 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   }
 
   try {
-    return await sink.write({ configBytes: source.configBytes, configDigest: source.config.digest, diffIDs, layers: layers() });
+    const writing = sink.write({ configBytes: source.configBytes, configDigest: source.config.digest, diffIDs, layers: layers() });
+    writing.catch(() => {}); // if `failed` wins, the caller aborts the output and the writer's late error is moot
+    return await Promise.race([writing, failed]);
   } finally {
     for (const r of open) r.destroy();
     await Promise.allSettled(inFlight);

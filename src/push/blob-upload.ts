@@ -146,15 +146,14 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer): Promise
   const sending = ctx.client.uploadBlobStream(start.location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   try {
-    // When the upload fails, the pipeline only reports its echo (premature close); when generation fails, the
-    // upload only reports the destroyed body. Report the cause.
-    if (gen.status === 'rejected' && !isEcho(gen.reason)) {
-      const e = asOneLine(gen.reason, 'generating the layer');
-      generationErrors.add(e);
-      throw e;
+    // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
+    // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
+    if (gen.status === 'rejected' && gen.reason instanceof NixregError) {
+      generationErrors.add(gen.reason);
+      throw gen.reason;
     }
-    if (sent.status === 'rejected') throw sent.reason;
-    if (gen.status === 'rejected') throw asOneLine(gen.reason, 'generating the layer');
+    if (sent.status === 'rejected') throw asOneLine(sent.reason, `blob upload to ${ctx.repoName}`);
+    if (gen.status === 'rejected') throw asOneLine(gen.reason, `blob upload to ${ctx.repoName}`);
     const diffID = diffHash.digest();
     if (layer.diffID && layer.diffID !== diffID)
       throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
@@ -165,11 +164,6 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer): Promise
     await ctx.client.cancelUpload(start.location).catch(() => {});
     throw err;
   }
-}
-
-function isEcho(err: unknown): boolean {
-  const code = (err as { code?: string } | undefined)?.code;
-  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ABORT_ERR' || code === 'ERR_STREAM_DESTROYED';
 }
 
 function asOneLine(err: unknown, what: string): Error {

@@ -65,7 +65,8 @@ export class RegistryClient implements RegistryClientApi {
       ...(opts.userAgent ? { userAgent: opts.userAgent } : {}),
       ...(opts.retry ? { retry: opts.retry } : {}),
       ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}),
-      ...(opts.log ? { log: opts.log } : {}),
+      ...(opts.log ? { log: (l: string) => this.log(l) } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
     });
     this.resumeDelayMs = Math.min(1000, opts.retry?.baseDelayMs ?? 1000);
   }
@@ -130,7 +131,8 @@ export class RegistryClient implements RegistryClientApi {
       if (!httpAllowed || isTlsTrustError(httpsErr)) throw this.reachError(httpsErr);
       base = `http://${this.apiHost}`;
       try {
-        res = await this.transport.request({ method: 'GET', url: `${base}/v2/` });
+        // Not retried either: an https-only server resets plain http, and backing off on that only delays the error.
+        res = await this.transport.request({ method: 'GET', url: `${base}/v2/`, retry: false });
       } catch (httpErr) {
         const a = describeSystemError((httpsErr as { cause?: unknown }).cause ?? httpsErr);
         const b = describeSystemError((httpErr as { cause?: unknown }).cause ?? httpErr);

@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Agent, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 
 /**
@@ -21,6 +21,8 @@ export interface TransportOptions {
   retry?: { times?: number; maxDelayMs?: number; baseDelayMs?: number; totalMs?: number };
   timeoutMs?: number;
   log?: (line: string) => void;
+  /** For http(s)_proxy / no_proxy and SSL_CERT_FILE / NIX_SSL_CERT_FILE (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface HttpRequest {
@@ -97,24 +99,26 @@ export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: s
 const secureContexts = new Map<string, SecureContext | undefined>();
 
 /**
- * TLS context for a cert dir, built once per process: Node's `ca` replaces the default roots, so they are added
- * back (a cert dir adds trust, it must not break redirects to public CDNs), and parsing ~140 roots costs
- * 250-550 ms on the project VM - too much to repeat per client or per handshake.
+ * TLS context for a cert dir and/or CA bundle files, built once per process: Node's `ca` replaces the default
+ * roots, so they are added back (extra trust must not break redirects to public CDNs), and parsing ~140 roots
+ * costs 250-550 ms on the project VM - too much to repeat per client or per handshake.
  */
-function secureContextFor(dir: string): SecureContext | undefined {
-  if (!secureContexts.has(dir)) {
-    const tls = loadCertDir(dir);
+function secureContextFor(dir: string | undefined, bundles: string[]): SecureContext | undefined {
+  const key = JSON.stringify([dir, bundles]);
+  if (!secureContexts.has(key)) {
+    const tls = dir ? loadCertDir(dir) : { ca: [] as string[], cert: undefined, key: undefined };
+    const ca = [...tls.ca, ...bundles.map((f) => readFileSync(f, 'utf8'))];
     secureContexts.set(
-      dir,
-      tls.ca.length || tls.cert
+      key,
+      ca.length || tls.cert
         ? createSecureContext({
-            ...(tls.ca.length ? { ca: [...rootCertificates, ...tls.ca] } : {}),
+            ...(ca.length ? { ca: [...rootCertificates, ...ca] } : {}),
             ...(tls.cert ? { cert: tls.cert, key: tls.key } : {}),
           })
         : undefined,
     );
   }
-  return secureContexts.get(dir);
+  return secureContexts.get(key);
 }
 
 /** The cert dir to use: explicit, else the first existing c/image default for this host. */
@@ -128,7 +132,7 @@ function defaultCertDir(host: string): string | undefined {
 }
 
 export class Transport {
-  readonly agent: Agent;
+  readonly agent: Dispatcher;
   private readonly opts: TransportOptions;
   private readonly times: number;
   private readonly maxDelayMs: number;
@@ -143,21 +147,26 @@ export class Transport {
     this.maxDelayMs = opts.retry?.maxDelayMs ?? 30_000;
     this.baseDelayMs = opts.retry?.baseDelayMs ?? 1000;
     this.totalMs = opts.retry?.totalMs ?? 5 * 60_000;
+    const env = opts.env ?? process.env;
     const timeout = opts.timeoutMs ?? 60_000;
-    const dir = opts.certDir ?? defaultCertDir(opts.host);
-    const secureContext = dir ? secureContextFor(dir) : undefined;
-    const verify = opts.tlsVerify !== false;
-    this.agent = new Agent({
+    const dirs = [opts.certDir ?? defaultCertDir(opts.host)].filter((d): d is string => !!d);
+    // pullImage passes NIX_SSL_CERT_FILE through impureEnvVars; Node itself only reads its bundled roots.
+    const bundles = [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE].filter((f): f is string => !!f && existsSync(f));
+    const secureContext = dirs.length || bundles.length ? secureContextFor(dirs[0], bundles) : undefined;
+    const tls = { rejectUnauthorized: opts.tlsVerify !== false, ...(secureContext ? { secureContext } : {}) };
+    const agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 16,
       headersTimeout: timeout,
       bodyTimeout: timeout,
-      connect: {
-        timeout: Math.min(timeout, 30_000),
-        rejectUnauthorized: verify,
-        ...(secureContext ? { secureContext } : {}),
-      },
-    });
+      connect: { timeout: Math.min(timeout, 30_000), ...tls },
+    };
+    const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
+    const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY ?? '';
+    this.agent =
+      httpProxy || httpsProxy
+        ? new EnvHttpProxyAgent({ ...agentOptions, requestTls: tls, httpProxy, httpsProxy, noProxy: env.no_proxy ?? env.NO_PROXY ?? '' })
+        : new Agent(agentOptions);
   }
 
   private log(line: string) {

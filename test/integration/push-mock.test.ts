@@ -47,7 +47,8 @@ describe('push against the mock registry', () => {
       expect(r.digest).toBe(reference.digest);
       expect(r.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
       expect(faulty.counters.faultsInjected).toBe(2);
-      expect(faulty.counters.patchRequests).toBe(LAYERS + 1 + 2);
+      expect(faulty.counters.byRoute['PATCH upload']).toBe(LAYERS + 1 + 2);
+      expect(faulty.counters.byRoute['DELETE upload']).toBe(2); // each failed session is cancelled
       expect(faulty.counters.blobUploadsCompleted).toBe(LAYERS + 1);
     } finally {
       await faulty.close();
@@ -86,7 +87,8 @@ describe('push against the mock registry', () => {
       const err = await push(secured, 'app:1', { creds: { username: 'bob', password: 'pw' } }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NixregError);
       expect((err as NixregError).exitCode).toBe(3);
-      expect((err as NixregError).message).not.toContain('pw@');
+      console.log((err as NixregError).message);
+      expect((err as NixregError).message).toMatch(/^(401|403) from .* for blob upload/);
       expect(secured.counters.manifestPuts).toBe(0);
       expect(secured.counters.blobUploadsCompleted).toBe(0);
     } finally {
@@ -122,8 +124,10 @@ describe('push against the mock registry', () => {
       r2.resetCounters();
       // a cache that knows the digests, but only from a repository that does not have them: 202 → cancel → upload
       const third = await push(r2, 'third/app:1', { cache, mountFrom: ['nowhere/app'] });
-      expect(third.stats.exists).toBe(0);
-      expect(r2.counters.mountFallbacks + r2.counters.mounts).toBeGreaterThan(0);
+      expect(third.stats).toMatchObject({ exists: 0, mounted: LAYERS, uploaded: 0 });
+      expect(r2.counters.mountFallbacks).toBe(LAYERS); // nowhere/app: 202, session cancelled
+      expect(r2.counters.blobUploadsCancelled).toBe(LAYERS);
+      expect(r2.counters.mounts).toBe(LAYERS); // then src/app, which the cache saw them pushed to
       expect(third.digest).toBe(reference.digest);
     } finally {
       await r2.close();
@@ -137,7 +141,8 @@ describe('push against the mock registry', () => {
       expect(r.digest).toBe(reference.digest);
       expect(r.config.digest).toBe(`sha256:${expected.config.sha256}`);
       expect(other.counters.blobUploadsCompleted).toBe(LAYERS + 1);
-      expect(other.counters.patchBytes).toBe(reference.layers.reduce((n, l) => n + l.blobSize, 0) + r.config.size);
+      const patched = other.log.filter((e) => e.method === 'PATCH').map((e) => Number(e.headers['content-length']));
+      expect(patched.reduce((a, b) => a + b, 0)).toBe(reference.layers.reduce((n, l) => n + l.blobSize, 0) + r.config.size);
       // again: everything is present
       other.resetCounters();
       const again = await copyRegistryImage({ source: `docker://${reg.host}/ref/app:1`, destination: `docker://${other.host}/copy/app:8`, tlsVerify: false });

@@ -529,7 +529,11 @@ describe('faults', () => {
     const dir2 = mkdtempSync(join(tmpdir(), 'nixreg-mtls-'));
     copyFileSync(serverCert.certFile, join(dir2, 'ca.crt'));
     const noPair = new RegistryClient({ registry: host, repository: 'r/x', certDir: dir2 });
-    await errorOf(noPair.getBlob(digest));
+    const t0 = Date.now();
+    const e = await errorOf(noPair.getBlob(digest));
+    expect(e.message).toContain(`cannot reach registry ${host}`);
+    expect(Date.now() - t0).toBeLessThan(3000); // handshake refusals are not retried with backoff
+    if (process.env.SHOW_MESSAGES) console.log('MSG', e.message);
     await noPair.close();
     server.closeAllConnections();
     await new Promise<void>((r) => server.close(() => r()));

@@ -68,6 +68,11 @@ describe('fault injection', () => {
     expect(r.got.equals(blob.subarray(0, r.got.length))).toBe(true);
     const ok = await rawGet(blobUrl);
     expect([ok.error, ok.got.equals(blob)]).toEqual([undefined, true]);
+    withFaults([{ kind: 'reset', route: 'upload', method: 'PATCH', times: 1 }]);
+    const p = await req('POST', `${reg.url}/v2/f/img/blobs/uploads/`);
+    await expect(req('PATCH', `${reg.url}${p.header('location')}`, { body: 'abc' })).rejects.toThrow(/ECONNRESET|socket hang up/);
+    const s = await req('GET', `${reg.url}${p.header('location')}`);
+    expect([s.status, s.header('range')]).toEqual([204, '0-0']);
   });
 
   it('flips exactly one byte of the body while the headers still name the true digest', async () => {
