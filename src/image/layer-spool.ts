@@ -15,9 +15,14 @@ import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
  *     computed in byte order, so it would need a second read of every layer — and stdout / prefetch's
  *     hashing sink cannot seek at all. Two code paths for a saving that the page cache mostly hides.
  *   - spool the compressed blob and decompress twice (count, then write): least disk, but gunzip is the
- *     slowest stage (~300–400 MB/s per core here vs several GB/s for a page-cache write+read).
+ *     slowest stage. Measured here (2 shared cores, under load; 64 MiB of half-random tar, node:zlib):
+ *     gunzip 90–140 MiB/s, sha256 ~500 MiB/s, spool write+read through the page cache 360–730 MiB/s.
  *   - spool the decompressed layer (chosen; skopeo does the same): decompress + hash the diffID once,
- *     while it downloads, in parallel across layers; then header + copy. Same path for every sink.
+ *     while it downloads, in parallel across layers; then header + copy. Same path for every sink, and no
+ *     byte reaches the output before its layer's diffID is verified.
+ *     bench/pull-memory.mjs, 512 MiB in 8 gzip layers: nixreg 6.4 s / 143 MiB peak RSS, skopeo 10.0 s / 31 MiB,
+ *     byte-identical; peak RSS is flat in image size (256 MiB image: 128–145 MiB; a 230 KiB image: 114 MiB,
+ *     most of it Node + module start-up).
  * Small layers (below `memLimit`, 1 MiB by default) stay in memory, so tiny images never touch the disk and peak
  * memory stays bounded by jobs × memLimit plus stream buffers.
  */

@@ -63,6 +63,7 @@ export class PushCache {
   /** Record the compressed blob of a layer and that it now exists in `repo` (`registry/repository`). */
   async putBlob(diffID: string, compression: PushCompression, blob: { digest: string; size: number }, repo: string): Promise<void> {
     const old = await this.getBlob(diffID, compression);
+    if (old && old.digest === blob.digest && old.size === blob.size && old.repos.includes(repo)) return; // nothing new: no write
     const repos = old && old.digest === blob.digest ? old.repos.filter((r) => r !== repo) : [];
     await this.write(blobKey(diffID, compression), { digest: blob.digest, size: blob.size, repos: [repo, ...repos].slice(0, MAX_REPOS) });
   }

@@ -123,31 +123,37 @@ export function manifestOf(img: TestImage): { bytes: Buffer; mediaType: string; 
   return { bytes, mediaType: t.manifest, digest: sha(bytes) };
 }
 
-export async function pushBlob(url: string, repo: string, blob: Buffer): Promise<string> {
+/** Optional request headers for every push request (e.g. Basic authorization for an htpasswd registry). */
+export type PushHeaders = Record<string, string>;
+export const basicAuth = (user: string, pass: string): PushHeaders => ({
+  authorization: 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64'),
+});
+
+export async function pushBlob(url: string, repo: string, blob: Buffer, headers: PushHeaders = {}): Promise<string> {
   const digest = sha(blob);
-  const head = await fetch(`${url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD' });
+  const head = await fetch(`${url}/v2/${repo}/blobs/${digest}`, { method: 'HEAD', headers });
   if (head.ok) return digest;
-  const post = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  const post = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST', headers });
   if (post.status !== 202) throw new Error(`POST upload: ${post.status}`);
   const loc = new URL(post.headers.get('location')!, url);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body: blob, headers: { 'content-type': 'application/octet-stream' } });
+  const put = await fetch(loc, { method: 'PUT', body: blob, headers: { ...headers, 'content-type': 'application/octet-stream' } });
   if (put.status !== 201) throw new Error(`PUT blob: ${put.status} ${await put.text()}`);
   return digest;
 }
 
-export async function pushManifest(url: string, repo: string, ref: string, bytes: Buffer, mediaType: string): Promise<string> {
-  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { 'content-type': mediaType } });
+export async function pushManifest(url: string, repo: string, ref: string, bytes: Buffer, mediaType: string, headers: PushHeaders = {}): Promise<string> {
+  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { ...headers, 'content-type': mediaType } });
   if (r.status !== 201) throw new Error(`PUT manifest ${repo}:${ref}: ${r.status} ${await r.text()}`);
   return sha(bytes);
 }
 
 /** Push config, layers and manifest; returns the manifest digest. */
-export async function pushTestImage(url: string, repo: string, img: TestImage, tag?: string): Promise<string> {
-  await pushBlob(url, repo, img.config);
-  for (const l of img.layers) await pushBlob(url, repo, l.blob);
+export async function pushTestImage(url: string, repo: string, img: TestImage, tag?: string, headers: PushHeaders = {}): Promise<string> {
+  await pushBlob(url, repo, img.config, headers);
+  for (const l of img.layers) await pushBlob(url, repo, l.blob, headers);
   const m = manifestOf(img);
-  await pushManifest(url, repo, tag ?? m.digest, m.bytes, m.mediaType);
+  await pushManifest(url, repo, tag ?? m.digest, m.bytes, m.mediaType, headers);
   return m.digest;
 }
 

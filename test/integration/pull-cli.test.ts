@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { freePort, startDistribution, type Distribution } from '../helpers/distribution.js';
-import { LAYERS, makeImage, manifestOf, pushTestImage, pushTestIndex } from '../helpers/images.js';
+import { LAYERS, basicAuth, makeImage, manifestOf, pushTestImage, pushTestIndex } from '../helpers/images.js';
 import { toNix32, toSRI } from '../../src/digest/nixhash.js';
 
 /** The pull command's edges: every failure is one line, the right exit code, and no file. Needs dist/ built. */
@@ -120,5 +120,25 @@ describe('nixreg pull: outputs', () => {
     expect(r.status, r.stderr.toString()).toBe(0);
     expect(r.stderr.toString()).toContain(`resolved ${reg.host}/test/cli:v1 to ${digest}`);
     expect(readFileSync(out).equals(readFileSync(join(dir, 'file.tar')))).toBe(true);
+  });
+});
+
+describe('nixreg pull: credentials', () => {
+  test('--creds against an htpasswd registry; wrong password → exit 3 without the secret', async () => {
+    const secured = await startDistribution({ htpasswd: { alice: 's3cret-pw' } });
+    try {
+      const img = makeImage([LAYERS.L3()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
+      const d = await pushTestImage(secured.url, 'test/private', img, undefined, basicAuth('alice', 's3cret-pw'));
+      const out = join(dir, 'private.tar');
+      const ok = run([`${secured.host}/test/private`, '--digest', d, '-o', out, '--tls-verify=false', '--creds', 'alice:s3cret-pw', '--quiet']);
+      expect(ok.status, ok.stderr.toString()).toBe(0);
+      expect(readFileSync(out).subarray(257, 262).toString()).toBe('ustar');
+      const bad = run([`${secured.host}/test/private`, '--digest', d, '-o', join(dir, 'private-bad.tar'), '--tls-verify=false', '--creds', 'alice:wrong-pw']);
+      expectOneLineFailure(bad, 3, new RegExp(secured.host.replace(/\./g, '\\.')));
+      expect(bad.stderr.toString()).not.toContain('wrong-pw');
+      expect(readdirSync(dir).filter((f) => f.includes('private-bad'))).toEqual([]);
+    } finally {
+      await secured.stop();
+    }
   });
 });

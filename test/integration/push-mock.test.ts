@@ -87,7 +87,6 @@ describe('push against the mock registry', () => {
       const err = await push(secured, 'app:1', { creds: { username: 'bob', password: 'pw' } }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NixregError);
       expect((err as NixregError).exitCode).toBe(3);
-      console.log((err as NixregError).message);
       expect((err as NixregError).message).toMatch(/^(401|403) from .* for blob upload/);
       expect(secured.counters.manifestPuts).toBe(0);
       expect(secured.counters.blobUploadsCompleted).toBe(0);

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, copyFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { request as httpRequest } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -554,6 +555,30 @@ describe('faults', () => {
     expect(fake.requests.filter((r) => r.url.includes('/blobs/')).length).toBe(2);
     await client.close();
     await fake.stop();
+  });
+
+  it('http_proxy from the environment is used (pullImage passes proxy variables through)', async () => {
+    const fake = await startFake((_req, res) => res.writeHead(200, { 'content-length': String(blob.length) }).end(blob));
+    const proxied: string[] = [];
+    const proxy = createServer((req, res) => {
+      proxied.push(req.url!); // absolute-form: http://host/path
+      const up = httpRequest(req.url!, { method: req.method, headers: req.headers }, (r) => {
+        res.writeHead(r.statusCode!, r.headers);
+        r.pipe(res);
+      });
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as { port: number }).port}`;
+    const home = mkdtempSync(join(tmpdir(), 'nixreg-proxy-'));
+    const client = new RegistryClient({ registry: fake.host, repository: 'r/x', env: { HOME: home, http_proxy: proxyUrl }, timeoutMs: 2000, log: (l) => console.log('LOG', l) });
+    expect((await collect(await client.getBlob(digest))).equals(blob)).toBe(true);
+    expect(proxied).toContain(`http://${fake.host}/v2/r/x/blobs/${digest}`);
+    await client.close();
+    proxy.closeAllConnections();
+    await new Promise<void>((r) => proxy.close(() => r()));
+    await fake.stop();
+    rmSync(home, { recursive: true, force: true });
   });
 
   it('connection refused is one clear line, fast', async () => {
