@@ -21,7 +21,14 @@ export async function main(argv: string[]): Promise<void> {
       if (err) throw err;
       throw new NixregError(`${msg} (see nixreg --help)`, ExitCode.usage);
     });
-  for (const c of commands) cli = cli.command(c as never);
+  // Load only the module of the command being run; the others are listed by name for --help and suggestions.
+  const wanted = commands.find((c) => c.name === argv.find((a) => !a.startsWith('-')));
+  for (const c of commands) {
+    if (c === wanted) {
+      const { command } = await c.load();
+      cli = cli.command({ ...command, describe: c.describe } as never);
+    } else cli = cli.command(c.name, c.describe, {}, () => {});
+  }
   try {
     await cli.parseAsync();
   } catch (err) {

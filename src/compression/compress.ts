@@ -7,13 +7,13 @@ import { NixregError, describeSystemError } from '../errors.js';
  * Deterministic layer compressors for `nixreg push`: the same layer tar must give the same compressed bytes
  * (and so the same blob digest) on every run and every machine, so an unchanged layer is found by a HEAD.
  *
- * - gzip: node:zlib at a fixed level 6 with default strategy/window/memLevel. Node writes a bare 10-byte header
+ * - gzip: node:zlib at a fixed level (default 6) with default strategy/window/memLevel. Node writes a bare 10-byte header
  *   (no name, no comment, MTIME 0), but the OS byte is zlib's compile-time OS_CODE (3 on Unix, other values on
  *   Windows/macOS builds); we overwrite it with 255 ("unknown", as nix2container PR#222 does) so the header
  *   does not depend on where nixreg runs. The deflate stream itself depends only on the input and zlib's
  *   parameters (Node bundles one zlib per release, so a Node upgrade that changes its deflate could change
  *   digests: the result is a re-upload, never a wrong image, because the registry verifies every digest).
- * - zstd: Node 20's zlib has no zstd encoder, so the system `zstd` binary at level 3 in single-thread mode
+ * - zstd: Node 20's zlib has no zstd encoder, so the system `zstd` binary (default level 3) in single-thread mode
  *   (`-T1`): multi-threaded zstd output depends on how the input is split (nix2container PR#223).
  * - none: the tar itself (blob digest = diffID).
  */
@@ -29,19 +29,37 @@ const GZIP_OS_UNKNOWN = 0xff;
  * The pipeline stages turning a layer tar into its deterministic compressed bytes (none for 'none'); put them
  * into stream.pipeline between the tar source and the consumer.
  */
-export function compressorStages(kind: PushCompression): Duplex[] {
+export function compressorStages(kind: PushCompression, level?: number): Duplex[] {
   if (kind === 'none') return [];
-  if (kind === 'gzip') return createDeterministicGzip();
-  return [createZstd()];
+  if (kind === 'gzip') return createDeterministicGzip(level);
+  return [createZstd(level)];
 }
 
-export function createDeterministicGzip(): Transform[] {
+/**
+ * Names the exact compressed bytes a layer gets ('gzip' = level 6, 'gzip-1', 'zstd' = level 3, 'zstd-19', 'none'):
+ * the push cache keys compressed digests by it, so a different level never reuses another level's digest.
+ */
+export function codecId(kind: PushCompression, level?: number): string {
+  if (kind === 'none') return 'none';
+  const dflt = kind === 'gzip' ? GZIP_LEVEL : ZSTD_LEVEL;
+  return level === undefined || level === dflt ? kind : `${kind}-${level}`;
+}
+
+/** Valid levels: gzip 1–9, zstd 1–19. */
+export function checkLevel(kind: PushCompression, level: number): string | undefined {
+  if (kind === 'none') return '--compression-level does not apply to --compression none';
+  const max = kind === 'gzip' ? 9 : 19;
+  if (!Number.isInteger(level) || level < 1 || level > max) return `--compression-level for ${kind} must be an integer from 1 to ${max}`;
+  return undefined;
+}
+
+export function createDeterministicGzip(level = GZIP_LEVEL): Transform[] {
   const gzip = createGzip({
-    level: GZIP_LEVEL,
+    level,
     strategy: constants.Z_DEFAULT_STRATEGY,
     windowBits: 15,
     memLevel: 8,
-    chunkSize: 256 * 1024,
+    chunkSize: 64 * 1024,
   });
   return [gzip, new FixGzipOsByte()];
 }
@@ -59,8 +77,8 @@ class FixGzipOsByte extends Transform {
   }
 }
 
-function createZstd(): Duplex {
-  const child = spawn('zstd', [`-${ZSTD_LEVEL}`, '-T1', '-q', '-c', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
+function createZstd(level = ZSTD_LEVEL): Duplex {
+  const child = spawn('zstd', [`-${level}`, '-T1', '-q', '-c', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     if (stderr.length < 2000) stderr += d.toString();

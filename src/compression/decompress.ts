@@ -79,62 +79,50 @@ export class ZstdDecompressStream extends Transform {
 
 const zstdError = (e: unknown) => new NixregError(`zstd layer is corrupt or truncated: ${(e as Error).message ?? String(e)}`);
 
-/** Read until `n` bytes (or the end) are available; returns them without consuming (unshifted back). */
-async function peek(input: Readable, n: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let have = 0;
-  while (have < n) {
-    const chunk: Buffer | null = input.read();
-    if (chunk !== null) {
-      chunks.push(chunk);
-      have += chunk.length;
-      continue;
-    }
-    if (input.readableEnded || input.destroyed) break;
-    const ended = await new Promise<boolean>((resolve, reject) => {
-      const cleanup = () => {
-        input.off('readable', onReadable);
-        input.off('end', onEnd);
-        input.off('error', onError);
-      };
-      const onReadable = () => (cleanup(), resolve(false));
-      const onEnd = () => (cleanup(), resolve(true));
-      const onError = (e: Error) => (cleanup(), reject(e));
-      input.on('readable', onReadable);
-      input.on('end', onEnd);
-      input.on('error', onError);
-    });
-    if (ended) break;
-  }
-  const head = Buffer.concat(chunks);
-  if (head.length) input.unshift(head);
-  return head;
-}
-
 /**
  * Decompress a layer stream according to its magic bytes. Errors (unsupported format, corrupt data, errors of
  * `input`) surface as errors of the returned stream.
+ *
+ * The head is read through the async iterator and re-emitted in front of the rest, rather than read() + unshift():
+ * unshift is illegal once the stream has ended, which loses blobs shorter than the sniff window (the 32-byte
+ * gzip "empty layer" is common).
  */
 export function decompressByMagic(input: Readable): Readable {
   const out = new PassThrough();
-  peek(input, SNIFF_BYTES).then(
-    (head) => {
-      let kind: LayerCompression;
-      try {
-        kind = detectCompression(head);
-      } catch (e) {
-        input.destroy();
-        out.destroy(e as Error);
-        return;
+  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  (async () => {
+    const head: Buffer[] = [];
+    let n = 0;
+    let ended = false;
+    while (n < SNIFF_BYTES) {
+      const r = await it.next();
+      if (r.done) {
+        ended = true;
+        break;
       }
-      const done = (err?: Error | null) => {
-        if (err) out.destroy(err instanceof NixregError ? err : kind === 'gzip' && isZlibError(err) ? new NixregError(`gzip layer is corrupt or truncated: ${err.message}`) : err);
-      };
-      if (kind === 'none') pipeline(input, out, done);
-      else pipeline(input, kind === 'gzip' ? createGunzip() : new ZstdDecompressStream(), out, done);
-    },
-    (e) => out.destroy(e as Error),
-  );
+      head.push(r.value);
+      n += r.value.length;
+    }
+    const kind = detectCompression(Buffer.concat(head));
+    const rest = Readable.from(
+      (async function* () {
+        yield* head;
+        if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+      })(),
+      { objectMode: false },
+    );
+    const done = (err?: Error | null) => {
+      if (!err) return;
+      if (err instanceof NixregError) return void out.destroy(err);
+      if (kind === 'gzip' && isZlibError(err)) return void out.destroy(new NixregError(`gzip layer is corrupt or truncated: ${err.message}`));
+      out.destroy(err);
+    };
+    if (kind === 'none') pipeline(rest, out, done);
+    else pipeline(rest, kind === 'gzip' ? createGunzip() : new ZstdDecompressStream(), out, done);
+  })().catch((e) => {
+    input.destroy();
+    out.destroy(e as Error);
+  });
   return out;
 }
 

@@ -1,10 +1,11 @@
 import { Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { compressorStages, type PushCompression } from '../compression/compress.js';
+import { codecId, compressorStages, type PushCompression } from '../compression/compress.js';
 import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
-import type { PushCache } from './push-cache.js';
+import type { LayerTee } from './archive-tee.js';
+import type { BlobEntry, PushCache } from './push-cache.js';
 
 /**
  * How one generated layer reaches the registry (issue 6, "How each blob travels"):
@@ -45,6 +46,8 @@ export interface BlobPushContext {
   registry: string;
   repository: string;
   compression: PushCompression;
+  /** Compression level (default: the codec's default). */
+  level?: number;
   cache?: PushCache;
   /** Extra mount sources on the destination registry (`--mount-from`), repository paths. */
   mountFrom: string[];
@@ -52,27 +55,30 @@ export interface BlobPushContext {
   attempts?: number;
   onBytes?: (n: number) => void;
   log?: (line: string) => void;
+  /** --output: a tee into the local archive, started per attempt after the layer is opened. */
+  tee?: () => Promise<LayerTee>;
 }
 
 /** Step 1 and 2: what the cache lets us do without reading the store. undefined = needs an upload. */
 export async function tryKnownLayer(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult | undefined> {
   const known = await knownBlob(ctx, layer);
   if (!known) return undefined;
-  const { diffID, size, blob, repos } = known;
+  const { diffID, size, blob } = known;
+  const record = () => ctx.cache?.recordBlob({ diffID, size, ...(layer.inputsKey ? { inputsKey: layer.inputsKey } : {}) }, codecId(ctx.compression, ctx.level), blob, ctx.repoName, blob);
   const head = await ctx.client.headBlob(blob.digest);
   if (head) {
-    await ctx.cache?.putBlob(diffID, ctx.compression, blob, ctx.repoName);
+    await record();
     return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'exists' };
   }
   const prefix = `${ctx.registry}/`;
   const candidates = [
     ...ctx.mountFrom,
-    ...repos.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length)),
+    ...blob.repos.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length)),
   ].filter((r, i, all) => r !== ctx.repository && all.indexOf(r) === i);
   for (const from of candidates) {
     const start = await ctx.client.startUpload({ mount: blob.digest, from });
     if (start.mounted) {
-      await ctx.cache?.putBlob(diffID, ctx.compression, blob, ctx.repoName);
+      await record();
       return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'mounted', from };
     }
     ctx.log?.(`${blob.digest}: not mounted from ${from}; cancelling that upload session`);
@@ -81,27 +87,27 @@ export async function tryKnownLayer(ctx: BlobPushContext, layer: UploadableLayer
   return undefined;
 }
 
-async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer) {
+async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<{ diffID: string; size: number; blob: BlobEntry } | undefined> {
   if (!ctx.cache) {
     // Without a cache only an uncompressed push of a layer with a known diffID knows its blob digest.
     if (ctx.compression === 'none' && layer.diffID && layer.size !== undefined)
-      return { diffID: layer.diffID, size: layer.size, blob: { digest: layer.diffID, size: layer.size }, repos: [] as string[] };
+      return { diffID: layer.diffID, size: layer.size, blob: { digest: layer.diffID, size: layer.size, repos: [] } };
     return undefined;
   }
   let diffID = layer.diffID;
   let size = layer.size;
+  let blob: BlobEntry | undefined;
   if (!diffID && layer.inputsKey) {
     const hit = await ctx.cache.getLayer(layer.inputsKey);
-    if (hit && (size === undefined || hit.size === size)) ({ diffID, size } = hit);
+    if (hit && (size === undefined || hit.size === size)) {
+      ({ diffID, size } = hit);
+      blob = hit.blobs?.[codecId(ctx.compression, ctx.level)];
+    }
   }
   if (!diffID || size === undefined) return undefined;
-  if (ctx.compression === 'none') {
-    const e = await ctx.cache.getBlob(diffID, 'none');
-    return { diffID, size, blob: { digest: diffID, size }, repos: e?.repos ?? [] };
-  }
-  const e = await ctx.cache.getBlob(diffID, ctx.compression);
-  if (!e) return undefined;
-  return { diffID, size, blob: { digest: e.digest, size: e.size }, repos: e.repos };
+  blob ??= await ctx.cache.getBlob(diffID, codecId(ctx.compression, ctx.level));
+  if (ctx.compression === 'none') blob = { digest: diffID, size, repos: blob?.repos ?? [] };
+  return blob ? { diffID, size, blob } : undefined;
 }
 
 /** Step 3, with retries: generate, compress, hash and upload in one pass. */
@@ -110,10 +116,8 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await uploadOnce(ctx, layer);
-      if (ctx.cache) {
-        if (layer.inputsKey) await ctx.cache.putLayer(layer.inputsKey, { diffID: r.diffID, size: r.size });
-        await ctx.cache.putBlob(r.diffID, ctx.compression, { digest: r.digest, size: r.blobSize }, ctx.repoName);
-      }
+      const inputs = layer.inputsKey ? { inputsKey: layer.inputsKey } : {};
+      await ctx.cache?.recordBlob({ diffID: r.diffID, size: r.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: r.digest, size: r.blobSize }, ctx.repoName);
       return r;
     } catch (err) {
       if (attempt >= attempts || !isRetryable(err)) throw err;
@@ -135,35 +139,44 @@ function isRetryable(err: unknown): boolean {
 async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult> {
   const start = await ctx.client.startUpload();
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
+  let tee: LayerTee | undefined;
+  try {
+    return await uploadAttempt(ctx, layer, start.location, (t) => (tee = t));
+  } catch (err) {
+    tee?.rewind();
+    await ctx.client.cancelUpload(start.location).catch(() => {});
+    throw err;
+  }
+}
+
+async function uploadAttempt(ctx: BlobPushContext, layer: UploadableLayer, location: string, onTee: (t: LayerTee) => void): Promise<LayerPushResult> {
   const source = await layer.open();
+  const tee = ctx.tee ? await ctx.tee() : undefined;
+  if (tee) onTee(tee);
   const diffHash = new HashingStream();
   const blobHash = new HashingStream();
-  const stages: Duplex[] = [diffHash, ...compressorStages(ctx.compression), blobHash];
+  const stages: Duplex[] = [...(tee ? [tee.stage] : []), diffHash, ...compressorStages(ctx.compression, ctx.level), blobHash];
   if (ctx.onBytes) stages.push(new ProgressCounter(ctx.onBytes)); // a 'data' listener would steal the body
   const body = stages[stages.length - 1] as Readable;
   const flowing = pipeline([source, ...stages]);
   const contentLength = ctx.compression === 'none' ? layer.size : undefined;
-  const sending = ctx.client.uploadBlobStream(start.location, body, contentLength);
+  const sending = ctx.client.uploadBlobStream(location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
-  try {
-    // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
-    // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
-    if (gen.status === 'rejected' && gen.reason instanceof NixregError) {
-      generationErrors.add(gen.reason);
-      throw gen.reason;
-    }
-    if (sent.status === 'rejected') throw asOneLine(sent.reason, `blob upload to ${ctx.repoName}`);
-    if (gen.status === 'rejected') throw asOneLine(gen.reason, `blob upload to ${ctx.repoName}`);
-    const diffID = diffHash.digest();
-    if (layer.diffID && layer.diffID !== diffID)
-      throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
-    const digest = blobHash.digest();
-    await ctx.client.finishUpload(sent.value, digest);
-    return { diffID, size: diffHash.size, digest, blobSize: blobHash.size, status: 'uploaded' };
-  } catch (err) {
-    await ctx.client.cancelUpload(start.location).catch(() => {});
-    throw err;
+  // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
+  // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
+  if (gen.status === 'rejected' && gen.reason instanceof NixregError) {
+    generationErrors.add(gen.reason);
+    throw gen.reason;
   }
+  if (sent.status === 'rejected') throw asOneLine(sent.reason, `blob upload to ${ctx.repoName}`);
+  if (gen.status === 'rejected') throw asOneLine(gen.reason, `blob upload to ${ctx.repoName}`);
+  const diffID = diffHash.digest();
+  if (layer.diffID && layer.diffID !== diffID)
+    throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
+  const digest = blobHash.digest();
+  await tee?.finish(diffID, diffHash.size);
+  await ctx.client.finishUpload(sent.value, digest);
+  return { diffID, size: diffHash.size, digest, blobSize: blobHash.size, status: 'uploaded' };
 }
 
 function asOneLine(err: unknown, what: string): Error {

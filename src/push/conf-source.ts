@@ -7,6 +7,7 @@ import { loadBaseImage, type BaseImage } from '../nix/stream/base-image.js';
 import type { StreamConf } from '../nix/stream/conf.js';
 import { buildImageConfig, type PreparedImage } from '../nix/stream/image.js';
 import { planStoreLayer, storeLayerCacheKey, storeLayerChunks, TAR_RULES_VERSION, type StoreLayerPlan } from '../nix/stream/store-layer.js';
+import type { PyTarInfo } from '../tar/python-pax.js';
 import { inputsKey } from './push-cache.js';
 
 /**
@@ -29,6 +30,8 @@ export interface PushLayer {
   size?: number;
   /** Cache key of the layer's inputs (store layers). */
   inputsKey?: string;
+  /** Base layers: the member header from the base archive (for --output, which copies it verbatim). */
+  tarInfo?: PyTarInfo;
   /** A fresh stream of the uncompressed layer tar (walks the store path tree first if not yet planned). */
   open(): Promise<Readable>;
 }
@@ -58,6 +61,7 @@ export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string
         paths: [l.member.name],
         diffID: `sha256:${l.diffHex}`,
         size: l.member.size,
+        tarInfo: l.member.info,
         open: async () => {
           generated++;
           return Readable.from(b.archive.memberData(l.member), { objectMode: false });

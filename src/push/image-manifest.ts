@@ -46,11 +46,11 @@ export interface IndexEntry {
   platform: { os: string; architecture: string; variant?: string };
 }
 
-/** OCI image index over per-platform manifests (multi-arch push). */
-export function buildIndex(entries: readonly IndexEntry[]): Buffer {
+/** Index over per-platform manifests (multi-arch push): OCI index, or a Docker manifest list for --format docker. */
+export function buildIndex(entries: readonly IndexEntry[], format: PushFormat): Buffer {
   const m = {
     schemaVersion: 2,
-    mediaType: MediaType.ociIndex,
+    mediaType: format === 'oci' ? MediaType.ociIndex : MediaType.dockerManifestList,
     manifests: entries.map((e) => ({
       mediaType: e.mediaType,
       size: e.size,

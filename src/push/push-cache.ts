@@ -2,14 +2,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { PushCompression } from '../compression/compress.js';
 
 /**
  * What `nixreg push` remembers between runs, so an unchanged layer costs one HEAD and no store read:
  *
  * - layer entries, keyed by the layer's exact inputs (store paths are immutable, so paths + owner/mtime + tar
  *   rules fully determine the tar; under --store-root a tree fingerprint is added) → diffID and tar size;
- * - blob entries, keyed by diffID + compression → compressed digest and size, plus the repositories (per
+ * - blob entries, keyed by diffID + codec (compression and level, see codecId) → compressed digest and size, plus the repositories (per
  *   registry) the blob was pushed to or found in, which become cross-repository mount candidates.
  *
  * One small JSON file per entry under `$XDG_CACHE_HOME/nixreg/push` (or `~/.cache/nixreg/push`), written to a
@@ -22,6 +21,11 @@ const MAX_REPOS = 16;
 export interface LayerEntry {
   diffID: string;
   size: number;
+  /**
+   * The layer's blob per codec, copied here from the blob entry so a warm push of a store layer costs one
+   * cache read (and no write when this repository is already listed).
+   */
+  blobs?: Record<string, BlobEntry>;
 }
 
 export interface BlobEntry {
@@ -43,29 +47,42 @@ export class PushCache {
 
   async getLayer(inputsKey: string): Promise<LayerEntry | undefined> {
     const e = await this.read(`layer-${inputsKey}`);
-    if (e && DIGEST.test(e.diffID) && Number.isSafeInteger(e.size)) return { diffID: e.diffID, size: e.size };
-    return undefined;
-  }
-
-  async putLayer(inputsKey: string, entry: LayerEntry): Promise<void> {
-    await this.write(`layer-${inputsKey}`, { diffID: entry.diffID, size: entry.size });
-  }
-
-  async getBlob(diffID: string, compression: PushCompression): Promise<BlobEntry | undefined> {
-    const e = await this.read(blobKey(diffID, compression));
-    if (e && DIGEST.test(e.digest) && Number.isSafeInteger(e.size)) {
-      const repos = Array.isArray(e.repos) ? e.repos.filter((r: unknown): r is string => typeof r === 'string') : [];
-      return { digest: e.digest, size: e.size, repos };
+    if (!e || !DIGEST.test(e.diffID) || !Number.isSafeInteger(e.size)) return undefined;
+    const blobs: Record<string, BlobEntry> = {};
+    for (const [codec, v] of Object.entries(typeof e.blobs === 'object' && e.blobs ? e.blobs : {})) {
+      const b = asBlob(v);
+      if (b) blobs[codec] = b;
     }
-    return undefined;
+    return { diffID: e.diffID, size: e.size, blobs };
   }
 
-  /** Record the compressed blob of a layer and that it now exists in `repo` (`registry/repository`). */
-  async putBlob(diffID: string, compression: PushCompression, blob: { digest: string; size: number }, repo: string): Promise<void> {
-    const old = await this.getBlob(diffID, compression);
-    if (old && old.digest === blob.digest && old.size === blob.size && old.repos.includes(repo)) return; // nothing new: no write
+  async getBlob(diffID: string, codec: string): Promise<BlobEntry | undefined> {
+    return asBlob(await this.read(blobKey(diffID, codec)));
+  }
+
+  /**
+   * Record a layer's compressed blob and that it now exists in `repo` (`registry/repository`): in the blob entry
+   * and, for a store layer, in its layer entry. `known` is what the caller read before (skips the re-read);
+   * nothing is written when nothing changed.
+   */
+  async recordBlob(
+    layer: { diffID: string; size: number; inputsKey?: string },
+    codec: string,
+    blob: { digest: string; size: number },
+    repo: string,
+    known?: BlobEntry,
+  ): Promise<void> {
+    const old = known ?? (await this.getBlob(layer.diffID, codec));
+    if (old && old.digest === blob.digest && old.size === blob.size && old.repos.includes(repo)) return;
     const repos = old && old.digest === blob.digest ? old.repos.filter((r) => r !== repo) : [];
-    await this.write(blobKey(diffID, compression), { digest: blob.digest, size: blob.size, repos: [repo, ...repos].slice(0, MAX_REPOS) });
+    const entry: BlobEntry = { digest: blob.digest, size: blob.size, repos: [repo, ...repos].slice(0, MAX_REPOS) };
+    await this.write(blobKey(layer.diffID, codec), { ...entry });
+    if (layer.inputsKey) {
+      const prev = await this.getLayer(layer.inputsKey);
+      const blobs = prev && prev.diffID === layer.diffID ? { ...prev.blobs } : {};
+      blobs[codec] = entry;
+      await this.write(`layer-${layer.inputsKey}`, { diffID: layer.diffID, size: layer.size, blobs });
+    }
   }
 
   private file(name: string): string {
@@ -95,8 +112,15 @@ export class PushCache {
   }
 }
 
-function blobKey(diffID: string, compression: PushCompression): string {
-  return `blob-${compression}-${diffID.slice('sha256:'.length)}`;
+function asBlob(e: unknown): BlobEntry | undefined {
+  const o = e as { digest?: unknown; size?: unknown; repos?: unknown } | undefined;
+  if (!o || typeof o.digest !== 'string' || !DIGEST.test(o.digest) || !Number.isSafeInteger(o.size)) return undefined;
+  const repos = Array.isArray(o.repos) ? o.repos.filter((r: unknown): r is string => typeof r === 'string') : [];
+  return { digest: o.digest, size: o.size as number, repos };
+}
+
+function blobKey(diffID: string, codec: string): string {
+  return `blob-${codec}-${diffID.slice('sha256:'.length)}`;
 }
 
 /** Stable cache key over a JSON-able description of a layer's inputs. */

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { authError, describeSystemError, integrityError, NixregError, notFoundError, usageError } from '../errors.js';
 import { DIGEST_RE, parseDigest, sha256Digest } from '../digest/sha256.js';
@@ -8,7 +7,8 @@ import { Authenticator, readLimited } from './auth/authenticator.js';
 import { parseChallenges, pickChallenge } from './auth/challenge.js';
 import { resolveCredentials, type ResolvedCredentials } from './auth/credentials.js';
 import { summarizeErrorBody } from './registry-errors.js';
-import { Transport, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
+import { checkContentRange, verifiedBlobChunks } from './blob-stream.js';
+import { Transport, headerValue, isTlsTrustError, redactUrl, type HttpRequest, type HttpResponse } from './transport.js';
 import type {
   BlobGetOptions,
   ManifestHead,
@@ -26,15 +26,9 @@ export function isLoopbackHost(hostPort: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-// Mid-body failures after which a Range request can continue the download.
-const RESUMABLE_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
-const MAX_RESUMES = 5;
-const RESUME_PROGRESS_BYTES = 1 << 20;
-const RESUME_PROGRESS_MS = 60_000;
-
 interface Session {
   base: string; // 'https://host:port'
-  auth: Authenticator;
+  auth: Authenticator; // replaced if a repository asks for auth that /v2/ did not
 }
 
 /**
@@ -159,21 +153,29 @@ export class RegistryClient implements RegistryClientApi {
   private async send(
     req: Omit<HttpRequest, 'url'> & { path?: string; url?: string; extraScopes?: string[] },
   ): Promise<HttpResponse> {
-    const { base, auth } = await this.ensureSession();
+    const session = await this.ensureSession();
+    const { base } = session;
     const url = req.url ? new URL(req.url, base + '/').toString() : base + req.path;
     const sameHost = new URL(url).host === new URL(base).host;
     let scopes = [this.baseScope, ...(req.extraScopes ?? [])];
     const { path: _p, extraScopes: _e, url: _u, ...rest } = req;
     const go = async () => {
-      const authorization = sameHost ? await auth.authorization(scopes) : undefined;
+      const authorization = sameHost ? await session.auth.authorization(scopes) : undefined;
       const headers = { ...(req.headers ?? {}), ...(authorization ? { authorization } : {}) };
       return this.transport.request({ ...rest, url, headers });
     };
     let res = await go();
     const replayable = !(req.body instanceof Readable);
-    if (res.status === 401 && auth.scheme === 'bearer' && replayable && sameHost) {
-      const ch = pickChallenge(parseChallenges(res.headers['www-authenticate']));
-      auth.invalidate(scopes);
+    if (res.status !== 401 || !replayable || !sameHost) return res;
+    const ch = pickChallenge(parseChallenges(res.headers['www-authenticate']));
+    if (!session.auth.scheme && ch) {
+      // /v2/ answered 200 but this repository wants auth (c/image would give up here; GGCR adopts the challenge).
+      this.log(`${this.registry}: 401 with a ${ch.scheme} challenge after an open /v2/; authenticating`);
+      session.auth = new Authenticator(this.transport, this.registry, ch, () => this.creds());
+      await res.body.dump().catch(() => {});
+      res = await go();
+    } else if (session.auth.scheme === 'bearer') {
+      session.auth.invalidate(scopes);
       if (ch?.params.error === 'insufficient_scope' && ch.params.scope) scopes = [...new Set([...scopes, ...ch.params.scope.split(' ')])];
       this.log(`401 on ${req.method} ${redactUrl(url)}; fetching a new token for ${scopes.join(' ')}`);
       await res.body.dump().catch(() => {});
@@ -191,7 +193,8 @@ export class RegistryClient implements RegistryClientApi {
       const ch = pickChallenge(parseChallenges(res.headers['www-authenticate']));
       if (ch?.params.error === 'insufficient_scope') {
         const from = !c || c.source === 'none' ? 'anonymous access does' : `the credentials from ${c.source} do`;
-        throw authError(this.redact(`${res.status} from ${this.registry} for ${what}: ${from} not grant ${ch.params.scope ?? 'the needed access'} (insufficient_scope)`));
+        const hint = !c || c.source === 'none' ? '; the repository may not exist, or needs a login (--creds or an auth file)' : '';
+        throw authError(this.redact(`${res.status} from ${this.registry} for ${what}: ${from} not grant ${ch.params.scope ?? 'the needed access'} (insufficient_scope)${hint}`));
       }
       const how =
         !c || c.source === 'none'
@@ -316,57 +319,20 @@ export class RegistryClient implements RegistryClientApi {
       await first.body.dump().catch(() => {});
       throw integrityError(`${what}: size mismatch: expected ${opts.size} bytes, registry sends ${declared}`);
     }
-    return Readable.from(this.blobChunks(digest, what, first, firstSkip, start, opts.size), { objectMode: false });
-  }
-
-  private async *blobChunks(digest: string, what: string, first: HttpResponse, firstSkip: number, start: number, size?: number): AsyncGenerator<Buffer> {
-    const hash = start === 0 ? createHash('sha256') : undefined;
-    let res = first;
-    let skip = firstSkip; // bytes of this response that were already delivered
-    let delivered = start;
-    let resumes = 0;
-    let lastResumeAt = { bytes: delivered, time: Date.now() };
-    for (;;) {
-      try {
-        for await (const raw of res.body) {
-          let chunk = raw as Buffer;
-          if (skip > 0) {
-            if (chunk.length <= skip) {
-              skip -= chunk.length;
-              continue;
-            }
-            chunk = chunk.subarray(skip);
-            skip = 0;
-          }
-          delivered += chunk.length;
-          if (size !== undefined && delivered > size) throw integrityError(`${what}: size mismatch: expected ${size} bytes, got more`);
-          hash?.update(chunk);
-          yield chunk;
-        }
-        break;
-      } catch (err) {
-        if (err instanceof NixregError) throw err;
-        const code = errorCode(err) ?? '';
-        const progressed = delivered - lastResumeAt.bytes >= RESUME_PROGRESS_BYTES || Date.now() - lastResumeAt.time >= RESUME_PROGRESS_MS;
-        if (!RESUMABLE_BODY_ERRORS.has(code) || resumes >= MAX_RESUMES || (resumes > 0 && !progressed))
-          throw new NixregError(`${what}: download failed after ${delivered} bytes: ${describeSystemError(err)}`, undefined, { cause: err });
-        resumes++;
-        lastResumeAt = { bytes: delivered, time: Date.now() };
-        this.log(`${what}: ${describeSystemError(err)} after ${delivered} bytes; resuming`);
-        await sleep(this.resumeDelayMs + Math.random() * this.resumeDelayMs * 0.1);
-        res = await this.openBlob(digest, delivered);
-        if (res.status === 206) skip = checkContentRange(res, delivered, what);
-        else {
-          this.log(`${what}: registry ignored Range; re-reading and skipping ${delivered} bytes`);
-          skip = delivered;
-        }
-      }
-    }
-    if (size !== undefined && delivered !== size) throw integrityError(`${what}: size mismatch: expected ${size} bytes, got ${delivered}`);
-    if (hash) {
-      const got = 'sha256:' + hash.digest('hex');
-      if (got !== digest) throw integrityError(`${what}: digest mismatch: expected ${digest}, got ${got}`);
-    }
+    return Readable.from(
+      verifiedBlobChunks({
+        digest,
+        what,
+        first,
+        firstSkip,
+        start,
+        ...(opts.size !== undefined ? { size: opts.size } : {}),
+        open: (offset) => this.openBlob(digest, offset),
+        resumeDelayMs: this.resumeDelayMs,
+        log: (l) => this.log(l),
+      }),
+      { objectMode: false },
+    );
   }
 
   // ---------------------------------------------------------------- uploads
@@ -448,16 +414,6 @@ export class RegistryClient implements RegistryClientApi {
     }
     return 'uploaded';
   }
-}
-
-function checkContentRange(res: HttpResponse, offset: number, what: string): number {
-  const cr = headerValue(res.headers, 'content-range') ?? '';
-  const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
-  if (!m || Number(m[1]) !== offset || (m[3] !== '*' && Number(m[2]) + 1 !== Number(m[3]))) {
-    res.body.destroy();
-    throw new NixregError(`${what}: registry answered a Range request with an unexpected Content-Range "${cr.slice(0, 80)}"`);
-  }
-  return 0;
 }
 
 /** Media type from the body when Content-Type is missing or generic. */

@@ -165,7 +165,16 @@ export class Transport {
     const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY ?? '';
     this.agent =
       httpProxy || httpsProxy
-        ? new EnvHttpProxyAgent({ ...agentOptions, requestTls: tls, httpProxy, httpsProxy, noProxy: env.no_proxy ?? env.NO_PROXY ?? '' })
+        ? new EnvHttpProxyAgent({
+            ...agentOptions,
+            requestTls: tls,
+            // http targets go to an http proxy as plain absolute-form requests (like Go/curl), not CONNECT tunnels.
+            proxyTunnel: false,
+            httpProxy,
+            httpsProxy,
+            // Like Go's net/http (skopeo, crane): loopback is never proxied.
+            noProxy: [env.no_proxy ?? env.NO_PROXY ?? '', 'localhost', '127.0.0.1', '[::1]'].filter(Boolean).join(','),
+          })
         : new Agent(agentOptions);
   }
 

@@ -134,6 +134,34 @@ describe('nixreg push (conf → real distribution)', () => {
     expect(ups.filter((l) => l.includes('"PATCH ')).length).toBe(1); // the config only: never mounted
   });
 
+  it('--platform-conf pushes each image and an index; skopeo picks by platform', async () => {
+    const conf = JSON.parse(readFileSync(join(CASE, 'conf.json'), 'utf8'));
+    const armConf = join(tmp, 'conf-arm64.json');
+    writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64' }));
+    const before = logEnd();
+    const r = await nixreg([
+      'push', `docker://${reg.host}/fixture/multi:1`, '--platform-conf', `linux/amd64=${join(CASE, 'conf.json')}`,
+      '--platform-conf', `linux/arm64/v8=${armConf}`, '--store-root', storeRoot, '--tls-verify=false', '--json', '--format', 'oci',
+    ]);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(j.manifests.map((m: { platform: string }) => m.platform)).toEqual(['linux/amd64', 'linux/arm64/v8']);
+    // the arm64 image shares every layer: only its config is new; each blob goes up at most once
+    expect(uploadRequests(before).lines.filter((l) => l.includes('"PATCH ')).length).toBeLessThanOrEqual(2);
+    for (const [arch, variant] of [['amd64', ''], ['arm64', 'v8']] as const) {
+      const args = ['inspect', '--tls-verify=false', '--override-arch', arch, ...(variant ? ['--override-variant', variant] : []), `docker://${reg.host}/fixture/multi:1`];
+      const ins = spawnSync('skopeo', args, { encoding: 'utf8' });
+      expect(ins.stderr).toBe('');
+      expect(JSON.parse(ins.stdout).Architecture).toBe(arch);
+      expect(JSON.parse(ins.stdout).Layers).toEqual(pushed.layers.map((l) => l.digest));
+    }
+    const bad = await nixreg(['push', `docker://${reg.host}/fixture/multi:2`, '--platform-conf', `linux/arm64=${join(CASE, 'conf.json')}`, '--store-root', storeRoot, '--tls-verify=false']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^nixreg: .*architecture amd64, not arm64\n$/);
+  });
+
   it('after one store path changes, only its layer is uploaded', async () => {
     const settings = expected.layers.find((l) => l.paths.length === 1 && l.paths[0]!.endsWith('-fx-settings.conf'))!;
     const file = join(storeRoot, settings.paths[0]!);

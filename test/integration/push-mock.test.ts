@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
@@ -14,6 +16,16 @@ import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree
 const CASE = join(FIXTURES, 'cases/a-defaults');
 const expected = JSON.parse(readFileSync(join(CASE, 'expected.json'), 'utf8')) as { layers: Array<{ diffID: string }>; config: { sha256: string } };
 const LAYERS = expected.layers.length;
+const expectedA = JSON.parse(readFileSync(join(CASE, 'expected.json'), 'utf8')) as { output: { sha256: string } };
+const expectedF = JSON.parse(readFileSync(join(FIXTURES, 'cases/f-from-image/expected.json'), 'utf8')) as {
+  output: { sha256: string };
+  layers: Array<{ diffID: string }>;
+};
+const sha256File = (f: string) => createHash('sha256').update(readFileSync(f)).digest('hex');
+async function fetchBlob(reg: Registry, repo: string, digest: string): Promise<Buffer> {
+  const res = await fetch(`${reg.url}/v2/${repo}/blobs/${digest}`);
+  return Buffer.from(await res.arrayBuffer());
+}
 
 let storeRoot: string;
 let tmp: string;
@@ -149,6 +161,84 @@ describe('push against the mock registry', () => {
       expect(other.counters.blobUploadsStarted).toBe(0);
     } finally {
       await other.close();
+    }
+  });
+
+  it('--output writes the exact nixreg stream archive in the same run, each layer generated once', async () => {
+    const fresh = await startRegistry();
+    try {
+      const cache = freshCache();
+      const out = join(tmp, 'out-a.tar');
+      const r = await push(fresh, 'tee/app:1', { cache, output: out });
+      expect(sha256File(out)).toBe(expectedA.output.sha256);
+      expect(r.digest).toBe(reference.digest);
+      expect(r.stats).toMatchObject({ uploaded: LAYERS, layersGenerated: LAYERS });
+      // warm: nothing uploaded, the archive is still written (and still exact)
+      const out2 = join(tmp, 'out-a2.tar');
+      const again = await push(fresh, 'tee/app:1', { cache, output: out2 });
+      expect(again.stats).toMatchObject({ uploaded: 0, exists: LAYERS, layersGenerated: LAYERS });
+      expect(sha256File(out2)).toBe(expectedA.output.sha256);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('--output stays exact when an upload is retried, and for a from_image conf', async () => {
+    const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'upload', method: 'PATCH', status: 500, skip: 3, times: 1 }] });
+    try {
+      const out = join(tmp, 'out-f.tar');
+      const r = await push(faulty, 'tee/from:1', { output: out, confFile: join(FIXTURES, 'cases/f-from-image/conf.json') });
+      expect(faulty.counters.faultsInjected).toBe(1);
+      expect(sha256File(out)).toBe(expectedF.output.sha256);
+      expect(r.layers.map((l) => l.diffID)).toEqual(expectedF.layers.map((l) => l.diffID));
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('no archive is left behind when the push fails', async () => {
+    const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'manifest', method: 'PUT', status: 400 }] });
+    try {
+      const out = join(tmp, 'out-fail.tar');
+      await expect(push(faulty, 'tee/app:1', { output: out })).rejects.toThrow(NixregError);
+      expect(existsSync(out)).toBe(false);
+      expect(readdirSync(tmp).filter((f) => f.includes('out-fail'))).toEqual([]);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('zstd (OCI): deterministic blobs that decompress to the diffIDs', async () => {
+    const z = await startRegistry();
+    try {
+      const a = await push(z, 'z/app:1', { compression: 'zstd', format: 'oci' });
+      const b = await push(z, 'z/app:2', { compression: 'zstd', format: 'oci' }); // fresh cache: regenerated
+      expect(b.layers.map((l) => l.digest)).toEqual(a.layers.map((l) => l.digest));
+      expect(a.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+      for (const [i, l] of a.layers.entries()) {
+        expect(l.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+zstd');
+        const raw = await fetchBlob(z, 'z/app', l.digest);
+        const tar = execFileSync('zstd', ['-d', '-c', '-q'], { input: raw, maxBuffer: 1 << 28 });
+        expect('sha256:' + createHash('sha256').update(tar).digest('hex')).toBe(expected.layers[i]!.diffID);
+      }
+      expect(a.layers.map((l) => l.digest)).not.toEqual(reference.layers.map((l) => l.digest));
+    } finally {
+      await z.close();
+    }
+  });
+
+  it('gzip --compression-level gives other digests, cached separately', async () => {
+    const g = await startRegistry();
+    try {
+      const cache = freshCache();
+      const one = await push(g, 'g/app:1', { compressionLevel: 1, cache });
+      expect(one.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
+      expect(one.layers[6]!.digest).not.toBe(reference.layers[6]!.digest);
+      const six = await push(g, 'g/app:1', { cache }); // default level: not confused with level 1's cache entries
+      expect(six.digest).toBe(reference.digest);
+      expect(six.stats.uploaded).toBe(LAYERS);
+    } finally {
+      await g.close();
     }
   });
 

@@ -61,6 +61,17 @@ describe('decompressByMagic', () => {
     expect((await collect(decompressByMagic(Readable.from([], { objectMode: false })))).length).toBe(0);
   });
 
+  it('blobs shorter than the sniff window are not lost (the 32-byte gzip empty layer)', async () => {
+    const emptyTar = Buffer.alloc(1024);
+    const gz = gzipSync(emptyTar);
+    expect(gz.length).toBeLessThan(512);
+    expect((await collect(decompressByMagic(chunked(gz, 7)))).equals(emptyTar)).toBe(true);
+    expect((await collect(decompressByMagic(Readable.from([gzipSync(Buffer.alloc(0))], { objectMode: false })))).length).toBe(0);
+    const z = zstd(Buffer.from('tiny'));
+    expect(z.length).toBeLessThan(512);
+    expect((await collect(decompressByMagic(chunked(z, 5)))).toString()).toBe('tiny');
+  });
+
   it('v7 tar without ustar magic is recognised by its header checksum', async () => {
     const tar = await makeTar({ x: Buffer.from('x') });
     const v7 = Buffer.from(tar);

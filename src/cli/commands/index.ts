@@ -1,10 +1,22 @@
-// One line per command; each module exports a yargs CommandModule named `command`.
-import { command as build } from './build.js';
-import { command as hash } from './hash.js';
-import { command as layers } from './layers.js';
-import { command as prefetch } from './prefetch.js';
-import { command as pull } from './pull.js';
-import { command as push } from './push.js';
-import { command as stream } from './stream.js';
+import type { CommandModule } from 'yargs';
 
-export const commands = [pull, push, prefetch, stream, layers, hash, build];
+/**
+ * The command table. Each command's module (and everything it imports: undici, the stream pipeline, ...) is
+ * loaded only when that command runs, so `nixreg --help` and small commands start fast and a command never
+ * pays for another's dependencies. To add a command: one line here, one file exporting `command`.
+ */
+export interface CommandEntry {
+  name: string;
+  describe: string;
+  load: () => Promise<{ command: CommandModule<any, any> }>;
+}
+
+export const commands: CommandEntry[] = [
+  { name: 'pull', describe: 'download an image into a docker-archive identical to dockerTools.pullImage (skopeo) output', load: () => import('./pull.js') },
+  { name: 'prefetch', describe: 'nix-prefetch-docker without skopeo: pullImage attributes, streamed hash, per-platform digest', load: () => import('./prefetch.js') },
+  { name: 'push', describe: 'push a streamLayeredImage conf or a docker:// image to a registry, skipping layers it has', load: () => import('./push.js') },
+  { name: 'stream', describe: "write a streamLayeredImage conf's image, byte-identical to nixpkgs' stream_layered_image.py", load: () => import('./stream.js') },
+  { name: 'build', describe: 'build a layered image from store paths (closure, layers, customisation layer) like streamLayeredImage', load: () => import('./build.js') },
+  { name: 'layers', describe: "split a closure graph into store layers exactly like nixpkgs' dockerTools (auto-layer, popularity)", load: () => import('./layers.js') },
+  { name: 'hash', describe: 'convert a sha256 between nix base32, hex and SRI, or hash a file flat', load: () => import('./hash.js') },
+];

@@ -5,15 +5,18 @@ import { pushConf, type PushResult } from '../../push/push-conf.js';
 import { copyRegistryImage } from '../../push/registry-copy.js';
 import { createPushProgress } from '../../push/progress.js';
 import { writeDigestFile } from '../../push/digest-file.js';
+import { parsePlatformConf, pushPlatforms, type PlatformsResult } from '../../push/push-platforms.js';
 import type { PushFormat } from '../../push/image-manifest.js';
 
 interface Args {
   source: string;
-  destination: string;
+  destination?: string;
+  platformConf?: string[];
   additionalTag?: string[];
   storeRoot?: string;
   format: PushFormat;
   compression: PushCompression;
+  compressionLevel?: number;
   jobs: number;
   mountFrom?: string[];
   tlsVerify: boolean;
@@ -23,6 +26,9 @@ interface Args {
   authfile?: string;
   certDir?: string;
   digestfile?: string;
+  output?: string;
+  tag?: string;
+  force?: boolean;
   json?: boolean;
   quiet?: boolean;
   debug?: boolean;
@@ -30,16 +36,18 @@ interface Args {
 
 /** `nixreg push`: generated layers straight into a registry (or a registry-to-registry copy). */
 export const command: CommandModule<object, Args> = {
-  command: 'push <source> <destination>',
+  command: 'push <source> [destination]',
   describe: 'push a streamLayeredImage conf (conf.json) or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
   builder: (y) =>
     y
       .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, or docker://REGISTRY/REPO:TAG' })
-      .positional('destination', { type: 'string', demandOption: true, describe: 'docker://REGISTRY/REPO[:TAG]' })
+      .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf: the only argument)' })
+      .option('platform-conf', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
       .option('additional-tag', { type: 'string', array: true, describe: 'more tags for the same manifest' })
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
       .option('format', { choices: ['docker', 'oci'] as const, default: 'docker' as PushFormat, describe: 'manifest and media types' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as PushCompression, describe: 'layer compression (deterministic)' })
+      .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 6), zstd 1-19 (default 3)' })
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
       .option('mount-from', { type: 'string', array: true, describe: 'repository on the destination registry to mount known blobs from' })
       .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows http' })
@@ -48,6 +56,9 @@ export const command: CommandModule<object, Args> = {
       .option('src-creds', { type: 'string', describe: 'source registry user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })
+      .option('output', { alias: 'o', type: 'string', describe: 'also write the docker-archive (nixreg stream bytes) to FILE, generating each layer once' })
+      .option('tag', { alias: 't', type: 'string', describe: 'NAME:TAG written into the --output archive (default: conf repo_tag)' })
+      .option('force', { type: 'boolean', describe: 'overwrite an existing --output file' })
       .option('digestfile', { type: 'string', describe: 'write the manifest digest to FILE' })
       .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors and the digest' })
@@ -62,8 +73,29 @@ export const command: CommandModule<object, Args> = {
       ...(a.certDir ? { certDir: a.certDir } : {}),
       ...(log ? { log } : {}),
     };
-    let result: PushResult;
-    if (a.source.startsWith('docker://')) {
+    let result: PushResult | PlatformsResult;
+    if (a.platformConf?.length) {
+      if (a.destination !== undefined) throw usageError('with --platform-conf, give only the destination (the confs come from --platform-conf)');
+      if (a.output || a.tag) throw usageError('--output and -t do not apply to --platform-conf');
+      result = await pushPlatforms(
+        {
+          ...access,
+          destination: a.source,
+          additionalTags: a.additionalTag ?? [],
+          ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
+          format: a.format,
+          compression: a.compression,
+          ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
+          jobs: a.jobs,
+          mountFrom: a.mountFrom ?? [],
+          progress: createPushProgress({ quiet: a.quiet }),
+        },
+        a.platformConf.map(parsePlatformConf),
+      );
+    } else if (a.destination === undefined) {
+      throw usageError('give a source and a destination: nixreg push conf.json docker://REGISTRY/REPO:TAG');
+    } else if (a.source.startsWith('docker://')) {
+      if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not docker://');
       const progress = createPushProgress({ quiet: a.quiet });
       result = await copyRegistryImage({
         ...access,
@@ -77,6 +109,7 @@ export const command: CommandModule<object, Args> = {
       });
     } else {
       if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');
+      if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg stream');
       const progress = createPushProgress({ quiet: a.quiet });
       result = await pushConf({
         ...access,
@@ -86,8 +119,12 @@ export const command: CommandModule<object, Args> = {
         ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
         format: a.format,
         compression: a.compression,
+        ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
         jobs: a.jobs,
         mountFrom: a.mountFrom ?? [],
+        ...(a.output ? { output: a.output } : {}),
+        ...(a.tag ? { repoTag: a.tag } : {}),
+        ...(a.force ? { force: true } : {}),
         progress,
       });
     }

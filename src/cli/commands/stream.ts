@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { LayerCache, loadStreamConf, streamImageToFile, streamImageToWritable, type StreamResult } from '../../nix/stream/index.js';
+import { LayerCache, loadStreamConf, streamImageToFile, streamImageToStdout, type StreamResult } from '../../nix/stream/index.js';
 
 interface Args {
   conf: string;
@@ -34,7 +34,7 @@ export const command: CommandModule<object, Args> = {
     const result: StreamResult =
       argv.output && argv.output !== '-'
         ? await streamImageToFile(conf, argv.output, opts)
-        : await streamImageToWritable(conf, process.stdout, { ...opts, label: 'stdout' });
+        : await streamImageToStdout(conf, opts);
     // Test/bench hook: how many times layer bytes were generated (proves the cache and the single pass).
     if (process.env.NIXREG_STREAM_STATS) writeFileSync(process.env.NIXREG_STREAM_STATS, JSON.stringify(result.stats) + '\n');
   },

@@ -89,7 +89,7 @@ export async function prepareImage(conf: StreamConf, opts: StreamImageOptions = 
         paths: [l.member.name],
         size: l.member.size,
         diffID: `sha256:${l.diffHex}`,
-        open: () => Readable.from(b.archive.memberData(l.member), { objectMode: false }),
+        open: () => Readable.from(b.archive.openMemberData(l.member), { objectMode: false }),
         source: { base: b, index },
       });
     });
@@ -211,6 +211,14 @@ export interface StreamResult {
  * - otherwise → one hashing pass (cached for next time), then one generation to the output, like the script.
  */
 export async function writeImage(img: PreparedImage, sink: ImageSink, opts: StreamImageOptions = {}): Promise<StreamResult> {
+  try {
+    return await writeOuterTar(img, sink, opts);
+  } finally {
+    await img.base?.archive.close();
+  }
+}
+
+async function writeOuterTar(img: PreparedImage, sink: ImageSink, opts: StreamImageOptions): Promise<StreamResult> {
   const { conf } = img;
   const log = opts.log ?? (() => {});
   const stats = { hashPasses: 0, writePasses: 0, cacheHits: 0, hashedWhileWriting: 0 };
@@ -222,14 +230,19 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
     offset += b.length;
   };
   const regular = (name: string, size: number): PyTarInfo => ({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', size, mtime: conf.mtime });
-  const copy = async (chunks: AsyncIterable<Buffer>, size: number, hash?: ReturnType<typeof createHash>) => {
+  const copy = async (what: string, chunks: AsyncIterable<Buffer>, size: number, hash?: ReturnType<typeof createHash>) => {
     let n = 0;
-    for await (const c of chunks) {
-      hash?.update(c);
-      n += c.length;
-      await put(c);
+    try {
+      for await (const c of chunks) {
+        hash?.update(c);
+        n += c.length;
+        await put(c);
+      }
+    } catch (err) {
+      if (err instanceof NixregError) throw err;
+      throw new NixregError(`${what}: ${(err as Error).message}`);
     }
-    if (n !== size) throw new NixregError(`internal error: layer came out ${n} bytes, expected ${size}`);
+    if (n !== size) throw new NixregError(`${what} came out ${n} bytes, expected ${size}`);
     await put(Buffer.alloc(padTo512(size)));
   };
   const results: StreamResult['layers'] = [];
@@ -240,9 +253,8 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
     if ('base' in l.source) {
       const m = l.source.base.layers[l.source.index]!.member;
       await put(encodePythonPaxHeader(m.info));
-      await copy(l.source.base.archive.memberData(m), m.size);
+      await copy(`from_image layer ${m.name}`, l.source.base.archive.memberData(m), m.size);
       log(`Adding base layer ${num} from ${m.name}`);
-      if (l.source.index === l.source.base.layers.length - 1) await l.source.base.archive.close();
     } else if ('plan' in l.source) {
       log(`Creating layer ${num} from paths: ${pyListRepr(l.paths)}`);
       const plan = l.source.plan;
@@ -258,13 +270,13 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
       stats.writePasses++;
       if (diffID) {
         await put(encodePythonPaxHeader(regular(`${diffID.slice(7)}/layer.tar`, plan.size)));
-        await copy(storeLayerChunks(plan), plan.size);
+        await copy(`layer ${num}`, storeLayerChunks(plan), plan.size);
       } else {
         const headerAt = offset;
         const placeholder = encodePythonPaxHeader(regular(`${'0'.repeat(64)}/layer.tar`, plan.size));
         await put(placeholder);
         const h = createHash('sha256');
-        await copy(storeLayerChunks(plan), plan.size, h);
+        await copy(`layer ${num}`, storeLayerChunks(plan), plan.size, h);
         stats.hashedWhileWriting++;
         diffID = 'sha256:' + h.digest('hex');
         const real = encodePythonPaxHeader(regular(`${diffID.slice(7)}/layer.tar`, plan.size));
@@ -277,7 +289,7 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
       log(`Creating layer ${num} with customisation...`);
       const info: PyTarInfo = { ...regular(`${l.diffID!.slice(7)}/layer.tar`, l.size), ...owner };
       await put(encodePythonPaxHeader(info));
-      await copy(l.open(), l.size);
+      await copy(`customisation layer ${l.paths[0]}`, l.open(), l.size);
     }
     results.push({ kind: l.kind, diffID: l.diffID!, size: l.size, member: layerMemberName(l, l.diffID!) });
   }

@@ -4,7 +4,7 @@ import { openAtomic } from '../../util/atomic-file.js';
 import { NixregError, describeSystemError } from '../../errors.js';
 import type { StreamConf } from './conf.js';
 import { prepareImage, writeImage, type StreamImageOptions, type StreamResult } from './image.js';
-import { FileSink, WritableSink } from './sink.js';
+import { FileSink, WritableSink, seekableStdoutSink } from './sink.js';
 
 /**
  * Public API of `nixreg stream` (also used by `nixreg build` and `nixreg push`):
@@ -46,7 +46,7 @@ export {
   type LayerOwner,
   type LayerPassStats,
 } from './store-layer.js';
-export { FileSink, WritableSink, type ImageSink } from './sink.js';
+export { FileSink, WritableSink, seekableStdoutSink, type ImageSink } from './sink.js';
 export { LayerCache } from '../layer-cache.js';
 
 /** Stream the image into `target` atomically (temp file + rename); layers are written once and back-patched. */
@@ -86,4 +86,14 @@ export async function streamImageToWritable(
 ): Promise<StreamResult> {
   const img = await prepareImage(conf, opts);
   return writeImage(img, new WritableSink(stream, opts.label ?? 'output', opts.end ?? false), opts);
+}
+
+/**
+ * Stream the image to this process's stdout. When stdout is a regular file (`> image.tar`) layers are written
+ * once and their headers patched, as with -o; on a pipe it behaves like streamImageToWritable.
+ */
+export async function streamImageToStdout(conf: StreamConf, opts: StreamImageOptions = {}): Promise<StreamResult> {
+  const img = await prepareImage(conf, opts);
+  const sink = seekableStdoutSink(1) ?? new WritableSink(process.stdout, 'stdout', false);
+  return writeImage(img, sink, opts);
 }

@@ -1,3 +1,4 @@
+import { fstatSync, readFileSync, writeSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { NixregError, describeSystemError } from '../../errors.js';
@@ -106,4 +107,43 @@ export class WritableSink implements ImageSink {
     if (code === 'EPIPE') return new NixregError(`${this.label} was closed before the image was complete (EPIPE)`);
     return new NixregError(`cannot write ${this.label}: ${describeSystemError(this.error)}`);
   }
+}
+
+/**
+ * stdout redirected to a regular file (`nixreg stream conf > image.tar`): sequential writes that advance the
+ * shared file offset (so whatever the shell writes next lands after the image), plus positional writes to patch
+ * headers, which leave that offset alone. Returns undefined when stdout is not such a file, or when it was opened
+ * with O_APPEND (where Linux turns positional writes into appends), or when the offset cannot be read.
+ */
+export function seekableStdoutSink(fd = 1): ImageSink | undefined {
+  let base: number;
+  try {
+    if (!fstatSync(fd).isFile()) return undefined;
+    const info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    const pos = /^pos:\s*(\d+)/m.exec(info);
+    const flags = /^flags:\s*([0-7]+)/m.exec(info);
+    if (!pos || !flags || (parseInt(flags[1]!, 8) & 0o2000) !== 0) return undefined; // O_APPEND
+    base = Number(pos[1]);
+  } catch {
+    return undefined;
+  }
+  const label = 'stdout';
+  const wrap = (err: unknown) => new NixregError(`cannot write ${label}: ${describeSystemError(err)}`);
+  return {
+    async write(b: Buffer) {
+      try {
+        for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off);
+      } catch (err) {
+        throw wrap(err);
+      }
+    },
+    async patch(offset: number, b: Buffer) {
+      try {
+        for (let off = 0; off < b.length; ) off += writeSync(fd, b, off, b.length - off, base + offset + off);
+      } catch (err) {
+        throw wrap(err);
+      }
+    },
+    async finish() {},
+  };
 }

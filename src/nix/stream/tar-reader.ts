@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import type { PyTarInfo, PyTarType } from '../../tar/python-pax.js';
 
@@ -60,7 +61,8 @@ class GzipCursor implements Cursor {
   private readonly it: AsyncIterator<Buffer>;
   private readonly stream;
   constructor(path: string) {
-    this.stream = createReadStream(path).pipe(createGunzip());
+    // pipeline (not .pipe): a read error must fail the gunzip side instead of leaving it waiting forever
+    this.stream = pipeline(createReadStream(path), createGunzip(), () => {});
     this.it = this.stream[Symbol.asyncIterator]();
   }
   private async fill(n: number): Promise<void> {
@@ -137,14 +139,36 @@ export class TarArchive {
     return undefined;
   }
 
-  /** The member's `size` data bytes. Gzip archives are decompressed forward, restarting only to go back. */
+  /**
+   * The member's `size` data bytes, through one shared cursor: gzip archives are decompressed forward and
+   * restarted only to go back, so copying the layers in archive order decompresses the base once.
+   * Not for concurrent use; see `openMemberData`.
+   */
   async *memberData(m: TarMember): AsyncGenerator<Buffer> {
     if (m.data) return yield m.data;
     if (!this.cursor || this.cursor.position > m.dataOffset) {
       await this.cursor?.close();
-      this.cursor = this.gzip ? new GzipCursor(this.path) : new FileCursor(await open(this.path, 'r'));
+      this.cursor = await this.newCursor();
     }
-    const c = this.cursor;
+    yield* this.copyFrom(this.cursor, m);
+  }
+
+  /** Like memberData but with a private cursor, so several members can be read at the same time. */
+  async *openMemberData(m: TarMember): AsyncGenerator<Buffer> {
+    if (m.data) return yield m.data;
+    const c = await this.newCursor();
+    try {
+      yield* this.copyFrom(c, m);
+    } finally {
+      await c.close();
+    }
+  }
+
+  private async newCursor(): Promise<Cursor> {
+    return this.gzip ? new GzipCursor(this.path) : new FileCursor(await open(this.path, 'r'));
+  }
+
+  private async *copyFrom(c: Cursor, m: TarMember): AsyncGenerator<Buffer> {
     await c.skip(m.dataOffset - c.position);
     let left = m.size;
     while (left > 0) {
@@ -225,7 +249,7 @@ async function scan(c: Cursor, keepData: (m: TarMember) => boolean): Promise<Tar
     const headerOffset = c.position;
     const h = await c.read(512);
     if (h.length < 512) {
-      if (headerOffset === 0) throw new NotATarError('is empty or truncated');
+      if (headerOffset === 0) throw new NotATarError('is not a tar archive (empty or shorter than one header)');
       break;
     }
     if (h.every((x) => x === 0)) break; // end of archive
