@@ -3,6 +3,7 @@
 // file, standing in for streamLayeredImage) then `skopeo copy docker-archive:F docker://…`. Cold (empty registry,
 // empty caches) and warm (nothing changed, fresh process). Prints wall time and peak RSS of each step.
 // Not part of npm test. Usage: npm run build && node bench/push.mjs [totalMiB=1024] [paths=100] [jobs=4]
+// (BENCH_PUSH_ARGS="--compression-level 1" adds flags to the nixreg push runs.)
 // Needs docker-registry and skopeo; /usr/bin/time (GNU) for peak RSS, else /proc polling.
 // Goals (issue 6): warm push of 100 layers < 1 s and >= 10x faster than stream+skopeo; cold <= 0.7x of it; RSS < 150 MB.
 import { spawn, spawnSync } from 'node:child_process';
@@ -149,7 +150,9 @@ try {
   const a = await startRegistry('reg-push');
   registries.push(a);
   const env = { ...process.env, XDG_CACHE_HOME: join(work, 'cache-push') };
-  const pushArgs = [NIXREG, 'push', conf, `docker://${a.host}/bench/app:1`, '--store-root', storeRoot, '--tls-verify=false', '--quiet', '--jobs', String(jobs)];
+  // BENCH_PUSH_ARGS: extra push flags, e.g. "--compression-level 1"
+  const extra = (process.env.BENCH_PUSH_ARGS ?? '').split(' ').filter(Boolean);
+  const pushArgs = [NIXREG, 'push', conf, `docker://${a.host}/bench/app:1`, '--store-root', storeRoot, '--tls-verify=false', '--quiet', '--jobs', String(jobs), ...extra];
   const cold = await measure('node', pushArgs, env);
   row('nixreg push (cold)', cold);
   const warm = await measure('node', pushArgs, env);

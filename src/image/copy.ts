@@ -1,6 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { decompressLayer } from './decompress-layer.js';
+import { decompressByMagic } from '../compression/decompress.js';
 import { DIGEST_RE } from '../digest/sha256.js';
 import { integrityError, NixregError } from '../errors.js';
 import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
@@ -71,7 +71,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
     // raw (verified as it streams) → count → decompress by magic → spool (diffID + size). If the raw stream
     // fails (reset, digest mismatch at its end), `fetched` rejects and the partly decompressed layer is dropped.
     const fetched = pipeline(raw, count);
-    const plain = decompressLayer(count);
+    const plain = decompressByMagic(count);
     fetched.catch((e) => plain.destroy(e));
     let layer: SpooledLayer;
     try {

@@ -113,9 +113,11 @@ async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<
 /** Step 3, with retries: generate, compress, hash and upload in one pass. */
 export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult> {
   const attempts = ctx.attempts ?? 3;
+  // A retry regenerates the layer; if an earlier attempt got as far as its diffID, the new bytes must match it.
+  const seen: { diffID?: string } = {};
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await uploadOnce(ctx, layer);
+      const r = await uploadOnce(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen);
       const inputs = layer.inputsKey ? { inputsKey: layer.inputsKey } : {};
       await ctx.cache?.recordBlob({ diffID: r.diffID, size: r.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: r.digest, size: r.blobSize }, ctx.repoName);
       return r;
@@ -136,12 +138,12 @@ function isRetryable(err: unknown): boolean {
   return true;
 }
 
-async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult> {
+async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer, seen: { diffID?: string }): Promise<LayerPushResult> {
   const start = await ctx.client.startUpload();
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
   let tee: LayerTee | undefined;
   try {
-    return await uploadAttempt(ctx, layer, start.location, (t) => (tee = t));
+    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t));
   } catch (err) {
     tee?.rewind();
     await ctx.client.cancelUpload(start.location).catch(() => {});
@@ -149,7 +151,13 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer): Promise
   }
 }
 
-async function uploadAttempt(ctx: BlobPushContext, layer: UploadableLayer, location: string, onTee: (t: LayerTee) => void): Promise<LayerPushResult> {
+async function uploadAttempt(
+  ctx: BlobPushContext,
+  layer: UploadableLayer,
+  location: string,
+  seen: { diffID?: string },
+  onTee: (t: LayerTee) => void,
+): Promise<LayerPushResult> {
   const source = await layer.open();
   const tee = ctx.tee ? await ctx.tee() : undefined;
   if (tee) onTee(tee);
@@ -171,6 +179,7 @@ async function uploadAttempt(ctx: BlobPushContext, layer: UploadableLayer, locat
   if (sent.status === 'rejected') throw asOneLine(sent.reason, `blob upload to ${ctx.repoName}`);
   if (gen.status === 'rejected') throw asOneLine(gen.reason, `blob upload to ${ctx.repoName}`);
   const diffID = diffHash.digest();
+  seen.diffID ??= diffID;
   if (layer.diffID && layer.diffID !== diffID)
     throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
   const digest = blobHash.digest();

@@ -4,9 +4,16 @@ import { Readable } from 'node:stream';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { storeFsPath } from '../nix/store-root.js';
 import { loadBaseImage, type BaseImage } from '../nix/stream/base-image.js';
-import type { StreamConf } from '../nix/stream/conf.js';
-import { buildImageConfig, type PreparedImage } from '../nix/stream/image.js';
-import { planStoreLayer, storeLayerCacheKey, storeLayerChunks, TAR_RULES_VERSION, type StoreLayerPlan } from '../nix/stream/store-layer.js';
+import {
+  buildImageConfig,
+  planStoreLayer,
+  storeLayerCacheKey,
+  storeLayerChunks,
+  TAR_RULES_VERSION,
+  type PreparedImage,
+  type StoreLayerPlan,
+  type StreamConf,
+} from '../nix/stream/index.js';
 import type { PyTarInfo } from '../tar/python-pax.js';
 import { inputsKey } from './push-cache.js';
 
@@ -36,15 +43,19 @@ export interface PushLayer {
   open(): Promise<Readable>;
 }
 
-export interface ConfImage {
-  conf: StreamConf;
-  base?: BaseImage;
+/** An image `nixreg push` can send: layers generated on demand, and the config for their diffIDs. */
+export interface PushImage {
   layers: PushLayer[];
   /** Config JSON exactly as `nixreg stream` writes it, for the given diffIDs (layer order). */
   config(diffIDs: readonly string[]): Buffer;
   /** Number of layer generations started (tests and --json: a warm push generates none). */
   readonly generated: number;
   close(): Promise<void>;
+}
+
+export interface ConfImage extends PushImage {
+  conf: StreamConf;
+  base?: BaseImage;
 }
 
 export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string } = {}): Promise<ConfImage> {

@@ -1,11 +1,12 @@
-import pLimit from 'p-limit';
 import { checkLevel, type PushCompression } from '../compression/compress.js';
-import { integrityError, usageError } from '../errors.js';
-import { ArchiveTee, type LayerTee } from './archive-tee.js';
+import { usageError } from '../errors.js';
+import { ArchiveTee } from './archive-tee.js';
 import { sha256Digest } from '../digest/sha256.js';
-import { loadStreamConf } from '../nix/stream/conf.js';
-import { tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
-import { loadConfImage, type PushLayer, type PushLayerKind } from './conf-source.js';
+import { loadStreamConf, type StreamConf } from '../nix/stream/index.js';
+import { loadArchiveImage } from './archive-source.js';
+import type { BlobPushContext, LayerPushResult } from './blob-upload.js';
+import { pushLayers, pushLayersWithArchive } from './layer-scheduler.js';
+import { loadConfImage, type PushImage, type PushLayerKind } from './conf-source.js';
 import { openDestination, putTags, type Destination, type RegistryAccess } from './destination.js';
 import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, type PushFormat } from './image-manifest.js';
 import { PushCache } from './push-cache.js';
@@ -63,6 +64,17 @@ export async function pushConf(opts: PushConfOptions): Promise<PushResult> {
   }
 }
 
+/** `nixreg push image.tar docker://…`: a docker-archive (stream output, docker save, buildLayeredImage .tar.gz). */
+export async function pushArchive(opts: Omit<PushConfOptions, 'confFile' | 'output' | 'repoTag' | 'storeRoot'> & { archive: string }): Promise<PushResult> {
+  checkOptions(opts);
+  const dest = openDestination(opts.destination, opts.additionalTags ?? [], opts);
+  try {
+    return await pushConfInto(dest, { ...opts, confFile: opts.archive }, { tag: true, archive: opts.archive });
+  } finally {
+    await dest.client.close().catch(() => {});
+  }
+}
+
 export function checkOptions(opts: Pick<PushConfOptions, 'format' | 'compression' | 'compressionLevel'>): void {
   layerMediaType(opts.format ?? 'docker', opts.compression ?? 'gzip'); // validates the combination before any work
   if (opts.compressionLevel !== undefined) {
@@ -78,19 +90,26 @@ export function checkOptions(opts: Pick<PushConfOptions, 'format' | 'compression
 export async function pushConfInto(
   dest: Destination,
   opts: PushConfOptions,
-  how: { tag: boolean; architecture?: string },
+  how: { tag: boolean; architecture?: string; archive?: string },
 ): Promise<PushResult & { manifestSize: number }> {
   const format = opts.format ?? 'docker';
   const compression = opts.compression ?? 'gzip';
   const layerType = layerMediaType(format, compression);
-  const conf = await loadStreamConf(opts.confFile, opts.now);
-  if (how.architecture && conf.architecture !== how.architecture)
-    throw usageError(`${opts.confFile} builds an image for architecture ${conf.architecture}, not ${how.architecture}`);
-  if (opts.output && !(opts.repoTag || conf.repoTag)) throw usageError('conf has no repo_tag; pass -t NAME:TAG for --output');
-  const image = await loadConfImage(conf, opts.storeRoot ? { storeRoot: opts.storeRoot } : {});
+  let conf: StreamConf | undefined;
+  let image: PushImage;
+  if (how.archive) {
+    if (opts.output) throw usageError('--output applies to a conf.json source; the source is already an archive');
+    image = await loadArchiveImage(how.archive);
+  } else {
+    conf = await loadStreamConf(opts.confFile, opts.now);
+    if (how.architecture && conf.architecture !== how.architecture)
+      throw usageError(`${opts.confFile} builds an image for architecture ${conf.architecture}, not ${how.architecture}`);
+    if (opts.output && !(opts.repoTag || conf.repoTag)) throw usageError('conf has no repo_tag; pass -t NAME:TAG for --output');
+    image = await loadConfImage(conf, opts.storeRoot ? { storeRoot: opts.storeRoot } : {});
+  }
   let archive: ArchiveTee | undefined;
   try {
-    if (opts.output) archive = await ArchiveTee.open(opts.output, conf, opts.force ?? false);
+    if (opts.output && conf) archive = await ArchiveTee.open(opts.output, conf, opts.force ?? false);
     const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
     const progress = opts.progress ?? silentProgress;
     const ctx: BlobPushContext = {
@@ -104,38 +123,11 @@ export async function pushConfInto(
       mountFrom: opts.mountFrom ?? [],
       ...(opts.log ? { log: opts.log } : {}),
     };
-    progress.begin(image.layers.length);
-    const label = (layer: PushLayer) => (layer.paths.length === 1 ? shortPath(layer.paths[0]!) : `${layer.paths.length} paths`);
-    const upload = (layer: PushLayer, tee?: () => Promise<LayerTee>) => {
-      progress.layerUploading(layer.index);
-      return uploadLayer({ ...ctx, onBytes: (n) => progress.layerBytes(layer.index, n), ...(tee ? { tee } : {}) }, layer);
-    };
-    const done = (layer: PushLayer, r: LayerPushResult) => progress.layerDone(layer.index, r.status, r.digest, r.blobSize, r.from);
-    let results: LayerPushResult[];
-    if (archive) {
-      // The archive is written in layer order, so layers are generated one after the other (HEADs still in
-      // parallel); each is generated once, into the archive and — when the registry lacks it — the upload.
-      const a = archive;
-      const limit = pLimit(Math.max(16, (opts.jobs ?? 4) * 4));
-      const known = await Promise.all(image.layers.map((l) => limit(() => (progress.layerStart(l.index, label(l)), tryKnownLayer(ctx, l)))));
-      results = [];
-      for (const layer of image.layers) {
-        let r = known[layer.index];
-        if (r) {
-          const diffID = await a.copyLayer(layer);
-          if (diffID !== r.diffID) throw integrityError(`layer ${r.diffID} (from the push cache) came out as ${diffID}: its files changed`);
-        } else r = await upload(layer, () => a.beginLayer(layer));
-        done(layer, r);
-        results.push(r);
-      }
-    } else {
-      results = await forEachLayer(image.layers, opts.jobs ?? 4, async (layer) => {
-        progress.layerStart(layer.index, label(layer));
-        return tryKnownLayer(ctx, layer);
-      }, (layer) => upload(layer), done);
-    }
+    const results = archive
+      ? await pushLayersWithArchive(image.layers, ctx, progress, opts.jobs ?? 4, archive)
+      : await pushLayers(image.layers, ctx, progress, opts.jobs ?? 4);
     const config = image.config(results.map((r) => r.diffID));
-    await archive?.complete(image.layers, results.map((r) => r.diffID), config, opts.repoTag || conf.repoTag!);
+    await archive?.complete(image.layers, results.map((r) => r.diffID), config, opts.repoTag || conf!.repoTag!);
     const configDesc = { digest: sha256Digest(config), size: config.length };
     await dest.client.pushBlob(configDesc.digest, config, config.length);
     const manifest = buildPushManifest(format, compression, configDesc, results.map((r) => ({ digest: r.digest, size: r.blobSize })));
@@ -163,44 +155,4 @@ export async function pushConfInto(
     await archive?.abort();
     await image.close().catch(() => {});
   }
-}
-
-/**
- * Run the cheap step (cache lookup + HEAD/mount) for all layers with a wide limit — 100+ HEADs should not queue
- * behind uploads — and the expensive step (generate + upload) with `jobs`. On the first failure nothing new
- * starts, running work is awaited (no request is left dangling), and that first error is thrown.
- */
-async function forEachLayer<L, R>(
-  layers: readonly L[],
-  jobs: number,
-  cheap: (l: L) => Promise<R | undefined>,
-  expensive: (l: L) => Promise<R>,
-  done: (l: L, r: R) => void,
-): Promise<R[]> {
-  const headLimit = pLimit(Math.max(16, jobs * 4));
-  const uploadLimit = pLimit(jobs);
-  const out: R[] = new Array(layers.length);
-  let failure: { err: unknown } | undefined;
-  const guard = <T>(f: () => Promise<T>) => async (): Promise<T | undefined> => (failure ? undefined : f());
-  await Promise.all(
-    layers.map(async (l, i) => {
-      try {
-        let r = await headLimit(guard(() => cheap(l)));
-        if (r === undefined && !failure) r = await uploadLimit(guard(() => expensive(l)));
-        if (r !== undefined) {
-          out[i] = r;
-          done(l, r);
-        }
-      } catch (err) {
-        failure ??= { err };
-      }
-    }),
-  );
-  if (failure) throw failure.err;
-  return out;
-}
-
-function shortPath(p: string): string {
-  const base = p.split('/').pop() ?? p;
-  return /^[0-9a-z]{32}-/.test(base) ? base.slice(33) : base;
 }

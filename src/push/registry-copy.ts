@@ -65,6 +65,7 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
     const m = parseManifest(bytes, mediaType);
     if (m.kind !== 'image') throw usageError('nested index in an index is not supported');
     const blobs = [m.config, ...m.layers.filter((l) => !l.urls?.length)]; // foreign layers stay where they are
+    progress.begin(blobIndex + blobs.length);
     const statuses = await Promise.all(blobs.map((b) => limit(() => copyBlob(b))));
     if (to) await dest.client.putManifest(to, bytes, mediaType);
     return { m, statuses };

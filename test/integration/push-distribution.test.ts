@@ -134,6 +134,22 @@ describe('nixreg push (conf → real distribution)', () => {
     expect(ups.filter((l) => l.includes('"PATCH ')).length).toBe(1); // the config only: never mounted
   });
 
+  it('copies registry to registry (docker:// source), keeping the digest', async () => {
+    const other = await startDistribution();
+    try {
+      const r = await nixreg(['push', `docker://${reg.host}/fixture/app:1`, `docker://${other.host}/copied/app:9`, '--tls-verify=false', '--quiet']);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`${pushed.digest}\n${other.host}/copied/app@${pushed.digest}\n`);
+      const ins = spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${other.host}/copied/app:9`], { encoding: 'utf8' });
+      expect(ins.status).toBe(0);
+      expect(JSON.parse(ins.stdout).Digest).toBe(pushed.digest);
+      expect(JSON.parse(ins.stdout).Layers).toEqual(pushed.layers.map((l) => l.digest));
+    } finally {
+      await other.stop();
+    }
+  });
+
   it('--platform-conf pushes each image and an index; skopeo picks by platform', async () => {
     const conf = JSON.parse(readFileSync(join(CASE, 'conf.json'), 'utf8'));
     const armConf = join(tmp, 'conf-arm64.json');

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { NixregError } from '../../src/errors.js';
 import { PushCache } from '../../src/push/push-cache.js';
-import { pushConf, type PushResult } from '../../src/push/push-conf.js';
+import { pushArchive, pushConf, type PushResult } from '../../src/push/push-conf.js';
 import { copyRegistryImage } from '../../src/push/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
@@ -62,6 +62,19 @@ describe('push against the mock registry', () => {
       expect(faulty.counters.byRoute['PATCH upload']).toBe(LAYERS + 1 + 2);
       expect(faulty.counters.byRoute['DELETE upload']).toBe(2); // each failed session is cancelled
       expect(faulty.counters.blobUploadsCompleted).toBe(LAYERS + 1);
+    } finally {
+      await faulty.close();
+    }
+  });
+
+  it('a failed closing PUT regenerates the layer and uploads it again (same digest)', async () => {
+    const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'upload', method: 'PUT', status: 400, skip: 6, times: 1 }] });
+    try {
+      const r = await push(faulty, 'app:1', { jobs: 1 });
+      expect(r.digest).toBe(reference.digest);
+      expect(faulty.counters.faultsInjected).toBe(1);
+      expect(faulty.counters.byRoute['POST upload']).toBe(LAYERS + 1 + 1);
+      expect(faulty.counters.byRoute['DELETE upload']).toBe(1);
     } finally {
       await faulty.close();
     }
@@ -193,6 +206,26 @@ describe('push against the mock registry', () => {
       expect(r.layers.map((l) => l.diffID)).toEqual(expectedF.layers.map((l) => l.diffID));
     } finally {
       await faulty.close();
+    }
+  });
+
+  it('pushes a docker-archive source: the stream archive gives the same manifest digest as the conf', async () => {
+    const a = await startRegistry();
+    try {
+      const out = join(tmp, 'for-archive.tar');
+      const cache = freshCache();
+      await push(a, 'tee/app:1', { output: out, cache: null });
+      const r = await pushArchive({ archive: out, destination: `docker://${a.host}/arch/app:1`, tlsVerify: false, cache });
+      expect(r.digest).toBe(reference.digest);
+      expect(r.config.digest).toBe(`sha256:${expected.config.sha256}`);
+      expect(r.stats.uploaded).toBe(LAYERS); // a fresh cache cannot know the compressed digests
+      a.resetCounters();
+      const again = await pushArchive({ archive: out, destination: `docker://${a.host}/arch/app:2`, tlsVerify: false, cache });
+      expect(again.digest).toBe(reference.digest);
+      expect(again.stats).toMatchObject({ exists: LAYERS, uploaded: 0, layersGenerated: 0 });
+      expect(a.counters.patchRequests).toBe(0);
+    } finally {
+      await a.close();
     }
   });
 

@@ -3,7 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseStreamConf, streamImageToWritable, type StreamResult } from '../../src/nix/stream/index.js';
+import { generateStoreLayer, layerSize, parseStreamConf, prepareImage, streamImageToWritable, type StreamResult } from '../../src/nix/stream/index.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 /**
@@ -85,5 +85,37 @@ describe('stream output equals stream_layered_image.py for every fixture case', 
     const v = exp.environmentVariants![0]!;
     const got = await run('a-defaults', { customisationOwner: { ...v.customisationLayerOwner, mode: 0o444 } });
     expect({ sha256: got.sha256, size: got.size }).toEqual(v.output);
+  });
+});
+
+describe('library entry points used by push/build', () => {
+  const hashStream = async (r: NodeJS.ReadableStream) => {
+    const h = createHash('sha256');
+    let n = 0;
+    for await (const c of r) {
+      h.update(c as Buffer);
+      n += (c as Buffer).length;
+    }
+    return { diffID: 'sha256:' + h.digest('hex'), size: n };
+  };
+  for (const name of ['f-from-image', 'g-from-gzip-stream']) {
+    it(`${name}: prepareImage().layers[].open(), all at once, give the expected diffIDs and sizes`, async () => {
+      const exp = JSON.parse(readFileSync(join(casesDir, name, 'expected.json'), 'utf8')) as Expected;
+      const conf = parseStreamConf(readFileSync(join(casesDir, name, 'conf.json'), 'utf8'));
+      const img = await prepareImage(conf, { storeRoot: root });
+      expect(img.layers.map((l) => l.kind)).toEqual(exp.layers.map((l) => l.kind));
+      const got = await Promise.all(img.layers.map((l) => hashStream(l.open())));
+      expect(got).toEqual(exp.layers.map((l) => ({ diffID: l.diffID, size: l.size })));
+      expect(img.layers.map((l) => l.size)).toEqual(exp.layers.map((l) => l.size));
+    });
+  }
+  it('generateStoreLayer(paths, owner) and layerSize match the reference layer', async () => {
+    const exp = JSON.parse(readFileSync(join(casesDir, 'd-owner-mtime', 'expected.json'), 'utf8')) as Expected & { layers: Array<{ paths?: string[] }> };
+    const owner = { mtime: 4102444800, uid: 1000, gid: 100, uname: 'user', gname: 'users', storeRoot: root };
+    for (const l of exp.layers.filter((x) => x.kind === 'store')) {
+      const paths = (l as { paths: string[] }).paths;
+      expect(await layerSize(paths, owner)).toBe(l.size);
+      expect(await hashStream(generateStoreLayer(paths, owner))).toEqual({ diffID: l.diffID, size: l.size });
+    }
   });
 });

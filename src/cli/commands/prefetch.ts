@@ -5,7 +5,7 @@ import { fixedOutputPath, pullImageName } from '../../nix/store-path.js';
 import { prefetch } from '../../prefetch/prefetch.js';
 import { formatJson, formatMulti, formatNix, formatNixExpr, type PrefetchFormat } from '../../prefetch/output.js';
 import { createProgress } from '../progress.js';
-import { parseCreds } from '../registry-options.js';
+import { parseCredsFlag } from '../../registry/auth/credentials.js';
 
 interface Args {
   positionals: string[];
@@ -103,7 +103,7 @@ export const command: CommandModule<object, Args> = {
       output: output ?? (tempForStore ? `${tempForStore}/${'image.tar'}` : undefined),
       force: a.force,
       jobs: a.jobs,
-      client: { tlsVerify: a.tlsVerify, creds: parseCreds(a.creds), authfile: a.authfile, certDir: a.certDir },
+      client: { tlsVerify: a.tlsVerify, creds: a.creds !== undefined ? parseCredsFlag(a.creds) : undefined, authfile: a.authfile, certDir: a.certDir },
       progress,
     });
     progress.done();

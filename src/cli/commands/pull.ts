@@ -3,6 +3,7 @@ import { parseSha256, toNix32, toSRI } from '../../digest/nixhash.js';
 import { usageError } from '../../errors.js';
 import { hostPlatform } from '../../manifest/platform.js';
 import { pullImage } from '../../image/pull.js';
+import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { createProgress, formatBytes } from '../progress.js';
 
 interface Args {
@@ -54,12 +55,7 @@ export const command: CommandModule<object, Args> = {
     if (a.sha256 && a.hash) throw usageError('give either --sha256 or --hash, not both');
     if (a.json && a.output === '-') throw usageError('--json prints to stdout, so it cannot be combined with -o -');
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
-    let creds;
-    if (a.creds !== undefined) {
-      const i = a.creds.indexOf(':');
-      if (i <= 0) throw usageError('--creds must be user:password');
-      creds = { username: a.creds.slice(0, i), password: a.creds.slice(i + 1) };
-    }
+    const creds = a.creds !== undefined ? parseCredsFlag(a.creds) : undefined;
     const expected = a.sha256 ?? a.hash;
     const host = hostPlatform();
     const platform = {

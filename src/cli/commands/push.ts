@@ -1,7 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
 import type { PushCompression } from '../../compression/compress.js';
-import { pushConf, type PushResult } from '../../push/push-conf.js';
+import { pushArchive, pushConf, type PushResult } from '../../push/push-conf.js';
+import { isConfFile } from '../../push/archive-source.js';
 import { copyRegistryImage } from '../../push/registry-copy.js';
 import { createPushProgress } from '../../push/progress.js';
 import { writeDigestFile } from '../../push/digest-file.js';
@@ -40,7 +41,7 @@ export const command: CommandModule<object, Args> = {
   describe: 'push a streamLayeredImage conf (conf.json) or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
   builder: (y) =>
     y
-      .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, or docker://REGISTRY/REPO:TAG' })
+      .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), or docker://REGISTRY/REPO:TAG' })
       .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf: the only argument)' })
       .option('platform-conf', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
       .option('additional-tag', { type: 'string', array: true, describe: 'more tags for the same manifest' })
@@ -106,6 +107,20 @@ export const command: CommandModule<object, Args> = {
         srcTlsVerify: a.srcTlsVerify ?? a.tlsVerify,
         ...(a.srcCreds !== undefined ? { srcCreds: parseCreds(a.srcCreds, '--src-creds') } : {}),
         progress,
+      });
+    } else if (!(await isConfFile(a.source))) {
+      if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not an image archive');
+      result = await pushArchive({
+        ...access,
+        archive: a.source,
+        destination: a.destination,
+        additionalTags: a.additionalTag ?? [],
+        format: a.format,
+        compression: a.compression,
+        ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
+        jobs: a.jobs,
+        mountFrom: a.mountFrom ?? [],
+        progress: createPushProgress({ quiet: a.quiet }),
       });
     } else {
       if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');

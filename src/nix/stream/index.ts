@@ -22,9 +22,6 @@ export {
   prepareImage,
   writeImage,
   resolveLayerDigests,
-  buildImageConfig,
-  buildManifest,
-  layerMemberName,
   DEFAULT_CUSTOMISATION_OWNER,
   type PreparedImage,
   type ImageLayer,
@@ -33,6 +30,7 @@ export {
   type StreamResult,
   type CustomisationOwner,
 } from './image.js';
+export { buildImageConfig, buildManifest, layerMemberName } from './image-json.js';
 export {
   planStoreLayer,
   generateStoreLayer,

@@ -15,6 +15,7 @@ export interface ImageSink {
 }
 
 const IN_FLIGHT = 8;
+const QUEUE_HIGH = 8 << 20;
 
 /** Positional writes to an open file, several in flight so disk writes overlap reading and hashing. */
 export class FileSink implements ImageSink {
@@ -76,20 +77,26 @@ export class WritableSink implements ImageSink {
   }
   async write(b: Buffer): Promise<void> {
     if (this.error) throw this.fail();
-    if (!this.stream.write(b)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          this.stream.off('drain', done);
-          this.stream.off('error', done);
-          this.stream.off('close', done);
-          resolve();
-        };
-        this.stream.on('drain', done);
-        this.stream.on('error', done);
-        this.stream.on('close', done);
-      });
-      if (this.error) throw this.fail();
-    }
+    this.stream.write(b);
+    // Keep up to QUEUE_HIGH bytes queued rather than waiting for a full drain at the stream's small
+    // highWaterMark: the reader (a pipe into docker load, gzip, sha256sum) then has data while we generate the
+    // next chunks, instead of the two taking turns. One event-loop turn per chunk lets libuv write meanwhile.
+    if (this.stream.writableLength > QUEUE_HIGH) await this.waitFor('drain');
+    else await new Promise((r) => setImmediate(r));
+    if (this.error) throw this.fail();
+  }
+  private waitFor(event: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        this.stream.off(event, done);
+        this.stream.off('error', done);
+        this.stream.off('close', done);
+        resolve();
+      };
+      this.stream.on(event, done);
+      this.stream.on('error', done);
+      this.stream.on('close', done);
+    });
   }
   async finish(): Promise<void> {
     if (this.error) throw this.fail();

@@ -124,51 +124,54 @@ export function storeLayerCacheKey(plan: StoreLayerPlan): string {
   });
 }
 
-const FLUSH_AT = 256 * 1024;
+const BATCH = 1024 * 1024;
 const CHUNK = 1024 * 1024;
-const SMALL_FILE = 256 * 1024;
 
 /**
- * The layer's bytes, in chunks of ~256 KiB to 1 MiB. Small files are read synchronously (page-cache reads of
- * small files are dominated by per-call overhead, which the sync API avoids: measured 3x faster on a 4000-file
- * layer), large files asynchronously with one chunk of read-ahead so disk reads overlap hashing and writing.
- * Fails if a file's size differs from the plan (a store that changed underneath would corrupt the tar).
+ * The layer's bytes, in chunks of up to 1 MiB. Headers and small files are assembled in place in a fresh 1 MiB
+ * batch buffer (small files are read synchronously straight into it: page-cache reads of small files are
+ * dominated by per-call overhead and allocation, which this avoids — measured ~3x faster on a 4000-file layer);
+ * large files are read asynchronously with one chunk of read-ahead so reads overlap hashing and writing.
+ * Every yielded buffer is new (consumers may keep it). Fails if a file's size differs from the plan.
  */
 export async function* storeLayerChunks(plan: StoreLayerPlan): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [];
-  let pendingLen = 0;
+  let batch = Buffer.allocUnsafe(BATCH);
+  let used = 0;
   let total = 0;
-  const push = (b: Buffer) => {
-    pending.push(b);
-    pendingLen += b.length;
-  };
-  const take = (): Buffer => {
-    const out = pending.length === 1 ? pending[0]! : Buffer.concat(pending, pendingLen);
-    total += out.length;
-    pending = [];
-    pendingLen = 0;
+  const flush = (): Buffer => {
+    const out = batch.subarray(0, used);
+    total += used;
+    batch = Buffer.allocUnsafe(BATCH);
+    used = 0;
     return out;
   };
   for (const e of plan.entries) {
-    push(encodePythonPaxHeader(e.info));
-    if (e.info.type === 'file') {
-      const size = e.info.size;
-      if (size <= SMALL_FILE) {
-        push(readSmallFile(e.fsPath, size));
-      } else {
-        if (pendingLen) yield take();
-        for await (const chunk of readLargeFile(e.fsPath, size)) {
-          total += chunk.length;
-          yield chunk;
-        }
+    const header = encodePythonPaxHeader(e.info);
+    const size = e.info.type === 'file' ? e.info.size : 0;
+    const withData = header.length + size + padTo512(size);
+    const small = withData <= BATCH; // fits a batch: read synchronously in place
+    const need = small ? withData : header.length;
+    if (used + need > BATCH && used > 0) yield flush();
+    used += header.copy(batch, used);
+    if (e.info.type !== 'file') continue;
+    if (small) {
+      readSmallFileInto(e.fsPath, size, batch, used);
+      used += size;
+    } else {
+      yield flush();
+      for await (const chunk of readLargeFile(e.fsPath, size)) {
+        total += chunk.length;
+        yield chunk;
       }
-      const pad = padTo512(size);
-      if (pad) push(Buffer.alloc(pad));
     }
-    if (pendingLen >= FLUSH_AT) yield take();
+    const pad = padTo512(size);
+    batch.fill(0, used, used + pad);
+    used += pad;
   }
-  push(endOfArchive(total + pendingLen));
-  const last = take();
+  const end = endOfArchive(total + used);
+  if (used + end.length > BATCH) yield flush();
+  used += end.copy(batch, used);
+  const last = flush();
   if (total !== plan.size) throw new NixregError(`internal error: layer of ${plan.paths[0]} came out ${total} bytes, planned ${plan.size}`);
   yield last;
 }
@@ -185,18 +188,17 @@ function openForRead(fsPath: Buffer): number {
   }
 }
 
-function readSmallFile(fsPath: Buffer, size: number): Buffer {
+function readSmallFileInto(fsPath: Buffer, size: number, buf: Buffer, at: number): void {
   const fd = openForRead(fsPath);
   try {
-    const buf = Buffer.allocUnsafe(size);
     let off = 0;
     while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
+      const n = readSync(fd, buf, at + off, size - off, off);
       if (n === 0) throw changed(fsPath, `expected ${size} bytes, found ${off}`);
       off += n;
     }
-    if (fstatSync(fd).size !== size) throw changed(fsPath, `size is now ${fstatSync(fd).size}, planned ${size}`);
-    return buf;
+    const now = fstatSync(fd).size;
+    if (now !== size) throw changed(fsPath, `size is now ${now}, planned ${size}`);
   } finally {
     closeSync(fd);
   }

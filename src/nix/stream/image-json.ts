@@ -1,0 +1,61 @@
+import { usageError } from '../../errors.js';
+import { PyObject, pyJsonDumps, pyListRepr, type PyJson } from './py-json.js';
+import type { ImageLayer, PreparedImage } from './image.js';
+
+/**
+ * The two JSON members of the outer tar, byte for byte as stream_layered_image.py writes them: the image config
+ * (`<sha256>.json`) and manifest.json, both `json.dumps(obj, indent=4)` without a trailing newline.
+ */
+
+/** Name of a layer in the outer tar and in manifest.json (base layers keep their member name). */
+export function layerMemberName(l: ImageLayer, diffID: string): string {
+  return l.kind === 'base' ? l.paths[0]! : `${diffID.slice('sha256:'.length)}/layer.tar`;
+}
+
+/** The image config JSON bytes, exactly as the script writes them (json.dumps indent=4, no newline). */
+export function buildImageConfig(img: PreparedImage, diffIDs: readonly string[]): Buffer {
+  const { conf } = img;
+  const history = img.layers.map((l) => PyObject.from([
+    ['created', conf.created.iso],
+    ['comment', `store paths: ${pyListRepr(l.paths)}`],
+  ]));
+  const obj = PyObject.from([
+    ['created', conf.created.iso],
+    ['architecture', conf.architecture],
+    ['os', 'linux'],
+    ['config', overlayBaseConfig(img.base?.config, conf.config)],
+    ['rootfs', PyObject.from([['diff_ids', [...diffIDs]], ['type', 'layers']])],
+    ['history', history],
+  ]);
+  return Buffer.from(pyJsonDumps(obj), 'utf8');
+}
+
+export function buildManifest(img: PreparedImage, diffIDs: readonly string[], configName: string): Buffer {
+  const m = [
+    PyObject.from([
+      ['Config', configName],
+      ['RepoTags', [img.repoTag]],
+      ['Layers', img.layers.map((l, i) => layerMemberName(l, diffIDs[i]!))],
+    ]),
+  ];
+  return Buffer.from(pyJsonDumps(m), 'utf8');
+}
+
+/** overlay_base_config: base Env then new Env, deduplicated by name (last value, first position). */
+function overlayBaseConfig(baseConfig: PyObject | undefined, finalConfig: PyObject): PyObject {
+  if (!baseConfig) return finalConfig;
+  const envOf = (o: PyObject, what: string): string[] => {
+    const v = o.get('Env');
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || v.some((e) => typeof e !== 'string')) throw usageError(`${what} config.Env must be a list of strings`);
+    return v as string[];
+  };
+  const all = [...envOf(baseConfig, 'from_image'), ...envOf(finalConfig, 'conf')];
+  if (all.length === 0) return finalConfig;
+  const resolved = new Map<string, string>();
+  for (const e of all) resolved.set(e.split('=', 1)[0]!, e);
+  const out = PyObject.from([...finalConfig.entries()]);
+  out.set('Env', [...resolved.values()] as PyJson);
+  return out;
+}
+
