@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Peak memory and wall time of `nixreg pull` next to skopeo running dockerTools.pullImage's command line, on a
+// Peak memory and wall time of `nixreg pull` next to skopeo running dockerTools.pullImage's command line, and of
+// `nixreg prefetch` next to nix-prefetch-docker's steps (skopeo inspect + skopeo copy + nix-hash --flat), on a
 // generated image (default ~512 MiB uncompressed in 8 gzip layers) in a local docker-registry (distribution).
 // Not part of npm test. Usage: npm run build && node bench/pull-memory.mjs [totalMiB=512] [layers=8] [jobs=4]
 // Needs docker-registry, skopeo and /usr/bin/time (or Linux /proc for the fallback). Target: nixreg peak RSS < 150 MB.
@@ -150,6 +151,8 @@ try {
   const digest = 'sha256:' + createHash('sha256').update(manifest).digest('hex');
   const mr = await fetch(`${url}/v2/${repo}/manifests/${digest}`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' } });
   if (mr.status !== 201) throw new Error(`PUT manifest ${mr.status}`);
+  // tagged too: nix-prefetch-docker resolves the digest with `skopeo inspect` of the tag
+  await fetch(`${url}/v2/${repo}/manifests/latest`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' } });
   for (const l of layers) rmSync(l.file);
 
   const env = { ...process.env, REGISTRY_AUTH_FILE: join(work, 'no-auth.json'), TMPDIR: work };
@@ -166,13 +169,29 @@ try {
     ['--insecure-policy', `--tmpdir=${skTmp}`, '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '--src-tls-verify=false', `docker://127.0.0.1:${port}/${repo}@${digest}`, `docker-archive://${skOut}:bench/big:latest`],
     env,
   );
+  // prefetch: nixreg (hash as a stream, no archive on disk) vs nix-prefetch-docker's pipeline run by hand
+  const pf = await measure(
+    'node',
+    [join(ROOT, 'bin/nixreg.js'), 'prefetch', `127.0.0.1:${port}/${repo}`, digest, '--final-image-name', 'bench/big', '--final-image-tag', 'latest', '--tls-verify=false', '--quiet', '--json'],
+    env,
+  );
+  const pfTmp = mkdtempSync(join(work, 'npd-'));
+  const npd = await measure(
+    'bash',
+    ['-c', `set -e; skopeo --override-os linux --override-arch amd64 --insecure-policy --tmpdir=${pfTmp} inspect --tls-verify=false docker://127.0.0.1:${port}/${repo}:latest >/dev/null
+      skopeo --insecure-policy --tmpdir=${pfTmp} --override-os linux --override-arch amd64 copy --src-tls-verify=false docker://127.0.0.1:${port}/${repo}@${digest} docker-archive://${pfTmp}/img.tar:bench/big:latest >/dev/null
+      nix-hash --flat --type sha256 --base32 ${pfTmp}/img.tar; rm -f ${pfTmp}/img.tar`],
+    env,
+  );
   const same = spawnSync('cmp', [nrOut, skOut]).status === 0;
   const archive = statSync(nrOut).size;
   const compressed = layers.reduce((s, l) => s + l.size, 0);
   console.log(`image: ${layerCount} gzip layers, ${(compressed / MiB).toFixed(0)} MiB compressed, archive ${(archive / MiB).toFixed(0)} MiB; jobs=${jobs}`);
-  console.log('tool     wall (s)  peak RSS (MiB)  MB/s (archive)');
-  for (const [name, m] of [['nixreg', nr], ['skopeo', sk]])
-    console.log(`${name.padEnd(8)} ${m.secs.toFixed(2).padStart(8)}  ${m.rssMiB.toFixed(1).padStart(14)}  ${(archive / MiB / m.secs).toFixed(0).padStart(14)}`);
+  console.log(`${'what'.padEnd(36)} wall (s)  peak RSS (MiB)  MB/s (archive)`);
+  const rows = [['pull: nixreg', nr], ['pull: skopeo (pullImage)', sk], ['prefetch: nixreg', pf], ['prefetch: nix-prefetch-docker steps', npd]];
+  for (const [name, m] of rows)
+    console.log(`${name.padEnd(36)} ${m.secs.toFixed(2).padStart(8)}  ${m.rssMiB.toFixed(1).padStart(14)}  ${(archive / MiB / m.secs).toFixed(0).padStart(14)}`);
+  console.log(`ratios: pull ${(nr.secs / sk.secs).toFixed(2)}x skopeo; prefetch ${(pf.secs / npd.secs).toFixed(2)}x the nix-prefetch-docker pipeline`);
   console.log(`archives byte-identical: ${same}`);
   if (!same) process.exitCode = 1;
 } finally {

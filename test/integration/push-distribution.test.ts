@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+import { makeSelfSignedCert } from '../helpers/tls.js';
+import { startTokenServer } from '../helpers/token-server.js';
 import { requireTool } from '../helpers/tools.js';
 
 // `nixreg push conf.json docker://…` against Debian's real distribution; pulled back with skopeo and nixreg.
@@ -197,6 +199,44 @@ describe('nixreg push (conf → real distribution)', () => {
   });
 });
 
+describe('nixreg push with token auth over TLS', () => {
+  it('pushes with a push token and --cert-dir; a pull-only token fails with exit 3 and no tag', async () => {
+    const cert = makeSelfSignedCert();
+    const certDir = join(tmp, 'certs');
+    mkdirSync(certDir, { recursive: true });
+    copyFileSync(cert.certFile, join(certDir, 'ca.crt'));
+    for (const actions of [['pull', 'push'], ['pull']]) {
+      const ts = await startTokenServer({ users: { bob: 'token-pw' }, allowedActions: actions });
+      const secured = await startDistribution({
+        token: { realm: ts.realm, service: ts.service, issuer: ts.issuer, rootCertBundle: ts.rootCertBundle },
+        tls: { certFile: cert.certFile, keyFile: cert.keyFile },
+      });
+      try {
+        const r = await nixreg(
+          ['push', join(CASE, 'conf.json'), `docker://${secured.host}/fixture/app:1`, '--store-root', storeRoot, '--cert-dir', certDir, '--creds', 'bob:token-pw', '--quiet'],
+          { XDG_CACHE_HOME: join(tmp, `cache-token-${actions.length}`) },
+        );
+        const log = readFileSync(secured.logFile, 'utf8');
+        if (actions.includes('push')) {
+          expect(r.stderr).toBe('');
+          expect(r.status).toBe(0);
+          expect(r.stdout).toMatch(/^sha256:[0-9a-f]{64}\n/); // (the store tree was changed by an earlier test)
+          expect(log).toMatch(/"PUT \/v2\/fixture\/app\/manifests\/1 HTTP\/1.1" 201/);
+        } else {
+          expect(r.status).toBe(3);
+          expect(r.stderr.trim().split('\n')).toHaveLength(1);
+          expect(r.stderr).toMatch(/^nixreg: .*(insufficient_scope|denied|401|403)/);
+          expect(r.stderr).not.toContain('token-pw');
+          expect(log).not.toMatch(/"PUT \/v2\/fixture\/app\/manifests\//);
+        }
+      } finally {
+        await secured.stop();
+        await ts.stop();
+      }
+    }
+  });
+});
+
 describe('nixreg push auth failures', () => {
   it('wrong credentials: one line, exit 3, no tag written', async () => {
     const secured = await startDistribution({ htpasswd: { alice: 'right-password' } });
@@ -218,4 +258,24 @@ describe('nixreg push auth failures', () => {
       await secured.stop();
     }
   });
+});
+
+describe('nixreg push usage errors (exit 2, one line, before any request)', () => {
+  const conf = () => join(CASE, 'conf.json');
+  for (const [why, args, msg] of [
+    ['zstd needs OCI', () => ['push', conf(), 'docker://127.0.0.1:1/a/b:1', '--compression', 'zstd'], /--format oci/],
+    ['destination must be docker://', () => ['push', conf(), '127.0.0.1:1/a/b:1'], /docker:\/\//],
+    ['destination digest', () => ['push', conf(), `docker://127.0.0.1:1/a/b@sha256:${'a'.repeat(64)}`], /names a digest/],
+    ['missing conf', () => ['push', join(tmp, 'nope.json'), 'docker://127.0.0.1:1/a/b:1'], /cannot read conf/],
+    ['bad level', () => ['push', conf(), 'docker://127.0.0.1:1/a/b:1', '--compression-level', '12'], /1 to 9/],
+    ['bad platform', () => ['push', 'docker://127.0.0.1:1/a/b:1', '--platform-conf', 'amd64=x.json'], /OS\/ARCH/],
+  ] as const) {
+    it(why, async () => {
+      const r = await nixreg([...args()]);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(/^nixreg: [^\n]*\n$/);
+      expect(r.stderr).toMatch(msg);
+    });
+  }
 });
