@@ -122,32 +122,40 @@ export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string
   };
 }
 
-/** The customisation layer: `layer.tar` + `checksum` (its sha256 hex = the diffID) in the conf's store path. */
+/**
+ * The customisation layer: `layer.tar` + `checksum` (its sha256 hex = the diffID) in the conf's store path.
+ * In /nix/store that path is immutable, so it is keyed by name and only read when its bytes are needed; under
+ * --store-root (a mutable tree) it is read and validated up front, like `nixreg stream` does.
+ */
 async function customisationLayer(cust: string, index: number, storeRoot: string | undefined, onOpen: () => void): Promise<PushLayer> {
   const dir = storeFsPath(cust, storeRoot);
-  let checksum: string;
-  try {
-    checksum = (await readFile(`${dir}/checksum`, 'utf8')).trim();
-  } catch (err) {
-    throw usageError(`customisation_layer ${cust}: cannot read its checksum file (${describeSystemError(err)})`);
-  }
-  if (!/^[0-9a-f]{64}$/.test(checksum)) throw usageError(`customisation_layer ${cust}: checksum file does not hold a sha256 hex digest`);
   const file = `${dir}/layer.tar`;
-  const st = await stat(file).catch((err) => {
-    throw usageError(`customisation_layer ${cust}: cannot read layer.tar (${describeSystemError(err)})`);
-  });
-  if (!st.isFile()) throw usageError(`customisation_layer ${cust}: layer.tar is not a regular file`);
-  return {
+  const describe = async (): Promise<{ diffID: string; size: number }> => {
+    let checksum: string;
+    try {
+      checksum = (await readFile(`${dir}/checksum`, 'utf8')).trim();
+    } catch (err) {
+      throw usageError(`customisation_layer ${cust}: cannot read its checksum file (${describeSystemError(err)})`);
+    }
+    if (!/^[0-9a-f]{64}$/.test(checksum)) throw usageError(`customisation_layer ${cust}: checksum file does not hold a sha256 hex digest`);
+    const st = await stat(file).catch((err) => {
+      throw usageError(`customisation_layer ${cust}: cannot read layer.tar (${describeSystemError(err)})`);
+    });
+    if (!st.isFile()) throw usageError(`customisation_layer ${cust}: layer.tar is not a regular file`);
+    return { diffID: `sha256:${checksum}`, size: st.size };
+  };
+  const layer: PushLayer = {
     index,
     kind: 'customisation',
     paths: [cust],
-    diffID: `sha256:${checksum}`,
-    size: st.size,
+    ...(storeRoot ? await describe() : { inputsKey: inputsKey({ customisation: cust }) }),
     open: async () => {
+      if (!layer.diffID) Object.assign(layer, await describe());
       onOpen();
       const s = createReadStream(file, { highWaterMark: 1 << 20 });
       s.on('error', (err) => s.destroy(new NixregError(`cannot read ${file}: ${describeSystemError(err)}`)));
       return s;
     },
   };
+  return layer;
 }

@@ -11,8 +11,12 @@ import { fileURLToPath } from 'node:url';
 export const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures');
 
 interface Entry {
-  path: string;
-  type: 'dir' | 'file' | 'symlink';
+  path?: string;
+  /** Names and targets that are not valid UTF-8 are given as base64 bytes instead. */
+  pathB64?: string;
+  targetB64?: string;
+  linkToB64?: string; // type 'hardlink': a second name for this earlier file
+  type: 'dir' | 'file' | 'symlink' | 'hardlink';
   mode: string;
   size?: number;
   sha256?: string;
@@ -45,20 +49,24 @@ async function contentOf(e: Entry): Promise<Buffer> {
 export async function buildStoreTree(root?: string, treeFile = join(FIXTURES, 'store-tree.json')): Promise<string> {
   root ??= await mkdtemp(join(tmpdir(), 'nixreg-store-'));
   const tree = JSON.parse(await readFile(treeFile, 'utf8')) as { storePaths: StorePath[] };
-  const dirModes: Array<[string, number]> = [];
+  const dirModes: Array<[string | Buffer, number]> = [];
   for (const sp of tree.storePaths) {
     const base = join(root, sp.storePath);
     await mkdir(dirname(base), { recursive: true });
     const linked = new Map<string, string>(); // member of a hard-link group -> first name
     for (const g of sp.hardLinkGroups ?? []) for (const p of g.slice(1)) linked.set(p, g[0]!);
+    const at = (rel: Buffer): Buffer => (rel.length ? Buffer.concat([Buffer.from(base + '/'), rel]) : Buffer.from(base));
     for (const e of sp.entries) {
-      const p = e.path === '' ? base : join(base, e.path);
+      const rel = e.pathB64 !== undefined ? Buffer.from(e.pathB64, 'base64') : Buffer.from(e.path!);
+      const p = at(rel);
       if (e.type === 'dir') {
         await mkdir(p, { recursive: true });
         dirModes.push([p, parseInt(e.mode, 8)]);
       } else if (e.type === 'symlink') {
-        await symlink(e.target!, p);
-      } else if (linked.has(e.path)) {
+        await symlink(e.targetB64 !== undefined ? Buffer.from(e.targetB64, 'base64') : e.target!, p);
+      } else if (e.type === 'hardlink') {
+        await link(at(Buffer.from(e.linkToB64!, 'base64')), p);
+      } else if (e.path !== undefined && linked.has(e.path)) {
         await link(join(base, linked.get(e.path)!), p);
       } else {
         const data = await contentOf(e);

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { NixregError } from '../../src/errors.js';
 import { PushCache } from '../../src/push/push-cache.js';
+import { loadConfImage } from '../../src/push/conf-source.js';
+import { loadStreamConf } from '../../src/nix/stream/index.js';
 import { pushArchive, pushConf, type PushResult } from '../../src/push/push-conf.js';
 import { copyRegistryImage } from '../../src/push/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
@@ -51,6 +53,25 @@ describe('push against the mock registry', () => {
     reference = await push(reg, 'ref/app:1');
   });
   afterAll(() => reg.close());
+
+  it('without --store-root a cached push never touches /nix/store (the paths need not even exist here)', async () => {
+    const conf = await loadStreamConf(join(CASE, 'conf.json'));
+    expect(existsSync(conf.storeLayers[0]![0]!)).toBe(false); // this machine's /nix/store lacks the fixture paths
+    const image = await loadConfImage(conf); // no walk: describing the layers reads nothing
+    const cache = freshCache();
+    const repo = `${reg.host}/ref/app`;
+    for (const [i, l] of image.layers.entries()) {
+      const r = reference.layers[i]!;
+      await cache.recordBlob({ diffID: r.diffID, size: r.size, ...(l.inputsKey ? { inputsKey: l.inputsKey } : {}) }, 'gzip', { digest: r.digest, size: r.blobSize }, repo);
+    }
+    const warm = await pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/ref/app:1`, tlsVerify: false, cache });
+    expect(warm.digest).toBe(reference.digest);
+    expect(warm.stats).toMatchObject({ exists: LAYERS, uploaded: 0, layersGenerated: 0 });
+    // and with an empty cache the missing store is reported in one line
+    const err = await pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/ref/app:1`, tlsVerify: false, cache: freshCache() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NixregError);
+    expect((err as NixregError).message).toMatch(/store path \/nix\/store\/\S+ does not exist|customisation_layer/);
+  });
 
   it('recovers from failed PATCHes by regenerating the layer', async () => {
     const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'upload', method: 'PATCH', status: 500, times: 2 }] });

@@ -110,12 +110,36 @@ describe('library entry points used by push/build', () => {
     });
   }
   it('generateStoreLayer(paths, owner) and layerSize match the reference layer', async () => {
-    const exp = JSON.parse(readFileSync(join(casesDir, 'd-owner-mtime', 'expected.json'), 'utf8')) as Expected & { layers: Array<{ paths?: string[] }> };
+    const exp = JSON.parse(readFileSync(join(casesDir, 'd-owner-mtime', 'expected.json'), 'utf8')) as { layers: Array<{ kind: string; diffID: string; size: number; paths: string[] }> };
     const owner = { mtime: 4102444800, uid: 1000, gid: 100, uname: 'user', gname: 'users', storeRoot: root };
     for (const l of exp.layers.filter((x) => x.kind === 'store')) {
-      const paths = (l as { paths: string[] }).paths;
+      const paths = l.paths;
       expect(await layerSize(paths, owner)).toBe(l.size);
       expect(await hashStream(generateStoreLayer(paths, owner))).toEqual({ diffID: l.diffID, size: l.size });
     }
   });
+});
+
+describe('edge cases beyond the shared fixtures (byte names, PAX numbers, odd base archives)', () => {
+  const edgeDir = join(FIXTURES, 'stream-edge');
+  const edgeCases = readdirSync(join(edgeDir, 'cases')).sort();
+  let edgeRoot: string;
+  beforeAll(async () => {
+    edgeRoot = await buildStoreTree(undefined, join(edgeDir, 'tree.json'));
+  });
+  afterAll(async () => {
+    if (edgeRoot) await removeStoreTree(edgeRoot);
+  });
+  it('has the cases', () => expect(edgeCases.length).toBe(4));
+  for (const name of edgeCases) {
+    it(name, async () => {
+      const exp = JSON.parse(readFileSync(join(edgeDir, 'cases', name, 'expected.json'), 'utf8')) as Pick<Expected, 'output' | 'stderr'>;
+      const conf = parseStreamConf(readFileSync(join(edgeDir, 'cases', name, 'conf.json'), 'utf8'));
+      const out = new Collect();
+      const lines: string[] = [];
+      await streamImageToWritable(conf, out, { storeRoot: edgeRoot, log: (l) => lines.push(l) });
+      expect({ sha256: out.hash.digest('hex'), size: out.size }).toEqual(exp.output);
+      expect(lines.map((l) => l + '\n').join('')).toBe(exp.stderr);
+    });
+  }
 });
