@@ -59,7 +59,7 @@ export function createDeterministicGzip(level = GZIP_LEVEL): Transform[] {
     strategy: constants.Z_DEFAULT_STRATEGY,
     windowBits: 15,
     memLevel: 8,
-    chunkSize: 1024 * 1024,
+    chunkSize: 256 * 1024,
   });
   return [gzip, new FixGzipOsByte()];
 }
