@@ -31,7 +31,8 @@ export async function loadArchiveImage(file: string): Promise<PushImage> {
     size: l.member.size,
     open: async () => {
       generated++;
-      return Readable.from(b.archive.memberData(l.member), { objectMode: false });
+      // a private cursor per read: layers are uploaded in parallel
+      return Readable.from(b.archive.openMemberData(l.member), { objectMode: false });
     },
   }));
   return {

@@ -1,4 +1,4 @@
-import { Transform, type Duplex, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, Writable, type Duplex, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { codecId, compressorStages, type PushCompression } from '../compression/compress.js';
 import { HashingStream } from '../digest/sha256.js';
@@ -57,6 +57,12 @@ export interface BlobPushContext {
   log?: (line: string) => void;
   /** --output: a tee into the local archive, started per attempt after the layer is opened. */
   tee?: () => Promise<LayerTee>;
+  /**
+   * --precompute-digests: for a layer the cache does not know, first generate and compress it only to learn its
+   * digest, then HEAD; upload (generating again) only if missing. For fresh CI runners with an empty cache whose
+   * registry already has most layers: bandwidth instead of CPU.
+   */
+  precompute?: boolean;
 }
 
 /** Step 1 and 2: what the cache lets us do without reading the store. undefined = needs an upload. */
@@ -108,6 +114,27 @@ async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<
   blob ??= await ctx.cache.getBlob(diffID, codecId(ctx.compression, ctx.level));
   if (ctx.compression === 'none') blob = { digest: diffID, size, repos: blob?.repos ?? [] };
   return blob ? { diffID, size, blob } : undefined;
+}
+
+/**
+ * --precompute-digests: learn the layer's digests by one generate+compress pass (nothing sent), remember them,
+ * and then try the cheap path again. undefined when the registry still lacks the blob.
+ */
+export async function precomputeAndCheck(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult | undefined> {
+  const diffHash = new HashingStream();
+  const blobHash = new HashingStream();
+  const source = await layer.open();
+  await pipeline([source, diffHash, ...compressorStages(ctx.compression, ctx.level), blobHash, new Writable({ write: (_c, _e, cb) => cb() })]).catch((err: unknown) => {
+    throw asOneLine(err, 'generating the layer');
+  });
+  const diffID = diffHash.digest();
+  if (layer.diffID && layer.diffID !== diffID)
+    throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
+  const inputs = layer.inputsKey ? { inputsKey: layer.inputsKey } : {};
+  await ctx.cache?.recordBlob({ diffID, size: diffHash.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: blobHash.digest(), size: blobHash.size }, undefined);
+  if (!(await ctx.client.headBlob(blobHash.digest()))) return undefined;
+  await ctx.cache?.recordBlob({ diffID, size: diffHash.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: blobHash.digest(), size: blobHash.size }, ctx.repoName);
+  return { diffID, size: diffHash.size, digest: blobHash.digest(), blobSize: blobHash.size, status: 'exists' };
 }
 
 /** Step 3, with retries: generate, compress, hash and upload in one pass. */

@@ -75,7 +75,8 @@ export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string
         tarInfo: l.member.info,
         open: async () => {
           generated++;
-          return Readable.from(b.archive.memberData(l.member), { objectMode: false });
+          // a private cursor per read: layers are uploaded in parallel
+          return Readable.from(b.archive.openMemberData(l.member), { objectMode: false });
         },
       });
     }

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { integrityError } from '../errors.js';
 import type { ArchiveTee, LayerTee } from './archive-tee.js';
-import { tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
+import { precomputeAndCheck, tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
 import type { PushLayer } from './conf-source.js';
 import type { PushProgress } from './progress.js';
 
@@ -79,7 +79,11 @@ export async function pushLayersWithArchive(
   return results;
 }
 
-function upload(layer: PushLayer, ctx: BlobPushContext, progress: PushProgress, tee?: () => Promise<LayerTee>): Promise<LayerPushResult> {
+async function upload(layer: PushLayer, ctx: BlobPushContext, progress: PushProgress, tee?: () => Promise<LayerTee>): Promise<LayerPushResult> {
+  if (ctx.precompute && !tee) {
+    const present = await precomputeAndCheck(ctx, layer);
+    if (present) return present;
+  }
   progress.layerUploading(layer.index);
   return uploadLayer({ ...ctx, onBytes: (n) => progress.layerBytes(layer.index, n), ...(tee ? { tee } : {}) }, layer);
 }

@@ -62,7 +62,8 @@ export class PushCache {
   }
 
   /**
-   * Record a layer's compressed blob and that it now exists in `repo` (`registry/repository`): in the blob entry
+   * Record a layer's compressed blob and that it now exists in `repo` (`registry/repository`; undefined: only
+   * the digest is known, e.g. from --precompute-digests): in the blob entry
    * and, for a store layer, in its layer entry. `known` is what the caller read before (skips the re-read);
    * nothing is written when nothing changed.
    */
@@ -70,13 +71,13 @@ export class PushCache {
     layer: { diffID: string; size: number; inputsKey?: string },
     codec: string,
     blob: { digest: string; size: number },
-    repo: string,
+    repo: string | undefined,
     known?: BlobEntry,
   ): Promise<void> {
     const old = known ?? (await this.getBlob(layer.diffID, codec));
-    if (old && old.digest === blob.digest && old.size === blob.size && old.repos.includes(repo)) return;
+    if (old && old.digest === blob.digest && old.size === blob.size && (repo === undefined || old.repos.includes(repo))) return;
     const repos = old && old.digest === blob.digest ? old.repos.filter((r) => r !== repo) : [];
-    const entry: BlobEntry = { digest: blob.digest, size: blob.size, repos: [repo, ...repos].slice(0, MAX_REPOS) };
+    const entry: BlobEntry = { digest: blob.digest, size: blob.size, repos: [...(repo ? [repo] : []), ...repos].slice(0, MAX_REPOS) };
     await this.write(blobKey(layer.diffID, codec), { ...entry });
     if (layer.inputsKey) {
       const prev = await this.getLayer(layer.inputsKey);

@@ -22,6 +22,8 @@ export interface PushConfOptions extends RegistryAccess {
   /** gzip 1–9 (default 6), zstd 1–19 (default 3). */
   compressionLevel?: number;
   jobs?: number;
+  /** Learn unknown layers' digests by a compress-only pass, HEAD, and upload only what is missing. */
+  precomputeDigests?: boolean;
   /** Repositories on the destination registry to try cross-repo mounts from. */
   mountFrom?: string[];
   /** undefined = default location; null = no cache. */
@@ -121,6 +123,7 @@ export async function pushConfInto(
       ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
       ...(cache ? { cache } : {}),
       mountFrom: opts.mountFrom ?? [],
+      ...(opts.precomputeDigests ? { precompute: true } : {}),
       ...(opts.log ? { log: opts.log } : {}),
     };
     const results = archive

@@ -201,7 +201,7 @@ describe('nixreg push (conf → real distribution)', () => {
 
 describe('nixreg push with token auth over TLS', () => {
   it('pushes with a push token and --cert-dir; a pull-only token fails with exit 3 and no tag', async () => {
-    const cert = makeSelfSignedCert();
+    const cert = makeSelfSignedCert('127.0.0.1', mkdtempSync(join(tmp, 'tls-')));
     const certDir = join(tmp, 'certs');
     mkdirSync(certDir, { recursive: true });
     copyFileSync(cert.certFile, join(certDir, 'ca.crt'));

@@ -73,6 +73,26 @@ describe('push against the mock registry', () => {
     expect((err as NixregError).message).toMatch(/store path \/nix\/store\/\S+ does not exist|customisation_layer/);
   });
 
+  it('--precompute-digests: a fresh runner uploads nothing the registry has, and what it lacks once', async () => {
+    reg.resetCounters();
+    const r = await push(reg, 'ref/app:1', { precomputeDigests: true });
+    expect(r.digest).toBe(reference.digest);
+    expect(r.stats).toMatchObject({ exists: LAYERS, uploaded: 0, layersGenerated: LAYERS });
+    expect(reg.counters.blobUploadsStarted).toBe(0);
+    const empty = await startRegistry();
+    try {
+      const cache = freshCache();
+      const first = await push(empty, 'x/app:1', { precomputeDigests: true, cache });
+      expect(first.digest).toBe(reference.digest);
+      expect(first.stats).toMatchObject({ uploaded: LAYERS, layersGenerated: 2 * LAYERS });
+      expect(empty.counters.blobUploadsCompleted).toBe(LAYERS + 1);
+      const again = await push(empty, 'x/app:1', { precomputeDigests: true, cache }); // now cached: HEADs only
+      expect(again.stats).toMatchObject({ exists: LAYERS, layersGenerated: 0 });
+    } finally {
+      await empty.close();
+    }
+  });
+
   it('recovers from failed PATCHes by regenerating the layer', async () => {
     const faulty = await startRegistry({ faults: [{ kind: 'status', route: 'upload', method: 'PATCH', status: 500, times: 2 }] });
     try {

@@ -20,6 +20,7 @@ interface Args {
   compressionLevel?: number;
   jobs: number;
   mountFrom?: string[];
+  precomputeDigests?: boolean;
   tlsVerify: boolean;
   srcTlsVerify?: boolean;
   creds?: string;
@@ -50,6 +51,7 @@ export const command: CommandModule<object, Args> = {
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as PushCompression, describe: 'layer compression (deterministic)' })
       .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 6), zstd 1-19 (default 3)' })
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
+      .option('precompute-digests', { type: 'boolean', describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)' })
       .option('mount-from', { type: 'string', array: true, describe: 'repository on the destination registry to mount known blobs from' })
       .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows http' })
       .option('src-tls-verify', { type: 'boolean', describe: 'source registry TLS verification (default: --tls-verify)' })
@@ -89,6 +91,7 @@ export const command: CommandModule<object, Args> = {
           ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
           jobs: a.jobs,
           mountFrom: a.mountFrom ?? [],
+        ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
           progress: createPushProgress({ quiet: a.quiet }),
         },
         a.platformConf.map(parsePlatformConf),
@@ -120,6 +123,7 @@ export const command: CommandModule<object, Args> = {
         ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
         jobs: a.jobs,
         mountFrom: a.mountFrom ?? [],
+        ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
         progress: createPushProgress({ quiet: a.quiet }),
       });
     } else {
@@ -137,6 +141,7 @@ export const command: CommandModule<object, Args> = {
         ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
         jobs: a.jobs,
         mountFrom: a.mountFrom ?? [],
+        ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
         ...(a.output ? { output: a.output } : {}),
         ...(a.tag ? { repoTag: a.tag } : {}),
         ...(a.force ? { force: true } : {}),
