@@ -1,4 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
+import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { usageError } from '../../errors.js';
 import type { PushCompression } from '../../compression/compress.js';
 import { pushArchive, pushConf, type PushResult } from '../../push/push-conf.js';
@@ -71,10 +72,21 @@ export const command: CommandModule<object, Args> = {
     const log = a.debug ? (line: string) => process.stderr.write(`debug: ${line}\n`) : undefined;
     const access = {
       tlsVerify: a.tlsVerify,
-      ...(a.creds !== undefined ? { creds: parseCreds(a.creds, '--creds') } : {}),
+      ...(a.creds !== undefined ? { creds: parseCredsFlag(a.creds) } : {}),
       ...(a.authfile ? { authfile: a.authfile } : {}),
       ...(a.certDir ? { certDir: a.certDir } : {}),
       ...(log ? { log } : {}),
+    };
+    // upload options every generated-layer push (conf, archive, --platform-conf) shares
+    const upload = {
+      additionalTags: a.additionalTag ?? [],
+      format: a.format,
+      compression: a.compression,
+      ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
+      jobs: a.jobs,
+      mountFrom: a.mountFrom ?? [],
+      ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
+      progress: createPushProgress({ quiet: a.quiet }),
     };
     let result: PushResult | PlatformsResult;
     if (a.platformConf?.length) {
@@ -83,16 +95,9 @@ export const command: CommandModule<object, Args> = {
       result = await pushPlatforms(
         {
           ...access,
+          ...upload,
           destination: a.source,
-          additionalTags: a.additionalTag ?? [],
           ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
-          format: a.format,
-          compression: a.compression,
-          ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
-          jobs: a.jobs,
-          mountFrom: a.mountFrom ?? [],
-        ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
-          progress: createPushProgress({ quiet: a.quiet }),
         },
         a.platformConf.map(parsePlatformConf),
       );
@@ -100,7 +105,6 @@ export const command: CommandModule<object, Args> = {
       throw usageError('give a source and a destination: nixreg push conf.json docker://REGISTRY/REPO:TAG');
     } else if (a.source.startsWith('docker://')) {
       if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not docker://');
-      const progress = createPushProgress({ quiet: a.quiet });
       result = await copyRegistryImage({
         ...access,
         source: a.source,
@@ -108,44 +112,29 @@ export const command: CommandModule<object, Args> = {
         additionalTags: a.additionalTag ?? [],
         jobs: a.jobs,
         srcTlsVerify: a.srcTlsVerify ?? a.tlsVerify,
-        ...(a.srcCreds !== undefined ? { srcCreds: parseCreds(a.srcCreds, '--src-creds') } : {}),
-        progress,
+        ...(a.srcCreds !== undefined ? { srcCreds: parseCredsFlag(a.srcCreds) } : {}),
+        progress: upload.progress,
       });
     } else if (!(await isConfFile(a.source))) {
       if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not an image archive');
       result = await pushArchive({
         ...access,
+        ...upload,
         archive: a.source,
         destination: a.destination,
-        additionalTags: a.additionalTag ?? [],
-        format: a.format,
-        compression: a.compression,
-        ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
-        jobs: a.jobs,
-        mountFrom: a.mountFrom ?? [],
-        ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
-        progress: createPushProgress({ quiet: a.quiet }),
       });
     } else {
       if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');
       if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg stream');
-      const progress = createPushProgress({ quiet: a.quiet });
       result = await pushConf({
         ...access,
+        ...upload,
         confFile: a.source,
         destination: a.destination,
-        additionalTags: a.additionalTag ?? [],
         ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
-        format: a.format,
-        compression: a.compression,
-        ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
-        jobs: a.jobs,
-        mountFrom: a.mountFrom ?? [],
-        ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
         ...(a.output ? { output: a.output } : {}),
         ...(a.tag ? { repoTag: a.tag } : {}),
         ...(a.force ? { force: true } : {}),
-        progress,
       });
     }
     if (a.digestfile) await writeDigestFile(a.digestfile, result.digest);
@@ -155,8 +144,3 @@ export const command: CommandModule<object, Args> = {
   },
 };
 
-function parseCreds(s: string, flag: string) {
-  const i = s.indexOf(':');
-  if (i <= 0) throw usageError(`${flag} must be user:password`);
-  return { username: s.slice(0, i), password: s.slice(i + 1) };
-}
