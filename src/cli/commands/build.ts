@@ -1,17 +1,12 @@
 import type { CommandModule } from 'yargs';
 import { loadConfig, runBuild } from '../../nix/build/index.js';
+import type { ConfigFlags } from '../../nix/build/conf.js';
 
-interface Args {
+/** The image-config flags are exactly the library's ConfigFlags (cmd, entrypoint, env, workdir, user, expose, label). */
+interface Args extends ConfigFlags {
   name: string;
   path: string[];
   config?: string;
-  cmd?: string[];
-  entrypoint?: string[];
-  env?: string[];
-  workdir?: string;
-  user?: string;
-  expose?: string[];
-  label?: string[];
   architecture?: string;
   'max-layers': number;
   algorithm: 'auto' | 'popularity';
