@@ -1,4 +1,5 @@
 import type { BlobStatus } from './blob-upload.js';
+import { LiveRows, formatBytes, shortDigest } from '../cli/live-rows.js';
 
 /**
  * What a push shows on stderr. On a terminal: one live line per layer (checking / uploading with bytes and
@@ -16,10 +17,6 @@ export interface PushProgress {
   done(): void;
 }
 
-const MB = 1024 * 1024;
-const fmt = (n: number): string =>
-  n >= 1024 * MB ? `${(n / 1024 / MB).toFixed(2)} GiB` : n >= MB ? `${(n / MB).toFixed(1)} MiB` : n >= 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${n} B`;
-const short = (d: string) => d.slice(7, 19);
 
 export const silentProgress: PushProgress = {
   begin() {},
@@ -38,7 +35,7 @@ export function createPushProgress(opts: { quiet?: boolean; tty?: boolean; strea
 }
 
 const describe = (status: BlobStatus, blobSize: number, from?: string) =>
-  status === 'exists' ? 'exists' : status === 'mounted' ? `mounted from ${from}` : `pushed ${fmt(blobSize)}`;
+  status === 'exists' ? 'exists' : status === 'mounted' ? `mounted from ${from}` : `pushed ${formatBytes(blobSize)}`;
 
 function plainProgress(err: NodeJS.WritableStream): PushProgress {
   const counts: Record<BlobStatus, number> = { exists: 0, mounted: 0, uploaded: 0 };
@@ -55,12 +52,12 @@ function plainProgress(err: NodeJS.WritableStream): PushProgress {
     layerDone(i, status, digest, blobSize, from) {
       counts[status]++;
       if (status === 'uploaded') bytes += blobSize;
-      err.write(`layer ${String(i + 1).padStart(width)}/${total} ${short(digest)} ${describe(status, blobSize, from)}\n`);
+      err.write(`layer ${String(i + 1).padStart(width)}/${total} ${shortDigest(digest)} ${describe(status, blobSize, from)}\n`);
     },
     info: (line) => err.write(line + '\n'),
     done() {
       const secs = ((Date.now() - t0) / 1000).toFixed(1);
-      err.write(`${total} layer(s): ${counts.uploaded} pushed (${fmt(bytes)}), ${counts.exists} already present, ${counts.mounted} mounted, in ${secs} s\n`);
+      err.write(`${total} layer(s): ${counts.uploaded} pushed (${formatBytes(bytes)}), ${counts.exists} already present, ${counts.mounted} mounted, in ${secs} s\n`);
     },
   };
 }
@@ -74,52 +71,27 @@ interface Row {
 
 function ttyProgress(err: NodeJS.WriteStream): PushProgress {
   let total = 0;
-  const rows = new Map<number, Row>();
-  let drawn = 0;
-  let last = 0;
-  const draw = (force = false) => {
-    const now = Date.now();
-    if (!force && now - last < 100) return;
-    last = now;
-    const lines = [...rows.entries()]
-      .sort((a, b) => a[0] - b[0])
-      .map(([i, r]) => {
-        const secs = Math.max((now - r.t0) / 1000, 0.001);
-        const detail = r.state === 'uploading' ? ` ${fmt(r.got)} ${fmt(r.got / secs)}/s` : '';
-        return `layer ${String(i + 1).padStart(String(total).length)}/${total} ${r.label} ${r.state}${detail}`;
-      });
-    let s = drawn ? `\x1b[${drawn}A` : '';
-    for (const l of lines) s += `\r\x1b[2K${l.slice(0, (err.columns || 100) - 1)}\n`;
-    err.write(s);
-    drawn = lines.length;
-  };
+  const live = new LiveRows<Row>(err, (i, r, now) => {
+    const secs = Math.max((now - r.t0) / 1000, 0.001);
+    const detail = r.state === 'uploading' ? ` ${formatBytes(r.got)} ${formatBytes(r.got / secs)}/s` : '';
+    return `layer ${String(i + 1).padStart(String(total).length)}/${total} ${r.label} ${r.state}${detail}`;
+  });
   return {
     begin(n) {
       total = n;
     },
     layerStart(i, label) {
-      rows.set(i, { label, state: 'checking', got: 0, t0: Date.now() });
-      draw();
+      live.rows.set(i, { label, state: 'checking', got: 0, t0: Date.now() });
+      live.draw();
     },
-    layerUploading(i) {
-      const r = rows.get(i);
-      if (r) Object.assign(r, { state: 'uploading', t0: Date.now() });
-      draw(true);
-    },
-    layerBytes(i, n) {
-      const r = rows.get(i);
-      if (r) r.got += n;
-      draw();
-    },
+    layerUploading: (i) => live.update(i, (r) => Object.assign(r, { state: 'uploading', t0: Date.now() }), true),
+    layerBytes: (i, n) => live.update(i, (r) => (r.got += n)),
     layerDone(i, status, digest, blobSize, from) {
-      const r = rows.get(i) ?? { label: '', state: '', got: 0, t0: Date.now() };
-      rows.set(i, { ...r, label: short(digest), state: describe(status, blobSize, from) });
-      draw(true);
+      const r = live.rows.get(i) ?? { label: '', state: '', got: 0, t0: Date.now() };
+      live.rows.set(i, { ...r, label: shortDigest(digest), state: describe(status, blobSize, from) });
+      live.draw(true);
     },
-    info(line) {
-      err.write(line + '\n');
-      drawn = 0;
-    },
-    done: () => draw(true),
+    info: (line) => live.info(line),
+    done: () => live.draw(true),
   };
 }
