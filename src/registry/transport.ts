@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Agent, EnvHttpProxyAgent, type Dispatcher } from 'undici';
+import { Agent, EnvHttpProxyAgent, buildConnector, type Dispatcher } from 'undici';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 
 /**
@@ -152,14 +152,28 @@ export class Transport {
     const dirs = [opts.certDir ?? defaultCertDir(opts.host)].filter((d): d is string => !!d);
     // pullImage passes NIX_SSL_CERT_FILE through impureEnvVars; Node itself only reads its bundled roots.
     const bundles = [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE].filter((f): f is string => !!f && existsSync(f));
-    const secureContext = dirs.length || bundles.length ? secureContextFor(dirs[0], bundles) : undefined;
-    const tls = { rejectUnauthorized: opts.tlsVerify !== false, ...(secureContext ? { secureContext } : {}) };
+    const wantsContext = dirs.length > 0 || bundles.length > 0;
+    const tlsFor = () => {
+      const secureContext = wantsContext ? secureContextFor(dirs[0], bundles) : undefined;
+      return { rejectUnauthorized: opts.tlsVerify !== false, ...(secureContext ? { secureContext } : {}) };
+    };
+    const connectTimeout = Math.min(timeout, 30_000);
+    // The TLS context (re-parsing Node's roots to add extra CAs: 0.1-0.5 s) is built on the first https
+    // connection, not up front: plain-http registries (loopback, --tls-verify=false) never pay for it.
+    const plainConnector = buildConnector({ timeout: connectTimeout, rejectUnauthorized: opts.tlsVerify !== false });
+    let tlsConnector: buildConnector.connector | undefined;
+    const connect: buildConnector.connector = (o, cb) => {
+      if (o.protocol === 'https:' && wantsContext) {
+        tlsConnector ??= buildConnector({ timeout: connectTimeout, ...tlsFor() });
+        return tlsConnector(o, cb);
+      }
+      return plainConnector(o, cb);
+    };
     const agentOptions = {
       keepAliveTimeout: 30_000,
       connections: 16,
       headersTimeout: timeout,
       bodyTimeout: timeout,
-      connect: { timeout: Math.min(timeout, 30_000), ...tls },
     };
     const httpProxy = env.http_proxy ?? env.HTTP_PROXY ?? '';
     const httpsProxy = env.https_proxy ?? env.HTTPS_PROXY ?? '';
@@ -167,7 +181,8 @@ export class Transport {
       httpProxy || httpsProxy
         ? new EnvHttpProxyAgent({
             ...agentOptions,
-            requestTls: tls,
+            connect: { timeout: connectTimeout, ...tlsFor() }, // proxied setups are rare: eager is fine
+            requestTls: tlsFor(),
             // http targets go to an http proxy as plain absolute-form requests (like Go/curl), not CONNECT tunnels.
             proxyTunnel: false,
             httpProxy,
@@ -175,7 +190,7 @@ export class Transport {
             // Like Go's net/http (skopeo, crane): loopback is never proxied.
             noProxy: [env.no_proxy ?? env.NO_PROXY ?? '', 'localhost', '127.0.0.1', '[::1]'].filter(Boolean).join(','),
           })
-        : new Agent(agentOptions);
+        : new Agent({ ...agentOptions, connect });
   }
 
   private log(line: string) {
