@@ -6,11 +6,10 @@
 // Needs docker-registry, skopeo and /usr/bin/time (or Linux /proc for the fallback). Target: nixreg peak RSS < 150 MB.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { once } from 'node:events';
+import { MiB, measure, startRegistry } from './lib.mjs';
 import { createGzip } from 'node:zlib';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
@@ -18,16 +17,7 @@ import { Readable, Transform } from 'node:stream';
 const [totalMiB = 512, layerCount = 8, jobs = 4] = process.argv.slice(2).map(Number);
 const ROOT = resolve(import.meta.dirname, '..');
 const work = mkdtempSync(join(tmpdir(), 'nixreg-bench-pull-'));
-const MiB = 1 << 20;
 
-function freePort() {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 /** A layer tar of `size` bytes of file data: half random, half text, so gzip has realistic work (ratio ~0.55). */
 function* layerTar(seed, size) {
@@ -91,44 +81,10 @@ async function putBlob(url, repo, digest, body, length) {
   if (put.status !== 201) throw new Error(`PUT blob ${put.status} ${await put.text()}`);
 }
 
-/** Run a command, returning wall seconds and peak RSS in MiB (GNU time -v, else polling /proc VmHWM). */
-async function measure(cmd, args, env) {
-  const t0 = process.hrtime.bigint();
-  if (existsSync('/usr/bin/time')) {
-    const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${cmd} failed (status ${r.status}, signal ${r.signal}): ${r.error ?? ""} ${r.stderr.slice(-3000)}`);
-    if (process.env.BENCH_VERBOSE) console.error(r.stderr.split("\n").filter((l) => !/^\t/.test(l)).join("\n"));
-    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
-    return { secs, rssMiB: kb / 1024 };
-  }
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-  let hwm = 0;
-  const poll = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (m) hwm = Math.max(hwm, Number(m[1]));
-    } catch {}
-  }, 20);
-  const [code] = await once(child, 'exit');
-  clearInterval(poll);
-  if (code !== 0) throw new Error(`${cmd} exited ${code}`);
-  return { secs: Number(process.hrtime.bigint() - t0) / 1e9, rssMiB: hwm / 1024 };
-}
 
-const port = await freePort();
-writeFileSync(
-  join(work, 'config.yml'),
-  `version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: ${work}/registry\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
-);
-const registry = spawn('docker-registry', ['serve', join(work, 'config.yml')], { stdio: 'ignore' });
-const url = `http://127.0.0.1:${port}`;
+const registry = await startRegistry(join(work, 'registry'));
+const { port, url } = registry;
 try {
-  for (let i = 0; ; i++) {
-    if (await fetch(`${url}/v2/`).then(() => true, () => false)) break;
-    if (i > 200) throw new Error('docker-registry did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
   const per = Math.floor((totalMiB * MiB) / layerCount);
   console.error(`generating ${layerCount} gzip layers of ${(per / MiB).toFixed(0)} MiB ...`);
   const layers = [];
@@ -195,7 +151,6 @@ try {
   console.log(`archives byte-identical: ${same}`);
   if (!same) process.exitCode = 1;
 } finally {
-  registry.kill('SIGTERM');
-  await once(registry, 'exit').catch(() => {});
+  await registry.stop();
   rmSync(work, { recursive: true, force: true });
 }

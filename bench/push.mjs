@@ -8,26 +8,16 @@
 // Goals (issue 6): warm push of 100 layers < 1 s and >= 10x faster than stream+skopeo; cold <= 0.7x of it; RSS < 150 MB.
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { once } from 'node:events';
+import { MiB, measure, startRegistry } from './lib.mjs';
 
 const [totalMiB = 1024, pathCount = 100, jobs = 4] = process.argv.slice(2).map(Number);
 const ROOT = resolve(import.meta.dirname, '..');
 const NIXREG = join(ROOT, 'bin/nixreg.js');
 const work = mkdtempSync(join(tmpdir(), 'nixreg-bench-push-'));
-const MiB = 1 << 20;
 
-function freePort() {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = s.address().port;
-      s.close(() => res(p));
-    });
-  });
-}
 
 /** File data like a closure's: half random (compiled code, compressed assets), half text; gzip ratio ~0.55. */
 function fileData(seed, size) {
@@ -90,49 +80,8 @@ function makeStore(root) {
   return join(root, 'conf.json');
 }
 
-/** Run a command, returning wall seconds and peak RSS in MiB (GNU time -v, else polling /proc VmHWM). */
-async function measure(cmd, args, env = process.env) {
-  const t0 = process.hrtime.bigint();
-  if (existsSync('/usr/bin/time')) {
-    const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status}): ${r.stderr.slice(-3000)}`);
-    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
-    return { secs, rssMiB: kb / 1024, stdout: r.stdout };
-  }
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  let hwm = 0;
-  const poll = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (m) hwm = Math.max(hwm, Number(m[1]));
-    } catch {}
-  }, 20);
-  const [code] = await once(child, 'exit');
-  clearInterval(poll);
-  if (code !== 0) throw new Error(`${cmd} exited ${code}`);
-  return { secs: Number(process.hrtime.bigint() - t0) / 1e9, rssMiB: hwm / 1024, stdout };
-}
 
-async function startRegistry(name) {
-  const port = await freePort();
-  const dir = join(work, name);
-  mkdirSync(dir);
-  writeFileSync(
-    join(dir, 'config.yml'),
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
-  );
-  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    if (await fetch(`${url}/v2/`).then(() => true, () => false)) break;
-    if (i > 200) throw new Error('docker-registry did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { host: `127.0.0.1:${port}`, stop: async () => (child.kill('SIGTERM'), await once(child, 'exit').catch(() => {})) };
-}
+const startRegistryIn = (name) => startRegistry(join(work, name));
 
 const registries = [];
 try {
@@ -147,7 +96,7 @@ try {
   };
 
   // nixreg push: cold (empty registry, empty XDG cache), then warm (fresh process, same cache and registry)
-  const a = await startRegistry('reg-push');
+  const a = await startRegistryIn('reg-push');
   registries.push(a);
   const env = { ...process.env, XDG_CACHE_HOME: join(work, 'cache-push') };
   // BENCH_PUSH_ARGS: extra push flags, e.g. "--compression-level 1"
@@ -159,7 +108,7 @@ try {
   row('nixreg push (warm)', warm);
 
   // today's path: nixreg stream to a file, then skopeo copy docker-archive → registry
-  const b = await startRegistry('reg-skopeo');
+  const b = await startRegistryIn('reg-skopeo');
   registries.push(b);
   const streamEnv = { ...process.env, XDG_CACHE_HOME: join(work, 'cache-stream') };
   const archive = join(work, 'image.tar');
