@@ -7,6 +7,7 @@ import { prepareBuild, type BuildOptions, type PreparedBuild } from './prepare.j
 
 export { prepareBuild, splitName, type BuildOptions, type PreparedBuild } from './prepare.js';
 export { configFromFlags, normalizeTime, serializeConf, storePathsIn, type StreamConf } from './conf.js';
+export { prepareSingleLayer, runSingleLayerBuild, type SingleLayerOptions, type RunSingleLayerOptions } from './single-layer.js';
 
 export interface RunBuildOptions extends BuildOptions {
   /** image output: a file (atomic) or '-' for stdout; undefined = conf only */

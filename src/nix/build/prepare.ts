@@ -164,7 +164,7 @@ function storePathOf(p: string, storeDir: string): string {
 }
 
 /** The sub-graph reachable from `roots`, in graph order; every root must be in the graph. */
-function closureOf(graph: GraphNode[], roots: string[], source: string): GraphNode[] {
+export function closureOf(graph: GraphNode[], roots: string[], source: string): GraphNode[] {
   const byPath = new Map(graph.map((n) => [n.path, n]));
   const seen = new Set<string>();
   const todo: string[] = [];
