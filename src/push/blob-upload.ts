@@ -4,6 +4,8 @@ import { codecId, compressorStages, type PushCompression } from '../compression/
 import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
+import { StreamedUploadRejected } from '../registry/client.js';
+import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
 
@@ -17,6 +19,7 @@ import type { BlobEntry, PushCache } from './push-cache.js';
  *    temporary file is written), closed with `PUT ?digest=`. The registry checks that digest against what it
  *    received; we check the diffID against the one we knew (base/customisation layers, cached store layers).
  *    A failed attempt is retried by regenerating the layer: generation is deterministic.
+ *    A registry that refuses the streamed PATCH gets the same pass sent as a chunked upload (chunked-upload.ts).
  */
 export type BlobStatus = 'exists' | 'mounted' | 'uploaded';
 
@@ -63,6 +66,21 @@ export interface BlobPushContext {
    * registry already has most layers: bandwidth instead of CPU.
    */
   precompute?: boolean;
+  /** --chunk-size: always upload in chunks of this many bytes (at least the registry's OCI-Chunk-Min-Length). */
+  chunkSize?: number;
+}
+
+/**
+ * Registries (`host:port`) that refused a streamed PATCH during this run. Why switch on the first refusal rather
+ * than probing up front: the streamed PATCH is one request per blob and the common case; a refusal costs one
+ * cancelled session and a regenerated layer once per registry and run, after which every upload to that registry
+ * (all layers, every image of a --platform-conf push) goes chunked. A dropped connection is NOT taken as a
+ * refusal: it cannot be told apart from a network fault, which the ordinary retry handles.
+ */
+const chunkedRegistries = new Set<string>();
+
+function uploadsInChunks(ctx: BlobPushContext): boolean {
+  return ctx.chunkSize !== undefined || chunkedRegistries.has(ctx.registry);
 }
 
 /** Step 1 and 2: what the cache lets us do without reading the store. undefined = needs an upload. */
@@ -110,8 +128,14 @@ async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<
       blob = hit.blobs?.[codecId(ctx.compression, ctx.level)];
     }
   }
-  if (!diffID || size === undefined) return undefined;
+  if (!diffID) return undefined;
   blob ??= await ctx.cache.getBlob(diffID, codecId(ctx.compression, ctx.level));
+  if (size === undefined) {
+    // A layer known by diffID alone (an OCI source's compressed layer being converted): its tar size is not known
+    // without decompressing it, and a known blob does not need it; it is reported as 0.
+    if (ctx.compression === 'none' || layer.inputsKey || !blob) return undefined;
+    size = 0;
+  }
   if (ctx.compression === 'none') blob = { digest: diffID, size, repos: blob?.repos ?? [] };
   return blob ? { diffID, size, blob } : undefined;
 }
@@ -142,6 +166,7 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
   const attempts = ctx.attempts ?? 3;
   // A retry regenerates the layer; if an earlier attempt got as far as its diffID, the new bytes must match it.
   const seen: { diffID?: string } = {};
+  let switched = false;
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await uploadOnce(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen);
@@ -149,6 +174,14 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
       await ctx.cache?.recordBlob({ diffID: r.diffID, size: r.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: r.digest, size: r.blobSize }, ctx.repoName);
       return r;
     } catch (err) {
+      if (err instanceof StreamedUploadRejected && !switched) {
+        // not a failed attempt: the registry wants chunks. Regenerate the layer into a chunked upload.
+        switched = true;
+        if (!chunkedRegistries.has(ctx.registry)) ctx.log?.(`${ctx.registry} refused a streamed upload (HTTP ${err.status}); using chunked uploads for it from now on`);
+        chunkedRegistries.add(ctx.registry);
+        attempt--;
+        continue;
+      }
       if (attempt >= attempts || !isRetryable(err)) throw err;
       ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying (${attempt + 1}/${attempts})`);
       await new Promise((r) => setTimeout(r, 250 * attempt));
@@ -170,7 +203,8 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer, seen: { 
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
   let tee: LayerTee | undefined;
   try {
-    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t));
+    const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, start.chunkMinLength) : undefined;
+    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunkSize);
   } catch (err) {
     tee?.rewind();
     await ctx.client.cancelUpload(start.location).catch(() => {});
@@ -184,6 +218,7 @@ async function uploadAttempt(
   location: string,
   seen: { diffID?: string },
   onTee: (t: LayerTee) => void,
+  chunkSize: number | undefined,
 ): Promise<LayerPushResult> {
   const source = await layer.open();
   const tee = ctx.tee ? await ctx.tee() : undefined;
@@ -195,7 +230,7 @@ async function uploadAttempt(
   const body = stages[stages.length - 1] as Readable;
   const flowing = pipeline([source, ...stages]);
   const contentLength = ctx.compression === 'none' ? layer.size : undefined;
-  const sending = ctx.client.uploadBlobStream(location, body, contentLength);
+  const sending = chunkSize !== undefined ? uploadInChunks(ctx.client, location, body, chunkSize) : ctx.client.uploadBlobStream(location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.

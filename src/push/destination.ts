@@ -1,7 +1,7 @@
 import { usageError } from '../errors.js';
 import { parseImageReference, TAG_RE, type ImageReference } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
-import type { Credentials } from '../registry/types.js';
+import type { Credentials, RegistryClientOptions } from '../registry/types.js';
 
 /** Registry access options shared by every push source (pull's auth/TLS/retry options). */
 export interface RegistryAccess {
@@ -9,6 +9,9 @@ export interface RegistryAccess {
   creds?: Credentials;
   authfile?: string;
   certDir?: string;
+  /** Retries / read timeout (--retry-times, --retry-max-time, --timeout). */
+  retry?: RegistryClientOptions['retry'];
+  timeoutMs?: number;
   log?: (line: string) => void;
   /** Environment for credential lookup (tests). */
   env?: NodeJS.ProcessEnv;
@@ -43,6 +46,8 @@ export function clientOptions(access: RegistryAccess) {
     ...(access.creds ? { creds: access.creds } : {}),
     ...(access.authfile ? { authfile: access.authfile } : {}),
     ...(access.certDir ? { certDir: access.certDir } : {}),
+    ...(access.retry ? { retry: access.retry } : {}),
+    ...(access.timeoutMs ? { timeoutMs: access.timeoutMs } : {}),
     ...(access.log ? { log: access.log } : {}),
     ...(access.env ? { env: access.env } : {}),
   };

@@ -30,6 +30,8 @@ export interface RegistryClientOptions {
   log?: (line: string) => void;
   /** Request pull,push tokens (for push). */
   pushScope?: boolean;
+  /** Largest manifest/index body accepted, in bytes (default MAX_MANIFEST_BYTES, 4 MiB like c/image). */
+  maxManifestBytes?: number;
   /** Environment to read credential locations from (tests); default process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -55,7 +57,11 @@ export interface BlobGetOptions {
   offset?: number;
 }
 
-export type StartUploadResult = { mounted: true } | { mounted: false; location: string };
+/** `chunkMinLength`: the POST response's `OCI-Chunk-Min-Length` (smallest PATCH chunk but the last), if sent. */
+export type StartUploadResult = { mounted: true } | { mounted: false; location: string; chunkMinLength?: number };
+
+/** A chunk PATCH: accepted (next location), or 416 (the registry holds a different offset: ask uploadStatus). */
+export type UploadChunkResult = { location: string } | { outOfRange: true };
 
 export interface RegistryClientApi {
   getManifest(ref: string): Promise<ManifestResponse>;
@@ -64,6 +70,8 @@ export interface RegistryClientApi {
   headBlob(digest: string): Promise<{ size: number } | undefined>;
   startUpload(opts?: { mount?: string; from?: string }): Promise<StartUploadResult>;
   uploadBlobStream(location: string, body: Readable, contentLength?: number): Promise<string>;
+  uploadChunk(location: string, chunk: Buffer, start: number): Promise<UploadChunkResult>;
+  uploadStatus(location: string): Promise<{ location: string; offset: number }>;
   finishUpload(location: string, digest: string): Promise<void>;
   cancelUpload(location: string): Promise<void>;
   putManifest(ref: string, bytes: Buffer, mediaType: string): Promise<string>;

@@ -1,6 +1,13 @@
 import type { CommandModule } from 'yargs';
+import { usageError } from '../../errors.js';
 import { loadConfig, runBuild } from '../../nix/build/index.js';
 import type { ConfigFlags } from '../../nix/build/conf.js';
+import { runSingleLayerBuild } from '../../nix/build/single-layer.js';
+import { buildImageFlags } from '../build-flags.js';
+import { parseArchiveCompression } from '../../compression/archive.js';
+import type { PushCompression } from '../../compression/compress.js';
+import type { OutputFormat } from '../../nix/stream/index.js';
+import { outputFormatOptions } from './stream.js';
 
 /** The image-config flags are exactly the library's ConfigFlags (cmd, entrypoint, env, workdir, user, expose, label). */
 interface Args extends ConfigFlags {
@@ -19,9 +26,15 @@ interface Args extends ConfigFlags {
   output?: string;
   force?: boolean;
   cache: boolean;
+  'single-layer'?: boolean;
+  overlay?: string;
+  uid?: number;
+  gid?: number;
+  format: OutputFormat;
+  compression?: PushCompression;
+  'compression-level'?: number;
+  compress?: string;
 }
-
-const list = { type: 'string', array: true } as const;
 
 /** `nixreg build`: streamLayeredImage without Nix evaluation: store paths in, docker-archive out. */
 export const command: CommandModule<object, Args> = {
@@ -29,28 +42,20 @@ export const command: CommandModule<object, Args> = {
   describe: 'build a layered image (like dockerTools.streamLayeredImage) from store paths: closure, layers, customisation layer, archive',
   builder: (y) =>
     y
-      .option('name', { type: 'string', demandOption: true, describe: 'image NAME[:TAG] (lowercased; default tag: a hash of the conf)' })
-      .option('path', { ...list, demandOption: true, describe: 'store path to put in the image; its bin/, etc/, ... are linked into / (repeatable)' })
-      .option('config', { type: 'string', describe: 'image config JSON file (Cmd, Entrypoint, Env, ...), like the `config` attribute' })
-      .option('cmd', { ...list, describe: 'Cmd: a JSON array, or one argument per flag' })
-      .option('entrypoint', { ...list, describe: 'Entrypoint: a JSON array, or one argument per flag' })
-      .option('env', { ...list, describe: 'Env entry KEY=VALUE (repeatable)' })
-      .option('workdir', { type: 'string', describe: 'WorkingDir' })
-      .option('user', { type: 'string', describe: 'User' })
-      .option('expose', { ...list, describe: 'ExposedPorts entry, e.g. 8080 or 53/udp (repeatable)' })
-      .option('label', { ...list, describe: 'Labels entry KEY=VALUE (repeatable)' })
-      .option('architecture', { type: 'string', describe: 'GOARCH of the image (default: this machine)' })
-      .option('max-layers', { type: 'number', default: 100, describe: 'maxLayers of the whole image (base layers and customisation layer included)' })
-      .option('algorithm', { choices: ['auto', 'popularity'] as const, default: 'auto' as const, describe: 'layering: auto-layer (current nixpkgs) or popularity (2020-2024)' })
-      .option('from-image', { type: 'string', describe: 'base image archive (docker-archive or stream output, optionally gzip)' })
-      .option('created', { type: 'string', describe: 'image creation time (ISO 8601 or "now"; default 1970-01-01T00:00:01Z)' })
-      .option('mtime', { type: 'string', describe: 'file mtime in the layers (ISO 8601 or "now"; default 1970-01-01T00:00:01Z)' })
-      .option('graph', { type: 'string', describe: 'closure graph JSON (exportReferencesGraph) instead of asking Nix' })
-      .option('write-conf', { type: 'string', describe: 'also write the generated streamLayeredImage conf.json here' })
+      // the image-shaping flags are shared with `nixreg push --path` (src/cli/build-flags.ts)
+      .options(buildImageFlags)
+      .demandOption(['name', 'path'])
+      .default('max-layers', 100)
+      .default('algorithm', 'auto')
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/... (needs --graph)' })
       .option('output', { alias: 'o', type: 'string', describe: 'image output file (atomic), or - for stdout' })
       .option('force', { type: 'boolean', describe: 'overwrite existing output files' })
-      .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' }) as never,
+      .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' })
+      .options(outputFormatOptions)
+      .option('single-layer', { type: 'boolean', describe: 'buildImage shape: roots, --overlay and the whole closure in ONE layer' })
+      .option('overlay', { type: 'string', describe: 'with --single-layer: directory tree added on top of / (like extraCommands)' })
+      .option('uid', { type: 'number', describe: 'with --single-layer: owner of the root entries (default 0)' })
+      .option('gid', { type: 'number', describe: 'with --single-layer: group of the root entries (default 0)' }) as never,
   handler: async (a) => {
     const config = await loadConfig(a.config, {
       cmd: a.cmd,
@@ -61,6 +66,33 @@ export const command: CommandModule<object, Args> = {
       expose: a.expose,
       label: a.label,
     });
+    const outputFormat = { format: a.format, compression: a.compression, compressionLevel: a['compression-level'], compress: parseArchiveCompression(a.compress) };
+    if (a['single-layer']) {
+      if (a.format !== 'docker-archive' || outputFormat.compress !== 'none' || a.compression !== undefined)
+        throw usageError('--format/--compression/--compress are not supported with --single-layer yet');
+      // no base-image support in one-layer builds yet: refuse rather than silently drop the base (--max-layers/--algorithm do not apply)
+      if (a['from-image']) throw usageError('--from-image cannot be used with --single-layer');
+      await runSingleLayerBuild({
+        name: a.name,
+        paths: a.path,
+        overlay: a.overlay,
+        config,
+        architecture: a.architecture,
+        created: a.created,
+        mtime: a.mtime,
+        uid: a.uid,
+        gid: a.gid,
+        graphFile: a.graph,
+        storeRoot: a['store-root'],
+        output: a.output,
+        writeConf: a['write-conf'],
+        force: a.force,
+        cache: a.cache,
+        log: (line) => process.stderr.write(line + '\n'),
+      });
+      return;
+    }
+    if (a.overlay !== undefined || a.uid !== undefined || a.gid !== undefined) throw usageError('--overlay/--uid/--gid need --single-layer');
     await runBuild({
       name: a.name,
       paths: a.path,
@@ -77,6 +109,7 @@ export const command: CommandModule<object, Args> = {
       writeConf: a['write-conf'],
       force: a.force,
       cache: a.cache,
+      outputFormat,
       log: (line) => process.stderr.write(line + '\n'),
     });
   },

@@ -2,26 +2,33 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { usageError } from '../../errors.js';
 import type { PushCompression } from '../../compression/compress.js';
-import { pushArchive, pushConf, type PushResult } from '../../push/push-conf.js';
+import { pushConf, type PushResult } from '../../push/push-conf.js';
+import { pushSource } from '../../push/source-push.js';
+import { wantedPlatform } from '../../source/cli-flags.js';
 import { isConfFile } from '../../push/archive-source.js';
 import { copyRegistryImage } from '../../push/registry-copy.js';
 import { createPushProgress } from '../../push/progress.js';
 import { writeDigestFile } from '../../push/digest-file.js';
 import { parsePlatformConf, pushPlatforms, type PlatformsResult } from '../../push/push-platforms.js';
 import type { PushFormat } from '../../push/image-manifest.js';
+import { pushBuild } from '../../push/push-build.js';
+import { parseDockerDestination } from '../../push/destination.js';
+import { buildImageFlagsOnePerFlag, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
+import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 
-interface Args {
+interface Args extends NetworkArgs, BuildImageArgs {
   source: string;
   destination?: string;
   platformConf?: string[];
   additionalTag?: string[];
   storeRoot?: string;
-  format: PushFormat;
-  compression: PushCompression;
+  format?: PushFormat;
+  compression?: PushCompression;
   compressionLevel?: number;
   jobs: number;
   mountFrom?: string[];
   precomputeDigests?: boolean;
+  chunkSize?: string;
   tlsVerify: boolean;
   srcTlsVerify?: boolean;
   creds?: string;
@@ -39,20 +46,23 @@ interface Args {
 
 /** `nixreg push`: generated layers straight into a registry (or a registry-to-registry copy). */
 export const command: CommandModule<object, Args> = {
+  // with --path (like --platform-conf) the only positional is the destination
   command: 'push <source> [destination]',
-  describe: 'push a streamLayeredImage conf (conf.json) or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
+  describe: 'push a streamLayeredImage conf (conf.json), store paths (--path, as nixreg build), an image archive or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
   builder: (y) =>
-    y
-      .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), or docker://REGISTRY/REPO:TAG' })
-      .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf: the only argument)' })
+    withNetworkFlags(y)
+      .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), oci:DIR[:REF], oci-archive:FILE[:REF], or docker://REGISTRY/REPO:TAG' })
+      .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf or --path: the only argument)' })
+      .options(buildImageFlagsOnePerFlag())
       .option('platform-conf', { type: 'string', array: true, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
       .option('additional-tag', { type: 'string', array: true, describe: 'more tags for the same manifest' })
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
-      .option('format', { choices: ['docker', 'oci'] as const, default: 'docker' as PushFormat, describe: 'manifest and media types' })
-      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, default: 'gzip' as PushCompression, describe: 'layer compression (deterministic)' })
+      .option('format', { choices: ['docker', 'oci'] as const, describe: 'manifest and media types (default docker; an OCI layout/archive source keeps its own)' })
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression, deterministic (default gzip; an OCI layout/archive source keeps its own)' })
       .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 6), zstd 1-19 (default 3)' })
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
       .option('precompute-digests', { type: 'boolean', describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)' })
+      .option('chunk-size', { type: 'string', describe: 'upload layers in chunks of SIZE bytes (k/M/G suffixes; at least the registry\'s OCI-Chunk-Min-Length) instead of one streamed PATCH' })
       .option('mount-from', { type: 'string', array: true, describe: 'repository on the destination registry to mount known blobs from' })
       .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows http' })
       .option('src-tls-verify', { type: 'boolean', describe: 'source registry TLS verification (default: --tls-verify)' })
@@ -75,6 +85,7 @@ export const command: CommandModule<object, Args> = {
       ...(a.creds !== undefined ? { creds: parseCredsFlag(a.creds) } : {}),
       ...(a.authfile ? { authfile: a.authfile } : {}),
       ...(a.certDir ? { certDir: a.certDir } : {}),
+      ...networkOptions(a),
       ...(log ? { log } : {}),
     };
     // upload options every generated-layer push (conf, archive, --platform-conf) shares
@@ -86,10 +97,31 @@ export const command: CommandModule<object, Args> = {
       jobs: a.jobs,
       mountFrom: a.mountFrom ?? [],
       ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
+      ...(a.chunkSize !== undefined ? { chunkSize: parseChunkSize(a.chunkSize) } : {}),
       progress: createPushProgress({ quiet: a.quiet }),
     };
     let result: PushResult | PlatformsResult;
-    if (a.platformConf?.length) {
+    const buildFlags = givenBuildFlags(a);
+    if (a.path?.length) {
+      if (a.destination !== undefined) throw usageError('with --path, give only the destination: nixreg push --path /nix/store/...-app docker://REGISTRY/REPO:TAG');
+      if (a.platformConf?.length) throw usageError('--path and --platform-conf cannot be combined');
+      if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg build');
+      const ref = parseDockerDestination(a.source);
+      // the archive name (--output RepoTags) defaults to the destination's repository and tag; it is not in the config
+      const name = a.name ?? `${ref.repository}:${ref.tag ?? 'latest'}`;
+      result = await pushBuild({
+        ...access,
+        ...upload,
+        destination: a.source,
+        build: await buildOptionsFromArgs(a, name, a.storeRoot),
+        ...(a['write-conf'] ? { writeConf: a['write-conf'] } : {}),
+        ...(a.output ? { output: a.output } : {}),
+        ...(a.tag ? { repoTag: a.tag } : {}),
+        ...(a.force ? { force: true } : {}),
+      });
+    } else if (buildFlags.length) {
+      throw usageError(`--${buildFlags[0]} builds an image from store paths: it needs --path`);
+    } else if (a.platformConf?.length) {
       if (a.destination !== undefined) throw usageError('with --platform-conf, give only the destination (the confs come from --platform-conf)');
       if (a.output || a.tag) throw usageError('--output and -t do not apply to --platform-conf');
       result = await pushPlatforms(
@@ -115,12 +147,18 @@ export const command: CommandModule<object, Args> = {
         ...(a.srcCreds !== undefined ? { srcCreds: parseCredsFlag(a.srcCreds) } : {}),
         progress: upload.progress,
       });
-    } else if (!(await isConfFile(a.source))) {
+    } else if (/^(docker-archive|oci|oci-archive):/.test(a.source) || !(await isConfFile(a.source))) {
+      // docker-archive (plain/gzip/zstd), OCI layout or OCI archive: read through openSource
       if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not an image archive');
-      result = await pushArchive({
+      const { format: _f, compression: _c, ...rest } = upload;
+      result = await pushSource({
         ...access,
-        ...upload,
-        archive: a.source,
+        ...rest,
+        // unset = keep the source's own format/compression (and with them its manifest digest) where it has a manifest
+        ...(a.format ? { format: a.format } : {}),
+        ...(a.compression ? { compression: a.compression } : {}),
+        source: a.source,
+        sourceOptions: { platform: wantedPlatform({ os: 'linux' }), ...access },
         destination: a.destination,
       });
     } else {
@@ -129,7 +167,7 @@ export const command: CommandModule<object, Args> = {
       result = await pushConf({
         ...access,
         ...upload,
-        confFile: a.source,
+        confFile: a.source.replace(/^conf:/, ''),
         destination: a.destination,
         ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
         ...(a.output ? { output: a.output } : {}),
@@ -144,3 +182,11 @@ export const command: CommandModule<object, Args> = {
   },
 };
 
+
+/** `--chunk-size 8M`: bytes, with an optional k/M/G (binary) suffix. */
+export function parseChunkSize(v: string): number {
+  const m = /^(\d+)([kmg])?i?b?$/i.exec(v.trim());
+  const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] ?? ' ').toLowerCase()) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw usageError(`--chunk-size must be a size in bytes like 8M or 1048576, got "${v.slice(0, 40)}"`);
+  return n;
+}
