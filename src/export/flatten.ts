@@ -1,0 +1,280 @@
+import type { Readable, Writable } from 'node:stream';
+import { NixregError } from '../errors.js';
+import { ancestorsOf, basenameOf, dirnameOf, joinPath, normaliseEntryPath, UnsafePathError } from './entry-path.js';
+import { MalformedTarError, readLayerTar, type LayerEntryType, type LayerTarEntry } from './layer-tar-reader.js';
+import { TarOut, type OutHeader } from './tar-out.js';
+
+/**
+ * Flatten an image's layer tars into one root-filesystem tar (dockerTools.exportImage / `docker export`).
+ *
+ * WHY a top-down walk: layers are gigabytes and memory must not grow with file sizes. Walking the LAST layer first,
+ * an entry is final the moment we see it unless a higher layer already decided its path (same path, a whiteout of
+ * it or of an ancestor, an opaque ancestor, or a non-directory ancestor). So every byte is read once and copied
+ * straight to the output; what we remember is a set of paths (memory grows with the number of entries only).
+ *
+ * Output order (the determinism contract): every non-directory in layer-walk order — the top layer's surviving
+ * entries in that layer's tar order, then the next layer down, and so on —, then every directory, deepest first
+ * (reverse path order), then the end of archive. WHY directories last: in layer-walk order a directory's children
+ * come from several layers, so they would be interleaved with other directories; GNU tar restores a directory's
+ * mtime when it leaves it and a later child would bump it again. With all directories after all files, and children
+ * before parents, setting one directory's metadata never touches another's: GNU tar, umoci and Docker's applier all
+ * create the missing parents first and give every directory exactly the mode/owner/mtime recorded here. Directory
+ * metadata comes from the topmost layer that has the directory; the directory headers (not file data) are what is
+ * held until the end.
+ *
+ * Hard links are the one place where "read once, top-down" needs care. A link `a -> b` in layer N names the inode
+ * `b` has while layer N is applied: `b` earlier in layer N itself, else `b` from the layers below. The output keeps
+ * every hard link AFTER the entry it points to and never points at a path whose final content differs:
+ *  - `b` earlier in layer N and still visible: emitted as is (b was written just before).
+ *  - `b` earlier in layer N but replaced/deleted by a higher layer: the link becomes a regular-file copy of layer N's
+ *    `b` (what `docker export` of the merged tree gives). Its bytes are already behind us, so layer N is read a
+ *    second time after its walk, for those entries only — rare, and never for images without such links.
+ *  - `b` from a lower layer: the link waits until the walk reaches the topmost lower `b`; then it is emitted as a
+ *    hard link to `b` if that `b` is visible, else as a copy of it (bytes read once, written under the link name).
+ * Links into a directory, to a missing target, or to a target a layer in between deletes are errors.
+ *
+ * Hostile input: names and link targets with ".." are refused, a leading "/" or "./" is normalised (see
+ * entry-path.ts); an entry whose parent ends up a symlink or file — `a -> /etc` then `a/passwd`, in either order or
+ * across layers — is refused; malformed headers are refused (layer-tar-reader.ts). Errors are one line naming the
+ * layer and the entry. The output tar therefore only ever holds clean relative names under directories.
+ * Parents that no layer lists (a layer may omit them) are added as 0755 root:root mtime 0, like the directories
+ * Docker's layer applier creates for them.
+ */
+
+export interface FlattenInput {
+  layerCount: number;
+  /** The uncompressed layer tar; may be called twice for the same layer (hard-link copies, see above). */
+  openLayer(index: number): Promise<Readable | AsyncIterable<Buffer>>;
+  /** How errors name the layer, e.g. its diffID. */
+  layerLabel(index: number): string;
+}
+
+export interface FlattenStats {
+  entries: number;
+  bytes: number;
+  layersReread: number;
+}
+
+const SELF = 1; // lower entries at this very path are hidden
+const CHILDREN = 2; // lower entries below this path are hidden
+
+type Origin = { inLayer: string } | { lower: string };
+
+interface SeenInLayer {
+  type: LayerEntryType;
+  visible: boolean;
+  /** For hard links: the inode they name (after following in-layer link chains). */
+  origin?: Origin;
+}
+
+/** A hard link whose target's content is not in the output yet. Its own header supplies mode/owner/mtime. */
+interface WaitingLink {
+  name: string;
+  entry: LayerTarEntry;
+  fromLayer: string;
+}
+
+const q = (s: string): string => JSON.stringify(s);
+
+export async function flattenLayers(input: FlattenInput, output: Writable): Promise<FlattenStats> {
+  const out = new TarOut(output);
+  /** Marks from the layers above the one being walked. */
+  const above = new Map<string, number>();
+  /** Every path in the output so far, with its type (a reservation: waiting links are in here too). */
+  const emitted = new Map<string, LayerEntryType>();
+  /** Paths that must end up directories because something is in the output below them → one such entry. */
+  const requiredDirs = new Map<string, string>();
+  /** Links from higher layers waiting for the content of a path in a lower layer. */
+  const waiting = new Map<string, WaitingLink[]>();
+  let layersReread = 0;
+  /** Directory headers, written after all other entries (see "Output order"). */
+  const dirs: OutHeader[] = [];
+
+  const isHidden = (name: string): boolean => {
+    if ((above.get(name) ?? 0) & SELF) return true;
+    if ((above.get('') ?? 0) & CHILDREN) return true;
+    for (const a of ancestorsOf(name)) if ((above.get(a) ?? 0) & CHILDREN) return true;
+    return false;
+  };
+
+  const linkHeader = (l: WaitingLink, target: string) =>
+    out.header({ name: l.name, type: 'hardlink', linkname: target, mode: l.entry.mode, uid: l.entry.uid, gid: l.entry.gid, mtime: l.entry.mtime });
+
+  const entryHeader = (name: string, e: LayerTarEntry): OutHeader => ({
+    name,
+    type: e.type,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    mtime: e.mtime,
+    size: e.size,
+    linkname: e.type === 'symlink' ? e.linkname : undefined,
+    devmajor: e.devmajor,
+    devminor: e.devminor,
+    xattrs: e.xattrs,
+  });
+
+  /** Write `e` (a non-directory, non-hardlink entry) under the first link's name, the other links as links to it. */
+  async function materialise(e: LayerTarEntry, body: () => AsyncIterable<Buffer>, links: WaitingLink[]): Promise<void> {
+    const [first, ...rest] = links;
+    if (e.type === 'file') await out.file(entryHeader(first!.name, e), body());
+    else await out.header(entryHeader(first!.name, e));
+    for (const l of rest) await linkHeader(l, first!.name);
+  }
+
+  async function walkLayer(index: number): Promise<void> {
+    const label = input.layerLabel(index);
+    const fail = (entry: string, msg: string) => new NixregError(`export: layer ${label}: entry ${q(entry)} ${msg}`);
+    const marks = new Map<string, number>();
+    const mark = (p: string, m: number) => marks.set(p, (marks.get(p) ?? 0) | m);
+    const seen = new Map<string, SeenInLayer>();
+    /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read. */
+    const deferred = new Map<string, WaitingLink[]>();
+    /** Links of this layer into lower layers; join `waiting` only after this layer (a same-named entry later in
+     * this layer must not satisfy them: it replaces the path after the link was made). */
+    const waitingFromHere = new Map<string, WaitingLink[]>();
+    const push = (m: Map<string, WaitingLink[]>, k: string, ls: WaitingLink[]) => m.set(k, [...(m.get(k) ?? []), ...ls]);
+
+    /** Point links at the inode `origin`: now if it is in the output, else later. */
+    async function linkTo(origin: Origin, links: WaitingLink[]): Promise<void> {
+      if ('lower' in origin) {
+        push(waitingFromHere, origin.lower, links);
+        return;
+      }
+      if (seen.get(origin.inLayer)!.visible) for (const l of links) await linkHeader(l, origin.inLayer);
+      else push(deferred, origin.inLayer, links);
+    }
+
+    function checkParents(name: string, e: LayerTarEntry): void {
+      for (const a of ancestorsOf(name)) {
+        const t = emitted.get(a);
+        if (t === 'dir') continue;
+        if (t !== undefined) throw fail(name, `lies under ${q(a)}, which is a ${t === 'hardlink' ? 'hard link' : t}, not a directory (refusing to write through it)`);
+        if (!requiredDirs.has(a)) requiredDirs.set(a, `${q(name)} (layer ${label})`);
+      }
+      const child = requiredDirs.get(name);
+      if (e.type !== 'dir' && child !== undefined)
+        throw fail(name, `is a ${e.type}, but ${child} lies under it (entry under a symlinked or non-directory parent)`);
+    }
+
+    const reader = readLayerTar(await input.openLayer(index));
+    let name = '';
+    try {
+      for await (const e of reader.entries()) {
+        name = e.name;
+        name = normaliseEntryPath(e.name);
+        if (name === '') continue; // the root directory itself: not part of the exported tree
+        const base = basenameOf(name);
+        if (base.startsWith('.wh.')) {
+          if (base === '.wh..wh..opq') mark(dirnameOf(name), CHILDREN);
+          else if (!base.startsWith('.wh..wh.')) mark(joinPath(dirnameOf(name), base.slice(4)), SELF | CHILDREN);
+          // other `.wh..wh.*` names are aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): not files, never output
+          continue;
+        }
+        const prev = seen.get(name);
+        if (prev) {
+          if (prev.type === 'dir' && e.type === 'dir') continue; // repeated directory: the first one's metadata stands
+          throw fail(name, 'appears twice in this layer');
+        }
+        // Under a symlink/file of this very layer: hostile even if a higher layer hides both (never write through).
+        for (const a of ancestorsOf(name)) {
+          const at = seen.get(a)?.type;
+          if (at !== undefined && at !== 'dir') throw fail(name, `lies under ${q(a)}, which is a ${at === 'hardlink' ? 'hard link' : at}, not a directory (refusing to write through it)`);
+        }
+        const hidden = isHidden(name);
+        const fromAbove = waiting.get(name);
+        if (fromAbove) waiting.delete(name);
+
+        if (e.type === 'hardlink') {
+          let target: string;
+          try {
+            target = normaliseEntryPath(e.linkname);
+          } catch (err) {
+            throw fail(name, `is a hard link to ${q(e.linkname)}, which ${(err as Error).message}`);
+          }
+          if (target === '' || target === name) throw fail(name, `is a hard link to ${q(e.linkname)} (itself or the root)`);
+          for (const a of ancestorsOf(target)) {
+            const at = seen.get(a)?.type;
+            if (at !== undefined && at !== 'dir') throw fail(name, `is a hard link to ${q(target)}, which lies under ${q(a)}, a ${at} in this layer`);
+          }
+          const t = seen.get(target);
+          if (t?.type === 'dir') throw fail(name, `is a hard link to directory ${q(target)}`);
+          const origin: Origin = t ? (t.origin ?? { inLayer: target }) : { lower: target };
+          seen.set(name, { type: 'hardlink', visible: !hidden, origin });
+          if (!hidden) {
+            checkParents(name, e);
+            emitted.set(name, 'hardlink');
+            mark(name, SELF | CHILDREN);
+            await linkTo(origin, [{ name, entry: e, fromLayer: label }]);
+          }
+          if (fromAbove) await linkTo(origin, fromAbove);
+          continue;
+        }
+
+        seen.set(name, { type: e.type, visible: !hidden });
+        if (fromAbove && e.type === 'dir')
+          throw new NixregError(
+            `export: layer ${fromAbove[0]!.fromLayer}: entry ${q(fromAbove[0]!.name)} is a hard link to ${q(name)}, which is a directory in layer ${label}`,
+          );
+        if (hidden) {
+          if (fromAbove) await materialise(e, reader.body, fromAbove);
+          continue;
+        }
+        checkParents(name, e);
+        emitted.set(name, e.type);
+        if (e.type === 'dir') {
+          requiredDirs.delete(name);
+          mark(name, SELF);
+          dirs.push(entryHeader(name, e));
+          continue;
+        }
+        mark(name, SELF | CHILDREN);
+        if (e.type === 'file') await out.file(entryHeader(name, e), reader.body());
+        else await out.header(entryHeader(name, e));
+        for (const l of fromAbove ?? []) await linkHeader(l, name);
+      }
+      if (deferred.size) {
+        // Copies of entries this layer had but a higher layer replaced, for hard links that still need them.
+        layersReread++;
+        const again = readLayerTar(await input.openLayer(index));
+        for await (const e of again.entries()) {
+          const n = normaliseEntryPath(e.name);
+          const links = deferred.get(n);
+          if (!links || e.type === 'hardlink' || e.type === 'dir') continue;
+          deferred.delete(n);
+          await materialise(e, again.body, links);
+        }
+        if (deferred.size) throw new NixregError(`export: layer ${label} changed between two reads (hard-link targets vanished)`);
+      }
+    } catch (err) {
+      if (err instanceof NixregError) throw err;
+      if (err instanceof UnsafePathError) throw fail(name, err.message);
+      if (err instanceof MalformedTarError) throw new NixregError(`export: layer ${label} ${err.message}${name ? ` (after entry ${q(name)})` : ''}`);
+      throw err;
+    }
+
+    // A link from above whose target this layer deletes (without re-creating it) pointed at nothing.
+    for (const [target, links] of waiting) {
+      const gone = ((marks.get(target) ?? 0) & SELF) || [...ancestorsOf(target), ''].some((a) => (marks.get(a) ?? 0) & CHILDREN);
+      if (gone)
+        throw new NixregError(
+          `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist below it (layer ${label} deletes it or makes a parent a non-directory)`,
+        );
+    }
+    for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
+    for (const [t, ls] of waitingFromHere) push(waiting, t, ls);
+  }
+
+  for (let i = input.layerCount - 1; i >= 0; i--) await walkLayer(i);
+
+  for (const [target, links] of waiting)
+    throw new NixregError(
+      `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist in the layers below it`,
+    );
+  for (const d of requiredDirs.keys()) dirs.push({ name: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
+  // Deepest first: a path sorts after every proper prefix of it, so descending order puts "a/b" before "a".
+  dirs.sort((x, y) => (x.name < y.name ? 1 : x.name > y.name ? -1 : 0));
+  for (const d of dirs) await out.header(d);
+  await out.finish();
+  return { entries: out.entries, bytes: out.offset, layersReread };
+}
