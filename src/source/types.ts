@@ -31,12 +31,24 @@ export interface SourceImage extends ImageSource {
   readonly kind: SourceKind;
   /** The image manifest's bytes where the source has one (registry, OCI); null for docker-archive and conf. */
   readonly manifestBytes: Buffer | null;
+  /**
+   * The manifest as `skopeo inspect --raw` shows it: `manifestBytes` where the source has one; for a
+   * docker-archive the schema2 manifest c/image generates (layers by diffID, uncompressed sizes); for a conf
+   * the same shape over the generated layers. `manifestDigest` is the sha256 of these bytes.
+   */
+  readonly describedManifest: Buffer;
   /** The index the image was chosen from, where there was one. */
   readonly index: SourceIndex | null;
   /** The config's rootfs.diff_ids, in layer order. */
   readonly diffIDs: readonly string[];
   /** Repo tags recorded in the source (docker-archive `RepoTags`, OCI `org.opencontainers.image.ref.name`). */
   readonly repoTags: readonly string[];
+  /**
+   * True when layers are best read one at a time, in order: a gzip/zstd-compressed archive can only be read
+   * forward, so each layer opened in parallel (or out of order) inflates the archive again from its start.
+   * Consumers then copy with jobs = 1.
+   */
+  readonly sequentialReads: boolean;
   openUncompressedLayer(index: number): Promise<Readable>;
   close(): Promise<void>;
 }

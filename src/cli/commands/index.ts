@@ -14,9 +14,12 @@ export interface CommandEntry {
 export const commands: CommandEntry[] = [
   { name: 'pull', describe: 'download an image into a docker-archive identical to dockerTools.pullImage (skopeo) output', load: () => import('./pull.js') },
   { name: 'prefetch', describe: 'nix-prefetch-docker without skopeo: pullImage attributes, streamed hash, per-platform digest', load: () => import('./prefetch.js') },
-  { name: 'push', describe: 'push a streamLayeredImage conf or a docker:// image to a registry, skipping layers it has', load: () => import('./push.js') },
+  { name: 'push', describe: 'push a conf, store paths (--path), an image archive or OCI layout, or a docker:// image to a registry, skipping layers it has', load: () => import('./push.js') },
   { name: 'stream', describe: "write a streamLayeredImage conf's image, byte-identical to nixpkgs' stream_layered_image.py", load: () => import('./stream.js') },
   { name: 'build', describe: 'build a layered image from store paths (closure, layers, customisation layer) like streamLayeredImage', load: () => import('./build.js') },
   { name: 'layers', describe: "split a closure graph into store layers exactly like nixpkgs' dockerTools (auto-layer, popularity)", load: () => import('./layers.js') },
+  { name: 'inspect', describe: 'show digests, platforms, layers and config of any image source (like skopeo inspect)', load: () => import('./inspect.js') },
+  { name: 'export', describe: "write an image's flattened root filesystem as one tar (docker export / dockerTools.exportImage)", load: () => import('./export.js') },
+  { name: 'merge', describe: 'combine docker-archives into one (dockerTools.mergeImages), shared layers stored once', load: () => import('./merge.js') },
   { name: 'hash', describe: 'convert a sha256 between nix base32, hex and SRI, or hash a file flat', load: () => import('./hash.js') },
 ];

@@ -1,0 +1,60 @@
+import type { Argv } from 'yargs';
+import { hostPlatform, type WantedPlatform } from '../manifest/platform.js';
+import { LayerCache } from '../nix/layer-cache.js';
+import { parseCredsFlag } from '../registry/auth/credentials.js';
+import { networkOptions, withNetworkFlags, type NetworkArgs } from '../cli/network-flags.js';
+import type { OpenSourceOptions } from './index.js';
+
+/**
+ * The flags every command reading a source takes (inspect, merge, export, push of an archive...): platform
+ * choice for an index, the registry client's flags (as pull has them), and the conf flags (as stream has them).
+ * Defined once so the commands cannot drift.
+ */
+export interface SourceArgs extends NetworkArgs {
+  os: string;
+  arch?: string;
+  variant?: string;
+  tlsVerify: boolean;
+  creds?: string;
+  authfile?: string;
+  certDir?: string;
+  storeRoot?: string;
+  cache: boolean;
+}
+
+export function withSourceFlags<T>(y: Argv<T>): Argv<T & SourceArgs> {
+  return withNetworkFlags(y)
+    .option('os', { type: 'string', default: 'linux', describe: 'platform to pick from an index' })
+    .option('arch', { type: 'string', describe: 'GOARCH to pick from an index (default: the host)' })
+    .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
+    .option('tls-verify', { type: 'boolean', default: true, describe: 'docker://: verify TLS, https only (--tls-verify=false allows http)' })
+    .option('creds', { type: 'string', describe: 'docker://: user:password' })
+    .option('authfile', { type: 'string', describe: 'docker://: auth.json to read credentials from' })
+    .option('cert-dir', { type: 'string', describe: 'docker://: directory with *.crt CAs and client *.cert/*.key' })
+    .option('store-root', { type: 'string', describe: 'conf: read /nix/store/... from DIR/nix/store/...' })
+    .option('cache', { type: 'boolean', default: true, describe: 'conf: cache layer digests (--no-cache disables)' }) as unknown as Argv<T & SourceArgs>;
+}
+
+/** Like `nixreg pull`: the host's variant is only assumed when the architecture is not overridden (c/image). */
+export function wantedPlatform(a: Pick<SourceArgs, 'os' | 'arch' | 'variant'>): WantedPlatform {
+  const host = hostPlatform();
+  return {
+    os: a.os,
+    arch: a.arch ?? host.arch,
+    ...(a.variant ? { variant: a.variant } : !a.arch && host.variant ? { variant: host.variant } : {}),
+  };
+}
+
+export function sourceOptions(a: SourceArgs & { tag?: string }): OpenSourceOptions {
+  return {
+    platform: wantedPlatform(a),
+    tlsVerify: a.tlsVerify,
+    ...(a.creds !== undefined ? { creds: parseCredsFlag(a.creds) } : {}),
+    ...(a.authfile ? { authfile: a.authfile } : {}),
+    ...(a.certDir ? { certDir: a.certDir } : {}),
+    ...networkOptions(a),
+    ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
+    ...(a.cache ? { cache: new LayerCache() } : {}),
+    ...(a.tag ? { repoTag: a.tag } : {}),
+  };
+}
