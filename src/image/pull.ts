@@ -1,12 +1,13 @@
 import type { Writable } from 'node:stream';
 import { DockerArchiveSink } from '../archive/docker-archive-sink.js';
+import { compressArchiveStream, type ArchiveCompression } from '../compression/archive.js';
 import type { ArchiveResult } from '../archive/docker-archive-writer.js';
 import { parseDigest } from '../digest/sha256.js';
 import { toSRI } from '../digest/nixhash.js';
 import { integrityError, usageError } from '../errors.js';
 import type { WantedPlatform } from '../manifest/platform.js';
 import { normalizeTaggedName, parseImageReference } from '../reference/reference.js';
-import type { Credentials } from '../registry/types.js';
+import type { Credentials, RegistryClientOptions } from '../registry/types.js';
 import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
 import { copyImage } from './copy.js';
 import { openRegistrySource } from './registry-source.js';
@@ -27,11 +28,19 @@ export interface PullOptions {
   creds?: Credentials;
   authfile?: string;
   certDir?: string;
+  /** Retries / read timeout (--retry-times, --retry-max-time, --timeout); see RegistryClientOptions. */
+  retry?: RegistryClientOptions['retry'];
+  timeoutMs?: number;
   log?: (line: string) => void;
   progress?: CopyProgress;
   /** Called once the image is resolved, before any layer is fetched. */
   onResolved?(source: ImageSource): void;
   stdout?: Writable;
+  /**
+   * Whole-archive compression (`--compress gz|zstd`). `expectedSha256` and the returned `sha256`/`size` stay those
+   * of the UNCOMPRESSED docker-archive: that is what pullImage's outputHash pins, so a pin is valid either way.
+   */
+  compress?: ArchiveCompression;
 }
 
 export interface PullResult extends ArchiveResult {
@@ -63,11 +72,18 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
       creds: o.creds,
       authfile: o.authfile,
       certDir: o.certDir,
+      ...(o.retry ? { retry: o.retry } : {}),
+      ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
       log: o.log,
     });
     o.onResolved?.(source);
     const out = file ? file.stream : (o.stdout ?? process.stdout);
-    const result = await copyImage(source, new DockerArchiveSink(out, [repoTag]), { jobs: o.jobs, progress: o.progress });
+    const compressed = o.compress && o.compress !== 'none' ? compressArchiveStream(o.compress, out, { endOut: !!file }) : undefined;
+    const result = await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag]), { jobs: o.jobs, progress: o.progress });
+    if (compressed) {
+      compressed.input.end();
+      await compressed.done;
+    }
     if (o.expectedSha256 && !o.expectedSha256.equals(result.sha256))
       throw integrityError(`hash mismatch for ${o.imageName}: specified: ${toSRI(o.expectedSha256)} got: ${toSRI(result.sha256)}`);
     await file?.commit();

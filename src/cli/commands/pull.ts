@@ -1,12 +1,14 @@
 import type { Argv, CommandModule } from 'yargs';
 import { parseSha256, toNix32, toSRI } from '../../digest/nixhash.js';
 import { usageError } from '../../errors.js';
+import { parseArchiveCompression } from '../../compression/archive.js';
 import { hostPlatform } from '../../manifest/platform.js';
 import { pullImage } from '../../image/pull.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { createProgress, formatBytes } from '../progress.js';
+import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 
-interface Args {
+interface Args extends NetworkArgs {
   imageName: string;
   digest?: string;
   output: string;
@@ -25,6 +27,7 @@ interface Args {
   quiet?: boolean;
   json?: boolean;
   force?: boolean;
+  compress?: string;
 }
 
 /** `nixreg pull`: dockerTools.pullImage without skopeo — the same docker-archive bytes, the same flat hash. */
@@ -32,7 +35,7 @@ export const command: CommandModule<object, Args> = {
   command: 'pull <imageName>',
   describe: 'download an image into a docker-archive tarball identical to dockerTools.pullImage (skopeo) output',
   builder: (y) =>
-    y
+    withNetworkFlags(y)
       .positional('imageName', { type: 'string', demandOption: true, describe: 'e.g. nixos/nix, quay.io/o/r, nginx:1.27' })
       .option('digest', { type: 'string', describe: 'imageDigest: sha256 of the manifest or index (omit to resolve the tag)' })
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output file, or - for stdout' })
@@ -50,11 +53,14 @@ export const command: CommandModule<object, Args> = {
       .option('jobs', { type: 'number', default: 4, describe: 'layers fetched in parallel' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })
       .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' })
-      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as unknown as Argv<Args>,
+      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
+      .option('compress', { type: 'string', describe: 'compress the archive: none (default), gz or zstd (deterministic); --sha256/--hash still pin the uncompressed archive' }) as unknown as Argv<Args>,
   handler: async (a) => {
     if (a.sha256 && a.hash) throw usageError('give either --sha256 or --hash, not both');
     if (a.json && a.output === '-') throw usageError('--json prints to stdout, so it cannot be combined with -o -');
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
+    const compress = parseArchiveCompression(a.compress);
+    const network = networkOptions(a);
     const creds = a.creds !== undefined ? parseCredsFlag(a.creds) : undefined;
     const expected = a.sha256 ?? a.hash;
     const host = hostPlatform();
@@ -74,11 +80,13 @@ export const command: CommandModule<object, Args> = {
       finalImageTag: a.finalImageTag,
       expectedSha256: expected !== undefined ? parseSha256(expected) : undefined,
       force: a.force,
+      compress,
       jobs: a.jobs,
       tlsVerify: a.tlsVerify,
       creds,
       authfile: a.authfile,
       certDir: a.certDir,
+      ...network,
       progress,
       onResolved: (s) => {
         if (!a.digest && !a.imageName.includes('@'))

@@ -1,6 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { LayerCache, loadStreamConf, streamImageToFile, streamImageToStdout, type StreamResult } from '../../nix/stream/index.js';
+import { parseArchiveCompression } from '../../compression/archive.js';
+import type { PushCompression } from '../../compression/compress.js';
+import { LayerCache, OUTPUT_FORMATS, loadStreamConf, writeImageOutput, type OutputFormat } from '../../nix/stream/index.js';
 
 interface Args {
   conf: string;
@@ -9,7 +11,19 @@ interface Args {
   'store-root'?: string;
   cache: boolean;
   force?: boolean;
+  format: OutputFormat;
+  compression?: PushCompression;
+  'compression-level'?: number;
+  compress?: string;
 }
+
+/** The output-format flags `nixreg stream` and `nixreg build` share. */
+export const outputFormatOptions = {
+  format: { choices: OUTPUT_FORMATS, default: 'docker-archive' as OutputFormat, describe: 'docker-archive (docker load), oci (layout directory, -o DIR) or oci-archive (the layout as a tar)' },
+  compression: { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression of --format oci/oci-archive (default gzip; deterministic, as nixreg push)' },
+  'compression-level': { type: 'number', describe: 'gzip 1-9 (default 6), zstd 1-19 (default 3)' },
+  compress: { type: 'string', describe: 'compress the whole docker-archive: none (default), gz or zstd (deterministic)' },
+} as const;
 
 export const command: CommandModule<object, Args> = {
   command: 'stream <conf>',
@@ -18,24 +32,26 @@ export const command: CommandModule<object, Args> = {
     y
       .positional('conf', { type: 'string', demandOption: true, describe: 'conf.json (the `conf` passthru of streamLayeredImage)' })
       .option('tag', { alias: ['t', 'repo_tag'], type: 'string', describe: 'override RepoTags (NAME:TAG)' })
-      .option('output', { alias: 'o', type: 'string', describe: 'output file (atomic), or - for stdout (default)' })
+      .option('output', { alias: 'o', type: 'string', describe: 'output file (atomic), or - for stdout (default); a directory for --format oci' })
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/... (names in the image unchanged)' })
       .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' })
+      .options(outputFormatOptions)
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as never,
   handler: async (argv) => {
+    const compress = parseArchiveCompression(argv.compress);
     const conf = await loadStreamConf(argv.conf);
-    const opts = {
+    const result = await writeImageOutput(conf, argv.output, {
       storeRoot: argv['store-root'],
       repoTag: argv.tag,
       cache: argv.cache ? new LayerCache() : undefined,
       log: (line: string) => process.stderr.write(line + '\n'),
       force: argv.force,
-    };
-    const result: StreamResult =
-      argv.output && argv.output !== '-'
-        ? await streamImageToFile(conf, argv.output, opts)
-        : await streamImageToStdout(conf, opts);
+      format: argv.format,
+      compression: argv.compression,
+      compressionLevel: argv['compression-level'],
+      compress,
+    });
     // Test/bench hook: how many times layer bytes were generated (proves the cache and the single pass).
-    if (process.env.NIXREG_STREAM_STATS) writeFileSync(process.env.NIXREG_STREAM_STATS, JSON.stringify(result.stats) + '\n');
+    if (process.env.NIXREG_STREAM_STATS && result.format === 'docker-archive') writeFileSync(process.env.NIXREG_STREAM_STATS, JSON.stringify(result.stats) + '\n');
   },
 };

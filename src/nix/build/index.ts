@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { NixregError, describeSystemError, usageError } from '../../errors.js';
 import { openAtomic } from '../../util/atomic-file.js';
-import { LayerCache, parseStreamConf, streamImageToFile, streamImageToWritable, type StreamResult } from '../stream/index.js';
+import { LayerCache, parseStreamConf, writeImageOutput, checkOutputOptions, type StreamOutputOptions, type StreamOutputResult } from '../stream/index.js';
 import { configFromFlags, type ConfigFlags } from './conf.js';
 import { prepareBuild, type BuildOptions, type PreparedBuild } from './prepare.js';
 
@@ -16,6 +16,8 @@ export interface RunBuildOptions extends BuildOptions {
   force?: boolean;
   cache?: boolean;
   log?: (line: string) => void;
+  /** --format / --compression / --compression-level / --compress (same meaning as on `nixreg stream`). */
+  outputFormat?: Pick<StreamOutputOptions, 'format' | 'compression' | 'compressionLevel' | 'compress'>;
 }
 
 /** `--config FILE` (an image config like dockerTools' `config` attr) or the flag form, never both. */
@@ -37,8 +39,9 @@ export async function loadConfig(file: string | undefined, flags: ConfigFlags): 
  * `nixreg build`: prepare the conf like streamLayeredImage's Nix side, then hand it to the very same stream pipeline
  * as `nixreg stream` (parsed by the same conf reader, so a conf we write and one read from disk behave identically).
  */
-export async function runBuild(o: RunBuildOptions): Promise<{ prepared: PreparedBuild; result?: StreamResult }> {
+export async function runBuild(o: RunBuildOptions): Promise<{ prepared: PreparedBuild; result?: StreamOutputResult }> {
   if (!o.output && !o.writeConf) throw usageError('give -o FILE (or - for stdout) for the image, and/or --write-conf FILE');
+  if (o.output) checkOutputOptions(o.output, o.outputFormat ?? {});
   const prepared = await prepareBuild(o);
   if (o.writeConf) {
     const out = await openAtomic(o.writeConf, { force: o.force });
@@ -53,9 +56,8 @@ export async function runBuild(o: RunBuildOptions): Promise<{ prepared: Prepared
   if (!o.output) return { prepared };
   const conf = parseStreamConf(prepared.confText, 'generated conf');
   const opts = { storeRoot: o.storeRoot, cache: o.cache === false ? undefined : new LayerCache(), log: o.log, force: o.force };
-  const result =
-    o.output === '-'
-      ? await streamImageToWritable(conf, process.stdout, { ...opts, label: 'stdout' })
-      : await streamImageToFile(conf, o.output, opts);
+  // Same entry point as `nixreg stream`: with stdout redirected to a regular file, layers are written once and
+  // their headers patched (streamImageToStdout) instead of a hashing pass per uncached layer first.
+  const result = await writeImageOutput(conf, o.output, { ...opts, ...o.outputFormat });
   return { prepared, result };
 }

@@ -5,6 +5,7 @@ import { NixregError, describeSystemError } from '../../errors.js';
 import type { StreamConf } from './conf.js';
 import { prepareImage, writeImage, type StreamImageOptions, type StreamResult } from './image.js';
 import { FileSink, WritableSink, seekableStdoutSink } from './sink.js';
+import { checkOutputOptions, writeStreamOutput, type StreamOutputOptions, type StreamOutputResult } from './output.js';
 
 /**
  * Public API of `nixreg stream` (also used by `nixreg build` and `nixreg push`):
@@ -12,6 +13,8 @@ import { FileSink, WritableSink, seekableStdoutSink } from './sink.js';
  * - loadStreamConf(file) / parseStreamConf(text): the conf, validated (usage errors name the key).
  * - streamImageToFile(conf, target, opts) / streamImageToWritable(conf, writable, opts): the whole image,
  *   byte-identical to `stream_layered_image.py conf.json`.
+ * - writeImageOutput(conf, output, opts): what `nixreg stream`/`build` call: docker-archive (optionally --compress
+ *   gz|zstd as a whole) or an OCI layout directory / oci-archive (--format oci|oci-archive, src/oci/).
  * - prepareImage(conf, opts) → { layers: ImageLayer[] }: every layer with its exact size, known diffIDs and
  *   `open()` → Readable of the uncompressed bytes; buildImageConfig / buildManifest for the JSON members.
  * - planStoreLayer(paths, owner) / generateStoreLayer(plan) / layerSize(paths, owner) / storeLayerDigest(plan):
@@ -46,6 +49,28 @@ export {
 } from './store-layer.js';
 export { FileSink, WritableSink, seekableStdoutSink, type ImageSink } from './sink.js';
 export { LayerCache } from '../layer-cache.js';
+export {
+  checkOutputOptions,
+  streamCompressedArchive,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  type StreamOutputOptions,
+  type StreamOutputResult,
+} from './output.js';
+
+/**
+ * The one entry point for `nixreg stream` and `nixreg build`: docker-archive (plain: streamImageToFile /
+ * streamImageToStdout; --compress gz|zstd: whole-file compressor), or an OCI layout (--format oci|oci-archive).
+ * `output`: a path, or '-' / undefined for stdout.
+ */
+export async function writeImageOutput(conf: StreamConf, output: string | undefined, o: StreamOutputOptions = {}): Promise<StreamOutputResult> {
+  checkOutputOptions(output, o);
+  if ((o.format ?? 'docker-archive') === 'docker-archive' && (o.compress ?? 'none') === 'none') {
+    const r = output && output !== '-' ? await streamImageToFile(conf, output, o) : await streamImageToStdout(conf, o);
+    return { format: 'docker-archive', ...r };
+  }
+  return writeStreamOutput(conf, output, o);
+}
 
 /** Stream the image into `target` atomically (temp file + rename); layers are written once and back-patched. */
 export async function streamImageToFile(

@@ -2,6 +2,8 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { ZstdDecompressStream } from '../../compression/decompress.js';
+import { NixregError } from '../../errors.js';
 import type { PyTarInfo, PyTarType } from '../../tar/python-pax.js';
 
 /**
@@ -25,7 +27,7 @@ export interface TarMember {
 
 export class NotATarError extends Error {}
 
-/** Sequential byte source over an uncompressed or gzip'd tar. */
+/** Sequential byte source over an uncompressed, gzip'd or zstd'd tar. */
 interface Cursor {
   position: number;
   read(n: number): Promise<Buffer>; // may return fewer bytes at EOF
@@ -55,19 +57,35 @@ class FileCursor implements Cursor {
   }
 }
 
-class GzipCursor implements Cursor {
+/**
+ * A compressed archive (buildLayeredImage's image.tar.gz / .tar.zst), decompressed forward. zstd goes through
+ * fzstd (pure JS; Node 20's zlib has no zstd), as layer decompression does (compression/decompress.ts).
+ */
+class DecompressCursor implements Cursor {
   position = 0;
   private buf: Buffer = Buffer.alloc(0);
   private readonly it: AsyncIterator<Buffer>;
   private readonly stream;
-  constructor(path: string) {
-    // pipeline (not .pipe): a read error must fail the gunzip side instead of leaving it waiting forever
-    this.stream = pipeline(createReadStream(path), createGunzip(), () => {});
+  constructor(
+    path: string,
+    private readonly kind: 'gzip' | 'zstd',
+  ) {
+    // pipeline (not .pipe): a read error must fail the decompressing side instead of leaving it waiting forever
+    this.stream = pipeline(createReadStream(path), kind === 'gzip' ? createGunzip() : new ZstdDecompressStream(), () => {});
     this.it = this.stream[Symbol.asyncIterator]();
+  }
+  private async next(): Promise<IteratorResult<Buffer>> {
+    try {
+      return await this.it.next();
+    } catch (err) {
+      // fzstd's errors name a "layer"; here the whole archive is compressed (gzip errors keep their Z_ code)
+      if (this.kind === 'zstd' && err instanceof NixregError) throw new NotATarError(`is not a valid zstd file (${err.message.replace(/^.*?: /, '')})`);
+      throw err;
+    }
   }
   private async fill(n: number): Promise<void> {
     while (this.buf.length < n) {
-      const r = await this.it.next();
+      const r = await this.next();
       if (r.done) return;
       this.buf = this.buf.length ? Buffer.concat([this.buf, r.value]) : r.value;
     }
@@ -82,7 +100,7 @@ class GzipCursor implements Cursor {
   async skip(n: number): Promise<void> {
     while (n > 0) {
       if (this.buf.length === 0) {
-        const r = await this.it.next();
+        const r = await this.next();
         if (r.done) return;
         this.buf = r.value;
       }
@@ -97,24 +115,32 @@ class GzipCursor implements Cursor {
   }
 }
 
-/** A tar file, plain or gzip'd, indexed once and then readable member by member. */
+export type ArchiveCompressionKind = 'none' | 'gzip' | 'zstd';
+
+/** A tar file, plain, gzip'd or zstd'd, indexed once and then readable member by member. */
 export class TarArchive {
   private cursor?: Cursor;
   private constructor(
     readonly path: string,
-    readonly gzip: boolean,
+    readonly compression: ArchiveCompressionKind,
     readonly members: TarMember[],
   ) {}
 
-  static async detectGzip(path: string): Promise<boolean> {
+  /** True for any compressed outer archive (gzip or zstd): members can only be reached by decompressing forward. */
+  get gzip(): boolean {
+    return this.compression !== 'none';
+  }
+
+  static async detectCompression(path: string): Promise<ArchiveCompressionKind> {
     const fh = await open(path, 'r');
     try {
       const b = Buffer.alloc(6);
       await fh.read(b, 0, 6, 0);
-      if (b[0] === 0x1f && b[1] === 0x8b) return true;
+      if (b[0] === 0x1f && b[1] === 0x8b) return 'gzip';
+      if (b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
       if (b.subarray(0, 3).toString('latin1') === 'BZh' || b.equals(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00])))
-        throw new NotATarError('is compressed with bzip2/xz, which nixreg cannot read; decompress it or use gzip');
-      return false;
+        throw new NotATarError('is compressed with bzip2/xz, which nixreg cannot read; decompress it or use gzip or zstd');
+      return 'none';
     } finally {
       await fh.close();
     }
@@ -122,11 +148,11 @@ export class TarArchive {
 
   /** Scan every header once; keep the data of small `*.json` members (manifest, config) on the way. */
   static async open(path: string, keepData: (m: TarMember) => boolean): Promise<TarArchive> {
-    const gzip = await TarArchive.detectGzip(path);
-    const cursor = gzip ? new GzipCursor(path) : new FileCursor(await open(path, 'r'));
+    const compression = await TarArchive.detectCompression(path);
+    const cursor = compression === 'none' ? new FileCursor(await open(path, 'r')) : new DecompressCursor(path, compression);
     try {
       const members = await scan(cursor, keepData);
-      return new TarArchive(path, gzip, members);
+      return new TarArchive(path, compression, members);
     } finally {
       await cursor.close();
     }
@@ -140,7 +166,7 @@ export class TarArchive {
   }
 
   /**
-   * The member's `size` data bytes, through one shared cursor: gzip archives are decompressed forward and
+   * The member's `size` data bytes, through one shared cursor: compressed archives are decompressed forward and
    * restarted only to go back, so copying the layers in archive order decompresses the base once.
    * Not for concurrent use; see `openMemberData`.
    */
@@ -165,7 +191,7 @@ export class TarArchive {
   }
 
   private async newCursor(): Promise<Cursor> {
-    return this.gzip ? new GzipCursor(this.path) : new FileCursor(await open(this.path, 'r'));
+    return this.compression === 'none' ? new FileCursor(await open(this.path, 'r')) : new DecompressCursor(this.path, this.compression);
   }
 
   private async *copyFrom(c: Cursor, m: TarMember): AsyncGenerator<Buffer> {
@@ -259,6 +285,7 @@ async function scan(c: Cursor, keepData: (m: TarMember) => boolean): Promise<Tar
     }
     const tf = h[156]!;
     let size = nti(h.subarray(124, 136));
+    if (!Number.isSafeInteger(size) || size < 0) throw new NotATarError(`has an invalid member size at offset ${headerOffset}`);
     const dataOffset = c.position;
     const padded = size + ((512 - (size % 512)) % 512);
     if (tf === 0x78 /* x */ || tf === 0x67 /* g */ || tf === 0x4c /* L */ || tf === 0x4b /* K */) {
@@ -302,11 +329,13 @@ async function scan(c: Cursor, keepData: (m: TarMember) => boolean): Promise<Tar
       else if (k === 'linkpath') info.linkname = v;
       else if (k === 'uname') info.uname = v;
       else if (k === 'gname') info.gname = v;
-      else if (k === 'uid' || k === 'gid' || k === 'size') info[k] = parseInt(s, 10);
-      else if (k === 'mtime') info.mtime = parseFloat(s);
+      // tarfile._apply_pax_info: a value int()/float() cannot read becomes 0 (never NaN, which would derail the scan).
+      else if (k === 'uid' || k === 'gid' || k === 'size') info[k] = /^\s*[+-]?\d+(_\d+)*\s*$/.test(s) ? Number(s.replace(/[_\s]/g, '')) : 0;
+      else if (k === 'mtime') info.mtime = Number.isFinite(Number(s)) && s.trim() !== '' ? Number(s) : 0;
     }
     if (localPax) info.paxHeaders = localPax.map(([k, v]) => [k, v]);
     size = info.size;
+    if (!Number.isSafeInteger(size) || size < 0) throw new NotATarError(`has an invalid member size at offset ${headerOffset}`);
     const name = (info.name as Buffer).toString('utf8');
     const m: TarMember = { info, name, dataOffset, size };
     // Only regular-ish members carry data (Python: isreg() or sparse); links/dirs have none whatever the size field.

@@ -1,0 +1,65 @@
+import { open } from 'node:fs/promises';
+import { NixregError, describeSystemError } from '../errors.js';
+import { prepareImage, type StreamImageOptions } from '../nix/stream/image.js';
+import type { StreamConf } from '../nix/stream/conf.js';
+import { FileSink, WritableSink, seekableStdoutSink } from '../nix/stream/sink.js';
+import { openAtomic } from '../util/atomic-file.js';
+import { DirTarget, TarTarget } from './layout-target.js';
+import { writeOciImage, type OciImageOptions, type OciImageResult } from './write-image.js';
+
+/**
+ * OCI outputs of `nixreg stream` / `nixreg build`:
+ * - writeOciDirectory(conf, dir): `--format oci`, an OCI image layout directory (atomic: temp dir + rename);
+ * - writeOciArchive(conf, file | '-'): `--format oci-archive`, the same tree as one tar (atomic file, or stdout).
+ * Both validate everything (prepareImage) before creating any output.
+ */
+export { writeOciImage, buildLayoutIndex, refNameOf, OCI_LAYOUT_FILE, type OciImageOptions, type OciImageResult } from './write-image.js';
+export { DirTarget, TarTarget, type LayoutTarget, type BlobWriter } from './layout-target.js';
+
+export type OciOutputOptions = Omit<StreamImageOptions, 'log'> & OciImageOptions & { force?: boolean };
+
+export async function writeOciDirectory(conf: StreamConf, dir: string, opts: OciOutputOptions = {}): Promise<OciImageResult> {
+  const img = await prepareImage(conf, opts);
+  let target: DirTarget;
+  try {
+    target = await DirTarget.open(dir, opts.force);
+  } catch (err) {
+    await img.base?.archive.close();
+    throw err;
+  }
+  return writeOciImage(img, target, opts);
+}
+
+export async function writeOciArchive(conf: StreamConf, output: string, opts: OciOutputOptions = {}): Promise<OciImageResult> {
+  const img = await prepareImage(conf, opts);
+  if (output === '-') {
+    const sink = seekableStdoutSink(1) ?? new WritableSink(process.stdout, 'stdout', false);
+    return writeOciImage(img, new TarTarget(sink, 'stdout'), opts);
+  }
+  let out;
+  try {
+    out = await openAtomic(output, { force: opts.force });
+  } catch (err) {
+    await img.base?.archive.close();
+    throw err;
+  }
+  try {
+    let fh;
+    try {
+      fh = await open(out.tempPath, 'r+');
+    } catch (err) {
+      throw new NixregError(`cannot write output ${output}: ${describeSystemError(err)}`);
+    }
+    let result: OciImageResult;
+    try {
+      result = await writeOciImage(img, new TarTarget(new FileSink(fh, output), output), opts);
+    } finally {
+      await fh.close();
+    }
+    await out.commit();
+    return result;
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+}
