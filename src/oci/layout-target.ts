@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, open, rename, rm, stat, writeFile, type FileHandle } fr
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
+import { removeOnSignal } from '../util/atomic-file.js';
 import type { ImageSink } from '../nix/stream/sink.js';
 import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
@@ -45,10 +46,14 @@ async function exists(p: string): Promise<boolean> {
  */
 export class DirTarget implements LayoutTarget {
   private n = 0;
+  /** Ctrl-C removes the half-built directory like it removes an atomic file's temp file. */
+  private readonly untrack: () => void;
   private constructor(
     private readonly target: string,
     private readonly tmp: string,
-  ) {}
+  ) {
+    this.untrack = removeOnSignal(tmp);
+  }
 
   static async open(target: string, force = false): Promise<DirTarget> {
     if (!force && (await exists(target))) throw usageError(`output ${target} already exists; remove it or pass --force`);
@@ -92,11 +97,13 @@ export class DirTarget implements LayoutTarget {
       await this.io(() => rename(this.target, aside!));
     }
     await this.io(() => rename(this.tmp, this.target));
+    this.untrack();
     if (aside) await rm(aside, { recursive: true, force: true }).catch(() => {});
   }
 
   async abort(): Promise<void> {
     await rm(this.tmp, { recursive: true, force: true }).catch(() => {});
+    this.untrack();
   }
 
   private async io<T>(f: () => Promise<T>): Promise<T> {

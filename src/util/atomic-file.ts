@@ -25,7 +25,7 @@ function hookSignals(): void {
   const cleanup = (sig: NodeJS.Signals) => {
     for (const p of pending) {
       try {
-        rmSync(p, { force: true });
+        rmSync(p, { force: true, recursive: true });
       } catch {
         /* best effort */
       }
@@ -34,6 +34,17 @@ function hookSignals(): void {
   };
   process.once('SIGINT', cleanup);
   process.once('SIGTERM', cleanup);
+}
+
+/**
+ * Put a temp path (file or directory) on the SIGINT/SIGTERM cleanup list; returns the function that takes it off
+ * once it has been renamed into place or removed. openAtomic does this for files; directory outputs
+ * (`--format oci`) call it themselves.
+ */
+export function removeOnSignal(tempPath: string): () => void {
+  hookSignals();
+  pending.add(tempPath);
+  return () => pending.delete(tempPath);
 }
 
 export async function openAtomic(target: string, opts: { force?: boolean; mode?: number } = {}): Promise<AtomicFile> {
