@@ -27,9 +27,16 @@ export const integrityError = (msg: string) => new NixregError(msg, ExitCode.int
 export const notFoundError = (msg: string) => new NixregError(msg, ExitCode.notFound);
 export const authError = (msg: string) => new NixregError(msg, ExitCode.auth);
 
-/** Collapse whitespace/newlines so every message stays on one line. */
+/**
+ * Collapse line breaks (\n, a lone \r, U+2028/2029) so every message stays on one line, and show other control
+ * characters as '?': messages quote registry answers and user input, which must not move the cursor or recolour
+ * the terminal.
+ */
 export function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
+  return s
+    .replace(/\s*[\r\n\u2028\u2029]\s*/g, ' ')
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '?')
+    .trim();
 }
 
 /** Describe a low-level error (ECONNREFUSED, TLS, ...) in words a user understands. */
@@ -59,9 +66,18 @@ export function describeSystemError(err: unknown): string {
     case 'EACCES':
     case 'EPERM':
       return 'permission denied';
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'a parent of it is not a directory';
     case 'ENOSPC':
       return 'no space left on device';
-    default:
+    default: {
+      const tunnel = /Proxy response \((\d+)\) !== 200 when HTTP Tunneling/.exec(e?.message ?? '');
+      if (tunnel) return `the proxy refused the connection (HTTP ${tunnel[1]}); check https_proxy / no_proxy`;
       return oneLine(e?.message ?? String(err)) + (code ? ` (${code})` : '');
+    }
   }
 }

@@ -22,21 +22,24 @@ export function toNix32(hash: Buffer): string {
   return s;
 }
 
+/** Inputs can be anything a user pasted: quote at most 100 characters of them. */
+const quote = (s: string) => `"${s.length > 100 ? s.slice(0, 100) + '…' : s}"`;
+
 export function fromNix32(s: string): Buffer {
   const size = Math.floor((s.length * 5) / 8);
-  if (Math.ceil((size * 8) / 5) !== s.length) throw usageError(`"${s}" is not a nix base32 hash of a whole number of bytes`);
+  if (Math.ceil((size * 8) / 5) !== s.length) throw usageError(`${quote(s)} is not a nix base32 hash of a whole number of bytes`);
   const out = Buffer.alloc(size);
   for (let n = 0; n < s.length; n++) {
     const c = s[s.length - n - 1]!;
     const digit = NIX32.indexOf(c);
-    if (digit < 0) throw usageError(`invalid character "${c}" in nix base32 hash "${s}"`);
+    if (digit < 0) throw usageError(`invalid character ${JSON.stringify(c)} in nix base32 hash ${quote(s)}`);
     const b = n * 5;
     const i = Math.floor(b / 8);
     const j = b % 8;
     out[i] = out[i]! | ((digit << j) & 0xff);
     const carry = digit >> (8 - j);
     if (i + 1 < size) out[i + 1] = out[i + 1]! | carry;
-    else if (carry) throw usageError(`nix base32 hash "${s}" has bits set past its length`);
+    else if (carry) throw usageError(`nix base32 hash ${quote(s)} has bits set past its length`);
   }
   return out;
 }
@@ -50,7 +53,7 @@ export function parseSha256(input: string): Buffer {
   if (s.startsWith('sha256-')) {
     const b = Buffer.from(s.slice(7), 'base64');
     if (b.length !== SHA256_BYTES || b.toString('base64') !== s.slice(7))
-      throw usageError(`"${input}" is not a valid SRI sha256 hash`);
+      throw usageError(`${quote(input)} is not a valid SRI sha256 hash`);
     return b;
   }
   if (s.startsWith('sha256:')) s = s.slice(7);
@@ -61,6 +64,6 @@ export function parseSha256(input: string): Buffer {
     if (b.length === SHA256_BYTES && b.toString('base64') === s) return b;
   }
   if (/^(sha1|md5|sha512)[-:]/.test(s) || /^(sha1|md5|sha512)[-:]/.test(input))
-    throw usageError(`"${input}": only sha256 hashes are supported`);
-  throw usageError(`"${input}" is not a sha256 hash (expected nix base32, hex or SRI sha256-...)`);
+    throw usageError(`${quote(input)}: only sha256 hashes are supported`);
+  throw usageError(`${quote(input)} is not a sha256 hash (expected nix base32, hex or SRI sha256-...)`);
 }

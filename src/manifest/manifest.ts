@@ -39,9 +39,7 @@ export interface ImageIndex {
 
 export type ParsedManifest = ImageManifest | ImageIndex;
 
-const invalid = (why: string) => new NixregError(`invalid manifest: ${why}`);
-
-function checkDescriptor(d: unknown, where: string): Descriptor {
+function checkDescriptor(d: unknown, where: string, invalid: (why: string) => NixregError): Descriptor {
   const o = d as Partial<Descriptor> | null;
   if (!o || typeof o !== 'object') throw invalid(`${where} is not an object`);
   if (typeof o.mediaType !== 'string') throw invalid(`${where} has no mediaType`);
@@ -54,7 +52,9 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
  * Parse manifest bytes as the given media type (from Content-Type). If the media type is missing or generic,
  * the body's own `mediaType` (or shape) decides. Schema1 and unknown types give a clear error.
  */
-export function parseManifest(bytes: Buffer, mediaType: string): ParsedManifest {
+export function parseManifest(bytes: Buffer, mediaType: string, what = 'manifest'): ParsedManifest {
+  // `what` names the document for the message, e.g. 'manifest quay.io/a/b:1' (callers that know it should pass it).
+  const invalid = (why: string) => new NixregError(`invalid ${what}: ${why}`);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(bytes.toString('utf8'));
@@ -73,16 +73,16 @@ export function parseManifest(bytes: Buffer, mediaType: string): ParsedManifest 
   }
   if (isSchema1MediaType(mt) || json.schemaVersion === 1)
     throw usageError('Docker schema1 manifests are not supported (deprecated since 2017); push the image again with a current tool');
-  if (json.schemaVersion !== 2) throw invalid(`schemaVersion ${JSON.stringify(json.schemaVersion)} is not 2`);
+  if (json.schemaVersion !== 2) throw invalid(`schemaVersion ${String(JSON.stringify(json.schemaVersion)).slice(0, 40)} is not 2`);
   if (isIndexMediaType(mt)) {
     if (!Array.isArray(json.manifests)) throw invalid('index has no "manifests" array');
-    const manifests = json.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`));
+    const manifests = json.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`, invalid));
     return { kind: 'index', mediaType: mt, schemaVersion: 2, manifests, ...(json.annotations ? { annotations: json.annotations as Record<string, string> } : {}) };
   }
   if (isImageManifestMediaType(mt)) {
-    const config = checkDescriptor(json.config, 'config');
+    const config = checkDescriptor(json.config, 'config', invalid);
     if (!Array.isArray(json.layers)) throw invalid('manifest has no "layers" array');
-    const layers = json.layers.map((d, i) => checkDescriptor(d, `layers[${i}]`));
+    const layers = json.layers.map((d, i) => checkDescriptor(d, `layers[${i}]`, invalid));
     return { kind: 'image', mediaType: mt, schemaVersion: 2, config, layers, ...(json.annotations ? { annotations: json.annotations as Record<string, string> } : {}) };
   }
   throw new NixregError(`unsupported manifest media type "${mt.slice(0, 100)}" (expected Docker schema2, OCI manifest, Docker manifest list or OCI index)`);

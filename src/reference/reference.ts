@@ -21,10 +21,12 @@ export interface ImageReference {
 export const DOCKER_HUB = 'docker.io';
 export const DOCKER_HUB_API_HOST = 'registry-1.docker.io';
 
-// Grammar from github.com/distribution/reference regexp.go.
+// Grammar from github.com/distribution/reference regexp.go. Go's regexp is linear-time; JavaScript's backtracks, so
+// the separator is written `-+` (same language as distribution's `[-]*`, which let `[a-z0-9]+` split a run of
+// letters in exponentially many ways: 20 letters and a '!' took 22 s to reject).
 const DOMAIN_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
 const DOMAIN_RE = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[0-9a-fA-F:]+\\])(?::[0-9]+)?$`);
-const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*';
+const PATH_COMPONENT = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const PATH_RE = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
 export const TAG_RE = /^[\w][\w.-]{0,127}$/;
 const NAME_TOTAL_LENGTH_MAX = 255;
@@ -76,10 +78,10 @@ export function parseImageReference(input: string): ImageReference {
   }
   if (s === '') throw bad(input, 'missing repository name');
   const { domain, path } = splitDomain(s);
-  if (!DOMAIN_RE.test(domain)) throw bad(input, `registry "${domain}" is not a valid host[:port]`);
+  if (!DOMAIN_RE.test(domain)) throw bad(input, `registry "${domain.slice(0, 200)}" is not a valid host[:port]`);
   if (/[A-Z]/.test(path)) throw bad(input, 'repository name must be lowercase');
   if (!PATH_RE.test(path))
-    throw bad(input, `repository "${path}" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"`);
+    throw bad(input, `repository "${path.slice(0, 200)}" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"`);
   const name = `${domain}/${path}`;
   if (name.length > NAME_TOTAL_LENGTH_MAX) throw bad(input, `repository name longer than ${NAME_TOTAL_LENGTH_MAX} characters`);
   return {

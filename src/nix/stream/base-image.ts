@@ -56,7 +56,7 @@ export async function loadBaseImage(fromImage: string, storeRoot?: string): Prom
   const cfg = (image as PyObject).get('config');
   const layers = (layerNames as string[]).map((name, i) => {
     const member = archive.getMember(name);
-    if (!member) throw bad(`is not an image: layer ${name} listed in manifest.json is missing`);
+    if (!member) throw bad(`is not an image: layer ${name.slice(0, 200)} listed in manifest.json is missing`);
     return { member, diffHex: (diffIds[i] as string).replace(/^sha256:/, '') };
   });
   return { archive, config: cfg instanceof PyObject ? cfg : new PyObject(), layers };

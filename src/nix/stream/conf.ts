@@ -62,7 +62,7 @@ export function parseStreamConf(text: string, origin = 'conf', now: Date = new D
     // Python's int(): accepts an int, or a string like " 1_000 " / "+5".
     if (v instanceof PyNumber && v.isInt) return checkSafe(k, Number(v.raw));
     if (typeof v === 'string' && /^\s*[+-]?\d+(_\d+)*\s*$/.test(v)) return checkSafe(k, Number(v.replace(/[_\s]/g, '')));
-    throw usageError(`${origin}: key "${k}" must be an integer or a string holding one, got ${JSON.stringify(plain(v))}`);
+    throw usageError(`${origin}: key "${k}" must be an integer or a string holding one, got ${clip(JSON.stringify(plain(v)) ?? String(v))}`);
   };
   const checkSafe = (k: string, n: number) => {
     if (!Number.isSafeInteger(n)) throw usageError(`${origin}: key "${k}" is out of range`);
@@ -80,7 +80,7 @@ export function parseStreamConf(text: string, origin = 'conf', now: Date = new D
     if (!Array.isArray(layer) || layer.some((p) => typeof p !== 'string'))
       throw usageError(`${origin}: store_layers[${n}] must be a list of store path strings`);
     for (const p of layer as string[])
-      if (!p.startsWith(storeDir)) throw usageError(`${origin}: store_layers[${n}]: "${p}" is not under store_dir ${storeDir}`);
+      if (!p.startsWith(storeDir)) throw usageError(`${origin}: store_layers[${n}]: "${clip(p)}" is not under store_dir ${clip(storeDir)}`);
     return layer as string[];
   });
   const repoTagV = root.get('repo_tag');
@@ -106,6 +106,9 @@ export function parseStreamConf(text: string, origin = 'conf', now: Date = new D
   };
 }
 
+/** Quote at most 100 characters of a value from the file: messages stay one short line. */
+const clip = (s: string) => (s.length > 100 ? s.slice(0, 100) + '…' : s);
+
 function plain(v: PyJson): unknown {
   if (v instanceof PyNumber) return v.raw;
   if (v instanceof PyObject) return '{...}';
@@ -126,13 +129,13 @@ function nowTime(now: Date): PyTime {
  */
 export function parsePyIsoTime(s: string, what: string): PyTime {
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d{1,6})\d*)?)?)?)?(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?$/.exec(s);
-  if (!m) throw usageError(`${what}: "${s}" is not an ISO 8601 time (e.g. 1970-01-01T00:00:01+00:00) or "now"`);
+  if (!m) throw usageError(`${what}: "${clip(s)}" is not an ISO 8601 time (e.g. 1970-01-01T00:00:01+00:00) or "now"`);
   const [, y, mo, d, hh = '00', mi = '00', ss = '00', frac, tz] = m;
   const micro = frac ? Number(frac.padEnd(6, '0')) : 0;
   const Y = Number(y), M = Number(mo), D = Number(d), H = Number(hh), MI = Number(mi), S = Number(ss);
   const probe = new Date(Date.UTC(Y, M - 1, D, H, MI, S));
   if (probe.getUTCMonth() !== M - 1 || probe.getUTCDate() !== D || H > 23 || MI > 59 || S > 59)
-    throw usageError(`${what}: "${s}" is not a valid date/time`);
+    throw usageError(`${what}: "${clip(s)}" is not a valid date/time`);
   let offsetSec: number | null = null;
   let offsetStr = '';
   if (tz === 'Z') {

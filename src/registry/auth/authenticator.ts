@@ -27,6 +27,8 @@ export class Authenticator {
     private readonly challenge: Challenge | undefined,
     private readonly creds: () => Promise<ResolvedCredentials>,
     private readonly userAgentClientId = 'nixreg',
+    /** Whether credentials may go to this host over plain http (loopback, or --tls-verify=false). */
+    private readonly plainHttpAllowed: (hostPort: string) => boolean = () => false,
   ) {}
 
   get scheme(): string | undefined {
@@ -72,6 +74,11 @@ export class Authenticator {
     }
     const service = this.challenge!.params.service;
     const c = await this.creds();
+    if (url.protocol === 'http:' && c.source !== 'none' && !this.plainHttpAllowed(url.host))
+      throw authError(
+        `${this.registry} sends its token requests to plain-http ${url.host}; refusing to send credentials from ${c.source} unencrypted (use --tls-verify=false only if that network is trusted)`,
+      );
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new NixregError(`${this.registry} sent a Bearer challenge whose realm is not an http(s) URL`);
     const headers: Record<string, string> = {};
     let method: 'GET' | 'POST' = 'GET';
     let body: string | undefined;
@@ -90,8 +97,15 @@ export class Authenticator {
         headers.authorization = 'Basic ' + Buffer.from(`${c.username}:${c.password}`).toString('base64');
     }
     const issued = Date.now();
-    const res = await this.transport.request({ method, url: url.toString(), headers, ...(body !== undefined ? { body } : {}) });
-    const text = await readLimited(res.body, TOKEN_BODY_LIMIT);
+    // bufferBody: a token answer cut off mid-body is retried like one that never came (issue 7)
+    const res = await this.transport.request({
+      method,
+      url: url.toString(),
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      bufferBody: { limit: TOKEN_BODY_LIMIT, what: `token server ${url.host} response` },
+    });
+    const text = res.bytes ? res.bytes.toString('utf8') : await readLimited(res.body, TOKEN_BODY_LIMIT);
     if (res.status === 401 || res.status === 403) {
       throw authError(
         `${res.status} from the token server ${url.host} for ${this.registry}` +

@@ -72,9 +72,35 @@ async function readJson(path: string, legacy: boolean): Promise<AuthFile | undef
     // The file may hold secrets: never echo its contents.
     throw usageError(`auth file ${path} is not valid JSON`);
   }
-  if (!parsed || typeof parsed !== 'object') throw usageError(`auth file ${path} is not a JSON object`);
-  if (legacy) return { auths: parsed as Record<string, AuthEntry> };
-  return parsed as AuthFile;
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw usageError(`auth file ${path} is not a JSON object`);
+  const file = (legacy ? { auths: parsed } : parsed) as Record<string, unknown>;
+  checkShape(file, path);
+  return file as AuthFile;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * Reject wrongly typed fields (docker's json.Unmarshal does too) instead of passing an object where a password
+ * belongs. Messages name the field and the registry key, never a value: the file holds secrets.
+ */
+function checkShape(file: Record<string, unknown>, path: string): void {
+  const bad = (what: string) => usageError(`auth file ${path}: ${what}`);
+  if (file.auths !== undefined && file.auths !== null) {
+    if (!isObject(file.auths)) throw bad('"auths" must be an object');
+    for (const [key, e] of Object.entries(file.auths)) {
+      if (e === null) continue;
+      if (!isObject(e)) throw bad(`the entry for "${key.slice(0, 100)}" must be an object`);
+      for (const f of ['auth', 'username', 'password', 'identitytoken', 'email', 'registrytoken'])
+        if (e[f] !== undefined && e[f] !== null && typeof e[f] !== 'string') throw bad(`"${f}" of "${key.slice(0, 100)}" must be a string`);
+    }
+  }
+  if (file.credHelpers !== undefined && file.credHelpers !== null) {
+    if (!isObject(file.credHelpers)) throw bad('"credHelpers" must be an object');
+    for (const [key, h] of Object.entries(file.credHelpers))
+      if (typeof h !== 'string') throw bad(`credHelpers["${key.slice(0, 100)}"] must be a helper name (a string)`);
+  }
+  if (file.credsStore !== undefined && file.credsStore !== null && typeof file.credsStore !== 'string') throw bad('"credsStore" must be a string');
 }
 
 /** Decode an `auths` entry; undefined when it carries nothing (docker writes `{}` next to a helper). */
@@ -104,7 +130,7 @@ function lookupAuths(auths: Record<string, AuthEntry>, registry: string, reposit
   }
   exact.push(registry);
   for (const k of exact) {
-    const e = auths[k];
+    const e = Object.hasOwn(auths, k) ? auths[k] : undefined;
     if (e) {
       const c = decodeEntry(e, source);
       if (c) return c;
@@ -112,7 +138,7 @@ function lookupAuths(auths: Record<string, AuthEntry>, registry: string, reposit
   }
   const want = normalizeAuthKey(registry);
   for (const [k, e] of Object.entries(auths)) {
-    if (normalizeAuthKey(k) === want) {
+    if (e && normalizeAuthKey(k) === want) {
       const c = decodeEntry(e, source);
       if (c) return c;
     }
@@ -188,7 +214,7 @@ export async function resolveCredentials(o: CredentialLookupOptions): Promise<Re
       continue;
     }
     const source = displayPath(path, home);
-    const helper = file.credHelpers?.[o.registry] ??
+    const helper = (file.credHelpers && Object.hasOwn(file.credHelpers, o.registry) ? file.credHelpers[o.registry] : undefined) ??
       Object.entries(file.credHelpers ?? {}).find(([k]) => normalizeAuthKey(k) === normalizeAuthKey(o.registry))?.[1];
     if (helper) {
       const c = await runCredentialHelper(helper, helperHost, env);
