@@ -16,8 +16,10 @@ import type { RouteKind } from './names.js';
  *  - ignore-range: blob GET answers 200 with the whole body although the client sent `Range`
  *  - stall: stop for `stallMs` (default: until the client gives up) before the headers, or after `afterBytes`
  *    bytes of the body when that is set
+ *  - truncate: like reset, but the connection is closed cleanly (FIN) after `afterBytes` bytes (default: half)
+ *    although Content-Length promised the whole body; only on GET manifest/blob bodies
  */
-export type FaultKind = 'status' | 'reset' | 'drip' | 'flip' | 'ignore-range' | 'stall';
+export type FaultKind = 'status' | 'reset' | 'drip' | 'flip' | 'ignore-range' | 'stall' | 'truncate';
 
 export interface FaultRule {
   kind: FaultKind;
@@ -106,7 +108,12 @@ export function stall(res: ServerResponse, ms?: number): Promise<void> {
  * `total` is the body length, used for "middle of the body" defaults.
  */
 export async function sendBody(res: ServerResponse, src: Readable, total: number, faults: FaultRule[]): Promise<number> {
-  const reset = faults.find((f) => f.kind === 'reset');
+  const reset = faults.find((f) => f.kind === 'reset') ?? faults.find((f) => f.kind === 'truncate');
+  // a reset sends RST (ECONNRESET at the client); a truncation a clean FIN after the short body
+  const cut = (): void => {
+    if (reset?.kind === 'truncate') res.socket?.end();
+    else res.socket?.resetAndDestroy();
+  };
   const drip = faults.find((f) => f.kind === 'drip');
   const flip = faults.find((f) => f.kind === 'flip');
   const midStall = faults.find((f) => f.kind === 'stall' && f.afterBytes !== undefined);
@@ -135,7 +142,7 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
       res.flushHeaders();
       await new Promise<void>((r) => res.write(Buffer.alloc(0), () => r()));
       if (resetAt <= 0) {
-        res.socket?.resetAndDestroy();
+        cut();
         src.destroy();
         return 0;
       }
@@ -161,7 +168,7 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
         if (pos >= resetAt) {
           // wait until the prefix is handed to the kernel, then RST so the client sees ECONNRESET mid-body
           await new Promise<void>((r) => res.write(Buffer.alloc(0), () => r()));
-          res.socket?.resetAndDestroy();
+          cut();
           src.destroy();
           return pos;
         }
@@ -173,7 +180,7 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
       }
     }
     if (pos >= resetAt) {
-      res.socket?.resetAndDestroy();
+      cut();
       return pos;
     }
     res.end();
@@ -182,3 +189,53 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
   }
   return pos;
 }
+
+/**
+ * The fault kinds of nixreg's resilience figures (issue 7) as rule sets at a per-request rate, shared by
+ * test/resilience and bench/soak.mjs so the CI suite and the soak table measure the same thing.
+ */
+export interface FaultKindSpec {
+  name: string;
+  /** rules for run number `run` (the 5xx kind rotates 500/502/503) */
+  rules: (rate: number, run: number) => FaultRule[];
+  /** Range honoured: interrupted blobs must resume, so (almost) nothing is fetched twice */
+  resumes?: boolean;
+  /** the fault only slows requests down: nothing to retry */
+  slowOnly?: boolean;
+}
+
+const PULL_ROUTES: FaultRule['route'] = ['manifest', 'blob'];
+
+/** The fault kinds of issue 7, for pulls: every request to a manifest or blob is a candidate. */
+export const PULL_FAULTS: FaultKindSpec[] = [
+  { name: '429 + Retry-After', rules: (p) => [{ kind: 'status', status: 429, retryAfter: 1, probability: p, route: PULL_ROUTES }] },
+  { name: '500/502/503', rules: (p, run) => [{ kind: 'status', status: [500, 502, 503][run % 3]!, probability: p, route: PULL_ROUTES }] },
+  { name: 'reset mid-body', rules: (p) => [{ kind: 'reset', probability: p, route: PULL_ROUTES, method: 'GET' }], resumes: true },
+  { name: 'truncated body', rules: (p) => [{ kind: 'truncate', probability: p, route: PULL_ROUTES, method: 'GET' }], resumes: true },
+  { name: 'slow drip', rules: (p) => [{ kind: 'drip', probability: p, route: PULL_ROUTES, dripBytes: 8192, dripIntervalMs: 2 }], slowOnly: true },
+  {
+    name: 'Range ignored',
+    rules: (p) => [
+      { kind: 'reset', probability: p, route: 'blob', method: 'GET' },
+      { kind: 'ignore-range', route: 'blob' },
+    ],
+  },
+  {
+    name: 'stall > timeout',
+    rules: (p) => [
+      { kind: 'stall', probability: p / 2, route: PULL_ROUTES }, // before the headers
+      { kind: 'stall', probability: p / 2, route: 'blob', method: 'GET', afterBytes: 4096 }, // mid-body
+    ],
+    resumes: true,
+  },
+];
+
+/** Push: POST/PATCH/PUT uploads, HEAD blobs and PUT manifests fail (body faults do not apply to requests). */
+const PUSH_ROUTES: FaultRule['route'] = ['upload', 'blob', 'manifest'];
+export const PUSH_FAULTS: FaultKindSpec[] = [
+  { name: '429 + Retry-After', rules: (p) => [{ kind: 'status', status: 429, retryAfter: 1, probability: p, route: PUSH_ROUTES }] },
+  { name: '500/502/503', rules: (p, run) => [{ kind: 'status', status: [500, 502, 503][run % 3]!, probability: p, route: PUSH_ROUTES }] },
+  { name: 'connection reset', rules: (p) => [{ kind: 'reset', probability: p, route: PUSH_ROUTES }] },
+  { name: 'stall > timeout', rules: (p) => [{ kind: 'stall', probability: p, route: PUSH_ROUTES }] },
+];
+

@@ -27,6 +27,10 @@ export interface Ctx {
 export interface HandlerOptions {
   /** advertised on upload POST responses (OCI-Chunk-Min-Length); 0 = not advertised */
   chunkMinLength: number;
+  /** status for a streamed PATCH (neither Content-Length nor Content-Range); 0 = accept it */
+  rejectStreamedPatch: number;
+  /** only the last chunk may be shorter than chunkMinLength: a chunk after a short one gets 416 */
+  enforceChunkMinLength: boolean;
   /** mount a blob found anywhere in the registry when POST has `mount` without `from` (OCI 1.1) */
   anonymousMount: boolean;
   /** allow DELETE of manifests, tags and blobs (405 UNSUPPORTED otherwise) */
@@ -258,7 +262,9 @@ export async function startUpload(ctx: Ctx): Promise<void> {
     ctx.counters.blobUploadsStarted++;
     ctx.counters.monolithicUploads++;
     try {
-      ctx.counters.putBytes += await ctx.storage.append(u, ctx.req, contentLength(ctx.req));
+      // read the counter after the await: `x += await y` loses concurrent uploads' bytes
+      const putBytesNow = await ctx.storage.append(u, ctx.req, contentLength(ctx.req));
+      ctx.counters.putBytes += putBytesNow;
     } catch (err) {
       await ctx.storage.cancelUpload(u);
       throw err;
@@ -313,12 +319,24 @@ async function withSession<T>(u: Upload, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Uploads that received a chunk shorter than OCI-Chunk-Min-Length: that must have been the last one. */
+const shortChunkSeen = new WeakSet<Upload>();
+
 export async function patchUpload(ctx: Ctx): Promise<void> {
   const u = session(ctx);
+  const streamed = ctx.req.headers['content-range'] === undefined && ctx.req.headers['content-length'] === undefined;
+  if (streamed && ctx.options.rejectStreamedPatch)
+    throw new RegistryError(ctx.options.rejectStreamedPatch, 'BLOB_UPLOAD_INVALID', 'streamed uploads are not accepted here: send chunks with Content-Range and Content-Length', undefined, { Connection: 'close' });
   await withSession(u, async () => {
     const expect = chunkRange(ctx, u);
+    if (ctx.options.enforceChunkMinLength && ctx.req.headers['content-range'] !== undefined) {
+      if (shortChunkSeen.has(u))
+        throw new RegistryError(416, 'BLOB_UPLOAD_INVALID', `a chunk shorter than the minimum (${ctx.options.chunkMinLength}) was not the last`, undefined, uploadHeaders(ctx, u));
+      if ((expect ?? 0) < ctx.options.chunkMinLength) shortChunkSeen.add(u);
+    }
     ctx.counters.patchRequests++;
-    ctx.counters.patchBytes += await ctx.storage.append(u, ctx.req, expect);
+    const patchBytesNow = await ctx.storage.append(u, ctx.req, expect);
+    ctx.counters.patchBytes += patchBytesNow;
   });
   reply(ctx.res, 202, uploadHeaders(ctx, u));
 }
@@ -330,7 +348,8 @@ export async function putUpload(ctx: Ctx): Promise<void> {
   for (const d of digests) blobDigest(ctx, d);
   await withSession(u, async () => {
     const expect = chunkRange(ctx, u);
-    ctx.counters.putBytes += await ctx.storage.append(u, ctx.req, expect);
+    const putBytesNow = await ctx.storage.append(u, ctx.req, expect);
+    ctx.counters.putBytes += putBytesNow;
     if (digests.some((d) => d !== digests[0])) {
       await ctx.storage.cancelUpload(u);
       throw new RegistryError(400, 'DIGEST_INVALID', 'the digest parameters disagree');

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Authenticator, type AuthOptions, type AuthResult, type Scope } from './auth.js';
 import { RegistryError, sendError } from './errors.js';
-import { FaultInjector, stall, type FaultOptions, type FaultRule } from './faults.js';
+import { FaultInjector, sendBody, stall, type FaultOptions, type FaultRule } from './faults.js';
 import * as h from './handlers.js';
 import { parseRoute, validName, type Route } from './names.js';
 import { newCounters, resetCounters, type Counters, type LogEntry } from './stats.js';
@@ -27,6 +27,13 @@ export interface RegistryOptions {
   faults?: FaultOptions | FaultRule[];
   /** OCI-Chunk-Min-Length advertised on upload POST (default 65536; 0 = not advertised) */
   chunkMinLength?: number;
+  /**
+   * answer a streamed PATCH (no Content-Length and no Content-Range: chunked transfer) with this status instead of
+   * accepting it, like registries that only take chunked uploads (default 0 = accept)
+   */
+  rejectStreamedPatch?: number;
+  /** refuse (416) a chunk after one shorter than chunkMinLength: only the last chunk may be short (default false) */
+  enforceChunkMinLength?: boolean;
   /** allow `mount` without `from` (default true) */
   anonymousMount?: boolean;
   /** allow DELETE (default true) */
@@ -103,6 +110,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   const logLimit = options.logLimit ?? 10_000;
   const handlerOptions: h.HandlerOptions = {
     chunkMinLength: options.chunkMinLength ?? 65536,
+    rejectStreamedPatch: options.rejectStreamedPatch ?? 0,
+    enforceChunkMinLength: options.enforceChunkMinLength ?? false,
     anonymousMount: options.anonymousMount ?? true,
     deleteEnabled: options.deleteEnabled ?? true,
     maxManifestBytes: options.maxManifestBytes ?? 4 * 1024 * 1024,
@@ -158,7 +167,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
         if (res.destroyed) return;
       }
       // Body faults act on GET manifest/blob bodies; a reset anywhere else drops the connection before any answer.
-      const bodyRoute = method === 'GET' && (route.kind === 'blob' || route.kind === 'manifest');
+      const bodyRoute = method === 'GET' && (route.kind === 'blob' || route.kind === 'manifest' || route.kind === 'token');
       if (!bodyRoute && faults.some((f) => f.kind === 'reset')) {
         req.socket.resetAndDestroy();
         return;
@@ -172,7 +181,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       if (route.name !== undefined && !validName(route.name))
         throw new RegistryError(400, 'NAME_INVALID', `invalid repository name "${route.name.slice(0, 100)}"`, { name: route.name });
 
-      if (route.kind === 'token') return await token(req, res, url);
+      if (route.kind === 'token') return await token(req, res, url, faults);
 
       let who: AuthResult;
       try {
@@ -218,7 +227,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     }
   }
 
-  async function token(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  async function token(req: IncomingMessage, res: ServerResponse, url: URL, faults: FaultRule[]): Promise<void> {
     let form: URLSearchParams | undefined;
     if (req.method === 'POST') {
       const parts: Buffer[] = [];
@@ -228,7 +237,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     const body = Buffer.from(JSON.stringify(auth.issueToken(req, url.searchParams, form)));
     counters.tokensIssued++;
     res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.length });
-    res.end(body);
+    await sendBody(res, Readable.from([body]), body.length, faults); // body faults (reset, truncate, ...) apply to tokens too
   }
 
   const tlsCert = options.tls && (options.tls.cert ?? (options.tls.certFile ? readFileSync(options.tls.certFile) : undefined));

@@ -68,6 +68,10 @@ export class Storage {
   hasRepo(name: string): boolean {
     return this.repos.has(name);
   }
+  /** Digests of the blobs linked into a repository, sorted (tests: "exactly these blobs"). */
+  repoBlobs(name: string): string[] {
+    return [...(this.repo(name)?.blobs ?? [])].sort();
+  }
   repoNames(): string[] {
     return [...this.repos.keys()].sort();
   }
@@ -127,6 +131,10 @@ export class Storage {
     } else u.chunks = [];
     this.uploads.set(id, u);
     return u;
+  }
+  /** Upload sessions started and neither completed nor cancelled (resilience tests: none may leak). */
+  get openUploads(): number {
+    return this.uploads.size;
   }
   getUpload(name: string, id: string): Upload | undefined {
     const u = this.uploads.get(id);

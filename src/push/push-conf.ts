@@ -3,7 +3,6 @@ import { usageError } from '../errors.js';
 import { ArchiveTee } from './archive-tee.js';
 import { sha256Digest } from '../digest/sha256.js';
 import { loadStreamConf, type StreamConf } from '../nix/stream/index.js';
-import { loadArchiveImage } from './archive-source.js';
 import type { BlobPushContext, LayerPushResult } from './blob-upload.js';
 import { pushLayers, pushLayersWithArchive } from './layer-scheduler.js';
 import { loadConfImage, type PushImage, type PushLayerKind } from './conf-source.js';
@@ -70,17 +69,6 @@ export async function pushConf(opts: PushConfOptions): Promise<PushResult> {
   }
 }
 
-/** `nixreg push image.tar docker://…`: a docker-archive (stream output, docker save, buildLayeredImage .tar.gz). */
-export async function pushArchive(opts: Omit<PushConfOptions, 'confFile' | 'output' | 'repoTag' | 'storeRoot'> & { archive: string }): Promise<PushResult> {
-  checkOptions(opts);
-  const dest = openDestination(opts.destination, opts.additionalTags ?? [], opts);
-  try {
-    return await pushConfInto(dest, { ...opts, confFile: opts.archive }, { tag: true, archive: opts.archive });
-  } finally {
-    await dest.client.close().catch(() => {});
-  }
-}
-
 export function checkOptions(opts: Pick<PushConfOptions, 'format' | 'compression' | 'compressionLevel'>): void {
   layerMediaType(opts.format ?? 'docker', opts.compression ?? 'gzip'); // validates the combination before any work
   if (opts.compressionLevel !== undefined) {
@@ -96,7 +84,7 @@ export function checkOptions(opts: Pick<PushConfOptions, 'format' | 'compression
 export async function pushConfInto(
   dest: Destination,
   opts: PushConfOptions,
-  how: { tag: boolean; architecture?: string; archive?: string; image?: PushImage },
+  how: { tag: boolean; architecture?: string; image?: PushImage },
 ): Promise<PushResult & { manifestSize: number }> {
   const format = opts.format ?? 'docker';
   const compression = opts.compression ?? 'gzip';
@@ -106,9 +94,6 @@ export async function pushConfInto(
   if (how.image) {
     if (opts.output) throw usageError('--output applies to a conf.json or --path source');
     image = how.image;
-  } else if (how.archive) {
-    if (opts.output) throw usageError('--output applies to a conf.json source; the source is already an archive');
-    image = await loadArchiveImage(how.archive);
   } else {
     conf = opts.conf ?? (await loadStreamConf(opts.confFile, opts.now));
     if (how.architecture && conf.architecture !== how.architecture)

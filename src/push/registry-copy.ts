@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
-import { usageError } from '../errors.js';
+import type { Readable } from 'node:stream';
+import { ExitCode, NixregError, usageError } from '../errors.js';
 import { parseManifest, type Descriptor } from '../manifest/manifest.js';
 import { RegistryClient } from '../registry/client.js';
 import type { Credentials } from '../registry/types.js';
@@ -35,27 +36,42 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   const limit = pLimit(opts.jobs ?? 4);
   const counts = { exists: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
   let blobIndex = 0;
+  const uploadOnce = async (d: Descriptor, i: number): Promise<BlobStatus> => {
+    const start = await dest.client.startUpload(sameRegistry && srcRef.repository !== dest.ref.repository ? { mount: d.digest, from: srcRef.repository } : {});
+    if (start.mounted) return 'mounted';
+    progress.layerUploading(i);
+    let raw: Readable | undefined;
+    try {
+      raw = await src.getBlob(d.digest, { size: d.size });
+      const body = raw.pipe(new ProgressCounter((n) => progress.layerBytes(i, n)));
+      const next = await dest.client.uploadBlobStream(start.location, body, d.size);
+      await dest.client.finishUpload(next, d.digest);
+    } catch (err) {
+      raw?.destroy(); // pipe() does not pass the upload's failure back: free the source connection here
+      await dest.client.cancelUpload(start.location).catch(() => {});
+      throw err;
+    }
+    return 'uploaded';
+  };
   const copyBlob = async (d: Descriptor): Promise<BlobStatus> => {
     const i = blobIndex++;
     progress.layerStart(i, d.digest.slice(7, 19));
-    let status: BlobStatus;
-    if (await dest.client.headBlob(d.digest)) status = 'exists';
-    else {
-      const start = await dest.client.startUpload(sameRegistry && srcRef.repository !== dest.ref.repository ? { mount: d.digest, from: srcRef.repository } : {});
-      if (start.mounted) status = 'mounted';
-      else {
-        progress.layerUploading(i);
+    let status: BlobStatus = 'exists';
+    if (!(await dest.client.headBlob(d.digest))) {
+      // The streamed PATCH is never replayed by the transport: a failed attempt (session cancelled, source
+      // download dropped) is retried whole, --retry-times bounding the attempts like the transport's retries.
+      const attempts = (opts.retry?.times ?? 4) + 1;
+      for (let attempt = 1; ; attempt++) {
         try {
-          const body = (await src.getBlob(d.digest, { size: d.size })).pipe(new ProgressCounter((n) => progress.layerBytes(i, n)));
-          const next = await dest.client.uploadBlobStream(start.location, body, d.size);
-          await dest.client.finishUpload(next, d.digest);
+          status = await uploadOnce(d, i);
+          break;
         } catch (err) {
-          await dest.client.cancelUpload(start.location).catch(() => {});
-          throw err;
+          if (attempt >= attempts || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
+          opts.log?.(`copy of ${d.digest} failed (${err.message}); retrying (${attempt + 1}/${attempts})`);
+          await new Promise((r) => setTimeout(r, Math.min(opts.retry?.maxDelayMs ?? 30_000, (opts.retry?.baseDelayMs ?? 1000) * attempt)));
         }
-        status = 'uploaded';
-        counts.bytesUploaded += d.size;
       }
+      if (status === 'uploaded') counts.bytesUploaded += d.size;
     }
     counts[status]++;
     progress.layerDone(i, status, d.digest, d.size, srcRef.repository);

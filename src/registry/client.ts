@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { authError, describeSystemError, integrityError, NixregError, notFoundError, usageError } from '../errors.js';
+import { authError, describeSystemError, ExitCode, integrityError, NixregError, notFoundError, usageError } from '../errors.js';
 import { DIGEST_RE, parseDigest, sha256Digest } from '../digest/sha256.js';
 import { TAG_RE, DOCKER_HUB, DOCKER_HUB_API_HOST, parseImageReference, type ImageReference } from '../reference/reference.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, isSchema1MediaType } from '../manifest/media-types.js';
@@ -8,7 +8,7 @@ import { parseChallenges, pickChallenge } from './auth/challenge.js';
 import { resolveCredentials, type ResolvedCredentials } from './auth/credentials.js';
 import { summarizeErrorBody } from './registry-errors.js';
 import { checkContentRange, verifiedBlobChunks } from './blob-stream.js';
-import { Transport, headerValue, isTlsTrustError, redactUrl, type HttpRequest, type HttpResponse } from './transport.js';
+import { Transport, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
 import type {
   BlobGetOptions,
   ManifestHead,
@@ -16,6 +16,7 @@ import type {
   RegistryClientApi,
   RegistryClientOptions,
   StartUploadResult,
+  UploadChunkResult,
 } from './types.js';
 
 export type { RegistryClientOptions, ManifestResponse, ManifestHead, BlobGetOptions, StartUploadResult } from './types.js';
@@ -51,7 +52,7 @@ export class RegistryClient implements RegistryClientApi {
     this.registry = opts.registry === 'index.docker.io' || opts.registry === DOCKER_HUB_API_HOST ? DOCKER_HUB : opts.registry;
     this.apiHost = this.registry === DOCKER_HUB ? DOCKER_HUB_API_HOST : this.registry;
     this.repository = opts.repository;
-    if (opts.creds) this.secrets.push(opts.creds.password);
+    if (opts.creds) this.secrets.push(opts.creds.password, Buffer.from(`${opts.creds.username}:${opts.creds.password}`).toString('base64'));
     this.transport = new Transport({
       host: this.apiHost,
       ...(opts.tlsVerify !== undefined ? { tlsVerify: opts.tlsVerify } : {}),
@@ -83,6 +84,9 @@ export class RegistryClient implements RegistryClientApi {
   private redact(s: string): string {
     let out = s;
     for (const secret of this.secrets) if (secret && secret.length >= 3) out = out.split(secret).join('***');
+    // A registry or token server may echo our Authorization header (base64 user:password, or a token) in an
+    // error body that messages quote: cut any credential that follows an auth scheme name.
+    out = out.replace(/\b(Basic|Bearer)(\s+|%20|\+)[A-Za-z0-9+/=._~%-]{8,}/gi, '$1$2***');
     return out;
   }
 
@@ -99,6 +103,7 @@ export class RegistryClient implements RegistryClientApi {
       ...(this.opts.env ? { env: this.opts.env } : {}),
     }).then((c) => {
       for (const s of [c.password, c.identityToken]) if (s) this.secrets.push(s);
+      if (c.password) this.secrets.push(Buffer.from(`${c.username ?? ''}:${c.password}`).toString('base64'));
       if (c.source !== 'none') this.log(`credentials for ${this.registry} from ${c.source}`);
       return c;
     });
@@ -120,13 +125,16 @@ export class RegistryClient implements RegistryClientApi {
     let res: HttpResponse;
     let base = `https://${this.apiHost}`;
     try {
-      res = await this.transport.request({ method: 'GET', url: `${base}/v2/`, retry: !httpAllowed });
+      res = await this.transport.request({ method: 'GET', url: `${base}/v2/`, retry: !httpAllowed, firstContact: true });
     } catch (httpsErr) {
-      if (!httpAllowed || isTlsTrustError(httpsErr)) throw this.reachError(httpsErr);
+      // A plain-http server answers a TLS hello at once (HTTP 400) and a TLS one completes it: a timeout means nobody
+      // is answering at all, and trying http as well would only double the wait.
+      if (!httpAllowed || isTlsTrustError(httpsErr) || isTimeout(httpsErr)) throw this.reachError(httpsErr);
       base = `http://${this.apiHost}`;
       try {
-        // Not retried either: an https-only server resets plain http, and backing off on that only delays the error.
-        res = await this.transport.request({ method: 'GET', url: `${base}/v2/`, retry: false });
+        // Connection failures are not retried (an https-only server resets plain http, and backing off on that only
+        // delays the error), but a 429/5xx is an http server that is busy: worth the usual retries.
+        res = await this.transport.request({ method: 'GET', url: `${base}/v2/`, retry: 'status', firstContact: true });
       } catch (httpErr) {
         const a = describeSystemError((httpsErr as { cause?: unknown }).cause ?? httpsErr);
         const b = describeSystemError((httpErr as { cause?: unknown }).cause ?? httpErr);
@@ -141,7 +149,7 @@ export class RegistryClient implements RegistryClientApi {
     const challenge = res.status === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
     if (res.status === 401 && !challenge) this.log(`${this.registry}: 401 on /v2/ without a Basic or Bearer challenge`);
     this.log(`ping ${base}/v2/ → ${res.status}${challenge ? ` (${challenge.scheme})` : ''}`);
-    return { base, auth: new Authenticator(this.transport, this.registry, challenge, () => this.creds()) };
+    return { base, auth: new Authenticator(this.transport, this.registry, challenge, () => this.creds(), undefined, (h) => this.opts.tlsVerify === false || isLoopbackHost(h)) };
   }
 
   private reachError(err: unknown): Error {
@@ -171,7 +179,7 @@ export class RegistryClient implements RegistryClientApi {
     if (!session.auth.scheme && ch) {
       // /v2/ answered 200 but this repository wants auth (c/image would give up here; GGCR adopts the challenge).
       this.log(`${this.registry}: 401 with a ${ch.scheme} challenge after an open /v2/; authenticating`);
-      session.auth = new Authenticator(this.transport, this.registry, ch, () => this.creds());
+      session.auth = new Authenticator(this.transport, this.registry, ch, () => this.creds(), undefined, (h) => this.opts.tlsVerify === false || isLoopbackHost(h));
       await res.body.dump().catch(() => {});
       res = await go();
     } else if (session.auth.scheme === 'bearer') {
@@ -225,21 +233,15 @@ export class RegistryClient implements RegistryClientApi {
   async getManifest(ref: string): Promise<ManifestResponse> {
     const r = this.manifestRef(ref);
     const what = `manifest ${this.describeRef(r)}`;
-    const res = await this.send({ method: 'GET', path: `/v2/${this.repository}/manifests/${r}`, headers: { accept: [...MANIFEST_ACCEPT] } });
+    // Read whole inside the transport's retry loop: a reset or stall mid-manifest is retried, not fatal.
+    const res = await this.send({
+      method: 'GET',
+      path: `/v2/${this.repository}/manifests/${r}`,
+      headers: { accept: [...MANIFEST_ACCEPT] },
+      bufferBody: { limit: this.opts.maxManifestBytes ?? MAX_MANIFEST_BYTES, what },
+    });
     if (res.status !== 200) return this.fail(res, what);
-    const declared = Number(headerValue(res.headers, 'content-length'));
-    if (declared > MAX_MANIFEST_BYTES) {
-      await res.body.dump().catch(() => {});
-      throw new NixregError(`${what} is ${declared} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`);
-    }
-    const chunks: Buffer[] = [];
-    let n = 0;
-    for await (const c of res.body) {
-      n += (c as Buffer).length;
-      if (n > MAX_MANIFEST_BYTES) throw new NixregError(`${what} is larger than the ${MAX_MANIFEST_BYTES}-byte limit`);
-      chunks.push(c as Buffer);
-    }
-    const bytes = Buffer.concat(chunks);
+    const bytes = res.bytes ?? Buffer.alloc(0);
     let mediaType = (headerValue(res.headers, 'content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (!mediaType || mediaType === 'application/json' || mediaType === 'text/plain' || mediaType === 'application/octet-stream') {
       mediaType = guessMediaType(bytes) ?? mediaType;
@@ -281,6 +283,37 @@ export class RegistryClient implements RegistryClientApi {
     const returned = headerValue(res.headers, 'docker-content-digest');
     if (returned && returned !== digest) throw integrityError(`manifest upload to ${this.describeRef(r)}: registry says ${returned}, we sent ${digest}`);
     return digest;
+  }
+
+  // ---------------------------------------------------------------- tags
+
+  /**
+   * Every tag of the repository, in the registry's order: GET /v2/<name>/tags/list, following the
+   * `Link: <…>; rel="next"` pages as the distribution spec (and c/image, for `skopeo inspect`'s RepoTags) do.
+   * `pageSize` asks for `n=` tags a page (a registry may send fewer).
+   */
+  async listTags(opts: { pageSize?: number } = {}): Promise<string[]> {
+    const what = `tag list of ${this.imageName}`;
+    const tags: string[] = [];
+    const seen = new Set<string>();
+    let next: string | undefined = `/v2/${this.repository}/tags/list${opts.pageSize ? `?n=${opts.pageSize}` : ''}`;
+    while (next) {
+      // a registry sending the same next page again would otherwise loop forever
+      if (seen.has(next) || seen.size >= MAX_TAG_PAGES) throw new NixregError(this.redact(`${what}: the registry's pages do not end (${seen.size} read)`));
+      seen.add(next);
+      const res = await this.send({ method: 'GET', url: next, bufferBody: { limit: MAX_TAG_PAGE_BYTES, what } });
+      if (res.status !== 200) return this.fail(res, what);
+      let page: unknown;
+      try {
+        page = (JSON.parse((res.bytes ?? Buffer.alloc(0)).toString('utf8')) as { tags?: unknown } | null)?.tags;
+      } catch {
+        throw new NixregError(`${what}: the registry answered with invalid JSON`);
+      }
+      if (page != null && (!Array.isArray(page) || page.some((t) => typeof t !== 'string'))) throw new NixregError(`${what}: "tags" is not a list of strings`);
+      tags.push(...((page as string[] | null | undefined) ?? []));
+      next = nextPageLink(headerValue(res.headers, 'link'));
+    }
+    return tags;
   }
 
   // ---------------------------------------------------------------- blobs
@@ -329,6 +362,8 @@ export class RegistryClient implements RegistryClientApi {
         ...(opts.size !== undefined ? { size: opts.size } : {}),
         open: (offset) => this.openBlob(digest, offset),
         resumeDelayMs: this.resumeDelayMs,
+        // a resume is a retry of the download: --retry-times bounds both (0 = neither)
+        ...(this.opts.retry?.times !== undefined ? { maxResumes: this.opts.retry.times * 2 } : {}),
         log: (l) => this.log(l),
       }),
       { objectMode: false },
@@ -353,7 +388,8 @@ export class RegistryClient implements RegistryClientApi {
     }
     if (res.status !== 202) return this.fail(res, `blob upload to ${this.imageName}`);
     await res.body.dump().catch(() => {});
-    return { mounted: false, location: this.location(res, 'upload start') };
+    const min = Number(headerValue(res.headers, 'oci-chunk-min-length'));
+    return { mounted: false, location: this.location(res, 'upload start'), ...(Number.isSafeInteger(min) && min > 0 ? { chunkMinLength: min } : {}) };
   }
 
   private location(res: HttpResponse, what: string): string {
@@ -373,9 +409,52 @@ export class RegistryClient implements RegistryClientApi {
       body.destroy();
       throw e;
     }
+    if (contentLength === undefined && STREAM_REJECTED.has(res.status)) {
+      body.destroy();
+      const summary = await summarizeErrorBody(res);
+      throw new StreamedUploadRejected(this.redact(`blob upload to ${this.imageName}: HTTP ${res.status} from ${this.registry} to a streamed PATCH${summary ? `: ${summary}` : ''}`), res.status);
+    }
     if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, `blob upload to ${this.imageName}`);
     await res.body.dump().catch(() => {});
     return this.location(res, 'blob upload');
+  }
+
+  /**
+   * One chunk of a chunked upload: `PATCH` with `Content-Range: start-end` (inclusive, no unit, as the OCI spec
+   * and distribution's parser want) and `Content-Length`. A Buffer body is replayable, so the transport may retry
+   * it; a replay the registry already applied comes back 416, which the caller resolves with uploadStatus.
+   */
+  async uploadChunk(location: string, chunk: Buffer, start: number): Promise<UploadChunkResult> {
+    const res = await this.send({
+      method: 'PATCH',
+      url: location,
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(chunk.length),
+        'content-range': `${start}-${start + chunk.length - 1}`,
+      },
+      body: chunk,
+    });
+    if (res.status === 416) {
+      await res.body.dump().catch(() => {});
+      return { outOfRange: true };
+    }
+    if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`);
+    await res.body.dump().catch(() => {});
+    return { location: this.location(res, 'blob upload chunk') };
+  }
+
+  /** GET <location>: how many bytes the registry holds for this upload (its `Range: 0-<last>` header). */
+  async uploadStatus(location: string): Promise<{ location: string; offset: number }> {
+    const res = await this.send({ method: 'GET', url: location });
+    if (res.status !== 204 && res.status !== 200) return this.fail(res, `blob upload status on ${this.imageName}`);
+    await res.body.dump().catch(() => {});
+    const range = /(\d+)-(\d+)/.exec(headerValue(res.headers, 'range') ?? '');
+    if (!range) throw new NixregError(`blob upload status on ${this.registry}: HTTP ${res.status} without a Range header`);
+    // "0-0" is distribution's answer for an empty upload (and, ambiguously, for one byte): read it as empty.
+    const last = Number(range[2]);
+    const offset = Number(range[1]) === 0 && last === 0 ? 0 : last + 1;
+    return { location: headerValue(res.headers, 'location') ? this.location(res, 'blob upload status') : location, offset };
   }
 
   /** PUT <location>&digest=… with an empty body; the registry verifies the digest. */
@@ -399,22 +478,65 @@ export class RegistryClient implements RegistryClientApi {
     if (res.status >= 400 && res.status !== 404) this.log(`cancel upload on ${this.registry}: HTTP ${res.status} (ignored)`);
   }
 
-  /** Convenience: upload a whole blob unless present (HEAD), in one PATCH. */
+  /**
+   * Convenience: upload a whole blob unless present (HEAD), in one PATCH. The PATCH body is a stream the transport
+   * never replays, so a failed attempt (session cancelled) is retried here as a whole: POST, PATCH, PUT again.
+   */
   async pushBlob(digest: string, body: Buffer | (() => Readable), size: number): Promise<'exists' | 'uploaded' | 'mounted'> {
     if (await this.headBlob(digest)) return 'exists';
-    const start = await this.startUpload();
-    if (start.mounted) return 'mounted';
-    const stream = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body();
-    try {
-      const next = await this.uploadBlobStream(start.location, stream, size);
-      await this.finishUpload(next, digest);
-    } catch (e) {
-      await this.cancelUpload(start.location).catch(() => {});
-      throw e;
+    const attempts = (this.opts.retry?.times ?? 4) + 1;
+    for (let attempt = 1; ; attempt++) {
+      const start = await this.startUpload();
+      if (start.mounted) return 'mounted';
+      const stream = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body();
+      try {
+        const next = await this.uploadBlobStream(start.location, stream, size);
+        await this.finishUpload(next, digest);
+        return 'uploaded';
+      } catch (e) {
+        await this.cancelUpload(start.location).catch(() => {});
+        // only transient failures (network, 429/5xx after the transport's own retries): not auth, 404 or digest errors
+        if (attempt >= attempts || !(e instanceof NixregError) || e.exitCode !== ExitCode.failure) throw e;
+        this.log(`blob ${digest} upload failed (${e.message}); retrying (${attempt + 1}/${attempts})`);
+        await sleep(Math.min(this.opts.retry?.maxDelayMs ?? 30_000, (this.opts.retry?.baseDelayMs ?? 1000) * attempt));
+      }
     }
-    return 'uploaded';
   }
 }
+
+/**
+ * Answers to a streamed PATCH (no Content-Length, no Content-Range) that mean "this registry wants chunks", not
+ * "this upload failed": 400 and 416 (the body or range is refused), 411 Length Required, 413 (a proxy's body-size
+ * limit, which chunks stay under), 415, 501 Not Implemented. The pusher then switches to a chunked upload.
+ */
+const STREAM_REJECTED = new Set([400, 411, 413, 415, 416, 501]);
+
+/** Tag-list pages: a safety bound (Docker Hub sends 100 tags a page by default: 1000 pages = 100k tags). */
+const MAX_TAG_PAGES = 1000;
+const MAX_TAG_PAGE_BYTES = 16 << 20;
+
+/** The target of `rel="next"` in a Link header (RFC 8288: `<url>; rel="next"`, possibly among others), if any. */
+export function nextPageLink(link: string | undefined): string | undefined {
+  for (const m of (link ?? '').matchAll(/<([^>]*)>\s*((?:;\s*[^;,]*)*)/g)) {
+    const rel = /;\s*rel\s*=\s*("[^"]*"|[^;\s]*)/i.exec(m[2] ?? '')?.[1]?.replace(/"/g, '') ?? '';
+    if (rel.toLowerCase().split(/\s+/).includes('next')) return m[1];
+  }
+  return undefined;
+}
+
+export class StreamedUploadRejected extends NixregError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
+
+const isTimeout = (err: unknown): boolean => {
+  const code = errorCode((err as { cause?: unknown }).cause ?? err);
+  return code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'ETIMEDOUT';
+};
 
 /** Media type from the body when Content-Type is missing or generic. */
 function guessMediaType(bytes: Buffer): string | undefined {

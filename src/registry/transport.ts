@@ -33,8 +33,21 @@ export interface HttpRequest {
   body?: Buffer | string | Readable;
   /** Follow 3xx for GET/HEAD (default true). */
   followRedirects?: boolean;
-  /** Retry on retryable failures (default true for replayable requests). */
-  retry?: boolean;
+  /**
+   * Retry on retryable failures (default true for replayable requests). 'status': retry 429/5xx answers only,
+   * not connection failures (a first contact over plain http, where a reset means "this is not an http server").
+   */
+  retry?: boolean | 'status';
+  /**
+   * Read a successful (2xx) body of at most this many bytes into `bytes` inside the retry loop, so a reset or stall
+   * mid-body is retried like one before the headers (manifests, tokens: small documents nobody streams).
+   */
+  bufferBody?: { limit: number; what: string };
+  /**
+   * The first request to a registry (the /v2/ ping): answered in milliseconds by any live registry, so it waits at
+   * most FIRST_CONTACT_MS for the headers even when --timeout allows slow blob reads. A dead host fails in seconds.
+   */
+  firstContact?: boolean;
 }
 
 export interface HttpResponse {
@@ -43,12 +56,18 @@ export interface HttpResponse {
   body: Dispatcher.ResponseData['body'];
   /** Final URL after redirects (Location headers resolve against it). */
   url: string;
+  /** The whole body, when the request asked for `bufferBody` and the status was 2xx (`body` is then consumed). */
+  bytes?: Buffer;
 }
 
 export const DEFAULT_USER_AGENT = 'nixreg/0.1.0';
 const RETRY_STATUSES = new Set([408, 429, 500, 502, 503, 504]);
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT', 'UND_ERR_CLOSED']);
+// A buffered body that breaks off is retried as a whole (the request is replayable and the body small).
+const BODY_RETRY_CODES = new Set([...RESET_CODES, 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_ABORTED']);
 const MAX_REDIRECTS = 10;
+/** Connecting (TCP + TLS) and the first answer of a registry never legitimately take longer than this. */
+export const FIRST_CONTACT_MS = 10_000;
 
 export const errorCode = (err: unknown): string | undefined => {
   const e = err as { code?: string; cause?: { code?: string } };
@@ -138,6 +157,7 @@ export class Transport {
   private readonly maxDelayMs: number;
   private readonly baseDelayMs: number;
   private readonly totalMs: number;
+  private readonly timeoutMs: number;
   /** Origins that answered at least once: a refused connection there later means "restarting", worth a retry. */
   private readonly reachedOrigins = new Set<string>();
 
@@ -149,15 +169,19 @@ export class Transport {
     this.totalMs = opts.retry?.totalMs ?? 5 * 60_000;
     const env = opts.env ?? process.env;
     const timeout = opts.timeoutMs ?? 60_000;
+    this.timeoutMs = timeout;
     const dirs = [opts.certDir ?? defaultCertDir(opts.host)].filter((d): d is string => !!d);
     // pullImage passes NIX_SSL_CERT_FILE through impureEnvVars; Node itself only reads its bundled roots.
-    const bundles = [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE].filter((f): f is string => !!f && existsSync(f));
+    // With verification off the CAs are never consulted: skip the bundles, and the 0.1-0.5 s of parsing them on the
+    // https attempt that precedes the http fallback (--tls-verify=false, loopback registries).
+    const bundles =
+      opts.tlsVerify === false ? [] : [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE].filter((f): f is string => !!f && existsSync(f));
     const wantsContext = dirs.length > 0 || bundles.length > 0;
     const tlsFor = () => {
       const secureContext = wantsContext ? secureContextFor(dirs[0], bundles) : undefined;
       return { rejectUnauthorized: opts.tlsVerify !== false, ...(secureContext ? { secureContext } : {}) };
     };
-    const connectTimeout = Math.min(timeout, 30_000);
+    const connectTimeout = Math.min(timeout, FIRST_CONTACT_MS);
     // The TLS context (re-parsing Node's roots to add extra CAs: 0.1-0.5 s) is built on the first https
     // connection, not up front: plain-http registries (loopback, --tls-verify=false) never pay for it.
     const plainConnector = buildConnector({ timeout: connectTimeout, rejectUnauthorized: opts.tlsVerify !== false });
@@ -204,17 +228,24 @@ export class Transport {
   /** One request with redirects and retries. Network failures become one-line NixregErrors naming the host. */
   async request(req: HttpRequest): Promise<HttpResponse> {
     const replayable = !(req.body instanceof Readable);
-    const mayRetry = (req.retry ?? true) && replayable;
+    const mayRetry = (req.retry ?? true) !== false && replayable;
     const started = Date.now();
     for (let attempt = 0; ; attempt++) {
       let res: HttpResponse | undefined;
       let failure: unknown;
       try {
         res = await this.requestFollowingRedirects(req);
+        if (req.bufferBody && res.status >= 200 && res.status < 300) res = { ...res, bytes: await this.readBuffered(res, req) };
       } catch (err) {
+        res = undefined;
         failure = err;
       }
-      const retryable = res ? RETRY_STATUSES.has(res.status) : this.isRetryableError(failure, req.url);
+      const retryable = res
+        ? RETRY_STATUSES.has(res.status)
+        : req.retry !== 'status' &&
+          // a first contact that timed out is a dead host: retrying multiplies the wait, it does not shorten it
+          !(req.firstContact && /TIMEOUT|TIMEDOUT/.test(errorCode(failure) ?? '')) &&
+          (this.isRetryableError(failure, req.url) || (!!req.bufferBody && BODY_RETRY_CODES.has(errorCode(failure) ?? '')));
       if (!retryable || !mayRetry || attempt >= this.times) {
         if (res) return res;
         throw this.networkError(failure, req);
@@ -232,6 +263,27 @@ export class Transport {
     }
   }
 
+  /** A small body read whole; over `limit` is an error of its own (never retried). */
+  private async readBuffered(res: HttpResponse, req: HttpRequest): Promise<Buffer> {
+    const { limit, what } = req.bufferBody!;
+    const declared = Number(headerValue(res.headers, 'content-length'));
+    if (declared > limit) {
+      await res.body.dump().catch(() => {});
+      throw new NixregError(`${what} is ${declared} bytes, more than the ${limit}-byte limit`);
+    }
+    const chunks: Buffer[] = [];
+    let n = 0;
+    for await (const c of res.body) {
+      n += (c as Buffer).length;
+      if (n > limit) {
+        res.body.destroy();
+        throw new NixregError(`${what} is larger than the ${limit}-byte limit`);
+      }
+      chunks.push(c as Buffer);
+    }
+    return Buffer.concat(chunks);
+  }
+
   private isRetryableError(err: unknown, url: string): boolean {
     if (err instanceof NixregError) return false;
     const code = errorCode(err);
@@ -239,10 +291,11 @@ export class Transport {
     return code !== undefined && RESET_CODES.has(code);
   }
 
-  networkError(err: unknown, req: { method: string; url: string }): Error {
+  networkError(err: unknown, req: { method: string; url: string; bufferBody?: { what: string } }): Error {
     if (err instanceof NixregError) return err;
     const host = new URL(req.url).host;
-    return new NixregError(`${req.method} ${host}: ${describeSystemError(err)}`, undefined, { cause: err });
+    const what = req.bufferBody ? `${req.bufferBody.what} (${req.method} ${host})` : `${req.method} ${host}`;
+    return new NixregError(`${what}: ${describeSystemError(err)}`, undefined, { cause: err });
   }
 
   private async requestFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
@@ -256,6 +309,7 @@ export class Transport {
         method: req.method,
         headers: { 'user-agent': this.opts.userAgent ?? DEFAULT_USER_AGENT, 'docker-distribution-api-version': 'registry/2.0', ...headers },
         body: req.body ?? null,
+        ...(req.firstContact ? { headersTimeout: Math.min(this.timeoutMs, FIRST_CONTACT_MS) } : {}),
       });
       this.reachedOrigins.add(url.origin);
       const res: HttpResponse = { status: r.statusCode, headers: r.headers, body: r.body, url: url.toString() };
@@ -269,8 +323,9 @@ export class Transport {
       await res.body.dump().catch(() => {});
       const next = new URL(location!, url);
       if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new NixregError(`${originalHost} redirected to an unsupported URL scheme ${next.protocol}`);
-      if (next.host !== originalHost) {
-        // Like Go and GGCR: credentials are for the registry only, never for a CDN/S3 redirect target.
+      if (next.host !== originalHost || (url.protocol === 'https:' && next.protocol === 'http:')) {
+        // Like Go and GGCR: credentials are for the registry only, never for a CDN/S3 redirect target, nor for
+        // the registry itself after a downgrade from https to plain http.
         const { authorization: _drop, Authorization: _drop2, ...rest } = headers as Record<string, string | string[]>;
         headers = rest;
       }

@@ -6,8 +6,9 @@ import { prefetch } from '../../prefetch/prefetch.js';
 import { formatJson, formatMulti, formatNix, formatNixExpr, type PrefetchFormat } from '../../prefetch/output.js';
 import { createProgress } from '../progress.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
+import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 
-interface Args {
+interface Args extends NetworkArgs {
   positionals: string[];
   imageName?: string;
   imageTag?: string;
@@ -41,7 +42,7 @@ export const command: CommandModule<object, Args> = {
   command: 'prefetch [positionals..]',
   describe: 'nix-prefetch-docker without skopeo: print the pullImage attributes (hash of the archive, per-platform digest)',
   builder: (y) =>
-    y
+    withNetworkFlags(y)
       .positional('positionals', { type: 'string', array: true, describe: 'IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]' })
       .option('image-name', { type: 'string' })
       .option('image-tag', { type: 'string' })
@@ -103,7 +104,7 @@ export const command: CommandModule<object, Args> = {
       output: output ?? (tempForStore ? `${tempForStore}/${'image.tar'}` : undefined),
       force: a.force,
       jobs: a.jobs,
-      client: { tlsVerify: a.tlsVerify, creds: a.creds !== undefined ? parseCredsFlag(a.creds) : undefined, authfile: a.authfile, certDir: a.certDir },
+      client: { tlsVerify: a.tlsVerify, creds: a.creds !== undefined ? parseCredsFlag(a.creds) : undefined, authfile: a.authfile, certDir: a.certDir, ...networkOptions(a) },
       progress,
     });
     progress.done();
