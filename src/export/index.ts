@@ -6,7 +6,7 @@ import { flattenLayers, type FlattenStats } from './flatten.js';
 export { flattenLayers, type FlattenInput, type FlattenStats } from './flatten.js';
 
 /** Flatten `src` (any source: registry, archive, OCI, conf) into one root-filesystem tar on `out`. */
-export function exportToStream(src: SourceImage, out: Writable): Promise<FlattenStats> {
+function exportToStream(src: SourceImage, out: Writable): Promise<FlattenStats> {
   return flattenLayers(
     {
       layerCount: src.diffIDs.length,

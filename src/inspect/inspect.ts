@@ -1,6 +1,8 @@
 import type { SourceImage } from '../source/types.js';
 import type { Platform } from '../manifest/manifest.js';
 import { parseManifest } from '../manifest/manifest.js';
+import { ExitCode, NixregError } from '../errors.js';
+import { repositoryTags, type OpenSourceOptions } from '../source/index.js';
 
 /**
  * `nixreg inspect`: what `skopeo inspect` reports, from any source. The JSON uses skopeo's field names where
@@ -45,20 +47,21 @@ interface ConfigJson {
   config?: { Env?: string[]; Labels?: Record<string, string>; Entrypoint?: string[]; Cmd?: string[]; WorkingDir?: string; User?: string } | null;
 }
 
-export const platformString = (p?: Platform): string | null =>
+const platformString = (p?: Platform): string | null =>
   p ? [p.os, p.architecture, p.variant].filter(Boolean).join('/') + (p['os.version'] ? ` (${p['os.version']})` : '') : null;
 
-export function inspectImage(src: SourceImage): InspectResult {
+/** `repoTags`: the repository's tags for a registry source (skopeo lists them all; see repositoryTags). */
+export function inspectImage(src: SourceImage, opts: { repoTags?: readonly string[] } = {}): InspectResult {
   const cfg = JSON.parse(src.configBytes.toString('utf8')) as ConfigJson;
   const c = cfg.config ?? {};
   // Layer descriptors as the described manifest has them (for a docker-archive: c/image's generated manifest).
-  const described = parseManifest(src.describedManifest, src.manifestMediaType);
+  const described = parseManifest(src.describedManifest, src.manifestMediaType, `manifest of ${src.description}`);
   const layers = described.kind === 'image' ? described.layers : src.layers;
   const name = src.kind === 'registry' ? src.description.slice(0, src.description.lastIndexOf('@')) : undefined;
   return {
     ...(name ? { Name: name } : {}),
     Digest: src.index?.digest ?? src.manifestDigest,
-    RepoTags: [...src.repoTags],
+    RepoTags: [...(opts.repoTags ?? src.repoTags)],
     ...(cfg.created !== undefined ? { Created: goTime(cfg.created) } : {}),
     DockerVersion: cfg.docker_version ?? '',
     Labels: c.Labels ?? null,
@@ -85,6 +88,20 @@ export function inspectImage(src: SourceImage): InspectResult {
         }
       : null,
   };
+}
+
+/**
+ * As skopeo: a registry that refuses the tag list (ECR without ListImages: denied; public.ecr.aws: 404) costs
+ * the RepoTags, not the inspect.
+ */
+export async function listedTags(source: string, opts: OpenSourceOptions, warn: (w: string) => void): Promise<string[] | undefined> {
+  try {
+    return await repositoryTags(source, opts);
+  } catch (err) {
+    if (!(err instanceof NixregError) || (err.exitCode !== ExitCode.auth && err.exitCode !== ExitCode.notFound)) throw err;
+    warn(`the registry disallows listing its tags (${err.message}); RepoTags left empty`);
+    return [];
+  }
 }
 
 /**

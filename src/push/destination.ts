@@ -12,6 +12,8 @@ export interface RegistryAccess {
   /** Retries / read timeout (--retry-times, --retry-max-time, --timeout). */
   retry?: RegistryClientOptions['retry'];
   timeoutMs?: number;
+  /** --max-manifest-size (default 4 MiB). */
+  maxManifestBytes?: number;
   log?: (line: string) => void;
   /** Environment for credential lookup (tests). */
   env?: NodeJS.ProcessEnv;
@@ -48,6 +50,7 @@ export function clientOptions(access: RegistryAccess) {
     ...(access.certDir ? { certDir: access.certDir } : {}),
     ...(access.retry ? { retry: access.retry } : {}),
     ...(access.timeoutMs ? { timeoutMs: access.timeoutMs } : {}),
+    ...(access.maxManifestBytes ? { maxManifestBytes: access.maxManifestBytes } : {}),
     ...(access.log ? { log: access.log } : {}),
     ...(access.env ? { env: access.env } : {}),
   };

@@ -1,8 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { nixregCacheDir, readCacheEntry, writeCacheEntry } from '../util/cache-file.js';
 
 /**
  * What `nixreg push` remembers between runs, so an unchanged layer costs one HEAD and no store read:
@@ -12,9 +10,9 @@ import { join } from 'node:path';
  * - blob entries, keyed by diffID + codec (compression and level, see codecId) → compressed digest and size, plus the repositories (per
  *   registry) the blob was pushed to or found in, which become cross-repository mount candidates.
  *
- * One small JSON file per entry under `$XDG_CACHE_HOME/nixreg/push` (or `~/.cache/nixreg/push`), written to a
- * temp name and renamed, so concurrent pushes only ever see whole entries. Unreadable entries are misses and a
- * failed write is ignored: the cache only saves work, every digest is still verified by the registry.
+ * One small JSON file per entry under `$XDG_CACHE_HOME/nixreg/push` (or `~/.cache/nixreg/push`), see
+ * src/util/cache-file.ts (whole entries under concurrent pushes, bad entries are misses, failed writes ignored):
+ * the cache only saves work, every digest is still verified by the registry.
  */
 const VERSION = 1;
 const MAX_REPOS = 16;
@@ -42,8 +40,7 @@ export class PushCache {
   constructor(readonly dir: string = PushCache.defaultDir()) {}
 
   static defaultDir(env: NodeJS.ProcessEnv = process.env): string {
-    const base = env.XDG_CACHE_HOME && env.XDG_CACHE_HOME.startsWith('/') ? env.XDG_CACHE_HOME : join(homedir(), '.cache');
-    return join(base, 'nixreg', 'push');
+    return join(nixregCacheDir(env), 'push');
   }
 
   async getLayer(inputsKey: string): Promise<LayerEntry | undefined> {
@@ -93,27 +90,11 @@ export class PushCache {
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   private async read(name: string): Promise<any> {
-    try {
-      // Synchronous on purpose: entries are ~200 bytes, and a warm push reads one per layer; readFileSync costs
-      // microseconds where fs/promises' open/fstat/read/close round trips through the thread pool cost ~1 ms each
-      // (measured: 101 layers, 140 ms → a few ms).
-      const e = JSON.parse(readFileSync(this.file(name), 'utf8'));
-      return e?.v === VERSION ? e : undefined;
-    } catch {
-      return undefined;
-    }
+    return readCacheEntry(this.file(name), VERSION);
   }
 
   private async write(name: string, value: Record<string, unknown>): Promise<void> {
-    const target = this.file(name);
-    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await mkdir(this.dir, { recursive: true });
-      await writeFile(tmp, JSON.stringify({ v: VERSION, ...value }) + '\n');
-      await rename(tmp, target);
-    } catch {
-      await rm(tmp, { force: true }).catch(() => {});
-    }
+    await writeCacheEntry(this.file(name), VERSION, value);
   }
 }
 

@@ -77,8 +77,8 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
     progress.layerDone(i, status, d.digest, d.size, srcRef.repository);
     return status;
   };
-  const copyImage = async (bytes: Buffer, mediaType: string, to: string | null) => {
-    const m = parseManifest(bytes, mediaType);
+  const copyImage = async (bytes: Buffer, mediaType: string, to: string | null, what: string) => {
+    const m = parseManifest(bytes, mediaType, what);
     if (m.kind !== 'image') throw usageError('nested index in an index is not supported');
     const blobs = [m.config, ...m.layers.filter((l) => !l.urls?.length)]; // foreign layers stay where they are
     progress.begin(blobIndex + blobs.length);
@@ -88,16 +88,18 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   };
   try {
     const top = await src.getManifest(srcRef.digest ?? srcRef.tag ?? 'latest');
-    const parsed = parseManifest(top.bytes, top.mediaType);
+    const srcName = `${srcRef.registry}/${srcRef.repository}`;
+    const topWhat = `manifest ${srcName}${srcRef.digest ? '@' + srcRef.digest : ':' + (srcRef.tag ?? 'latest')}`;
+    const parsed = parseManifest(top.bytes, top.mediaType, topWhat);
     let config = { digest: '', size: 0, mediaType: '' };
     let layers: PushResult['layers'] = [];
     if (parsed.kind === 'index') {
       for (const child of parsed.manifests) {
         const cm = await src.getManifest(child.digest);
-        await copyImage(cm.bytes, cm.mediaType, child.digest);
+        await copyImage(cm.bytes, cm.mediaType, child.digest, `manifest ${srcName}@${child.digest}`);
       }
     } else {
-      const { m, statuses } = await copyImage(top.bytes, top.mediaType, null);
+      const { m, statuses } = await copyImage(top.bytes, top.mediaType, null, topWhat);
       config = { digest: m.config.digest, size: m.config.size, mediaType: m.config.mediaType };
       layers = m.layers.map((l, i) => ({ kind: 'base', mediaType: l.mediaType, digest: l.digest, blobSize: l.size, diffID: '', size: 0, status: statuses[i + 1] ?? 'exists' }));
     }

@@ -238,7 +238,7 @@ export class RegistryClient implements RegistryClientApi {
       method: 'GET',
       path: `/v2/${this.repository}/manifests/${r}`,
       headers: { accept: [...MANIFEST_ACCEPT] },
-      bufferBody: { limit: this.opts.maxManifestBytes ?? MAX_MANIFEST_BYTES, what },
+      bufferBody: { limit: this.opts.maxManifestBytes ?? MAX_MANIFEST_BYTES, what, hint: 'raise the limit with --max-manifest-size' },
     });
     if (res.status !== 200) return this.fail(res, what);
     const bytes = res.bytes ?? Buffer.alloc(0);

@@ -104,7 +104,7 @@ const linkOf = (m: TarMember): string => {
   return l === undefined ? '' : typeof l === 'string' ? l : l.toString('utf8');
 };
 
-export function archiveOpenError(label: string, err: unknown): NixregError {
+function archiveOpenError(label: string, err: unknown): NixregError {
   if (err instanceof NixregError) return new NixregError(`${label}: ${err.message}`, err.exitCode);
   if (err instanceof NotATarError) return usageError(`${label} ${err.message}`);
   const code = (err as { code?: string }).code;

@@ -35,6 +35,17 @@ export function withSourceFlags<T>(y: Argv<T>): Argv<T & SourceArgs> {
     .option('cache', { type: 'boolean', default: true, describe: 'conf: cache layer digests (--no-cache disables)' }) as unknown as Argv<T & SourceArgs>;
 }
 
+/** A command reading one image: `<source>` in every form openSource takes, `-t` for a conf, and the source flags. */
+export function withOneSource<T>(y: Argv<T>): Argv<T & SourceArgs & { source: string; tag?: string }> {
+  return withSourceFlags(y)
+    .positional('source', {
+      type: 'string',
+      demandOption: true,
+      describe: 'docker://REF, docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF], conf:PATH, or a path',
+    })
+    .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' }) as unknown as Argv<T & SourceArgs & { source: string; tag?: string }>;
+}
+
 /** Like `nixreg pull`: the host's variant is only assumed when the architecture is not overridden (c/image). */
 export function wantedPlatform(a: Pick<SourceArgs, 'os' | 'arch' | 'variant'>): WantedPlatform {
   const host = hostPlatform();

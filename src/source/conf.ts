@@ -1,12 +1,7 @@
-import { sha256Digest } from '../digest/sha256.js';
-import { MediaType } from '../manifest/media-types.js';
 import type { Descriptor } from '../manifest/manifest.js';
 import { buildImageConfig, loadStreamConf, prepareImage, resolveLayerDigests, type LayerCache } from '../nix/stream/index.js';
-import { generatedManifest } from './docker-archive.js';
-import { assembleSource } from './image.js';
+import { assembleSource, GENERATED_LAYER_TYPE, withGeneratedManifest } from './image.js';
 import type { SourceImage } from './types.js';
-
-const GENERATED_LAYER_TYPE = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 
 export interface ConfOpenOptions {
   storeRoot?: string;
@@ -31,20 +26,11 @@ export async function openConf(path: string, opts: ConfOpenOptions): Promise<Sou
   try {
     const diffIDs = await resolveLayerDigests(img, opts.cache);
     const configBytes = buildImageConfig(img, diffIDs);
-    const config: Descriptor = { mediaType: MediaType.dockerConfig, size: configBytes.length, digest: sha256Digest(configBytes) };
     const layers: Descriptor[] = img.layers.map((l, i) => ({ mediaType: GENERATED_LAYER_TYPE, digest: diffIDs[i]!, size: l.size }));
-    const described = generatedManifest(config, layers);
     return assembleSource({
       kind: 'conf',
       description: `conf ${path}`,
-      index: null,
-      manifestDigest: sha256Digest(described),
-      manifestMediaType: MediaType.dockerManifest,
-      manifestBytes: null,
-      describedManifest: described,
-      config,
-      configBytes,
-      layers,
+      ...withGeneratedManifest(configBytes, layers),
       repoTags: [img.repoTag],
       openRawLayer: async (i) => img.layers[i]!.open(),
       openTar: async (i) => img.layers[i]!.open(),

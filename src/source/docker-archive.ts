@@ -1,12 +1,10 @@
 import { decompressByMagic, detectCompression } from '../compression/decompress.js';
-import { sha256Digest } from '../digest/sha256.js';
 import { usageError, notFoundError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
 import type { Descriptor } from '../manifest/manifest.js';
 import { normalizeTaggedName } from '../reference/reference.js';
 import type { TarMember } from '../nix/stream/tar-reader.js';
 import { ArchiveMembers, cleanName } from './archive-members.js';
-import { assembleSource } from './image.js';
+import { assembleSource, GENERATED_LAYER_TYPE, withGeneratedManifest } from './image.js';
 import { parseJson, verifyStream } from './verify.js';
 import type { SourceImage } from './types.js';
 
@@ -18,8 +16,6 @@ export interface DockerArchiveEntry {
 }
 
 const SMALL_JSON = 16 << 20;
-/** c/image's DockerV2Schema2LayerMediaType: what it claims for docker-archive layers in the generated manifest. */
-const GENERATED_LAYER_TYPE = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
 
 export const keepArchiveJson = (m: TarMember): boolean =>
   m.size <= SMALL_JSON && (m.name.endsWith('.json') || cleanName(m.name) === 'repositories');
@@ -70,12 +66,6 @@ export function chooseEntry(entries: DockerArchiveEntry[], ref: string | undefin
   return hit;
 }
 
-/** The schema2 manifest c/image generates for an archive image (Go's json.Marshal field order). */
-export function generatedManifest(config: Descriptor, layers: readonly Descriptor[]): Buffer {
-  const d = (x: Descriptor) => ({ mediaType: x.mediaType, size: x.size, digest: x.digest });
-  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.dockerManifest, config: d(config), layers: layers.map(d) }));
-}
-
 /**
  * `docker-archive:PATH[:NAME:TAG|:@N]`. As in c/image, layers are presented by diffID with their uncompressed
  * size (a member stored compressed is decompressed on read), so the generated manifest and its digest are
@@ -95,19 +85,10 @@ export async function openDockerArchive(path: string, ref: string | undefined, o
     for (let i = 0; i < members.length; i++) {
       layers.push({ mediaType: GENERATED_LAYER_TYPE, digest: String(diffIDs[i]), size: await uncompressedSize(a, members[i]!) });
     }
-    const config: Descriptor = { mediaType: MediaType.dockerConfig, size: configBytes.length, digest: sha256Digest(configBytes) };
-    const described = generatedManifest(config, layers);
     return assembleSource({
       kind: 'docker-archive',
       description: ref ? `${label}:${ref}` : label,
-      index: null,
-      manifestDigest: sha256Digest(described),
-      manifestMediaType: MediaType.dockerManifest,
-      manifestBytes: null,
-      describedManifest: described,
-      config,
-      configBytes,
-      layers,
+      ...withGeneratedManifest(configBytes, layers),
       repoTags: entry.RepoTags ?? [],
       sequentialReads: a.archive.gzip, // true for any compressed outer archive
       // decompressByMagic passes a plain tar through untouched; digest (and size, where it was measured: see

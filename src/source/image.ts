@@ -4,6 +4,7 @@ import { decompressByMagic } from '../compression/decompress.js';
 import { checkDigest, sha256Digest } from '../digest/sha256.js';
 import type { Descriptor } from '../manifest/manifest.js';
 import { NixregError } from '../errors.js';
+import { MediaType } from '../manifest/media-types.js';
 import type { SourceImage, SourceIndex, SourceKind } from './types.js';
 import { verifyStream } from './verify.js';
 
@@ -30,6 +31,31 @@ export interface SourceParts {
   /** The uncompressed tar straight from the source (conf layers are generated uncompressed). */
   openTar?(index: number): Promise<Readable>;
   close(): Promise<void>;
+}
+
+/** c/image's DockerV2Schema2LayerMediaType: what it claims for the layers (by diffID) of an image without a stored manifest. */
+export const GENERATED_LAYER_TYPE = 'application/vnd.docker.image.rootfs.diff.tar.gzip';
+
+/** The schema2 manifest c/image generates for an archive image (Go's json.Marshal field order). */
+export function generatedManifest(config: Descriptor, layers: readonly Descriptor[]): Buffer {
+  const d = (x: Descriptor) => ({ mediaType: x.mediaType, size: x.size, digest: x.digest });
+  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.dockerManifest, config: d(config), layers: layers.map(d) }));
+}
+
+/** The manifest-side parts of an image that has no stored manifest: the one c/image generates describes it. */
+export function withGeneratedManifest(configBytes: Buffer, layers: readonly Descriptor[]) {
+  const config: Descriptor = { mediaType: MediaType.dockerConfig, size: configBytes.length, digest: sha256Digest(configBytes) };
+  const described = generatedManifest(config, layers);
+  return {
+    index: null,
+    manifestDigest: sha256Digest(described),
+    manifestMediaType: MediaType.dockerManifest,
+    manifestBytes: null,
+    describedManifest: described,
+    config,
+    configBytes,
+    layers,
+  } satisfies Partial<SourceParts>;
 }
 
 /**

@@ -8,7 +8,7 @@ import { ArchiveMembers } from './archive-members.js';
 import { openConf } from './conf.js';
 import { keepArchiveJson, openDockerArchive } from './docker-archive.js';
 import { keepLayoutFiles, layoutRawManifest, openOciArchive, openOciLayout } from './oci.js';
-import { openRegistry, registryRawManifest } from './registry.js';
+import { openRegistry, registryRawManifest, registryTags } from './registry.js';
 import type { SourceImage, SourceKind } from './types.js';
 
 export type { SourceImage, SourceIndex, SourceKind } from './types.js';
@@ -57,7 +57,7 @@ export async function parseSourceSpec(spec: string): Promise<SourceSpec> {
     if (!path) throw usageError(`source "${spec}" has no path`);
     return colon < 0 ? { kind, path } : { kind, path, ref: rest.slice(colon + 1) };
   }
-  if (spec === '') throw usageError('empty source');
+  if (spec === '') throw usageError('empty source: give a path, docker://REF, docker-archive:PATH, oci:DIR, oci-archive:PATH or conf:PATH');
   return { kind: await sniffSource(spec), path: spec };
 }
 
@@ -129,7 +129,15 @@ export async function rawManifest(spec: string, opts: OpenSourceOptions): Promis
   }
 }
 
-export async function openSpec(s: SourceSpec, opts: OpenSourceOptions): Promise<SourceImage> {
+/** All tags of the repository a `docker://` spec names (undefined for any other source: its tags are its own). */
+export async function repositoryTags(spec: string, opts: OpenSourceOptions): Promise<string[] | undefined> {
+  if (!spec.startsWith('docker://')) return undefined;
+  const s = await parseSourceSpec(spec);
+  const { storeRoot: _s, cache: _c, repoTag: _r, platform: _p, ...registry } = opts;
+  return registryTags(s.path, registry);
+}
+
+async function openSpec(s: SourceSpec, opts: OpenSourceOptions): Promise<SourceImage> {
   switch (s.kind) {
     case 'registry': {
       const { storeRoot: _s, cache: _c, repoTag: _r, ...registry } = opts;

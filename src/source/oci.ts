@@ -36,8 +36,10 @@ function dirStore(dir: string): LayoutStore {
     kind: 'oci-layout',
     sequentialReads: false,
     indexJson: async () => {
-      const layout = await readFile(join(dir, 'oci-layout'), 'utf8').catch((err) => {
-        throw usageError(`${label} is not an OCI image layout (no oci-layout file: ${describeSystemError(err)})`);
+      const layout = await readFile(join(dir, 'oci-layout'), 'utf8').catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT' && !(await stat(dir).then(() => true, () => false))) throw usageError(`${label} does not exist`);
+        if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw usageError(`${label} is not an OCI image layout (no oci-layout file)`);
+        throw usageError(`${label}: cannot read its oci-layout file (${describeSystemError(err)})`);
       });
       checkLayoutVersion(layout, label);
       return readFile(join(dir, 'index.json')).catch((err) => {
@@ -182,6 +184,7 @@ function parseManifestAs(bytes: Buffer, mediaType: string, what: string) {
   try {
     return parseManifest(bytes, mediaType);
   } catch (err) {
+    // `what` already names the document ("oci DIR: manifest sha256:..."), so the message reads "what: invalid manifest: why"
     if (err instanceof NixregError) throw new NixregError(`${what}: ${err.message}`, err.exitCode);
     throw err;
   }

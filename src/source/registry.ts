@@ -29,6 +29,17 @@ export async function registryRawManifest(spec: string, opts: Omit<RegistryOpenO
   return (await client.getManifest(ref.digest ?? ref.tag ?? 'latest')).bytes;
 }
 
+/** `inspect`'s RepoTags for `docker://REF`: every tag of the repository, as `skopeo inspect` lists them. */
+export async function registryTags(spec: string, opts: Omit<RegistryOpenOptions, 'platform'>): Promise<string[]> {
+  const ref = parseImageReference(spec);
+  const client = new RegistryClient({ ...opts, registry: ref.registry, repository: ref.repository });
+  try {
+    return await client.listTags();
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
 /**
  * `docker://REF`. Like src/image/registry-source.ts (same manifest/platform logic, c/image's selection order),
  * but keeps the index bytes and platforms for `inspect --raw` and the manifest bytes for format conversions.
@@ -37,15 +48,16 @@ export async function openRegistry(spec: string, opts: RegistryOpenOptions): Pro
   const ref = parseImageReference(spec);
   const { platform, ...clientOpts } = opts;
   const client = new RegistryClient({ ...clientOpts, registry: ref.registry, repository: ref.repository });
-  const first = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
-  let parsed = parseManifest(first.bytes, first.mediaType);
+  const wanted = ref.digest ?? ref.tag ?? 'latest';
+  const first = await client.getManifest(wanted);
+  let parsed = parseManifest(first.bytes, first.mediaType, `manifest ${ref.registry}/${ref.repository}${ref.digest ? '@' : ':'}${wanted}`);
   let index: SourceIndex | null = null;
   let chosen = first;
   if (parsed.kind === 'index') {
     index = indexInfo(first.digest, first.bytes, parsed);
     const desc = selectPlatform(parsed, platform);
     chosen = await client.getManifest(desc.digest);
-    parsed = parseManifest(chosen.bytes, chosen.mediaType);
+    parsed = parseManifest(chosen.bytes, chosen.mediaType, `manifest ${ref.registry}/${ref.repository}@${desc.digest}`);
     if (parsed.kind !== 'image') throw new NixregError(`${ref.name}@${desc.digest}: an index inside an index is not supported`);
   }
   const manifest = parsed;

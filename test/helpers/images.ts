@@ -137,13 +137,13 @@ export async function pushBlob(url: string, repo: string, blob: Buffer, headers:
   if (post.status !== 202) throw new Error(`POST upload: ${post.status}`);
   const loc = new URL(post.headers.get('location')!, url);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body: blob, headers: { ...headers, 'content-type': 'application/octet-stream' } });
+  const put = await fetch(loc, { method: 'PUT', body: new Uint8Array(blob), headers: { ...headers, 'content-type': 'application/octet-stream' } });
   if (put.status !== 201) throw new Error(`PUT blob: ${put.status} ${await put.text()}`);
   return digest;
 }
 
 export async function pushManifest(url: string, repo: string, ref: string, bytes: Buffer, mediaType: string, headers: PushHeaders = {}): Promise<string> {
-  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: bytes, headers: { ...headers, 'content-type': mediaType } });
+  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { ...headers, 'content-type': mediaType } });
   if (r.status !== 201) throw new Error(`PUT manifest ${repo}:${ref}: ${r.status} ${await r.text()}`);
   return sha(bytes);
 }

@@ -1,25 +1,23 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { closureGraph } from '../../src/nix/closure.js';
 import { requireTool } from '../helpers/tools.js';
+import { runCliSync } from '../helpers/cli.js';
+import { buildTestClosure } from '../helpers/nix-closure.js';
 
 // Real Nix (Debian nix-bin, single-user as root, no sandbox) builds a 3-path closure with only builtins and /bin/sh;
 // the built CLI (dist/) turns it into an image that skopeo and umoci must read back to the same files.
 const root = join(import.meta.dirname, '../..');
-const nixreg = (...args: string[]) => spawnSync('node', [join(root, 'bin/nixreg.js'), ...args], { encoding: 'utf8' });
-const NIX_OPTS = ['--option', 'sandbox', 'false', '--option', 'build-users-group', ''];
+const nixreg = (...args: string[]) => runCliSync(args);
 
-// lib <- data <- app (app has bin/hello); a fresh salt per run so the build really runs.
-const expr = `{ salt }:
-let
-  mk = name: script: derivation { inherit name salt; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin"; };
+// lib <- data <- app (app has bin/hello)
+const closure = `
   lib = mk "nixreg-test-lib-1.0" "mkdir -p $out/lib && echo libdata > $out/lib/libtest.so.1 && ln -s libtest.so.1 $out/lib/libtest.so";
   data = mk "nixreg-test-data" "mkdir -p $out/share && echo \${lib}/lib/libtest.so > $out/share/ref";
   app = mk "nixreg-test-app-1.0" "mkdir -p $out/bin $out/etc && printf '#!/bin/sh\\\\necho hello from \${data}\\\\n' > $out/bin/hello && chmod 555 $out/bin/hello && echo conf > $out/etc/app.conf";
-in app
 `;
 
 let tmp: string;
@@ -28,11 +26,7 @@ let app: string;
 beforeAll(() => {
   for (const t of ['nix-build', 'nix-store', 'skopeo', 'umoci']) requireTool(t);
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-build-nix-'));
-  writeFileSync(join(tmp, 'closure.nix'), expr);
-  app = execFileSync('nix-build', [join(tmp, 'closure.nix'), '--argstr', 'salt', `${Date.now()}-${process.pid}`, '--no-out-link', ...NIX_OPTS], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim();
+  app = buildTestClosure(tmp, closure);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -1,22 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from '../helpers/tools.js';
+import { runCliSync } from '../helpers/cli.js';
+import { buildTestClosure } from '../helpers/nix-closure.js';
 
 // `nixreg build --single-layer` (buildImage's shape) over a real Nix closure: skopeo must see one layer, umoci must
 // unpack the store paths, the root links and the overlay files, and a second build must give the same bytes.
-const root = join(import.meta.dirname, '../..');
-const nixreg = (...args: string[]) => spawnSync('node', [join(root, 'bin/nixreg.js'), ...args], { encoding: 'utf8' });
-const NIX_OPTS = ['--option', 'sandbox', 'false', '--option', 'build-users-group', ''];
+const nixreg = (...args: string[]) => runCliSync(args);
 
-const expr = `{ salt }:
-let
-  mk = name: script: derivation { inherit name salt; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin"; };
+const closure = `
   lib = mk "nixreg-sl-lib-1.0" "mkdir -p $out/lib && echo libdata > $out/lib/libtest.so.1 && ln -s libtest.so.1 $out/lib/libtest.so";
   app = mk "nixreg-sl-app-1.0" "mkdir -p $out/bin $out/etc/ssl && printf '#!/bin/sh\\\\necho \${lib}\\\\n' > $out/bin/hello && chmod 555 $out/bin/hello && echo store > $out/etc/app.conf && echo pem > $out/etc/ssl/cert.pem";
-in app
 `;
 
 let tmp: string;
@@ -27,11 +24,7 @@ const requisites = () => execFileSync('nix-store', ['--query', '--requisites', a
 beforeAll(() => {
   for (const t of ['nix-build', 'nix-store', 'skopeo', 'umoci', 'tar']) requireTool(t);
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-single-layer-'));
-  writeFileSync(join(tmp, 'closure.nix'), expr);
-  app = execFileSync('nix-build', [join(tmp, 'closure.nix'), '--argstr', 'salt', `${Date.now()}-${process.pid}`, '--no-out-link', ...NIX_OPTS], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim();
+  app = buildTestClosure(tmp, closure);
   // extraCommands-style tree: a new file beside a store-linked dir, a file overriding a root's file, a symlink, an empty dir
   overlay = join(tmp, 'overlay');
   mkdirSync(join(overlay, 'etc'), { recursive: true });

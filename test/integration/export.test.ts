@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,14 +9,13 @@ import { makeImage, prng, pushTestImage, type Compression } from '../helpers/ima
 import { layer } from '../helpers/export-layers.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
+import { runCliSync } from '../helpers/cli.js';
 
 /**
  * `nixreg export` end to end (needs a built dist/): the flattened tar, extracted with GNU tar, must give the same
  * tree as `umoci unpack` of the same image (types, modes, owners, mtimes, bytes, symlink targets, hard-link
  * identity), from a registry, a docker-archive and a streamLayeredImage conf; hostile layers must be refused.
  */
-const ROOT = join(FIXTURES, '..', '..');
-const BIN = join(ROOT, 'bin', 'nixreg.js');
 
 let reg: Distribution;
 let work: string;
@@ -34,8 +33,8 @@ afterAll(async () => {
 });
 
 function nixreg(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { env: { ...process.env, XDG_CACHE_HOME: join(work, 'cache') }, maxBuffer: 256 << 20 });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+  const r = runCliSync(args, { cacheHome: join(work, 'cache') });
+  return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
 }
 const skopeo = (...args: string[]) => execFileSync('skopeo', ['--insecure-policy', ...args], { stdio: 'pipe' });
 

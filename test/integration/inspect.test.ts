@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { LAYERS, pushTestImage, pushTestIndex } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { requireTool } from '../helpers/tools.js';
+import { runCliSync } from '../helpers/cli.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 /**
@@ -22,8 +23,8 @@ let work: string;
 let indexDigest: string;
 
 function nixreg(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, 'inspect', ...args], { encoding: 'buffer', env: { ...process.env, NIXREG_DEBUG: '' } });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr.toString() };
+  const r = runCliSync(['inspect', ...args]);
+  return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
 }
 function ok(...args: string[]): Buffer {
   const r = nixreg(...args);
@@ -67,7 +68,8 @@ describe('nixreg inspect vs skopeo inspect', () => {
     expect(ok(ref, '--tls-verify=false', '--config').equals(skopeo('inspect', '--tls-verify=false', '--config', '--raw', ref))).toBe(true);
     const mine = json(ok(ref, '--tls-verify=false', '--json'));
     const theirs = json(skopeo('inspect', '--tls-verify=false', ref));
-    for (const k of ['Name', 'Digest', 'Created', 'Architecture', 'Os', 'Layers', 'Env', 'Labels', 'DockerVersion'] as const) expect(mine[k], k).toEqual(theirs[k]);
+    for (const k of ['Name', 'Digest', 'RepoTags', 'Created', 'Architecture', 'Os', 'Layers', 'Env', 'Labels', 'DockerVersion'] as const) expect(mine[k], k).toEqual(theirs[k]);
+    expect([...mine.RepoTags].sort()).toEqual(['armonly', 'multi', 'v1']); // every tag of the repository, like skopeo
     expect(mine.Entrypoint).toEqual(['/bin/hi']);
     expect(mine.Cmd).toEqual(['--help']);
     expect(mine.Index).toBe(null);
@@ -75,6 +77,14 @@ describe('nixreg inspect vs skopeo inspect', () => {
     expect(text).toContain(`Digest:       ${theirs.Digest}`);
     for (const l of theirs.Layers) expect(text).toContain(l);
     expect(text).toContain('org.example.a=1');
+  });
+
+  test('--no-tags: RepoTags empty, without the tag-list request', () => {
+    const from = readFileSync(reg.logFile, 'utf8').length;
+    const r = nixreg(`docker://${reg.host}/ins/img:v1`, '--tls-verify=false', '--json', '--no-tags');
+    expect(r.status, r.stderr).toBe(0);
+    expect(json(r.stdout).RepoTags).toEqual([]);
+    expect(readFileSync(reg.logFile, 'utf8').slice(from)).not.toMatch(/tags\/list/);
   });
 
   test('index: --raw prints the index bytes; --json names the index, its platforms and the chosen one', () => {

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { runCliSync } from '../helpers/cli.js';
 
 // Runs the built CLI (dist/ must be built: `npx tsc -p tsconfig.json`; npm test does it).
 const root = join(import.meta.dirname, '../..');
 const fixtures = join(root, 'test/fixtures/layering');
-const nixreg = (...args: string[]) => spawnSync('node', [join(root, 'bin/nixreg.js'), ...args], { encoding: 'utf8' });
+const nixreg = (...args: string[]) => runCliSync(args);
 
 let tmp: string;
 beforeAll(() => {

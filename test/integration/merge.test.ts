@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +9,7 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { LAYERS, pushTestImage } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { requireTool } from '../helpers/tools.js';
+import { runCliSync } from '../helpers/cli.js';
 import { FIXTURES } from '../helpers/store-tree.js';
 import { TarArchive } from '../../src/nix/stream/tar-reader.js';
 
@@ -18,7 +19,6 @@ import { TarArchive } from '../../src/nix/stream/tar-reader.js';
  * and the shared layer must be stored once. Needs a built dist/.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
-const BIN = join(ROOT, 'bin/nixreg.js');
 const SKOPEO_FORMAT = join(FIXTURES, 'blobs', '1ec5009871dc8fbbe26c7a86f0d275425cd8c9bb0a1d774aa2fe01e393c7796b'); // skopeo docker-archive
 const STREAM_GZ = join(FIXTURES, 'blobs', '5a71a418a27dee6bbb868404aaa50f7320d341f1e9d62d5314e34a3504652908'); // the same image as a gzip'd stream output
 let reg: Distribution;
@@ -26,10 +26,7 @@ let work: string;
 const shared = LAYERS.L1();
 const sharedHex = createHash('sha256').update(shared).digest('hex');
 
-function nixreg(...args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'buffer', env: { ...process.env, NIXREG_DEBUG: '' } });
-  return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
-}
+const nixreg = (...args: string[]) => runCliSync(args);
 /** skopeo's view of one image of an archive, rewritten as a docker-archive with a fixed name. */
 function viaSkopeo(archive: string, ref: string | undefined, name: string): Buffer {
   const out = join(work, `via-${createHash('sha256').update(archive + ref + name).digest('hex').slice(0, 8)}.tar`);

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { requireTool } from '../helpers/tools.js';
+import { runCliSync } from '../helpers/cli.js';
+import { buildTestClosure, NIX_OPTS } from '../helpers/nix-closure.js';
 
 /**
  * nix/push-image.nix built by the real Nix (Debian nix-bin 2.8, single-user, no sandbox), its script run against
@@ -13,7 +15,6 @@ import { requireTool } from '../helpers/tools.js';
  * writeShellScriptBin is a builtins.derivation stand-in, nixreg a wrapper around this checkout's CLI.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
-const NIX_OPTS = ['--option', 'sandbox', 'false', '--option', 'build-users-group', ''];
 const USER = 'pusher';
 const PASSWORD = 'n1x-s3cret-pw';
 let reg: Distribution;
@@ -23,11 +24,9 @@ let app: string;
 let conf: string;
 let env: NodeJS.ProcessEnv;
 
-const closureExpr = `{ salt }:
-let
-  mk = name: script: derivation { inherit name salt; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin"; };
+const closure = `
   lib = mk "nixreg-push-lib-1.0" "mkdir -p $out/lib && echo libdata > $out/lib/libpush.so.1";
-in mk "nixreg-push-app-1.0" "mkdir -p $out/bin && printf '#!/bin/sh\\\\necho \${lib}\\\\n' > $out/bin/app && chmod 555 $out/bin/app"
+  app = mk "nixreg-push-app-1.0" "mkdir -p $out/bin && printf '#!/bin/sh\\\\necho \${lib}\\\\n' > $out/bin/app && chmod 555 $out/bin/app";
 `;
 
 /** pushImage { <args> } with stand-ins; `args` is Nix attribute text. */
@@ -44,7 +43,7 @@ function pushExpr(args: string): string {
 
 const nixBuild = (e: string) => spawnSync('nix-build', [...NIX_OPTS, '--no-out-link', '-E', e], { encoding: 'utf8' });
 const run = (script: string, ...args: string[]) => spawnSync(script, args, { encoding: 'utf8', env });
-const nixreg = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/nixreg.js'), ...args], { encoding: 'utf8', env });
+const nixreg = (...args: string[]) => runCliSync(args, { env });
 
 /** diffIDs of a docker-archive, as skopeo reads them. */
 const diffIDs = (archive: string): string[] => JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${archive}`], { encoding: 'utf8' })).Layers;
@@ -63,11 +62,7 @@ beforeAll(async () => {
   mkdirSync(join(wrapper, 'bin'), { recursive: true });
   writeFileSync(join(wrapper, 'bin/nixreg'), `#!/bin/sh\nexec ${process.execPath} ${ROOT}/bin/nixreg.js "$@"\n`);
   chmodSync(join(wrapper, 'bin/nixreg'), 0o755);
-  writeFileSync(join(work, 'closure.nix'), closureExpr);
-  app = execFileSync('nix-build', [join(work, 'closure.nix'), '--argstr', 'salt', `${Date.now()}-${process.pid}`, '--no-out-link', ...NIX_OPTS], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim();
+  app = buildTestClosure(work, closure);
   reg = await startDistribution({ htpasswd: { [USER]: PASSWORD } });
   // credentials exist only at run time, in an auth file named by the environment
   const authFile = join(work, 'auth.json');

@@ -9,7 +9,9 @@ import { NixregError } from '../../src/errors.js';
 import { PushCache } from '../../src/push/push-cache.js';
 import { loadConfImage } from '../../src/push/conf-source.js';
 import { loadStreamConf } from '../../src/nix/stream/index.js';
-import { pushArchive, pushConf, type PushResult } from '../../src/push/push-conf.js';
+import { pushConf, type PushResult } from '../../src/push/push-conf.js';
+import { pushSource } from '../../src/push/source-push.js';
+import { wantedPlatform } from '../../src/source/cli-flags.js';
 import { copyRegistryImage } from '../../src/push/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
@@ -252,6 +254,9 @@ describe('push against the mock registry', () => {
 
   it('pushes a docker-archive source: the stream archive gives the same manifest digest as the conf', async () => {
     const a = await startRegistry();
+    // as `nixreg push image.tar docker://…` does: the archive read through openSource
+    const pushArchive = (o: { archive: string; destination: string; tlsVerify: boolean; cache: PushCache }) =>
+      pushSource({ ...o, source: o.archive, sourceOptions: { platform: wantedPlatform({ os: 'linux' }), tlsVerify: o.tlsVerify } });
     try {
       const out = join(tmp, 'for-archive.tar');
       const cache = freshCache();

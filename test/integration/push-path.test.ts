@@ -1,42 +1,29 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { requireTool } from '../helpers/tools.js';
+import { errorLines, runCli } from '../helpers/cli.js';
+import { buildTestClosure } from '../helpers/nix-closure.js';
 
 // `nixreg push --path …`: the `nixreg build` pipeline straight into Debian's real distribution, from a closure
 // real Nix builds here. The pushed image must be the one `nixreg build --write-conf` + `nixreg push conf.json`
 // gives (same manifest digest), skopeo must read it back, and a second push must upload nothing.
-const root = join(import.meta.dirname, '../..');
-const NIX_OPTS = ['--option', 'sandbox', 'false', '--option', 'build-users-group', ''];
-
-// lib <- app (app has bin/hello); a fresh salt per run so the build really runs.
-const expr = `{ salt }:
-let
-  mk = name: script: derivation { inherit name salt; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" script ]; PATH = "/usr/bin:/bin"; };
+// lib <- app (app has bin/hello)
+const closure = `
   lib = mk "nixreg-push-lib-1.0" "mkdir -p $out/lib && echo libdata > $out/lib/libtest.so.1";
   app = mk "nixreg-push-app-1.0" "mkdir -p $out/bin && printf '#!/bin/sh\\\\necho hello from \${lib}\\\\n' > $out/bin/hello && chmod 555 $out/bin/hello";
-in app
 `;
 
 let tmp: string;
 let app: string;
 let reg: Distribution;
 
-function nixreg(...args: string[]) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn('node', [join(root, 'bin/nixreg.js'), ...args], { env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
-const errors = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('nixreg:'));
+const nixreg = (...args: string[]) => runCli(args, { cacheHome: join(tmp, 'cache') });
+const errors = errorLines;
 const logEnd = () => readFileSync(reg.logFile, 'utf8').length;
 const blobWrites = (from: number) =>
   readFileSync(reg.logFile, 'utf8')
@@ -47,11 +34,7 @@ const blobWrites = (from: number) =>
 beforeAll(async () => {
   for (const t of ['nix-build', 'skopeo']) requireTool(t);
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-push-path-'));
-  writeFileSync(join(tmp, 'closure.nix'), expr);
-  app = execFileSync('nix-build', [join(tmp, 'closure.nix'), '--argstr', 'salt', `${Date.now()}-${process.pid}`, '--no-out-link', ...NIX_OPTS], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  }).trim();
+  app = buildTestClosure(tmp, closure);
   reg = await startDistribution();
 });
 afterAll(async () => {

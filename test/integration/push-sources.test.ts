@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
+import { errorLines, runCli } from '../helpers/cli.js';
 
 // Every file/directory source kind `openSource` reads, as a push source into Debian's real distribution:
 // docker-archive plain/gzip (converted: layers compressed on the way, same digests as the conf push),
 // OCI layout and OCI archive (kept as stored: same manifest digest as the layout holds).
-const repoRoot = join(import.meta.dirname, '../..');
 const CASE = join(FIXTURES, 'cases/a-defaults');
 
 let storeRoot: string;
@@ -21,20 +21,11 @@ let confDigest: string;
 let confDiffIDs: string[];
 let confLayerDigests: string[];
 
-function nixreg(...args: string[]) {
-  return new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn('node', [join(repoRoot, 'bin/nixreg.js'), ...args], { env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const nixreg = (...args: string[]) => runCli(args, { cacheHome: join(tmp, 'cache') });
 type Pushed = { digest: string; mediaType: string; layers: Array<{ diffID: string; digest: string; status: string }>; stats: { uploaded: number; exists: number } };
 async function push(source: string, dest: string, ...extra: string[]): Promise<Pushed> {
   const r = await nixreg('push', source, `docker://${reg.host}/${dest}`, '--tls-verify=false', '--json', ...extra);
-  expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
+  expect(errorLines(r.stderr)).toEqual([]);
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as Pushed;
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { parseSourceSpec, sniffSource } from '../../src/source/index.js';
-import { chooseEntry, generatedManifest, normalTag } from '../../src/source/docker-archive.js';
+import { chooseEntry, normalTag } from '../../src/source/docker-archive.js';
+import { generatedManifest } from '../../src/source/image.js';
 import { layerTar } from '../helpers/images.js';
 import { goTarFile, TAR_TRAILER } from '../../src/tar/go-ustar.js';
 

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openSource } from '../../source/index.js';
-import { sourceOptions, withSourceFlags, type SourceArgs } from '../../source/cli-flags.js';
+import { sourceOptions, withOneSource, type SourceArgs } from '../../source/cli-flags.js';
 import { exportImage } from '../../export/index.js';
 
 interface Args extends SourceArgs {
@@ -15,15 +15,9 @@ export const command: CommandModule<object, Args> = {
   command: 'export <source>',
   describe: "write an image's flattened root filesystem as one tar (like docker export / dockerTools.exportImage)",
   builder: (y) =>
-    withSourceFlags(y)
-      .positional('source', {
-        type: 'string',
-        demandOption: true,
-        describe: 'docker://REF, docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF], conf:PATH, or a path',
-      })
+    withOneSource(y)
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output tar (atomic), or - for stdout' })
-      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
-      .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' }) as unknown as Argv<Args>,
+      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as unknown as Argv<Args>,
   handler: async (a) => {
     const src = await openSource(a.source, sourceOptions(a));
     try {

@@ -1,8 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
-import { usageError } from '../../errors.js';
 import { openSource, rawManifest } from '../../source/index.js';
-import { sourceOptions, withSourceFlags, type SourceArgs } from '../../source/cli-flags.js';
-import { formatInspect, inspectImage } from '../../inspect/inspect.js';
+import { usageError } from '../../errors.js';
+import { sourceOptions, withOneSource, type SourceArgs } from '../../source/cli-flags.js';
+import { formatInspect, inspectImage, listedTags } from '../../inspect/inspect.js';
 
 interface Args extends SourceArgs {
   source: string;
@@ -10,6 +10,7 @@ interface Args extends SourceArgs {
   raw?: boolean;
   config?: boolean;
   tag?: string;
+  tags: boolean;
 }
 
 /** `nixreg inspect <source>`: skopeo inspect for every source nixreg reads. */
@@ -17,16 +18,11 @@ export const command: CommandModule<object, Args> = {
   command: 'inspect <source>',
   describe: 'show digests, platforms, layers and config of an image (like skopeo inspect)',
   builder: (y) =>
-    withSourceFlags(y)
-      .positional('source', {
-        type: 'string',
-        demandOption: true,
-        describe: 'docker://REF, docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF], conf:PATH, or a path',
-      })
+    withOneSource(y)
       .option('json', { type: 'boolean', describe: 'one JSON object (skopeo inspect field names)' })
       .option('raw', { type: 'boolean', describe: 'the manifest bytes exactly (the index when the reference names one)' })
       .option('config', { type: 'boolean', describe: 'the config bytes exactly' })
-      .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' }) as unknown as Argv<Args>,
+      .option('tags', { type: 'boolean', default: true, describe: "docker://: list the repository's tags as RepoTags (--no-tags skips the request)" }) as unknown as Argv<Args>,
   handler: async (a) => {
     if ([a.json, a.raw, a.config].filter(Boolean).length > 1) throw usageError('give at most one of --json, --raw, --config');
     const opts = sourceOptions(a);
@@ -35,10 +31,14 @@ export const command: CommandModule<object, Args> = {
     const src = await openSource(a.source, opts);
     try {
       if (a.config) process.stdout.write(src.configBytes);
-      else if (a.json) process.stdout.write(JSON.stringify(inspectImage(src), null, 4) + '\n');
-      else process.stdout.write(formatInspect(inspectImage(src)));
+      else {
+        const repoTags = a.tags ? await listedTags(a.source, opts, (w) => process.stderr.write(`warning: ${w}\n`)) : src.kind === 'registry' ? [] : undefined;
+        const result = inspectImage(src, repoTags ? { repoTags } : {});
+        process.stdout.write(a.json ? JSON.stringify(result, null, 4) + '\n' : formatInspect(result));
+      }
     } finally {
       await src.close();
     }
   },
 };
+

@@ -14,7 +14,7 @@ import type { PushFormat } from '../../push/image-manifest.js';
 import { pushBuild } from '../../push/push-build.js';
 import { parseDockerDestination } from '../../push/destination.js';
 import { buildImageFlagsOnePerFlag, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
-import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
+import { networkOptions, parseSize, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 
 interface Args extends NetworkArgs, BuildImageArgs {
   source: string;
@@ -185,8 +185,5 @@ export const command: CommandModule<object, Args> = {
 
 /** `--chunk-size 8M`: bytes, with an optional k/M/G (binary) suffix. */
 export function parseChunkSize(v: string): number {
-  const m = /^(\d+)([kmg])?i?b?$/i.exec(v.trim());
-  const n = m ? Number(m[1]) * 1024 ** ' kmg'.indexOf((m[2] ?? ' ').toLowerCase()) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1) throw usageError(`--chunk-size must be a size in bytes like 8M or 1048576, got "${v.slice(0, 40)}"`);
-  return n;
+  return parseSize(v, '--chunk-size');
 }

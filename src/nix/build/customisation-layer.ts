@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NixregError, describeSystemError } from '../../errors.js';
 import { compareTarPaths, gnuTar, type GnuTarEntry } from './gnu-tar.js';
@@ -67,11 +66,6 @@ async function lstatOrFail(p: string) {
   } catch (err) {
     throw new NixregError(`cannot read ${p}: ${describeSystemError(err)}`);
   }
-}
-
-export function cacheDir(): string {
-  const xdg = process.env.XDG_CACHE_HOME;
-  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'nixreg');
 }
 
 /** The layer bytes and their checksum, before deciding where they live. */

@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { toNix32 } from '../../digest/nixhash.js';
 import { storeFsPath } from '../store-root.js';
-import { cacheDir, renderCustomisationLayer, safeStoreName, writeLayerDir, type CustomisationLayer } from './customisation-layer.js';
+import { renderCustomisationLayer, safeStoreName, writeLayerDir, type CustomisationLayer } from './customisation-layer.js';
+import { nixregCacheDir } from '../../util/cache-file.js';
 import type { GnuTarEntry } from './gnu-tar.js';
 
 const run = promisify(execFile);
@@ -30,7 +31,7 @@ export async function placeCustomisationLayer(
     await writeLayerDir(storeFsPath(name, o.storeRoot), tar, checksum);
     return result(name);
   }
-  const cached = join(o.baseDir ?? join(cacheDir(), 'customisation'), checksum, leaf);
+  const cached = join(o.baseDir ?? join(nixregCacheDir(), 'customisation'), checksum, leaf);
   await writeLayerDir(cached, tar, checksum);
   if (o.useNix && o.storeDir === '/nix/store') {
     try {
