@@ -1,7 +1,7 @@
-// Shared by the bench scripts: a free loopback port, a throwaway docker-registry (distribution), and measuring a
-// command's wall time and peak RSS. Benchmarks never run inside npm test.
+// Shared by the benchmark harness: a free loopback port, a throwaway docker-registry (distribution), and measuring
+// a command's wall time, CPU time (user+sys of it and its children) and peak RSS with GNU time.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { once } from 'node:events';
@@ -17,31 +17,30 @@ export function freePort() {
   });
 }
 
-/** Run a command, returning wall seconds, peak RSS in MiB (GNU time -v, else polling /proc VmHWM) and stdout. */
-export async function measure(cmd, args, env = process.env) {
+/**
+ * Runs `cmd args` under /usr/bin/time. Returns { wall, cpu, rssMiB, stdout }: wall seconds measured here, CPU =
+ * user+sys of the command and every child it waited for, peak RSS = the largest single process (GNU time's %M,
+ * so a shell pipeline reports its biggest member, not the sum). Throws with the stderr tail on failure.
+ */
+export function measure(cmd, args, { env = process.env, timeFile } = {}) {
+  const tf = timeFile ?? join(process.env.TMPDIR ?? '/tmp', `nixreg-bench-time-${process.pid}`);
   const t0 = process.hrtime.bigint();
-  if (existsSync('/usr/bin/time')) {
-    const r = spawnSync('/usr/bin/time', ['-v', cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
-    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status}, signal ${r.signal}): ${r.error ?? ''} ${r.stderr.slice(-3000)}`);
-    if (process.env.BENCH_VERBOSE) console.error(r.stderr.split('\n').filter((l) => !/^\t/.test(l)).join('\n'));
-    const kb = Number(/Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr)?.[1]);
-    return { secs, rssMiB: kb / 1024, stdout: r.stdout };
-  }
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  let hwm = 0;
-  const poll = setInterval(() => {
-    try {
-      const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
-      if (m) hwm = Math.max(hwm, Number(m[1]));
-    } catch {}
-  }, 20);
-  const [code] = await once(child, 'exit');
-  clearInterval(poll);
-  if (code !== 0) throw new Error(`${cmd} exited ${code}`);
-  return { secs: Number(process.hrtime.bigint() - t0) / 1e9, rssMiB: hwm / 1024, stdout };
+  const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', '-o', tf, cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status}, signal ${r.signal}): ${r.error ?? ''}${(r.stderr ?? '').slice(-3000)}`);
+  const [user, sys, kb] = readFileSync(tf, 'utf8').trim().split('\n').pop().split(' ').map(Number);
+  rmSync(tf, { force: true });
+  return { wall, cpu: user + sys, rssMiB: kb / 1024, stdout: r.stdout };
+}
+
+/** `bash -o pipefail -c script`, measured like measure(). */
+export const measureShell = (script, opts) => measure('bash', ['-o', 'pipefail', '-c', script], opts);
+
+/** median, min and max of a list of numbers */
+export function stats(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return { median: s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2, min: s[0], max: s[s.length - 1] };
 }
 
 /** Debian's docker-registry on 127.0.0.1 with storage under `dir`; resolves once /v2/ answers. */
@@ -50,7 +49,7 @@ export async function startRegistry(dir) {
   mkdirSync(dir, { recursive: true });
   writeFileSync(
     join(dir, 'config.yml'),
-    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
+    `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
   );
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
@@ -59,5 +58,36 @@ export async function startRegistry(dir) {
     if (i > 200) throw new Error('docker-registry did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { host: `127.0.0.1:${port}`, port, url, stop: async () => (child.kill('SIGTERM'), await once(child, 'exit').catch(() => {})) };
+  return {
+    host: `127.0.0.1:${port}`,
+    port,
+    url,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'exit').catch(() => {});
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
+
+/** Uploads one blob (monolithic POST + PUT) to a registry. */
+export async function putBlob(url, repo, digest, body, length) {
+  const post = await fetch(`${url}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  if (post.status !== 202) throw new Error(`POST ${post.status}`);
+  const loc = new URL(post.headers.get('location'), url);
+  loc.searchParams.set('digest', digest);
+  const put = await fetch(loc, { method: 'PUT', body, duplex: 'half', headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' } });
+  if (put.status !== 201) throw new Error(`PUT blob ${put.status} ${await put.text()}`);
+}
+
+/** The manifest digest a registry serves for repo:ref (Docker-Content-Digest of a HEAD). */
+export async function manifestDigest(url, repo, ref) {
+  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, {
+    method: 'HEAD',
+    headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json' },
+  });
+  return r.ok ? r.headers.get('docker-content-digest') : null;
+}
+
+/** `cmp a b` */
+export const sameBytes = (a, b) => spawnSync('cmp', ['-s', a, b]).status === 0;

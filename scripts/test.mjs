@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // `npm test`: the project's single test command. Installs the system tools the suites need (on Debian as root),
-// compiles the CLI once (the CLI tests run the real bin/nixreg.js), runs vitest, and ends with one line
+// compiles and bundles the CLI once (the CLI tests run the real bin/nixreg.js), runs vitest, and ends with one line
 // `N passed, M failed` taken from vitest's own JSON report.
 import { spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 const run = (cmd, args) => spawnSync(cmd, args, { stdio: 'inherit' }).status ?? 1;
 
 if (run('bash', ['scripts/ensure-system-deps.sh']) !== 0) process.exit(1);
-if (run('npx', ['tsc', '-p', 'tsconfig.json']) !== 0) {
+if (run('npx', ['tsc', '-p', 'tsconfig.json']) !== 0 || run('node', ['scripts/bundle.mjs']) !== 0) {
   console.log('0 passed, 1 failed');
   process.exit(1);
 }

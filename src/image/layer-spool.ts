@@ -20,12 +20,15 @@ import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
  *   - spool the decompressed layer (chosen; skopeo does the same): decompress + hash the diffID once,
  *     while it downloads, in parallel across layers; then header + copy. Same path for every sink, and no
  *     byte reaches the output before its layer's diffID is verified.
- *     bench/pull-memory.mjs, 512 MiB in 8 gzip layers: nixreg 6.4 s / 143 MiB peak RSS, skopeo 10.0 s / 31 MiB,
+ *     session 1 (bench/pull-memory.mjs, now bench/run.mjs), 512 MiB in 8 gzip layers: nixreg 6.4 s / 143 MiB peak RSS, skopeo 10.0 s / 31 MiB,
  *     byte-identical; peak RSS is flat in image size (256 MiB image: 128–145 MiB; a 230 KiB image: 114 MiB,
  *     most of it Node + module start-up).
  * Small layers (below `memLimit`, 1 MiB by default) stay in memory, so tiny images never touch the disk and peak
  * memory stays bounded by jobs × memLimit plus stream buffers.
  */
+
+// 1 MiB spool reads/writes: 4x fewer syscalls and stream callbacks than 256 KiB; at most jobs x 2 MiB in buffers.
+const SPOOL_IO_CHUNK = 1 << 20;
 
 export interface SpooledLayer extends ArchiveLayer {
   inMemory: boolean;
@@ -64,7 +67,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
         chunks.push(chunk);
         if (size <= memLimit) continue;
         path = dir.next();
-        file = createWriteStream(path, { highWaterMark: 256 << 10 });
+        file = createWriteStream(path, { highWaterMark: SPOOL_IO_CHUNK });
         let ok = true;
         for (const b of chunks) ok = file.write(b);
         chunks = undefined;
@@ -91,7 +94,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
     diffID,
     size,
     inMemory: false,
-    open: () => createReadStream(path, { highWaterMark: 256 << 10 }),
+    open: () => createReadStream(path, { highWaterMark: SPOOL_IO_CHUNK }),
     release: () => rm(path, { force: true }),
   };
 }

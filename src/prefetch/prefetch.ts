@@ -75,7 +75,7 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
 
   const client = new RegistryClient({ ...o.client, registry: ref.registry, repository: ref.repository });
   const top = await client.getManifest(pinned ?? tag);
-  const parsed = parseManifest(top.bytes, top.mediaType);
+  const parsed = parseManifest(top.bytes, top.mediaType, `manifest ${ref.registry}/${ref.repository}${pinned ? '@' + pinned : ':' + tag}`);
   const isIndex = parsed.kind === 'index';
   if (o.allPlatforms && !isIndex) throw usageError(`--platform all: ${ref.name} ${pinned ?? tag} is a single-platform image, not an index`);
 
@@ -94,7 +94,9 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
     const runs: PrefetchRun[] = [];
     for (const t of targets) {
       const pinRef: ImageReference = { ...ref, tag: undefined, digest: t.digest };
-      const source = blobs.wrap(await openRegistrySource(pinRef, { ...o.client, platform: t.platform }));
+      const opened = await openRegistrySource(pinRef, { ...o.client, platform: t.platform });
+      // one platform: nothing to share, so no tee of every compressed byte into a temp file
+      const source = targets.length > 1 ? blobs.wrap(opened) : opened;
       const repoTag = normalizeTaggedName(`${finalImageName}:${finalImageTag}`);
       const file = o.output && targets.length === 1 ? await openAtomic(o.output, { force: o.force }) : undefined;
       try {

@@ -1,0 +1,35 @@
+import { describe, expect, test } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+
+/**
+ * The start-up shortcuts must not change what users see: `nixreg --help` served from the text rendered at build
+ * time (bin/nixreg.js + scripts/bundle.mjs) equals what yargs in tsc's output prints, and a real command still runs
+ * through the bundle or tsc's output. No timing asserted (the bench measures it). Needs `npm run build`.
+ */
+const ROOT = resolve(import.meta.dirname, '../..');
+const node = (args: string[]) => spawnSync('node', args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
+const yargsHelp = () => node(['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(['--help']);`]);
+
+describe('nixreg start-up', () => {
+  test('--help and -h print exactly what yargs prints', () => {
+    const want = yargsHelp();
+    expect(want.status, want.stderr).toBe(0);
+    expect(want.stdout).toContain('Commands:');
+    for (const flag of ['--help', '-h']) {
+      const got = node([join(ROOT, 'bin/nixreg.js'), flag]);
+      expect(got.status, got.stderr).toBe(0);
+      expect(got.stdout).toBe(want.stdout);
+      expect(got.stderr).toBe('');
+    }
+  });
+
+  test('commands still run through the launcher (hash of a known string, usage error exit code)', () => {
+    const ok = node([join(ROOT, 'bin/nixreg.js'), 'hash', 'sha256:' + 'ab'.repeat(32), '--to', 'nix32']);
+    expect(ok.status, ok.stderr).toBe(0);
+    expect(ok.stdout.trim()).toMatch(/^[0-9a-df-np-sv-z]{52}$/);
+    const bad = node([join(ROOT, 'bin/nixreg.js'), 'no-such-command']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/^nixreg: /);
+  });
+});
