@@ -74,6 +74,8 @@ export function describeSystemError(err: unknown): string {
       return 'a parent of it is not a directory';
     case 'ENOSPC':
       return 'no space left on device';
+    case 'NIXREG_PROXY_DROPPED': // src/registry/transport.ts
+      return 'the proxy closed the connection instead of opening a tunnel; check https_proxy / http_proxy / no_proxy';
     default: {
       const tunnel = /Proxy response \((\d+)\) !== 200 when HTTP Tunneling/.exec(e?.message ?? '');
       if (tunnel) return `the proxy refused the connection (HTTP ${tunnel[1]}); check https_proxy / no_proxy`;

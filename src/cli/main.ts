@@ -11,7 +11,7 @@ export async function main(argv: string[]): Promise<void> {
     .scriptName('nixreg')
     .usage('$0 <command> [options]\n\nOCI / Docker registry tool for Nix users.')
     .strict()
-    .demandCommand(1, 'name a command; see nixreg --help')
+    .demandCommand(1, 'name a command')
     .recommendCommands()
     .help()
     .alias('h', 'help')
@@ -19,13 +19,17 @@ export async function main(argv: string[]): Promise<void> {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      throw new NixregError(`${msg} (see nixreg --help)`, ExitCode.usage);
+      // yargs' "Not enough non-option arguments: got 0, need at least 1" does not say which: show the usage line.
+      if (/^Not enough non-option arguments/.test(msg) && usage) throw new NixregError(`missing argument; usage: ${usage} (see nixreg ${wanted!.name} --help)`, ExitCode.usage);
+      throw new NixregError(`${msg} (see nixreg${wanted ? ' ' + wanted.name : ''} --help)`, ExitCode.usage);
     });
   // Load only the module of the command being run; the others are listed by name for --help and suggestions.
   const wanted = commands.find((c) => c.name === argv.find((a) => !a.startsWith('-')));
+  let usage: string | undefined;
   for (const c of commands) {
     if (c === wanted) {
       const { command } = await c.load();
+      usage = `nixreg ${String(command.command)}`;
       cli = cli.command({ ...command, describe: c.describe } as never);
     } else cli = cli.command(c.name, c.describe, {}, () => {});
   }

@@ -31,6 +31,8 @@ export interface PullOptions {
   /** Retries / read timeout (--retry-times, --retry-max-time, --timeout); see RegistryClientOptions. */
   retry?: RegistryClientOptions['retry'];
   timeoutMs?: number;
+  /** --max-manifest-size: largest manifest/index accepted (default 4 MiB). */
+  maxManifestBytes?: number;
   log?: (line: string) => void;
   progress?: CopyProgress;
   /** Called once the image is resolved, before any layer is fetched. */
@@ -74,6 +76,7 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
       certDir: o.certDir,
       ...(o.retry ? { retry: o.retry } : {}),
       ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+      ...(o.maxManifestBytes ? { maxManifestBytes: o.maxManifestBytes } : {}),
       log: o.log,
     });
     o.onResolved?.(source);

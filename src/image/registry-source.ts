@@ -23,14 +23,14 @@ export async function openRegistrySource(ref: ImageReference, opts: RegistrySour
   const client = new RegistryClient({ ...clientOpts, registry: ref.registry, repository: ref.repository });
   const wanted = ref.digest ?? ref.tag ?? 'latest';
   const first = await client.getManifest(wanted);
-  let parsed = parseManifest(first.bytes, first.mediaType);
+  let parsed = parseManifest(first.bytes, first.mediaType, `manifest ${ref.registry}/${ref.repository}${ref.digest ? '@' : ':'}${wanted}`);
   let indexDigest: string | null = null;
   let chosen = first;
   if (parsed.kind === 'index') {
     indexDigest = first.digest;
     const desc = selectPlatform(parsed, platform);
     chosen = await client.getManifest(desc.digest);
-    parsed = parseManifest(chosen.bytes, chosen.mediaType);
+    parsed = parseManifest(chosen.bytes, chosen.mediaType, `manifest ${ref.registry}/${ref.repository}@${desc.digest}`);
     if (parsed.kind !== 'image') throw new NixregError(`${ref.name}@${desc.digest}: an index inside an index is not supported`);
   }
   const manifest: ImageManifest = parsed;

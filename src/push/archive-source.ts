@@ -3,8 +3,8 @@ import { describeSystemError, usageError } from '../errors.js';
 
 /**
  * conf.json (JSON: starts with `{`) or an image (archive: tar / gzip / zstd; directory: OCI layout)? Only the
- * first bytes are read. A source that cannot be opened is reported here, as a source: it may have been meant as
- * an archive, so "cannot read conf" would mislead.
+ * first bytes are read. A source that cannot be opened is reported here, as a source (it may have been meant as
+ * an archive, so "cannot read conf" would mislead), unless its name says conf (*.json).
  */
 export async function isConfFile(file: string): Promise<boolean> {
   if (file.startsWith('conf:')) return true;
@@ -12,6 +12,7 @@ export async function isConfFile(file: string): Promise<boolean> {
   try {
     fh = await open(file, 'r');
   } catch (err) {
+    if (file.endsWith('.json')) return true; // the conf loader says "cannot read conf FILE: ..."
     throw usageError(`source ${file}: ${describeSystemError(err)}`);
   }
   try {

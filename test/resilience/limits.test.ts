@@ -88,7 +88,7 @@ describe('manifest size cap', () => {
   it('a declared 1 GiB manifest is refused from its Content-Length', async () => {
     const c = client('declared');
     const err = await failure(c.getManifest('v1'));
-    expect(err.message).toBe(`manifest ${host}/limits/declared:v1 is ${GiB} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit`);
+    expect(err.message).toBe(`manifest ${host}/limits/declared:v1 is ${GiB} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit; raise the limit with --max-manifest-size`);
     await c.close();
     expect(sent.declared).toBeLessThan(16 * MiB);
   });
@@ -97,7 +97,7 @@ describe('manifest size cap', () => {
     const before = process.memoryUsage().rss;
     const c = client('endless');
     const err = await failure(c.getManifest('v1'));
-    expect(err.message).toBe(`manifest ${host}/limits/endless:v1 is larger than the ${MAX_MANIFEST_BYTES}-byte limit`);
+    expect(err.message).toBe(`manifest ${host}/limits/endless:v1 is larger than the ${MAX_MANIFEST_BYTES}-byte limit; raise the limit with --max-manifest-size`);
     await c.close();
     await new Promise((r) => setTimeout(r, 50));
     expect(sent.endless).toBeLessThan(MAX_MANIFEST_BYTES + 32 * MiB); // socket buffers, not the whole stream
@@ -106,7 +106,7 @@ describe('manifest size cap', () => {
 
   it('the limit is configurable (maxManifestBytes)', async () => {
     const small = client('fivek', { maxManifestBytes: 4096 });
-    expect((await failure(small.getManifest('v1'))).message).toMatch(/^manifest 127\.0\.0\.1:\d+\/limits\/fivek:v1 is \d+ bytes, more than the 4096-byte limit$/);
+    expect((await failure(small.getManifest('v1'))).message).toMatch(/^manifest 127\.0\.0\.1:\d+\/limits\/fivek:v1 is \d+ bytes, more than the 4096-byte limit; raise the limit with --max-manifest-size$/);
     await small.close();
     const dflt = client('fivek');
     expect((await dflt.getManifest('v1')).bytes.length).toBeGreaterThan(5000);

@@ -69,7 +69,7 @@ export const command: CommandModule<object, Args> = {
     const outputFormat = { format: a.format, compression: a.compression, compressionLevel: a['compression-level'], compress: parseArchiveCompression(a.compress) };
     if (a['single-layer']) {
       if (a.format !== 'docker-archive' || outputFormat.compress !== 'none' || a.compression !== undefined)
-        throw usageError('--format/--compression/--compress are not supported with --single-layer yet');
+        throw usageError('--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)');
       // no base-image support in one-layer builds yet: refuse rather than silently drop the base (--max-layers/--algorithm do not apply)
       if (a['from-image']) throw usageError('--from-image cannot be used with --single-layer');
       await runSingleLayerBuild({

@@ -59,7 +59,7 @@ export const command: CommandModule<object, Args> = {
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
       .option('format', { choices: ['docker', 'oci'] as const, describe: 'manifest and media types (default docker; an OCI layout/archive source keeps its own)' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression, deterministic (default gzip; an OCI layout/archive source keeps its own)' })
-      .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 6), zstd 1-19 (default 3)' })
+      .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 1, BestSpeed like crane), zstd 1-19 (default 3)' })
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
       .option('precompute-digests', { type: 'boolean', describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)' })
       .option('chunk-size', { type: 'string', describe: 'upload layers in chunks of SIZE bytes (k/M/G suffixes; at least the registry\'s OCI-Chunk-Min-Length) instead of one streamed PATCH' })
