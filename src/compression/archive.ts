@@ -5,7 +5,7 @@ import { compressorStages, type PushCompression } from './compress.js';
 
 /**
  * Whole-archive compression (`--compress none|gz|zstd`, buildLayeredImage's `compressor`: image.tar.gz /
- * image.tar.zst). The same deterministic compressors as push's layers (compress.ts: gzip level 6 with no name,
+ * image.tar.zst). The same deterministic compressors as push's layers (compress.ts: gzip level 1 (BestSpeed) with no name,
  * MTIME 0 and OS byte 255; zstd -3 -T1), so the same archive gives the same compressed bytes on every run.
  */
 export type ArchiveCompression = 'none' | 'gz' | 'zstd';

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { NixregError } from '../../src/errors.js';
 import { PushCache } from '../../src/push/push-cache.js';
+import { codecId } from '../../src/compression/compress.js';
 import { loadConfImage } from '../../src/push/conf-source.js';
 import { loadStreamConf } from '../../src/nix/stream/index.js';
 import { pushConf, type PushResult } from '../../src/push/push-conf.js';
@@ -64,7 +65,7 @@ describe('push against the mock registry', () => {
     const repo = `${reg.host}/ref/app`;
     for (const [i, l] of image.layers.entries()) {
       const r = reference.layers[i]!;
-      await cache.recordBlob({ diffID: r.diffID, size: r.size, ...(l.inputsKey ? { inputsKey: l.inputsKey } : {}) }, 'gzip', { digest: r.digest, size: r.blobSize }, repo);
+      await cache.recordBlob({ diffID: r.diffID, size: r.size, ...(l.inputsKey ? { inputsKey: l.inputsKey } : {}) }, codecId('gzip'), { digest: r.digest, size: r.blobSize }, repo);
     }
     const warm = await pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/ref/app:1`, tlsVerify: false, cache });
     expect(warm.digest).toBe(reference.digest);
@@ -310,12 +311,12 @@ describe('push against the mock registry', () => {
     const g = await startRegistry();
     try {
       const cache = freshCache();
-      const one = await push(g, 'g/app:1', { compressionLevel: 1, cache });
-      expect(one.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
-      expect(one.layers[6]!.digest).not.toBe(reference.layers[6]!.digest);
-      const six = await push(g, 'g/app:1', { cache }); // default level: not confused with level 1's cache entries
-      expect(six.digest).toBe(reference.digest);
-      expect(six.stats.uploaded).toBe(LAYERS);
+      const six = await push(g, 'g/app:1', { compressionLevel: 6, cache });
+      expect(six.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
+      expect(six.layers[6]!.digest).not.toBe(reference.layers[6]!.digest);
+      const dflt = await push(g, 'g/app:1', { cache }); // default level (1): not confused with level 6's cache entries
+      expect(dflt.digest).toBe(reference.digest);
+      expect(dflt.stats.uploaded).toBe(LAYERS);
     } finally {
       await g.close();
     }

@@ -21,7 +21,7 @@ interface Args {
 export const outputFormatOptions = {
   format: { choices: OUTPUT_FORMATS, default: 'docker-archive' as OutputFormat, describe: 'docker-archive (docker load), oci (layout directory, -o DIR) or oci-archive (the layout as a tar)' },
   compression: { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression of --format oci/oci-archive (default gzip; deterministic, as nixreg push)' },
-  'compression-level': { type: 'number', describe: 'gzip 1-9 (default 6), zstd 1-19 (default 3)' },
+  'compression-level': { type: 'number', describe: 'gzip 1-9 (default 1, BestSpeed like crane), zstd 1-19 (default 3)' },
   compress: { type: 'string', describe: 'compress the whole docker-archive: none (default), gz or zstd (deterministic)' },
 } as const;
 
