@@ -255,7 +255,31 @@ export function encodePythonPaxHeader(info: PyTarInfo): Buffer {
 
 /** Byte length of encodePythonPaxHeader(info) (used to size layers without reading file contents). */
 export function pythonPaxHeaderLength(info: PyTarInfo): number {
-  return encodePythonPaxHeader(info).length;
+  return fitsOneUstarBlock(info) ? BLOCK : encodePythonPaxHeader(info).length;
+}
+
+/**
+ * True when encodePythonPaxHeader would write no PAX record, i.e. exactly one 512-byte block: every string field
+ * ASCII and within its ustar width, every number an integer that fits its octal field. Planning a layer needs only
+ * the header lengths; answering this without building the header made a warm push of 11k files ~0.2 s faster
+ * (profiled: header encoding was the largest item after module loading). Anything unusual takes the exact path.
+ */
+function fitsOneUstarBlock(info: PyTarInfo): boolean {
+  if (info.type === 'raw' || (info.paxHeaders !== undefined && info.paxHeaders.length > 0)) return false;
+  const name = typeof info.name === 'string' ? Buffer.from(info.name, 'utf8') : info.name;
+  const dirSlash = info.type === 'dir' && name[name.length - 1] !== 0x2f ? 1 : 0;
+  if (name.length + dirSlash > 100 || !asciiWithin(name, 100)) return false;
+  if (!asciiWithin(info.linkname, 100) || !asciiWithin(info.uname, 32) || !asciiWithin(info.gname, 32)) return false;
+  const fits = (v: number, digits: number) => Number.isInteger(v) && v >= 0 && v < 8 ** (digits - 1);
+  return fits(info.uid, 8) && fits(info.gid, 8) && fits(info.size, 12) && fits(info.mtime, 12);
+}
+
+function asciiWithin(v: string | Buffer | undefined, width: number): boolean {
+  if (v === undefined) return true;
+  const bytes = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+  if (bytes.length > width) return false;
+  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) return false;
+  return true;
 }
 
 /** Total bytes one member occupies: header(s) + data padded to 512. */

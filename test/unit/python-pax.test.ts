@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { encodePythonPaxHeader, endOfArchive, memberLength, padTo512, type PyTarInfo } from '../../src/tar/python-pax.js';
+import fc from 'fast-check';
+import { encodePythonPaxHeader, endOfArchive, memberLength, padTo512, pythonPaxHeaderLength, type PyTarInfo } from '../../src/tar/python-pax.js';
 
 /**
  * Byte-exactness of the Python tarfile PAX writer. The vectors are [length, sha256] of
@@ -110,5 +111,34 @@ describe('whole archives (stream mode, 10240-byte records)', () => {
     expect(endOfArchive(0).length).toBe(10240);
     expect(endOfArchive(9216).length).toBe(1024);
     expect(endOfArchive(9217).length).toBe(1024 + 10239);
+  });
+});
+
+describe('pythonPaxHeaderLength (fast path for planning)', () => {
+  it('equals the encoded header length for any name, link, owner and number', () => {
+    const text = fc.oneof(fc.string({ maxLength: 140 }), fc.string({ unit: 'grapheme', maxLength: 60 }));
+    const bytes = fc.uint8Array({ maxLength: 130 }).map((a) => Buffer.from(a));
+    const num = fc.oneof(fc.nat({ max: 3000 }), fc.constantFrom(8 ** 7 - 1, 8 ** 7, 8 ** 11 - 1, 8 ** 11), fc.double({ min: 0, max: 1e12, noNaN: true }));
+    fc.assert(
+      fc.property(
+        fc.record({
+          name: fc.oneof(text, bytes),
+          type: fc.constantFrom('file', 'dir', 'symlink'),
+          linkname: fc.option(fc.oneof(text, bytes), { nil: undefined }),
+          uname: fc.option(text, { nil: undefined }),
+          gname: fc.option(text, { nil: undefined }),
+          uid: num,
+          gid: num,
+          size: num,
+          mtime: num,
+          mode: fc.constant(0o644),
+        }),
+        (info) => {
+          const i = { ...info, name: info.name.length ? info.name : 'x' } as PyTarInfo;
+          expect(pythonPaxHeaderLength(i)).toBe(encodePythonPaxHeader(i).length);
+        },
+      ),
+      { seed: 20261121, numRuns: 3000 },
+    );
   });
 });
