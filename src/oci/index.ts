@@ -1,9 +1,6 @@
-import { open } from 'node:fs/promises';
-import { NixregError, describeSystemError } from '../errors.js';
 import { prepareImage, type StreamImageOptions } from '../nix/stream/image.js';
 import type { StreamConf } from '../nix/stream/conf.js';
-import { FileSink, WritableSink, seekableStdoutSink } from '../nix/stream/sink.js';
-import { openAtomic } from '../util/atomic-file.js';
+import { WritableSink, seekableStdoutSink, writeAtomicFile } from '../nix/stream/sink.js';
 import { DirTarget, TarTarget } from './layout-target.js';
 import { writeOciImage, type OciImageOptions, type OciImageResult } from './write-image.js';
 
@@ -36,30 +33,5 @@ export async function writeOciArchive(conf: StreamConf, output: string, opts: Oc
     const sink = seekableStdoutSink(1) ?? new WritableSink(process.stdout, 'stdout', false);
     return writeOciImage(img, new TarTarget(sink, 'stdout'), opts);
   }
-  let out;
-  try {
-    out = await openAtomic(output, { force: opts.force });
-  } catch (err) {
-    await img.base?.archive.close();
-    throw err;
-  }
-  try {
-    let fh;
-    try {
-      fh = await open(out.tempPath, 'r+');
-    } catch (err) {
-      throw new NixregError(`cannot write output ${output}: ${describeSystemError(err)}`);
-    }
-    let result: OciImageResult;
-    try {
-      result = await writeOciImage(img, new TarTarget(new FileSink(fh, output), output), opts);
-    } finally {
-      await fh.close();
-    }
-    await out.commit();
-    return result;
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
+  return writeAtomicFile(output, opts.force, (sink) => writeOciImage(img, new TarTarget(sink, output), opts), () => img.base?.archive.close());
 }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,11 +8,11 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
+import { runCli } from '../helpers/cli.js';
 
 // Whole-archive compression (`--compress gz|zstd`, buildLayeredImage's `compressor`) on stream, build and pull, and
 // compressed docker-archives (gzip, zstd) as inputs: conf.from_image and push sources.
 // Runs the built CLI (dist/ must be built: `npx tsc -p tsconfig.json`; npm test does it).
-const repoRoot = join(import.meta.dirname, '../..');
 const CONF = join(FIXTURES, 'cases/a-defaults/conf.json');
 
 let storeRoot: string;
@@ -20,16 +20,11 @@ let tmp: string;
 let reg: Distribution;
 let plain: Buffer;
 
-function nixreg(args: string[]) {
-  return new Promise<{ status: number | null; stdout: Buffer; stderr: string }>((resolve) => {
-    const p = spawn('node', [join(repoRoot, 'bin/nixreg.js'), ...args], { env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') } });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr }));
-  });
-}
+/** The CLI with its own cache dir; stdout as bytes (archives are compared with Buffer.equals). */
+const nixreg = async (args: string[]) => {
+  const r = await runCli(args, { cacheHome: join(tmp, 'cache') });
+  return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
+};
 
 async function ok(args: string[]) {
   const r = await nixreg(args);

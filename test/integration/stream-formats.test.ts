@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,11 +8,11 @@ import { gunzipSync } from 'node:zlib';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
+import { NIXREG_BIN, runCli } from '../helpers/cli.js';
 
 // `nixreg stream --format oci|oci-archive` (and `nixreg build --format oci`): deterministic layouts whose blobs and
 // manifest are exactly what `nixreg push --format oci` uploads, readable by Debian's skopeo and umoci.
 // Runs the built CLI (dist/ must be built: `npx tsc -p tsconfig.json`; npm test does it).
-const repoRoot = join(import.meta.dirname, '../..');
 const CONF = join(FIXTURES, 'cases/a-defaults/conf.json');
 const TAG = 'case-a';
 
@@ -20,16 +20,11 @@ let storeRoot: string;
 let tmp: string;
 let reg: Distribution;
 
-function nixreg(args: string[], opts: { stdoutFile?: string } = {}) {
-  return new Promise<{ status: number | null; stdout: Buffer; stderr: string }>((resolve) => {
-    const p = spawn('node', [join(repoRoot, 'bin/nixreg.js'), ...args], { env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') } });
-    const out: Buffer[] = [];
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => out.push(d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('close', (status) => resolve({ status, stdout: Buffer.concat(out), stderr }));
-  });
-}
+/** The CLI with its own cache dir; stdout as bytes (archives are compared with Buffer.equals). */
+const nixreg = async (args: string[]) => {
+  const r = await runCli(args, { cacheHome: join(tmp, 'cache') });
+  return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
+};
 
 async function ok(args: string[]) {
   const r = await nixreg(args);
@@ -191,7 +186,7 @@ describe('nixreg stream --format oci-archive', () => {
     const piped = await ok(stream('--format', 'oci-archive'));
     expect(piped.stdout.equals(bytes)).toBe(true);
     const redirected = join(tmp, 'redirected.tar');
-    const r = spawnSync('sh', ['-c', `node "${join(repoRoot, 'bin/nixreg.js')}" ${stream('--format', 'oci-archive').map((a) => `'${a}'`).join(' ')} > '${redirected}'`], {
+    const r = spawnSync('sh', ['-c', `node "${NIXREG_BIN}" ${stream('--format', 'oci-archive').map((a) => `'${a}'`).join(' ')} > '${redirected}'`], {
       env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
     });
     expect(r.status).toBe(0);
@@ -226,7 +221,7 @@ describe('nixreg build --format', () => {
     const file = join(tmp, 'build.tar');
     await ok(build('-o', file, '--no-cache'));
     const redirected = join(tmp, 'build-redirected.tar');
-    const r = spawnSync('sh', ['-c', `node "${join(repoRoot, 'bin/nixreg.js')}" ${build('-o', '-', '--no-cache').map((a) => `'${a}'`).join(' ')} > '${redirected}'`]);
+    const r = spawnSync('sh', ['-c', `node "${NIXREG_BIN}" ${build('-o', '-', '--no-cache').map((a) => `'${a}'`).join(' ')} > '${redirected}'`]);
     expect(r.status, r.stderr?.toString()).toBe(0);
     expect(readFileSync(redirected).equals(readFileSync(file))).toBe(true);
     const gz = join(tmp, 'build.tar.gz');

@@ -67,40 +67,12 @@ export const command: CommandModule<object, Args> = {
       label: a.label,
     });
     const outputFormat = { format: a.format, compression: a.compression, compressionLevel: a['compression-level'], compress: parseArchiveCompression(a.compress) };
-    if (a['single-layer']) {
-      if (a.format !== 'docker-archive' || outputFormat.compress !== 'none' || a.compression !== undefined)
-        throw usageError('--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)');
-      // no base-image support in one-layer builds yet: refuse rather than silently drop the base (--max-layers/--algorithm do not apply)
-      if (a['from-image']) throw usageError('--from-image cannot be used with --single-layer');
-      await runSingleLayerBuild({
-        name: a.name,
-        paths: a.path,
-        overlay: a.overlay,
-        config,
-        architecture: a.architecture,
-        created: a.created,
-        mtime: a.mtime,
-        uid: a.uid,
-        gid: a.gid,
-        graphFile: a.graph,
-        storeRoot: a['store-root'],
-        output: a.output,
-        writeConf: a['write-conf'],
-        force: a.force,
-        cache: a.cache,
-        log: (line) => process.stderr.write(line + '\n'),
-      });
-      return;
-    }
-    if (a.overlay !== undefined || a.uid !== undefined || a.gid !== undefined) throw usageError('--overlay/--uid/--gid need --single-layer');
-    await runBuild({
+    // what both kinds of build take
+    const common = {
       name: a.name,
       paths: a.path,
       config,
       architecture: a.architecture,
-      maxLayers: a['max-layers'],
-      algorithm: a.algorithm,
-      fromImage: a['from-image'],
       created: a.created,
       mtime: a.mtime,
       graphFile: a.graph,
@@ -109,8 +81,17 @@ export const command: CommandModule<object, Args> = {
       writeConf: a['write-conf'],
       force: a.force,
       cache: a.cache,
-      outputFormat,
-      log: (line) => process.stderr.write(line + '\n'),
-    });
+      log: (line: string) => process.stderr.write(line + '\n'),
+    };
+    if (a['single-layer']) {
+      if (a.format !== 'docker-archive' || outputFormat.compress !== 'none' || a.compression !== undefined)
+        throw usageError('--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)');
+      // no base-image support in one-layer builds yet: refuse rather than silently drop the base (--max-layers/--algorithm do not apply)
+      if (a['from-image']) throw usageError('--from-image cannot be used with --single-layer');
+      await runSingleLayerBuild({ ...common, overlay: a.overlay, uid: a.uid, gid: a.gid });
+      return;
+    }
+    if (a.overlay !== undefined || a.uid !== undefined || a.gid !== undefined) throw usageError('--overlay/--uid/--gid need --single-layer');
+    await runBuild({ ...common, maxLayers: a['max-layers'], algorithm: a.algorithm, fromImage: a['from-image'], outputFormat });
   },
 };

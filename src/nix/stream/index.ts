@@ -1,10 +1,7 @@
-import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { openAtomic } from '../../util/atomic-file.js';
-import { NixregError, describeSystemError } from '../../errors.js';
 import type { StreamConf } from './conf.js';
 import { prepareImage, writeImage, type StreamImageOptions, type StreamResult } from './image.js';
-import { FileSink, WritableSink, seekableStdoutSink } from './sink.js';
+import { WritableSink, seekableStdoutSink, writeAtomicFile } from './sink.js';
 import { checkOutputOptions, writeStreamOutput, type StreamOutputOptions, type StreamOutputResult } from './output.js';
 
 /**
@@ -79,26 +76,7 @@ export async function streamImageToFile(
   opts: StreamImageOptions & { force?: boolean } = {},
 ): Promise<StreamResult> {
   const img = await prepareImage(conf, opts); // all validation before the output file exists
-  const out = await openAtomic(target, { force: opts.force });
-  try {
-    let fh;
-    try {
-      fh = await open(out.tempPath, 'r+');
-    } catch (err) {
-      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
-    }
-    let result: StreamResult;
-    try {
-      result = await writeImage(img, new FileSink(fh, target), opts);
-    } finally {
-      await fh.close();
-    }
-    await out.commit();
-    return result;
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
+  return writeAtomicFile(target, opts.force, (sink) => writeImage(img, sink, opts), () => img.base?.archive.close());
 }
 
 /** Stream the image into a Writable (stdout, a pipe). Not seekable: uncached store layers are hashed first. */

@@ -1,7 +1,8 @@
 import { fstatSync, readFileSync, writeSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { NixregError, describeSystemError } from '../../errors.js';
+import { openAtomic } from '../../util/atomic-file.js';
 
 /**
  * Where the outer image tar goes. A seekable sink (a regular output file) lets the writer patch a layer's
@@ -153,4 +154,44 @@ export function seekableStdoutSink(fd = 1): ImageSink | undefined {
     },
     async finish() {},
   };
+}
+
+/**
+ * Run `write` on a FileSink over an atomic temp file beside `target` (renamed into place only when `write`
+ * succeeds, removed otherwise): the one file-output path of `stream`, `build` and `--format oci-archive`, so each
+ * writes layers once and back-patches headers. `notOpened` runs when the output cannot even be created
+ * (e.g. it exists), to release what the caller opened before.
+ */
+export async function writeAtomicFile<T>(
+  target: string,
+  force: boolean | undefined,
+  write: (sink: FileSink) => Promise<T>,
+  notOpened?: () => Promise<void> | void,
+): Promise<T> {
+  let out;
+  try {
+    out = await openAtomic(target, { force });
+  } catch (err) {
+    await notOpened?.();
+    throw err;
+  }
+  try {
+    let fh;
+    try {
+      fh = await open(out.tempPath, 'r+');
+    } catch (err) {
+      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+    }
+    let result: T;
+    try {
+      result = await write(new FileSink(fh, target));
+    } finally {
+      await fh.close();
+    }
+    await out.commit();
+    return result;
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
 }
