@@ -325,8 +325,13 @@ const shortChunkSeen = new WeakSet<Upload>();
 export async function patchUpload(ctx: Ctx): Promise<void> {
   const u = session(ctx);
   const streamed = ctx.req.headers['content-range'] === undefined && ctx.req.headers['content-length'] === undefined;
-  if (streamed && ctx.options.rejectStreamedPatch)
+  if (streamed && ctx.options.rejectStreamedPatch) {
+    // Read the body before refusing: answering mid-body makes the client's write fail with a reset before it can
+    // read the status (timing-dependent), and a reset is retried as a network fault, not taken as a refusal.
+    // Resets are what the fault options are for; this option is about the status.
+    for await (const _ of ctx.req) void _;
     throw new RegistryError(ctx.options.rejectStreamedPatch, 'BLOB_UPLOAD_INVALID', 'streamed uploads are not accepted here: send chunks with Content-Range and Content-Length', undefined, { Connection: 'close' });
+  }
   await withSession(u, async () => {
     const expect = chunkRange(ctx, u);
     if (ctx.options.enforceChunkMinLength && ctx.req.headers['content-range'] !== undefined) {
