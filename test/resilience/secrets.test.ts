@@ -276,7 +276,7 @@ describe('plain http and TLS', () => {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"no"}]}');
     });
     // https goes through CONNECT (undici uses http_proxy for https when https_proxy is unset); deny it like a
-    // corporate proxy would. (A proxy that just drops the CONNECT socket makes undici reconnect in a tight loop.)
+    // corporate proxy would. (A proxy that drops the CONNECT socket is covered in error-messages-sources.test.ts.)
     proxy.on('connect', (req, sock) => {
       saw.push(`CONNECT ${req.url}`);
       sock.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n');
