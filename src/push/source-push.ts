@@ -35,6 +35,9 @@ export async function pushSource(opts: PushSourceOptions): Promise<PushResult> {
   const src = await openSource(opts.source, opts.sourceOptions);
   try {
     const stored = storedShape(src);
+    // A compressed archive can only be read front to back: parallel layer reads would each decompress it from
+    // the start, so such sources go one layer at a time.
+    if (src.sequentialReads) opts = { ...opts, jobs: 1 };
     const keep = stored && (opts.format ?? stored.format) === stored.format && (opts.compression ?? stored.compression) === stored.compression;
     if (keep) return await pushAsStored(src, opts);
     const format = opts.format ?? 'docker';
