@@ -3,6 +3,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { NixregError, describeSystemError } from '../../errors.js';
 import { openAtomic } from '../../util/atomic-file.js';
+import { releaseLayerChunk } from './store-layer.js';
 
 /**
  * Where the outer image tar goes. A seekable sink (a regular output file) lets the writer patch a layer's
@@ -31,9 +32,14 @@ export class FileSink implements ImageSink {
     if (this.failed) throw this.fail(this.failed);
     const at = this.pos;
     this.pos += b.length;
-    const p = writeAll(this.fh, b, at).catch((err) => {
-      this.failed ??= err;
-    });
+    // write() takes ownership of b: once written, a layer chunk is held by no one (image.ts and the OCI writer only
+    // hash it synchronously before), so it is recycled (issue 8; other buffers are ignored by releaseLayerChunk).
+    const p = writeAll(this.fh, b, at).then(
+      () => releaseLayerChunk(b),
+      (err) => {
+        this.failed ??= err;
+      },
+    );
     this.inflight.push(p);
     if (this.inflight.length >= IN_FLIGHT) await this.inflight.shift();
   }
