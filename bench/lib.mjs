@@ -44,7 +44,12 @@ export function stats(xs) {
 }
 
 /** Debian's docker-registry on 127.0.0.1 with storage under `dir`; resolves once /v2/ answers. */
-export async function startRegistry(dir) {
+/**
+ * Debian's docker-registry on a free loopback port. freePort() closes its probe before the registry binds, so
+ * another process (the smoke test runs beside other suites) can take the port in between: the registry then exits
+ * at once, and we start again on a new port.
+ */
+export async function startRegistry(dir, attempt = 1) {
   const port = await freePort();
   mkdirSync(dir, { recursive: true });
   writeFileSync(
@@ -52,9 +57,16 @@ export async function startRegistry(dir) {
     `version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:${port}\n  secret: bench\n`,
   );
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+  const exited = once(child, 'exit').catch(() => {});
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
-    if (await fetch(`${url}/v2/`).then(() => true, () => false)) break;
+    if (child.exitCode !== null) {
+      if (attempt >= 5) throw new Error(`docker-registry exited at start (port ${port})`);
+      return startRegistry(dir, attempt + 1);
+    }
+    // a registry answers /v2/ with the distribution API version header; anything else on the port is not ours
+    const ok = await fetch(`${url}/v2/`).then((r) => r.headers.get('docker-distribution-api-version') !== null, () => false);
+    if (ok && child.exitCode === null) break;
     if (i > 200) throw new Error('docker-registry did not start');
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -64,7 +76,7 @@ export async function startRegistry(dir) {
     url,
     stop: async () => {
       child.kill('SIGTERM');
-      await once(child, 'exit').catch(() => {});
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -20,7 +20,9 @@ let failed = 0;
 try {
   const r = JSON.parse(readFileSync(report, 'utf8'));
   passed = r.numPassedTests;
-  failed = r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0);
+  // Nothing is skipped on purpose here, so a skipped or todo test is a failure too: that is what vitest reports
+  // for the tests of a suite whose beforeAll failed (e.g. a server that did not start).
+  failed = r.numFailedTests + (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0) + (r.numRuntimeErrorTestSuites ?? 0);
   // a suite that failed to load counts as a failure even though it reported no tests
   for (const s of r.testResults ?? []) if (s.status === 'failed' && (s.assertionResults ?? []).length === 0) failed++;
 } catch {

@@ -1,6 +1,6 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from './tools.js';
@@ -35,7 +35,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * freePort() closes its probe before docker-registry binds, so another test process can take the port in between
+ * (seen on 2-core CI: "bind: address already in use"): start again on a new port a few times before failing.
+ */
 export async function startDistribution(opts: DistributionOptions = {}): Promise<Distribution> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (!(err instanceof PortTaken) || attempt >= 5) throw err;
+    }
+  }
+}
+
+class PortTaken extends Error {}
+
+async function startOnce(opts: DistributionOptions): Promise<Distribution> {
   requireTool('docker-registry');
   const dir = mkdtempSync(join(tmpdir(), 'nixreg-distribution-'));
   const port = await freePort();
@@ -81,13 +97,25 @@ export async function startDistribution(opts: DistributionOptions = {}): Promise
   const url = `${scheme}://127.0.0.1:${port}`;
   const deadline = Date.now() + 15_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited early; see ${logFile}`);
+    if (child.exitCode !== null) {
+      if (/address already in use/.test(readFileSync(logFile, 'utf8'))) {
+        rmSync(dir, { recursive: true, force: true });
+        throw new PortTaken(`port ${port} was taken`);
+      }
+      throw new Error(`docker-registry exited early; see ${logFile}`);
+    }
+    // Probe by connecting, never by binding: a probe that binds the port could itself take it from the registry.
     const up = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(true)); // port taken = registry listening
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)));
+      const c = connect(port, '127.0.0.1');
+      c.once('connect', () => (c.destroy(), resolve(true)));
+      c.once('error', () => resolve(false));
     });
-    if (up) break;
+    // a connection only counts once the registry is known to be alive (not another process on a taken port)
+    if (up && child.exitCode === null) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (child.exitCode === null) break;
+      continue;
+    }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`docker-registry did not start on ${url}; see ${logFile}`);
