@@ -7,14 +7,14 @@ import { toSRI } from '../digest/nixhash.js';
 import { integrityError, usageError } from '../errors.js';
 import type { WantedPlatform } from '../manifest/platform.js';
 import { normalizeTaggedName, parseImageReference } from '../reference/reference.js';
-import type { Credentials, RegistryClientOptions } from '../registry/types.js';
+import { clientOptions, type RegistryAccess } from '../registry/access.js';
 import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
 import { copyImage } from './copy.js';
 import { openRegistrySource } from './registry-source.js';
 import type { CopyProgress, ImageSource } from './types.js';
 
 /** What `dockerTools.pullImage` takes, plus the client options skopeo would take on its command line. */
-export interface PullOptions {
+export interface PullOptions extends RegistryAccess {
   imageName: string; // may carry :tag or @digest
   digest?: string;
   output: string; // a path, or '-' for stdout
@@ -24,16 +24,6 @@ export interface PullOptions {
   expectedSha256?: Buffer; // flat hash of the whole archive (--sha256 / --hash)
   force?: boolean;
   jobs?: number;
-  tlsVerify?: boolean;
-  creds?: Credentials;
-  authfile?: string;
-  certDir?: string;
-  /** Retries / read timeout (--retry-times, --retry-max-time, --timeout); see RegistryClientOptions. */
-  retry?: RegistryClientOptions['retry'];
-  timeoutMs?: number;
-  /** --max-manifest-size: largest manifest/index accepted (default 4 MiB). */
-  maxManifestBytes?: number;
-  log?: (line: string) => void;
   progress?: CopyProgress;
   /** Called once the image is resolved, before any layer is fetched. */
   onResolved?(source: ImageSource): void;
@@ -70,14 +60,7 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
   try {
     const source = await openRegistrySource(ref, {
       platform: o.platform,
-      tlsVerify: o.tlsVerify,
-      creds: o.creds,
-      authfile: o.authfile,
-      certDir: o.certDir,
-      ...(o.retry ? { retry: o.retry } : {}),
-      ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
-      ...(o.maxManifestBytes ? { maxManifestBytes: o.maxManifestBytes } : {}),
-      log: o.log,
+      ...clientOptions(o),
     });
     o.onResolved?.(source);
     const out = file ? file.stream : (o.stdout ?? process.stdout);

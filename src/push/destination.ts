@@ -1,23 +1,8 @@
 import { usageError } from '../errors.js';
 import { parseImageReference, TAG_RE, type ImageReference } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
-import type { Credentials, RegistryClientOptions } from '../registry/types.js';
+import { clientOptions, type RegistryAccess } from '../registry/access.js';
 
-/** Registry access options shared by every push source (pull's auth/TLS/retry options). */
-export interface RegistryAccess {
-  tlsVerify?: boolean;
-  creds?: Credentials;
-  authfile?: string;
-  certDir?: string;
-  /** Retries / read timeout (--retry-times, --retry-max-time, --timeout). */
-  retry?: RegistryClientOptions['retry'];
-  timeoutMs?: number;
-  /** --max-manifest-size (default 4 MiB). */
-  maxManifestBytes?: number;
-  log?: (line: string) => void;
-  /** Environment for credential lookup (tests). */
-  env?: NodeJS.ProcessEnv;
-}
 
 export interface Destination {
   ref: ImageReference;
@@ -42,19 +27,6 @@ export function openDestination(dest: string, additionalTags: readonly string[],
   return { ref, client, tags, repoName: `${ref.registry}/${ref.repository}` };
 }
 
-export function clientOptions(access: RegistryAccess) {
-  return {
-    ...(access.tlsVerify !== undefined ? { tlsVerify: access.tlsVerify } : {}),
-    ...(access.creds ? { creds: access.creds } : {}),
-    ...(access.authfile ? { authfile: access.authfile } : {}),
-    ...(access.certDir ? { certDir: access.certDir } : {}),
-    ...(access.retry ? { retry: access.retry } : {}),
-    ...(access.timeoutMs ? { timeoutMs: access.timeoutMs } : {}),
-    ...(access.maxManifestBytes ? { maxManifestBytes: access.maxManifestBytes } : {}),
-    ...(access.log ? { log: access.log } : {}),
-    ...(access.env ? { env: access.env } : {}),
-  };
-}
 
 /** PUT the manifest under every tag (the first PUT stores it; the others only add tags). Returns its digest. */
 export async function putTags(dest: Destination, manifest: Buffer, mediaType: string): Promise<string> {
