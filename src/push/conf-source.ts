@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { NixregError, describeSystemError, usageError } from '../errors.js';
+import { NixregError, describeSystemError } from '../errors.js';
 import { storeFsPath } from '../nix/store-root.js';
+import { describeCustomisationLayer } from '../nix/stream/customisation.js';
 import { loadBaseImage, type BaseImage } from '../nix/stream/base-image.js';
 import {
   buildImageConfig,
@@ -129,21 +129,10 @@ export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string
  * --store-root (a mutable tree) it is read and validated up front, like `nixreg stream` does.
  */
 async function customisationLayer(cust: string, index: number, storeRoot: string | undefined, onOpen: () => void): Promise<PushLayer> {
-  const dir = storeFsPath(cust, storeRoot);
-  const file = `${dir}/layer.tar`;
+  const file = storeFsPath(cust, storeRoot) + '/layer.tar';
   const describe = async (): Promise<{ diffID: string; size: number }> => {
-    let checksum: string;
-    try {
-      checksum = (await readFile(`${dir}/checksum`, 'utf8')).trim();
-    } catch (err) {
-      throw usageError(`customisation_layer ${cust}: cannot read its checksum file (${describeSystemError(err)})`);
-    }
-    if (!/^[0-9a-f]{64}$/.test(checksum)) throw usageError(`customisation_layer ${cust}: checksum file does not hold a sha256 hex digest`);
-    const st = await stat(file).catch((err) => {
-      throw usageError(`customisation_layer ${cust}: cannot read layer.tar (${describeSystemError(err)})`);
-    });
-    if (!st.isFile()) throw usageError(`customisation_layer ${cust}: layer.tar is not a regular file`);
-    return { diffID: `sha256:${checksum}`, size: st.size };
+    const { diffID, size } = await describeCustomisationLayer(cust, storeRoot);
+    return { diffID, size };
   };
   const layer: PushLayer = {
     index,

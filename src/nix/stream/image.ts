@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { NixregError, usageError, describeSystemError } from '../../errors.js';
+import { NixregError, usageError } from '../../errors.js';
 import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../../tar/python-pax.js';
-import { storeFsPath } from '../store-root.js';
+import { describeCustomisationLayer } from './customisation.js';
 import type { LayerCache } from '../layer-cache.js';
 import type { StreamConf } from './conf.js';
 import { loadBaseImage, type BaseImage } from './base-image.js';
@@ -101,25 +100,13 @@ export async function prepareImage(conf: StreamConf, opts: StreamImageOptions = 
     layers.push({ kind: 'store', paths: [...paths], size: plan.size, open: () => Readable.from(storeLayerChunks(plan), { objectMode: false }), source: { plan } });
   }
   const cust = conf.customisationLayer;
-  const dir = storeFsPath(cust, opts.storeRoot);
-  let checksum: string;
-  try {
-    checksum = (await readFile(`${dir}/checksum`, 'utf8')).trim();
-  } catch (err) {
-    throw usageError(`customisation_layer ${cust}: cannot read its checksum file (${describeSystemError(err)})`);
-  }
-  if (!/^[0-9a-f]{64}$/.test(checksum)) throw usageError(`customisation_layer ${cust}: checksum file does not hold a sha256 hex digest`);
-  const layerTar = `${dir}/layer.tar`;
-  const st = await stat(layerTar).catch((err) => {
-    throw usageError(`customisation_layer ${cust}: cannot read layer.tar (${describeSystemError(err)})`);
-  });
-  if (!st.isFile()) throw usageError(`customisation_layer ${cust}: layer.tar is not a regular file`);
+  const { file: layerTar, diffID: custDiffID, size: custSize } = await describeCustomisationLayer(cust, opts.storeRoot);
   layers.push({
     kind: 'customisation',
     paths: [cust],
-    size: st.size,
-    diffID: `sha256:${checksum}`,
-    open: () => Readable.from(fileChunks(layerTar, st.size), { objectMode: false }),
+    size: custSize,
+    diffID: custDiffID,
+    open: () => Readable.from(fileChunks(layerTar, custSize), { objectMode: false }),
     source: { file: layerTar },
   });
   return { conf, base, layers, repoTag };
