@@ -96,7 +96,8 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
     exclude: helpers.exclude,
   });
 
-  const partial = {
+  // jq's key order: repo_tag sits between customisation_layer and created; the content tag hashes the rest
+  const head = {
     architecture,
     config,
     os: 'linux' as const,
@@ -105,32 +106,10 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
     from_image: o.fromImage ? fromImageName(o.fromImage, storeDir, o.storeRoot) : null,
     store_layers: storeLayers,
     customisation_layer: customisation.dir,
-    created,
-    mtime,
-    uid: '0',
-    gid: '0',
-    uname: 'root',
-    gname: 'root',
   };
-  const repoTag = `${imageName}:${tag ?? contentTag(partial)}`;
-  // rebuild in jq's key order (repo_tag sits between customisation_layer and created)
-  const conf: StreamConf = {
-    architecture,
-    config,
-    os: 'linux',
-    variant,
-    store_dir: storeDir,
-    from_image: partial.from_image,
-    store_layers: storeLayers,
-    customisation_layer: customisation.dir,
-    repo_tag: repoTag,
-    created,
-    mtime,
-    uid: '0',
-    gid: '0',
-    uname: 'root',
-    gname: 'root',
-  };
+  const tail = { created, mtime, uid: '0', gid: '0', uname: 'root', gname: 'root' };
+  const repoTag = `${imageName}:${tag ?? contentTag({ ...head, ...tail })}`;
+  const conf: StreamConf = { ...head, repo_tag: repoTag, ...tail };
   return { conf, confText: serializeConf(conf), customisation, graph };
 }
 
