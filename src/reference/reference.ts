@@ -105,7 +105,3 @@ export function normalizeTaggedName(nameAndOptionalTag: string): { name: string;
   return { name: ref.name, tag: ref.tag ?? 'latest' };
 }
 
-/** `name:tag`, `name@digest` or `name:tag@digest`, for messages. */
-export function formatReference(ref: ImageReference): string {
-  return ref.name + (ref.tag ? `:${ref.tag}` : '') + (ref.digest ? `@${ref.digest}` : '');
-}

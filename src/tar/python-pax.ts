@@ -294,8 +294,6 @@ export function endOfArchive(offset: number): Buffer {
   return Buffer.alloc(2 * BLOCK + (rem > 0 ? RECORD - rem : 0));
 }
 
-export const endOfArchiveLength = (offset: number): number => endOfArchive(offset).length;
-
 function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
