@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { RouteKind } from './names.js';
+import type { ErrorCode } from './errors.js';
 
 /**
  * Fault injection for client tests. Rules are matched per route kind and method; whether a matching rule fires is
@@ -8,7 +9,9 @@ import type { RouteKind } from './names.js';
  * requests always meets the same faults.
  *
  * kinds:
- *  - status: answer with `status` (429 + Retry-After, 500, 502, 503, ...) instead of handling the request
+ *  - status: answer with `status` (429 + Retry-After, 500, 502, 503, ...) instead of handling the request; with
+ *    `codes`, the body is the spec's JSON error list with those codes (e.g. the 400 DIGEST_INVALID +
+ *    MANIFEST_BLOB_UNKNOWN distribution 2.8 answers while another push rewrites a blob link)
  *  - reset: send headers and `afterBytes` bytes of the body (default: half), then reset the TCP connection;
  *    on requests without a manifest/blob body to send (HEAD, uploads, token, ...) reset before answering
  *  - drip: send the body `dripBytes` at a time with `dripIntervalMs` pauses
@@ -34,6 +37,8 @@ export interface FaultRule {
   /** fire at most N times */
   times?: number;
   status?: number;
+  /** status faults: answer with a JSON error body carrying these codes (default: a plain-text body) */
+  codes?: ErrorCode[];
   /** Retry-After seconds for status faults (default 1 for 429, none otherwise) */
   retryAfter?: number;
   afterBytes?: number;

@@ -3,7 +3,7 @@ import { createServer as createHttps } from 'node:https';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Authenticator, type AuthOptions, type AuthResult, type Scope } from './auth.js';
-import { RegistryError, sendError } from './errors.js';
+import { RegistryError, defaultMessage, sendError } from './errors.js';
 import { FaultInjector, sendBody, stall, type FaultOptions, type FaultRule } from './faults.js';
 import * as h from './handlers.js';
 import { parseRoute, validName, type Route } from './names.js';
@@ -332,6 +332,7 @@ function injectStatus(res: ServerResponse, f: FaultRule, head: boolean): void {
   const retryAfter = f.retryAfter ?? (status === 429 ? 1 : undefined);
   const headers: Record<string, string> = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
   if (status === 429) return sendError(res, new RegistryError(429, 'TOOMANYREQUESTS', 'too many requests (injected)', undefined, headers), head);
+  if (f.codes?.length) return sendError(res, RegistryError.many(status, f.codes.map((code) => ({ code, message: `${defaultMessage(code)} (injected)` }))), head);
   const body = Buffer.from(`injected fault: HTTP ${status}\n`);
   res.writeHead(status, { ...headers, 'Content-Type': 'text/plain', 'Content-Length': body.length });
   res.end(head ? undefined : body);

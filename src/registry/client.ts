@@ -6,7 +6,7 @@ import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, MediaType, isSchema1MediaType } fr
 import { Authenticator, readLimited } from './auth/authenticator.js';
 import { parseChallenges, pickChallenge } from './auth/challenge.js';
 import { resolveCredentials, type ResolvedCredentials } from './auth/credentials.js';
-import { summarizeErrorBody } from './registry-errors.js';
+import { readErrorBody, summarizeErrorBody, type RegistryErrorBody } from './registry-errors.js';
 import { checkContentRange, verifiedBlobChunks } from './blob-stream.js';
 import { Transport, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
 import type {
@@ -193,8 +193,8 @@ export class RegistryClient implements RegistryClientApi {
   }
 
   /** Turn a non-success response into the right one-line error (consumes the body). */
-  private async fail(res: HttpResponse, what: string): Promise<never> {
-    const summary = await summarizeErrorBody(res);
+  private async fail(res: HttpResponse, what: string, body?: RegistryErrorBody): Promise<never> {
+    const summary = body ? body.summary : await summarizeErrorBody(res);
     const detail = summary ? `: ${summary}` : '';
     if (res.status === 401 || res.status === 403) {
       const c = await this.creds().catch(() => undefined);
@@ -272,13 +272,19 @@ export class RegistryClient implements RegistryClientApi {
     const r = this.manifestRef(ref);
     const digest = sha256Digest(bytes);
     if (DIGEST_RE.test(r) && r !== digest) throw integrityError(`manifest for ${this.describeRef(r)}: digest mismatch: expected ${r}, got ${digest}`);
-    const res = await this.send({
-      method: 'PUT',
-      path: `/v2/${this.repository}/manifests/${r}`,
-      headers: { 'content-type': mediaType },
-      body: bytes,
-    });
-    if (res.status < 200 || res.status > 299) return this.fail(res, `manifest upload to ${this.describeRef(r)}`);
+    const what = `manifest upload to ${this.describeRef(r)}`;
+    let res: HttpResponse;
+    for (let attempt = 0; ; attempt++) {
+      res = await this.send({ method: 'PUT', path: `/v2/${this.repository}/manifests/${r}`, headers: { 'content-type': mediaType }, body: bytes });
+      if (res.status >= 200 && res.status <= 299) break;
+      if (res.status !== 400) return this.fail(res, what);
+      const body = await readErrorBody(res);
+      if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
+        return this.fail(res, what, body);
+      const delay = 250 * 2 ** attempt;
+      this.log(`${what}: ${body.summary} (its blobs were just uploaded: the registry may not see them yet); trying again in ${delay} ms`);
+      await sleep(delay);
+    }
     await res.body.dump().catch(() => {});
     const returned = headerValue(res.headers, 'docker-content-digest');
     if (returned && returned !== digest) throw integrityError(`manifest upload to ${this.describeRef(r)}: registry says ${returned}, we sent ${digest}`);
@@ -513,6 +519,16 @@ const STREAM_REJECTED = new Set([400, 411, 413, 415, 416, 501]);
 
 /** Tag-list pages: a safety bound (Docker Hub sends 100 tags a page by default: 1000 pages = 100k tags). */
 const MAX_TAG_PAGES = 1000;
+/**
+ * A manifest PUT answered 400 with only these codes names blobs the registry does not see yet. distribution 2.8
+ * rewrites a repository's blob link file in place (truncate, then write) whenever that blob is committed again, so
+ * while another client pushes the same layer a manifest check can read an empty link: DIGEST_INVALID plus
+ * MANIFEST_BLOB_UNKNOWN for a blob that is there (seen with 4 concurrent pushes of one image). Registries on
+ * eventually consistent storage answer the same just after an upload. Both pass in moments, so the PUT is tried
+ * again a few times (at most --retry-times) before the error is reported.
+ */
+const TRANSIENT_MANIFEST_CODES = new Set(['MANIFEST_BLOB_UNKNOWN', 'BLOB_UNKNOWN', 'DIGEST_INVALID']);
+const MANIFEST_BLOB_RETRIES = 3;
 const MAX_TAG_PAGE_BYTES = 16 << 20;
 
 /** The target of `rel="next"` in a Link header (RFC 8288: `<url>; rel="next"`, possibly among others), if any. */

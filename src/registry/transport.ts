@@ -251,6 +251,11 @@ export class Transport {
     await this.agent.close();
   }
 
+  /** How many times a failed request is tried again (--retry-times). */
+  get retryTimes(): number {
+    return this.times;
+  }
+
   /** One request with redirects and retries. Network failures become one-line NixregErrors naming the host. */
   async request(req: HttpRequest): Promise<HttpResponse> {
     const replayable = !(req.body instanceof Readable);
