@@ -3,7 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Agent, Client, EnvHttpProxyAgent, Pool, buildConnector, type Dispatcher } from 'undici';
+import { Agent, Client, EnvHttpProxyAgent, Pool, buildConnector, type Dispatcher } from './undici.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 
 /**
