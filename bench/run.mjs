@@ -65,7 +65,8 @@ const registry = async (name) => {
 const stopRegistry = async (r) => (await r.stop(), registries.splice(registries.indexOf(r), 1));
 
 let image; // { layers, digest, ref, usize, ... } in the source registry
-let closure; // { conf, root, storePaths, paths, bytes, ... }
+let closure; // { conf, root, storePaths, paths, bytes, realConf?, added?, ... }
+let realStore; // benchPushRealStore's registry, cache and cold digest, kept across runs
 const loadStart = loadavg()[0];
 const t0 = Date.now();
 try {
@@ -82,6 +83,8 @@ try {
   if (only.has('push')) {
     define('push-cold', 'push conf (cold: empty registry and cache)', '`nixreg stream -o F` + `skopeo copy docker-archive:F docker://…`', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.7 } });
     define('push-warm', 'push conf (warm: nothing changed)', 'same, warm (skopeo blob-info cache, registry has the blobs)', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
+    if (closure.realConf)
+      define('push-warm-store', 'push conf (warm, paths in the real /nix/store: no tree walk)', 'same as the row above', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
   }
   if (image) define('floor-gunzip', 'floor: `gzip -dc layers | sha256sum`', '', { bytes: image.usize });
 
@@ -105,6 +108,7 @@ try {
   if (checks.some((c) => !c.ok)) process.exitCode = 1;
 } finally {
   for (const r of [...registries]) await r.stop();
+  if (closure?.added?.length) spawnSync('nix-store', ['--delete', ...closure.added], { stdio: 'ignore' }); // best effort: unrooted garbage anyway
   rmSync(work, { recursive: true, force: true });
 }
 
@@ -170,7 +174,28 @@ function setupClosure() {
   const c = makeClosure(root, size.closure, size.paths);
   const paths = c.storePaths.map((p) => p.slice(1)).join(' ');
   measureShell(`tar -C ${root} -cf - ${paths} >/dev/null`, { env }); // page cache warm: we measure CPU and pipes, not the disk
-  return { ...c, root, paths };
+  return { ...c, root, paths, ...addToNixStore(c.conf, root) };
+}
+
+/**
+ * --store-root trees may change, so a warm push must lstat every file to fingerprint them; paths in a real Nix
+ * store are immutable and a warm push reads none of them. Measure that case too: add the closure to /nix/store
+ * (nix-store --add; new store path names) and write a conf that names those paths. Skipped without a usable Nix.
+ */
+function addToNixStore(conf, root) {
+  if (process.env.BENCH_NO_NIX_STORE || spawnSync('nix-store', ['--version'], { stdio: 'ignore' }).status !== 0) return {};
+  const doc = JSON.parse(readFileSync(conf, 'utf8'));
+  const local = [...doc.store_layers.flat(), doc.customisation_layer];
+  const r = spawnSync('nix-store', ['--add', ...local.map((p) => join(root, p))], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) return (log(`nix-store --add failed, no real-store row: ${r.stderr.trim().split('\n').pop()}`), {});
+  const added = r.stdout.trim().split('\n');
+  const real = new Map(local.map((p, i) => [p, added[i]]));
+  const swap = (p) => real.get(p) ?? p;
+  doc.store_layers = doc.store_layers.map((l) => l.map(swap));
+  doc.customisation_layer = swap(doc.customisation_layer);
+  const realConf = join(work, 'real-store-conf.json');
+  writeFileSync(realConf, JSON.stringify(doc));
+  return { realConf, added };
 }
 
 async function benchPull(run) {
@@ -257,6 +282,21 @@ async function benchPush(run) {
   if (run === 1 && closure.streamSha256) check('stream: output identical to the archive the push baseline streamed', closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'));
   rmSync(archive, { force: true });
   await stopRegistry(skTo);
+  if (closure.realConf) await benchPushRealStore(run);
+}
+
+/** Warm push of the real-store conf: one unmeasured cold push fills the registry and the cache, once for all runs. */
+async function benchPushRealStore(run) {
+  if (!realStore) {
+    const reg = await registry('push-real-store');
+    const args = ['push', closure.realConf, `docker://${reg.host}/bench/real:1`, '--tls-verify=false', '--quiet'];
+    const env = cacheEnv('push-real-store');
+    m(nixreg(...args), { env });
+    realStore = { args, env, digest: await manifestDigest(reg.url, 'bench/real', '1'), reg };
+  }
+  record('push-warm-store', 'nixreg', m(nixreg(...realStore.args), { env: realStore.env }));
+  results['push-warm-store'].base = results['push-warm'].base; // the same baseline measurements
+  if (run === 1) check('push: warm push from /nix/store leaves the manifest of the cold one', !!realStore.digest && realStore.digest === (await manifestDigest(realStore.reg.url, 'bench/real', '1')));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ export class DockerArchiveSink implements ImageSink<ArchiveResult> {
   constructor(
     private readonly output: Writable,
     private readonly repoTags: readonly RepoTag[],
+    private readonly hash = true,
   ) {}
   write(image: SinkImage): Promise<ArchiveResult> {
-    return writeDockerArchive(this.output, { ...image, repoTags: this.repoTags });
+    return writeDockerArchive(this.output, { ...image, repoTags: this.repoTags, hash: this.hash });
   }
 }

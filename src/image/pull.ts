@@ -33,6 +33,8 @@ export interface PullOptions extends RegistryAccess {
    * of the UNCOMPRESSED docker-archive: that is what pullImage's outputHash pins, so a pin is valid either way.
    */
   compress?: ArchiveCompression;
+  /** Hash the archive (default true; always when expectedSha256 is set): the result's sha256 is null without it. */
+  hashArchive?: boolean;
 }
 
 export interface PullResult extends ArchiveResult {
@@ -65,13 +67,13 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
     o.onResolved?.(source);
     const out = file ? file.stream : (o.stdout ?? process.stdout);
     const compressed = o.compress && o.compress !== 'none' ? compressArchiveStream(o.compress, out, { endOut: !!file }) : undefined;
-    const result = await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag]), { jobs: o.jobs, progress: o.progress });
+    const result = await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag], o.hashArchive !== false || !!o.expectedSha256), { jobs: o.jobs, progress: o.progress });
     if (compressed) {
       compressed.input.end();
       await compressed.done;
     }
-    if (o.expectedSha256 && !o.expectedSha256.equals(result.sha256))
-      throw integrityError(`hash mismatch for ${o.imageName}: specified: ${toSRI(o.expectedSha256)} got: ${toSRI(result.sha256)}`);
+    if (o.expectedSha256 && !o.expectedSha256.equals(result.sha256!))
+      throw integrityError(`hash mismatch for ${o.imageName}: specified: ${toSRI(o.expectedSha256)} got: ${toSRI(result.sha256!)}`);
     await file?.commit();
     return {
       ...result,

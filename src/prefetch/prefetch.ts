@@ -105,17 +105,18 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
           progress: o.progress,
         });
         await file?.commit();
+        const sha256 = r.sha256!; // the sink hashes by default: prefetch exists for this hash
         const imageDigest = isIndex && (o.indexDigest || (pinned && pinned === top.digest)) ? top.digest : t.digest;
         runs.push({
           imageName,
           imageDigest,
-          hash: o.legacySha256 ? toNix32(r.sha256) : toSRI(r.sha256),
+          hash: o.legacySha256 ? toNix32(sha256) : toSRI(sha256),
           finalImageName,
           finalImageTag,
           os: t.platform.os,
           arch: t.platform.arch,
           variant: t.platform.variant,
-          sha256: r.sha256,
+          sha256,
           size: r.size,
           resolvedIndexDigest: isIndex ? top.digest : null,
         });

@@ -23,8 +23,8 @@ declare module 'undici/lib/core/connect.js' {
   import { buildConnector } from 'undici';
   export = buildConnector;
 }
-declare module 'undici/lib/api/api-request.js' {
+declare module 'undici/lib/api/index.js' {
   import { Dispatcher } from 'undici';
-  const request: Dispatcher['request'];
-  export = request;
+  const api: Pick<Dispatcher, 'request' | 'stream' | 'pipeline' | 'connect' | 'upgrade'>;
+  export = api;
 }

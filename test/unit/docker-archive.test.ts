@@ -59,6 +59,16 @@ describe('docker-archive writer', () => {
     expect('sha256:' + r.sha256.toString('hex')).toBe(sha(skopeo));
   });
 
+  test('hash: false writes the same bytes and returns no hash (pull --quiet has no use for it)', async () => {
+    const out = new Collect();
+    async function* layers(): AsyncGenerator<ArchiveLayer> {
+      for (const t of [a, b]) yield { diffID: sha(t), size: t.length, open: () => Readable.from([t]) };
+    }
+    const r = await writeDockerArchive(out, { configBytes: config, configDigest: sha(config), diffIDs: [a, b, a].map(sha), layers: layers(), repoTags, hash: false });
+    expect((await out.done()).equals(skopeo)).toBe(true);
+    expect(r).toEqual({ size: skopeo.length, sha256: null });
+  });
+
   test('an image without layers or tags: "Layers":[], "RepoTags":[] and repositories {}', async () => {
     const cfg = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
     const out = new Collect();

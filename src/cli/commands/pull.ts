@@ -81,6 +81,8 @@ export const command: CommandModule<object, Args> = {
       expectedSha256: expected !== undefined ? parseSha256(expected) : undefined,
       force: a.force,
       compress,
+      // the hash is printed (or checked, or in --json); --quiet alone never shows it
+      hashArchive: !a.quiet || !!a.json,
       jobs: a.jobs,
       tlsVerify: a.tlsVerify,
       creds,
@@ -103,10 +105,10 @@ export const command: CommandModule<object, Args> = {
           manifestDigest: r.manifestDigest,
           output: r.output,
           size: r.size,
-          hash: toSRI(r.sha256),
-          sha256: toNix32(r.sha256),
+          hash: toSRI(r.sha256!),
+          sha256: toNix32(r.sha256!),
         }) + '\n',
       );
-    } else progress.info(`wrote ${a.output === '-' ? 'stdout' : a.output}: ${formatBytes(r.size)}, ${toSRI(r.sha256)}`);
+    } else progress.info(`wrote ${a.output === '-' ? 'stdout' : a.output}: ${formatBytes(r.size)}${r.sha256 ? `, ${toSRI(r.sha256)}` : ''}`);
   },
 };
