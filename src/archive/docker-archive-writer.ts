@@ -1,4 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
+import { WriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { hexOf } from '../digest/sha256.js';
 import { integrityError } from '../errors.js';
@@ -21,6 +23,7 @@ export interface ArchiveLayer {
   diffID: string; // sha256:<hex> of the uncompressed bytes (already verified by the producer)
   size: number; // uncompressed size
   open(): Readable; // the uncompressed bytes, exactly `size` of them
+  file?: string; // the same bytes in a file (a spool): copied with reused buffers where the output allows it
   release?(): Promise<void>; // called once the bytes are in the archive (e.g. delete a spool file)
 }
 
@@ -50,6 +53,15 @@ export interface ArchiveResult {
   sha256: Buffer | null;
 }
 
+/**
+ * Mark for outputs that are done with a buffer once its write callback has run (they hash and drop it, or write it
+ * to a descriptor). A file WriteStream is one; a PassThrough or a compressor is not: it hands the same memory on,
+ * to be read later.
+ */
+export const REUSABLE_WRITES = Symbol('nixreg.reusableWrites');
+const reusesWrites = (w: Writable): boolean => w instanceof WriteStream || (w as { [REUSABLE_WRITES]?: boolean })[REUSABLE_WRITES] === true;
+const FILE_CHUNK = 1 << 20;
+
 /** Write a Buffer honouring backpressure; hash (unless told not to) and count it. */
 class Out {
   readonly hash: Hash | null;
@@ -59,7 +71,9 @@ class Out {
     hash: boolean,
   ) {
     this.hash = hash ? createHash('sha256') : null;
+    this.reusesWrites = reusesWrites(w);
   }
+  readonly reusesWrites: boolean;
   async write(b: Buffer): Promise<void> {
     if (!b.length) return;
     this.hash?.update(b);
@@ -83,6 +97,37 @@ class Out {
       this.w.once('error', onError);
       this.w.once('close', onClose);
     });
+  }
+  /**
+   * Copy a file through two buffers allocated once; returns the number of bytes copied. Why: every new Buffer is V8
+   * "external memory", and each few dozen MB of it forces a full GC. Reading a 512 MiB pull's spool in fresh 1 MiB
+   * chunks cost 60+ mark-compacts, ~1 s of CPU on 2 cores. Only for outputs marked by `reusesWrites`.
+   */
+  async pumpFile(path: string): Promise<number> {
+    const fh = await open(path, 'r');
+    const bufs = [Buffer.allocUnsafeSlow(FILE_CHUNK), Buffer.allocUnsafeSlow(FILE_CHUNK)];
+    let landed: Promise<void> = Promise.resolve(); // the write of the other buffer
+    let n = 0;
+    try {
+      for (let i = 0; ; i ^= 1) {
+        const { bytesRead } = await fh.read(bufs[i]!, 0, FILE_CHUNK, null);
+        if (bytesRead === 0) break;
+        await landed; // the other buffer is written out: it may be refilled next round
+        landed = this.writeAndLand(bufs[i]!.subarray(0, bytesRead));
+        n += bytesRead;
+      }
+      await landed;
+    } finally {
+      landed.catch(() => {}); // a read failure wins; the write's own error is moot
+      await fh.close();
+    }
+    return n;
+  }
+  /** Write and resolve once the output is done with `b` (its write callback). */
+  private writeAndLand(b: Buffer): Promise<void> {
+    this.hash?.update(b);
+    this.size += b.length;
+    return new Promise((resolve, reject) => this.w.write(b, (err) => (err ? reject(err) : resolve())));
   }
   /** Copy a stream; returns the number of bytes copied. */
   async pump(r: Readable): Promise<number> {
@@ -108,7 +153,7 @@ export async function writeDockerArchive(
     if (layer.diffID !== expected[k]) throw new Error(`internal: layer ${k} is ${layer.diffID}, expected ${expected[k]}`);
     k++;
     await out.write(goTarHeader({ name: layerFileName(layer.diffID), type: 'file', size: layer.size }));
-    const n = await out.pump(layer.open());
+    const n = layer.file && out.reusesWrites ? await out.pumpFile(layer.file) : await out.pump(layer.open());
     if (n !== layer.size) throw integrityError(`layer ${layer.diffID}: expected ${layer.size} uncompressed bytes, got ${n}`);
     await out.write(padding(n));
     await layer.release?.();

@@ -20,7 +20,7 @@ import { NixregError } from '../errors.js';
 export type LayerCompression = 'gzip' | 'zstd' | 'none';
 
 const SNIFF_BYTES = 512;
-const GUNZIP_CHUNK = 256 << 10;
+const GUNZIP_CHUNK = 1 << 20;
 
 /** Identify the compression of a layer from its first bytes (at least 512 bytes unless the stream is shorter). */
 export function detectCompression(head: Buffer): LayerCompression {
@@ -89,7 +89,7 @@ const zstdError = (e: unknown) => new NixregError(`zstd layer is corrupt or trun
  * gzip "empty layer" is common).
  */
 export function decompressByMagic(input: Readable): Readable {
-  const out = new PassThrough();
+  const out = new PassThrough({ highWaterMark: 1 << 20 });
   const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   (async () => {
     const head: Buffer[] = [];
@@ -110,7 +110,7 @@ export function decompressByMagic(input: Readable): Readable {
         yield* head;
         if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
       })(),
-      { objectMode: false },
+      { objectMode: false, highWaterMark: 256 << 10 },
     );
     const done = (err?: Error | null) => {
       if (!err) return;

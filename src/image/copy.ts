@@ -62,6 +62,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
     p.layerStart?.(i, desc);
     const raw = await source.openLayer(i);
     const count = new Transform({
+      highWaterMark: 256 << 10, // see STREAM_BUFFER
       transform(chunk: Buffer, _e, cb) {
         p.layerBytes?.(i, chunk.length);
         cb(null, chunk);
@@ -104,6 +105,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
         diffID: layer.diffID,
         size: layer.size,
         open: layer.open,
+        ...(layer.file ? { file: layer.file } : {}),
         release: async () => {
           await layer.release?.();
           p.layerWritten?.(unique[u]!);

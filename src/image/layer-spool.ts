@@ -95,6 +95,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
     size,
     inMemory: false,
     open: () => createReadStream(path, { highWaterMark: SPOOL_IO_CHUNK }),
+    file: path,
     release: () => rm(path, { force: true }),
   };
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { DockerArchiveSink } from '../archive/docker-archive-sink.js';
+import { REUSABLE_WRITES } from '../archive/docker-archive-writer.js';
 import { copyImage } from '../image/copy.js';
 import { openRegistrySource, type RegistrySourceOptions } from '../image/registry-source.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
@@ -48,12 +49,15 @@ export interface PrefetchRun extends PrefetchResult {
 
 /** A Writable that discards: the archive only exists as the stream the writer hashes. */
 const discard = () =>
-  new Writable({
-    highWaterMark: 1 << 20,
-    write(_c, _e, cb) {
-      cb();
-    },
-  });
+  Object.assign(
+    new Writable({
+      highWaterMark: 1 << 20,
+      write(_c, _e, cb) {
+        cb();
+      },
+    }),
+    { [REUSABLE_WRITES]: true },
+  );
 
 /**
  * nix-prefetch-docker without skopeo and without a tarball: resolve the tag (to the platform's manifest digest,

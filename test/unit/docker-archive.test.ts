@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Writable } from 'node:stream';
@@ -99,6 +99,31 @@ describe('copy pipeline (in-memory source → docker-archive sink)', () => {
       expect(r.size).toBe(skopeo.length);
       expect(opened.sort()).toEqual([0, 1]); // the repeated layer is fetched once
       expect(readdirSync(spoolBase)).toEqual([]); // spool removed
+    } finally {
+      rmSync(spoolBase, { recursive: true, force: true });
+    }
+  });
+
+  test('spool files copied into a file output through reused buffers give the bytes of the stream path', async () => {
+    // several MiB per layer: the writer's two 1 MiB buffers are refilled many times while earlier writes are in flight
+    const big = (n: number, seed: number) => {
+      const data = Buffer.alloc(n);
+      for (let i = 0; i < n; i += 4096) data.writeUInt32LE((i * 2654435761 + seed) >>> 0, i);
+      return layerTar({ [`blob-${seed}.bin`]: data });
+    };
+    const tars = [big(3 << 20, 1), big(5 << 20, 2), big((5 << 19) + 123, 3)];
+    const cfg = prettyConfig(tars.map(sha));
+    const spoolBase = mkdtempSync(join(tmpdir(), 'nixreg-spool-test-'));
+    try {
+      const viaStream = new Collect();
+      await copyImage(memorySource(tars, ['gzip-1', 'gzip-1', 'gzip-1'], cfg), new DockerArchiveSink(viaStream, repoTags), { jobs: 2, memLimit: 0, tmpDir: spoolBase });
+      const expected = await viaStream.done();
+      const file = join(spoolBase, 'out.tar');
+      const out = createWriteStream(file);
+      const r = await copyImage(memorySource(tars, ['gzip-1', 'gzip-1', 'gzip-1'], cfg), new DockerArchiveSink(out, repoTags), { jobs: 2, memLimit: 0, tmpDir: spoolBase });
+      await new Promise<void>((res) => out.end(res));
+      expect(readFileSync(file).equals(expected)).toBe(true);
+      expect('sha256:' + r.sha256!.toString('hex')).toBe(sha(expected));
     } finally {
       rmSync(spoolBase, { recursive: true, force: true });
     }
