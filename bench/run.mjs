@@ -186,7 +186,18 @@ function addToNixStore(conf, root) {
   if (process.env.BENCH_NO_NIX_STORE || spawnSync('nix-store', ['--version'], { stdio: 'ignore' }).status !== 0) return {};
   const doc = JSON.parse(readFileSync(conf, 'utf8'));
   const local = [...doc.store_layers.flat(), doc.customisation_layer];
-  const r = spawnSync('nix-store', ['--add', ...local.map((p) => join(root, p))], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  // Store paths are named by content and name: a path identical to one another run (or the user) added would be
+  // shared, and deleted by our clean-up. A per-run name prefix makes every added path ours; hard links make the
+  // renamed copies free.
+  const tag = `nixreg-bench-${process.pid}-${Date.now().toString(36)}`;
+  const staged = join(work, 'to-add');
+  mkdirSync(staged);
+  const named = local.map((p) => {
+    const to = join(staged, `${tag}-${p.split('/').pop().replace(/^[0-9a-z]{32}-/, '')}`);
+    if (spawnSync('cp', ['-al', join(root, p), to]).status !== 0) throw new Error(`cp -al ${p} failed`);
+    return to;
+  });
+  const r = spawnSync('nix-store', ['--add', ...named], { encoding: 'utf8', maxBuffer: 64 << 20 });
   if (r.status !== 0) return (log(`nix-store --add failed, no real-store row: ${r.stderr.trim().split('\n').pop()}`), {});
   const added = r.stdout.trim().split('\n');
   const real = new Map(local.map((p, i) => [p, added[i]]));
