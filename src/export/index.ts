@@ -2,19 +2,25 @@ import type { Writable } from 'node:stream';
 import type { SourceImage } from '../source/types.js';
 import { openAtomic } from '../util/atomic-file.js';
 import { flattenLayers, type FlattenStats } from './flatten.js';
+import { ForwardLayers } from './forward-layers.js';
 
 export { flattenLayers, type FlattenInput, type FlattenStats } from './flatten.js';
 
 /** Flatten `src` (any source: registry, archive, OCI, conf) into one root-filesystem tar on `out`. */
-function exportToStream(src: SourceImage, out: Writable): Promise<FlattenStats> {
-  return flattenLayers(
-    {
-      layerCount: src.diffIDs.length,
-      openLayer: (i) => src.openUncompressedLayer(i),
-      layerLabel: (i) => `${i + 1}/${src.diffIDs.length} (${src.diffIDs[i]})`,
-    },
-    out,
-  );
+async function exportToStream(src: SourceImage, out: Writable): Promise<FlattenStats> {
+  const forward = src.sequentialReads ? new ForwardLayers((i) => src.openUncompressedLayer(i)) : undefined;
+  try {
+    return await flattenLayers(
+      {
+        layerCount: src.diffIDs.length,
+        openLayer: (i) => (forward ? forward.layer(i) : src.openUncompressedLayer(i)),
+        layerLabel: (i) => `${i + 1}/${src.diffIDs.length} (${src.diffIDs[i]})`,
+      },
+      out,
+    );
+  } finally {
+    await forward?.close();
+  }
 }
 
 /**

@@ -60,10 +60,13 @@ export class ArchiveMembers {
     }
   }
 
-  /** A private reader per call: layers may be read concurrently. */
+  /**
+   * A member's data as a stream. Layers may be read concurrently; read one after the other in archive order, a
+   * compressed archive is inflated once (see TarArchive.forwardMemberData).
+   */
   stream(m: TarMember): Readable {
     const label = this.label;
-    const data = this.archive.openMemberData(m);
+    const data = this.archive.forwardMemberData(m);
     return Readable.from(
       (async function* () {
         try {

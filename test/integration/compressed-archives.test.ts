@@ -130,6 +130,17 @@ describe('compressed docker-archives as inputs', () => {
   }, 60_000);
 });
 
+describe('export of compressed docker-archives', () => {
+  it('gzip and zstd archives export the same root filesystem tar as the plain one', async () => {
+    const out = (f: string) => join(tmp, `export-${f}.tar`);
+    for (const f of ['image.tar', 'image.tar.gz', 'image.tar.zst']) await ok(['export', join(tmp, f), '-o', out(f)]);
+    const plainFs = readFileSync(out('image.tar'));
+    expect(plainFs.length).toBeGreaterThan(10240);
+    expect(readFileSync(out('image.tar.gz')).equals(plainFs)).toBe(true);
+    expect(readFileSync(out('image.tar.zst')).equals(plainFs)).toBe(true);
+  }, 60_000);
+});
+
 describe('nixreg pull --compress', () => {
   it('writes the compressed archive; --sha256 pins the uncompressed archive', async () => {
     const r = await ok(['push', join(tmp, 'image.tar'), `docker://${reg.host}/compressed/pull:v1`, '--tls-verify=false', '--json']);

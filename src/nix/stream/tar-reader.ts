@@ -120,6 +120,9 @@ export type ArchiveCompressionKind = 'none' | 'gzip' | 'zstd';
 /** A tar file, plain, gzip'd or zstd'd, indexed once and then readable member by member. */
 export class TarArchive {
   private cursor?: Cursor;
+  private cursorBusy = false;
+  /** Decompressing cursors created after the scan (each one inflates the archive from its start): for tests. */
+  inflations = 0;
   private constructor(
     readonly path: string,
     readonly compression: ArchiveCompressionKind,
@@ -172,11 +175,39 @@ export class TarArchive {
    */
   async *memberData(m: TarMember): AsyncGenerator<Buffer> {
     if (m.data) return yield m.data;
+    if (this.cursorBusy) return yield* this.openMemberData(m);
     if (!this.cursor || this.cursor.position > m.dataOffset) {
       await this.cursor?.close();
       this.cursor = await this.newCursor();
     }
     yield* this.copyFrom(this.cursor, m);
+  }
+
+  /**
+   * A member's data for a streaming reader. A compressed archive keeps one forward cursor: a reader whose member
+   * lies ahead of it takes it over (layers read one after the other, in archive order, inflate the archive once);
+   * a reader that would have to go back, or that comes while the cursor is in use, gets a private cursor.
+   */
+  async *forwardMemberData(m: TarMember): AsyncGenerator<Buffer> {
+    if (m.data) return yield m.data;
+    if (this.compression === 'none' || this.cursorBusy || (this.cursor && this.cursor.position > m.dataOffset)) return yield* this.openMemberData(m);
+    this.cursorBusy = true;
+    let ok = false;
+    try {
+      if (!this.cursor) {
+        this.cursor = await this.newCursor();
+      }
+      yield* this.copyFrom(this.cursor, m);
+      ok = true;
+    } finally {
+      this.cursorBusy = false;
+      // a failed read may leave the cursor anywhere (or broken): the next reader starts a fresh one
+      if (!ok && this.cursor) {
+        const c = this.cursor;
+        this.cursor = undefined;
+        await c.close();
+      }
+    }
   }
 
   /** Like memberData but with a private cursor, so several members can be read at the same time. */
@@ -191,6 +222,7 @@ export class TarArchive {
   }
 
   private async newCursor(): Promise<Cursor> {
+    if (this.compression !== 'none') this.inflations++;
     return this.compression === 'none' ? new FileCursor(await open(this.path, 'r')) : new DecompressCursor(this.path, this.compression);
   }
 
