@@ -6,11 +6,12 @@ import { codecId, compressorStages, type PushCompression } from '../compression/
 import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
-import { StreamedUploadRejected } from '../registry/client.js';
+import { STREAM_BUFFER, StreamedUploadRejected } from '../registry/client.js';
 import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
 import { releaseLayerChunk } from '../nix/stream/store-layer.js';
+import { mountCandidates, mountFromAny } from './mount.js';
 
 /**
  * How one generated layer reaches the registry (issue 6, "How each blob travels"):
@@ -97,21 +98,10 @@ export async function tryKnownLayer(ctx: BlobPushContext, layer: UploadableLayer
     await record();
     return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'exists' };
   }
-  const prefix = `${ctx.registry}/`;
-  const candidates = [
-    ...ctx.mountFrom,
-    ...blob.repos.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length)),
-  ].filter((r, i, all) => r !== ctx.repository && all.indexOf(r) === i);
-  for (const from of candidates) {
-    const start = await ctx.client.startUpload({ mount: blob.digest, from });
-    if (start.mounted) {
-      await record();
-      return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'mounted', from };
-    }
-    ctx.log?.(`${blob.digest}: not mounted from ${from}; cancelling that upload session`);
-    await ctx.client.cancelUpload(start.location).catch(() => {});
-  }
-  return undefined;
+  const from = await mountFromAny(ctx.client, blob.digest, mountCandidates(ctx.registry, ctx.mountFrom, blob.repos, [ctx.repository]), ctx.log);
+  if (!from) return undefined;
+  await record();
+  return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'mounted', from };
 }
 
 async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<{ diffID: string; size: number; blob: BlobEntry } | undefined> {
@@ -309,7 +299,7 @@ function asOneLine(err: unknown, what: string): Error {
 /** Reports bytes passing through (a 'data' listener instead would switch the body to flowing mode and lose it). */
 export class ProgressCounter extends Transform {
   constructor(private readonly onBytes: (n: number) => void) {
-    super();
+    super({ highWaterMark: STREAM_BUFFER }); // 16 KiB would make the download and the upload take turns
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.onBytes(chunk.length);

@@ -8,7 +8,9 @@ import { nixregCacheDir, readCacheEntry, writeCacheEntry } from '../util/cache-f
  * - layer entries, keyed by the layer's exact inputs (store paths are immutable, so paths + owner/mtime + tar
  *   rules fully determine the tar; under --store-root a tree fingerprint is added) → diffID and tar size;
  * - blob entries, keyed by diffID + codec (compression and level, see codecId) → compressed digest and size, plus the repositories (per
- *   registry) the blob was pushed to or found in, which become cross-repository mount candidates.
+ *   registry) the blob was pushed to or found in, which become cross-repository mount candidates;
+ * - repository lists keyed by blob digest alone, for registry-to-registry copies, which never see a diffID (skopeo's
+ *   blob-info cache does the same): a second copy of an image into another repository of that registry mounts.
  *
  * One small JSON file per entry under `$XDG_CACHE_HOME/nixreg/push` (or `~/.cache/nixreg/push`), see
  * src/util/cache-file.ts (whole entries under concurrent pushes, bad entries are misses, failed writes ignored):
@@ -82,6 +84,21 @@ export class PushCache {
       blobs[codec] = entry;
       await this.write(`layer-${layer.inputsKey}`, { diffID: layer.diffID, size: layer.size, blobs });
     }
+  }
+
+  /** `registry/repository` names where the blob with this digest was copied to or found, most recent first. */
+  async reposOf(digest: string): Promise<string[]> {
+    if (!DIGEST.test(digest)) return [];
+    const e = await this.read(`repos-${digest.slice('sha256:'.length)}`);
+    return Array.isArray(e?.repos) ? e.repos.filter((r: unknown): r is string => typeof r === 'string').slice(0, MAX_REPOS) : [];
+  }
+
+  /** Record that `repo` now holds the blob; `known` is what reposOf gave (nothing is written when it is already first). */
+  async recordRepo(digest: string, repo: string, known?: string[]): Promise<void> {
+    if (!DIGEST.test(digest)) return;
+    const old = known ?? (await this.reposOf(digest));
+    if (old[0] === repo) return;
+    await this.write(`repos-${digest.slice('sha256:'.length)}`, { repos: [repo, ...old.filter((r) => r !== repo)].slice(0, MAX_REPOS) });
   }
 
   private file(name: string): string {

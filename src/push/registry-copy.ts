@@ -9,12 +9,15 @@ import { clientOptions, type RegistryAccess } from '../registry/access.js';
 import { openDestination, parseDockerDestination, putTags } from './destination.js';
 import type { PushResult } from './push-conf.js';
 import { silentProgress, type PushProgress } from './progress.js';
+import { PushCache } from './push-cache.js';
+import { mountCandidates, mountFromAny } from './mount.js';
 
 /**
  * `nixreg push docker://a/x:1 docker://b/y:1`: a registry-to-registry copy that keeps every digest. Manifests
  * are re-PUT byte for byte; each blob is HEADed at the destination, mounted when both repositories are on the
- * same registry, and otherwise streamed GET → PATCH (size known, so Content-Length is sent) with the source
- * stream verified on the way: nothing touches the disk. An index is copied with all its manifests.
+ * same registry or when --mount-from or the push cache names a destination repository that has it, and otherwise
+ * streamed GET → PATCH (size known, so Content-Length is sent) with the source stream verified on the way:
+ * nothing touches the disk. An index is copied with all its manifests.
  */
 export interface RegistryCopyOptions extends RegistryAccess {
   source: string;
@@ -24,6 +27,10 @@ export interface RegistryCopyOptions extends RegistryAccess {
   srcTlsVerify?: boolean;
   srcCreds?: Credentials;
   progress?: PushProgress;
+  /** Repositories on the destination registry to mount blobs from (--mount-from). */
+  mountFrom?: string[];
+  /** Where blobs were copied before (mount candidates); undefined = the default location, null = none. */
+  cache?: PushCache | null;
 }
 
 export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<PushResult> {
@@ -34,6 +41,11 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   });
   const progress = opts.progress ?? silentProgress;
   const sameRegistry = srcRef.registry === dest.ref.registry;
+  const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
+  // another repository of the destination registry known to hold the blob: --mount-from first, then the cache
+  // (the source repository, on the same registry, is tried by the upload itself)
+  const mountKnown = (d: Descriptor, known: string[]) =>
+    mountFromAny(dest.client, d.digest, mountCandidates(dest.ref.registry, opts.mountFrom ?? [], known, [dest.ref.repository, ...(sameRegistry ? [srcRef.repository] : [])]), opts.log);
   const limit = pLimit(opts.jobs ?? 4);
   const counts = { exists: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
   let blobIndex = 0;
@@ -57,25 +69,34 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   const copyBlob = async (d: Descriptor): Promise<BlobStatus> => {
     const i = blobIndex++;
     progress.layerStart(i, d.digest.slice(7, 19));
+    const known = (await cache?.reposOf(d.digest)) ?? [];
     let status: BlobStatus = 'exists';
+    let from = srcRef.repository;
     if (!(await dest.client.headBlob(d.digest))) {
-      // The streamed PATCH is never replayed by the transport: a failed attempt (session cancelled, source
-      // download dropped) is retried whole, --retry-times bounding the attempts like the transport's retries.
-      const attempts = (opts.retry?.times ?? 4) + 1;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          status = await uploadOnce(d, i);
-          break;
-        } catch (err) {
-          if (attempt >= attempts || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
-          opts.log?.(`copy of ${d.digest} failed (${err.message}); retrying (${attempt + 1}/${attempts})`);
-          await new Promise((r) => setTimeout(r, Math.min(opts.retry?.maxDelayMs ?? 30_000, (opts.retry?.baseDelayMs ?? 1000) * attempt)));
+      const mountedFrom = await mountKnown(d, known);
+      if (mountedFrom) {
+        status = 'mounted';
+        from = mountedFrom;
+      } else {
+        // The streamed PATCH is never replayed by the transport: a failed attempt (session cancelled, source
+        // download dropped) is retried whole, --retry-times bounding the attempts like the transport's retries.
+        const attempts = (opts.retry?.times ?? 4) + 1;
+        for (let attempt = 1; ; attempt++) {
+          try {
+            status = await uploadOnce(d, i);
+            break;
+          } catch (err) {
+            if (attempt >= attempts || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
+            opts.log?.(`copy of ${d.digest} failed (${err.message}); retrying (${attempt + 1}/${attempts})`);
+            await new Promise((r) => setTimeout(r, Math.min(opts.retry?.maxDelayMs ?? 30_000, (opts.retry?.baseDelayMs ?? 1000) * attempt)));
+          }
         }
+        if (status === 'uploaded') counts.bytesUploaded += d.size;
       }
-      if (status === 'uploaded') counts.bytesUploaded += d.size;
     }
+    await cache?.recordRepo(d.digest, dest.repoName, known);
     counts[status]++;
-    progress.layerDone(i, status, d.digest, d.size, srcRef.repository);
+    progress.layerDone(i, status, d.digest, d.size, from);
     return status;
   };
   const copyImage = async (bytes: Buffer, mediaType: string, to: string | null, what: string) => {

@@ -147,6 +147,21 @@ describe('nixreg push (conf → real distribution)', () => {
       expect(ins.status).toBe(0);
       expect(JSON.parse(ins.stdout).Digest).toBe(pushed.digest);
       expect(JSON.parse(ins.stdout).Layers).toEqual(pushed.layers.map((l) => l.digest));
+
+      // A second copy into another repository of that registry: the push cache remembers where each blob went, so
+      // every blob is mounted (skopeo's blob-info cache does the same); nothing is uploaded.
+      const again = await nixreg(['push', `docker://${reg.host}/fixture/app:1`, `docker://${other.host}/copied2/app:9`, '--tls-verify=false', '--json']);
+      expect(again.status, again.stderr).toBe(0);
+      const res = JSON.parse(again.stdout);
+      expect(res.digest).toBe(pushed.digest);
+      expect(res.stats).toMatchObject({ uploaded: 0, bytesUploaded: 0, mounted: pushed.layers.length + 1, exists: 0 });
+      const ins2 = spawnSync('skopeo', ['inspect', '--tls-verify=false', `docker://${other.host}/copied2/app:9`], { encoding: 'utf8' });
+      expect(JSON.parse(ins2.stdout).Digest).toBe(pushed.digest);
+      // without the cache the same copy uploads every blob again
+      const fresh = await nixreg(['push', `docker://${reg.host}/fixture/app:1`, `docker://${other.host}/copied3/app:9`, '--tls-verify=false', '--json'], {
+        XDG_CACHE_HOME: join(tmp, 'cache-copy-fresh'),
+      });
+      expect(JSON.parse(fresh.stdout).stats).toMatchObject({ uploaded: pushed.layers.length + 1, mounted: 0 });
     } finally {
       await other.stop();
     }

@@ -144,6 +144,7 @@ export const command: CommandModule<object, Args> = {
         additionalTags: a.additionalTag ?? [],
         jobs: a.jobs,
         srcTlsVerify: a.srcTlsVerify ?? a.tlsVerify,
+        mountFrom: a.mountFrom ?? [],
         ...(a.srcCreds !== undefined ? { srcCreds: parseCredsFlag(a.srcCreds) } : {}),
         progress: upload.progress,
       });
