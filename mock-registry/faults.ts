@@ -30,6 +30,8 @@ export interface FaultRule {
   route?: RouteKind | RouteKind[];
   /** HTTP methods it applies to (default: all) */
   method?: string | string[];
+  /** only requests with (true) or without (false) a Range header (default: both) */
+  ranged?: boolean;
   /** chance that a matching request gets the fault (default 1), drawn from the seeded RNG */
   probability?: number;
   /** let the first N matching requests through */
@@ -76,12 +78,13 @@ export class FaultInjector {
   }
 
   /** Rules that fire for this request, in rule order. */
-  pick(route: RouteKind, method: string): FaultRule[] {
+  pick(route: RouteKind, method: string, ranged = false): FaultRule[] {
     const out: FaultRule[] = [];
     for (const s of this.state) {
       const r = s.rule;
       if (r.route && !asList(r.route)!.includes(route)) continue;
       if (r.method && !asList(r.method)!.some((m) => m.toUpperCase() === method)) continue;
+      if (r.ranged !== undefined && r.ranged !== ranged) continue;
       s.matched++;
       if (s.matched <= (r.skip ?? 0)) continue;
       if (r.times !== undefined && s.fired >= r.times) continue;
@@ -126,7 +129,8 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
   const flipAt = flip ? Math.min(flip.afterBytes ?? Math.floor(total / 2), Math.max(total - 1, 0)) : -1;
   const stallAt = midStall ? midStall.afterBytes! : Infinity;
   let stalled = false;
-  const piece = drip ? Math.max(1, drip.dripBytes ?? 1024) : Infinity;
+  // 64 KiB writes: a client that hangs up stops the count (blobBytesServed) within one piece, not one stored blob
+  const piece = drip ? Math.max(1, drip.dripBytes ?? 1024) : 64 * 1024;
   let pos = 0;
   const write = (b: Buffer) =>
     new Promise<void>((resolve) => {

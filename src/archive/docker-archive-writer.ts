@@ -160,17 +160,22 @@ export async function writeDockerArchive(
     onLayerWritten?.(layer.diffID, n);
   }
   if (k !== expected.length) throw new Error(`internal: ${expected.length - k} layers were never supplied`);
+  for (const b of archiveTail(input)) await out.write(b);
+  return { size: out.size, sha256: out.hash?.digest() ?? null };
+}
+
+/** Everything after the layer files: config, legacy layer directories, manifest.json, repositories, end of archive. */
+export function archiveTail(input: Pick<DockerArchiveInput, 'configBytes' | 'configDigest' | 'diffIDs' | 'repoTags'>): Buffer[] {
+  const parts: Buffer[] = [];
   // 2. the config, verbatim
-  await out.write(goTarFile(`${hexOf(input.configDigest)}.json`, input.configBytes));
+  parts.push(goTarFile(`${hexOf(input.configDigest)}.json`, input.configBytes));
   // 3. legacy layer directories (no directory entries, just the three files)
   const legacy = legacyLayers(input.diffIDs, input.configBytes);
   const seen = new Set<string>();
   for (const l of legacy) {
     if (seen.has(l.id)) continue;
     seen.add(l.id);
-    await out.write(goTarSymlink(`${l.id}/layer.tar`, `../${layerFileName(l.diffID)}`));
-    await out.write(goTarFile(`${l.id}/VERSION`, Buffer.from('1.0')));
-    await out.write(goTarFile(`${l.id}/json`, l.json));
+    parts.push(goTarSymlink(`${l.id}/layer.tar`, `../${layerFileName(l.diffID)}`), goTarFile(`${l.id}/VERSION`, Buffer.from('1.0')), goTarFile(`${l.id}/json`, l.json));
   }
   // 4. manifest.json: Go struct field order Config, RepoTags, Layers
   const tags = input.repoTags.map((t) => `${t.name}:${t.tag}`);
@@ -178,15 +183,46 @@ export async function writeDockerArchive(
     `[{"Config":${goString(`${hexOf(input.configDigest)}.json`)},` +
     `"RepoTags":[${tags.map(goString).join(',')}],` +
     `"Layers":[${input.diffIDs.map((d) => goString(layerFileName(d))).join(',')}]}]`;
-  await out.write(goTarFile('manifest.json', Buffer.from(manifest)));
+  parts.push(goTarFile('manifest.json', Buffer.from(manifest)));
   // 5. repositories: name → tag → top legacy ID, only when there is a layer
   const repos = new Map<string, Record<string, string>>();
   const top = legacy.at(-1);
   if (top) for (const t of input.repoTags) repos.set(t.name, { ...(repos.get(t.name) ?? {}), [t.tag]: goString(top.id) });
   const reposObj: Record<string, Buffer> = {};
   for (const [name, m] of repos) reposObj[name] = goSortedObject(m);
-  await out.write(goTarFile('repositories', goSortedObject(reposObj)));
+  parts.push(goTarFile('repositories', goSortedObject(reposObj)));
   // 6. two zero blocks, no record padding
-  await out.write(TAR_TRAILER);
-  return { size: out.size, sha256: out.hash?.digest() ?? null };
+  parts.push(TAR_TRAILER);
+  return parts;
+}
+
+/**
+ * The archive laid out for layers of known uncompressed sizes (the distinct layers, in order): where each layer's
+ * data goes, and every other byte of the archive with its offset. The same bytes as writeDockerArchive, for an
+ * output written at positions (a file: layers can then be written in parallel, straight into place).
+ */
+export function archiveLayout(
+  input: Pick<DockerArchiveInput, 'configBytes' | 'configDigest' | 'diffIDs' | 'repoTags'>,
+  sizes: readonly number[],
+): { dataOffsets: number[]; pieces: Array<{ offset: number; bytes: Buffer }>; size: number } {
+  const distinct = [...new Set(input.diffIDs)];
+  if (distinct.length !== sizes.length) throw new Error(`internal: ${sizes.length} sizes for ${distinct.length} layers`);
+  const dataOffsets: number[] = [];
+  const pieces: Array<{ offset: number; bytes: Buffer }> = [];
+  let at = 0;
+  distinct.forEach((diffID, k) => {
+    const header = goTarHeader({ name: layerFileName(diffID), type: 'file', size: sizes[k]! });
+    pieces.push({ offset: at, bytes: header });
+    at += header.length;
+    dataOffsets.push(at);
+    at += sizes[k]!;
+    const pad = padding(sizes[k]!);
+    if (pad.length) pieces.push({ offset: at, bytes: pad });
+    at += pad.length;
+  });
+  for (const bytes of archiveTail(input)) {
+    pieces.push({ offset: at, bytes });
+    at += bytes.length;
+  }
+  return { dataOffsets, pieces, size: at };
 }

@@ -34,6 +34,39 @@ export function configDiffIDs(configBytes: Buffer, layerCount: number, what: str
 }
 
 /**
+ * A layer's uncompressed bytes: raw (verified as it streams) → progress count → decompress by magic. If the raw
+ * stream fails (reset, digest mismatch at its end), `fetched` rejects and `plain` is destroyed with that error.
+ */
+export async function openPlainLayer(source: ImageSource, i: number, p: CopyProgress): Promise<{ raw: Readable; plain: Readable; fetched: Promise<void> }> {
+  p.layerStart?.(i, source.layers[i]!);
+  const raw = await source.openLayer(i);
+  const count = new Transform({
+    highWaterMark: 256 << 10, // see STREAM_BUFFER
+    transform(chunk: Buffer, _e, cb) {
+      p.layerBytes?.(i, chunk.length);
+      cb(null, chunk);
+    },
+  });
+  const fetched = pipeline(raw, count);
+  const plain = decompressByMagic(count);
+  fetched.catch((e) => plain.destroy(e));
+  return { raw, plain, fetched };
+}
+
+/** The manifest indexes of the distinct layers (first appearance of each diffID); repeats are reported as skipped. */
+export function distinctLayers(diffIDs: readonly string[], p: CopyProgress): number[] {
+  const firstIndex = new Map<string, number>();
+  diffIDs.forEach((d, i) => {
+    if (!firstIndex.has(d)) firstIndex.set(d, i);
+    else p.layerSkipped?.(i, firstIndex.get(d)!);
+  });
+  return [...firstIndex.values()];
+}
+
+export const diffIDMismatch = (source: ImageSource, i: number, got: string, want: string) =>
+  integrityError(`${source.description}: layer ${i} (${source.layers[i]!.digest}) uncompressed to ${got}, but the config's rootfs.diff_ids[${i}] is ${want}`);
+
+/**
  * The one copy pipeline: download layers (up to `jobs` ahead of the writer), decompress by magic, hash the
  * uncompressed bytes once (diffID + size) while spooling, verify against the config's diff_ids, and feed the
  * sink strictly in manifest order. A layer repeated in the manifest (same diffID) is fetched and written once.
@@ -43,12 +76,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   const jobs = Math.max(1, opts.jobs ?? 4);
   const p = opts.progress ?? {};
   const diffIDs = configDiffIDs(source.configBytes, source.layers.length, source.description);
-  const firstIndex = new Map<string, number>();
-  diffIDs.forEach((d, i) => {
-    if (!firstIndex.has(d)) firstIndex.set(d, i);
-    else p.layerSkipped?.(i, firstIndex.get(d)!);
-  });
-  const unique = [...firstIndex.values()]; // manifest indexes of distinct layers
+  const unique = distinctLayers(diffIDs, p);
   const spool = new SpoolDir(opts.tmpDir);
   const inFlight: Promise<SpooledLayer>[] = [];
   const open = new Set<Readable>(); // raw downloads to cancel if the copy fails
@@ -58,22 +86,9 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   failed.catch(() => {});
 
   const prepare = async (i: number): Promise<SpooledLayer> => {
-    const desc = source.layers[i]!;
-    p.layerStart?.(i, desc);
-    const raw = await source.openLayer(i);
-    const count = new Transform({
-      highWaterMark: 256 << 10, // see STREAM_BUFFER
-      transform(chunk: Buffer, _e, cb) {
-        p.layerBytes?.(i, chunk.length);
-        cb(null, chunk);
-      },
-    });
+    const { raw, plain, fetched } = await openPlainLayer(source, i, p);
     open.add(raw);
-    // raw (verified as it streams) → count → decompress by magic → spool (diffID + size). If the raw stream
-    // fails (reset, digest mismatch at its end), `fetched` rejects and the partly decompressed layer is dropped.
-    const fetched = pipeline(raw, count);
-    const plain = decompressByMagic(count);
-    fetched.catch((e) => plain.destroy(e));
+    // → spool (diffID + size); a failed download drops the partly decompressed layer
     let layer: SpooledLayer;
     try {
       [layer] = await Promise.all([spoolLayer(plain, spool, opts.memLimit), fetched]);
@@ -82,9 +97,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
     }
     if (layer.diffID !== diffIDs[i]) {
       await layer.release?.();
-      throw integrityError(
-        `${source.description}: layer ${i} (${desc.digest}) uncompressed to ${layer.diffID}, but the config's rootfs.diff_ids[${i}] is ${diffIDs[i]}`,
-      );
+      throw diffIDMismatch(source, i, layer.diffID, diffIDs[i]!);
     }
     p.layerSpooled?.(i, layer.size);
     return layer;

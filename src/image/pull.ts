@@ -1,7 +1,8 @@
+import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { DockerArchiveSink } from '../archive/docker-archive-sink.js';
 import { compressArchiveStream, type ArchiveCompression } from '../compression/archive.js';
-import type { ArchiveResult } from '../archive/docker-archive-writer.js';
+import type { ArchiveResult, RepoTag } from '../archive/docker-archive-writer.js';
 import { parseDigest } from '../digest/sha256.js';
 import { toSRI } from '../digest/nixhash.js';
 import { integrityError, usageError } from '../errors.js';
@@ -10,6 +11,7 @@ import { normalizeTaggedName, parseImageReference } from '../reference/reference
 import { clientOptions, type RegistryAccess } from '../registry/access.js';
 import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
 import { copyImage } from './copy.js';
+import { pullIntoFile, SizeMispredicted } from './direct-pull.js';
 import { openRegistrySource } from './registry-source.js';
 import type { CopyProgress, ImageSource } from './types.js';
 
@@ -35,6 +37,9 @@ export interface PullOptions extends RegistryAccess {
   compress?: ArchiveCompression;
   /** Hash the archive (default true; always when expectedSha256 is set): the result's sha256 is null without it. */
   hashArchive?: boolean;
+  /** Decompress layers straight into place in a file output when their sizes can be known first (default true; see direct-pull.ts). */
+  direct?: boolean;
+  log?: (line: string) => void;
 }
 
 export interface PullResult extends ArchiveResult {
@@ -67,7 +72,9 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
     o.onResolved?.(source);
     const out = file ? file.stream : (o.stdout ?? process.stdout);
     const compressed = o.compress && o.compress !== 'none' ? compressArchiveStream(o.compress, out, { endOut: !!file }) : undefined;
-    const result = await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag], o.hashArchive !== false || !!o.expectedSha256), { jobs: o.jobs, progress: o.progress });
+    const hash = o.hashArchive !== false || !!o.expectedSha256;
+    const direct = file && !compressed && o.direct !== false ? await pullDirect(source, file, [repoTag], { jobs: o.jobs, progress: o.progress, hash, log: o.log }) : undefined;
+    const result = direct ?? (await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag], hash), { jobs: o.jobs, progress: o.progress }));
     if (compressed) {
       compressed.input.end();
       await compressed.done;
@@ -86,5 +93,25 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
   } catch (err) {
     await file?.abort();
     throw err;
+  }
+}
+
+/** The direct path into the atomic file's temporary file; undefined (file emptied again) when it does not apply. */
+async function pullDirect(
+  source: ImageSource,
+  file: AtomicFile,
+  repoTags: readonly RepoTag[],
+  opts: { jobs?: number; progress?: CopyProgress; hash: boolean; log?: (line: string) => void },
+): Promise<ArchiveResult | undefined> {
+  const fh = await open(file.tempPath, 'r+');
+  try {
+    return await pullIntoFile(source, fh, repoTags, opts);
+  } catch (err) {
+    if (!(err instanceof SizeMispredicted)) throw err;
+    opts.log?.(`${err.message}; pulling again through the spool`);
+    await fh.truncate(0);
+    return undefined;
+  } finally {
+    await fh.close();
   }
 }

@@ -51,6 +51,10 @@ export async function openRegistrySource(ref: ImageReference, opts: RegistrySour
       const d = manifest.layers[i]!;
       return client.getBlob(d.digest, { size: d.size });
     },
+    layerTail: (i, n) => {
+      const d = manifest.layers[i]!;
+      return client.getBlobTail(d.digest, d.size, n);
+    },
   };
 }
 

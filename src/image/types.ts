@@ -19,6 +19,8 @@ export interface ImageSource {
   readonly layers: readonly Descriptor[];
   /** The layer's stored (usually compressed) bytes, verified against its digest while streaming. */
   openLayer(index: number): Promise<Readable>;
+  /** The last `n` stored bytes of a layer, unverified (a gzip trailer's size hint), where the source can give them cheaply. */
+  layerTail?(index: number, n: number): Promise<Buffer | undefined>;
 }
 
 export interface SinkImage {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describeSystemError, integrityError, NixregError } from '../errors.js';
-import { errorCode, headerValue, sleep, type HttpResponse } from './transport.js';
+import { abandonBody, errorCode, headerValue, sleep, type HttpResponse } from './transport.js';
 
 /**
  * The body of a blob GET as verified chunks: size and sha256 are checked while streaming (the generator throws an
@@ -96,7 +96,7 @@ export function checkContentRange(res: HttpResponse, offset: number, what: strin
   const cr = headerValue(res.headers, 'content-range') ?? '';
   const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(cr.trim());
   if (!m || Number(m[1]) !== offset || (m[3] !== '*' && Number(m[2]) + 1 !== Number(m[3]))) {
-    res.body.destroy();
+    abandonBody(res);
     throw new NixregError(`${what}: registry answered a Range request with an unexpected Content-Range "${cr.slice(0, 80)}"`);
   }
   return 0;

@@ -8,7 +8,7 @@ import { parseChallenges, pickChallenge } from './auth/challenge.js';
 import { resolveCredentials, type ResolvedCredentials } from './auth/credentials.js';
 import { readErrorBody, summarizeErrorBody, type RegistryErrorBody } from './registry-errors.js';
 import { checkContentRange, verifiedBlobChunks } from './blob-stream.js';
-import { Transport, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
+import { Transport, abandonBody, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
 import type {
   BlobGetOptions,
   ManifestHead,
@@ -331,6 +331,44 @@ export class RegistryClient implements RegistryClientApi {
     if (res.status === 404) return undefined;
     if (res.status !== 200) return this.fail(res, `blob ${this.imageName}@${digest}`);
     return { size: Number(headerValue(res.headers, 'content-length')) };
+  }
+
+  /**
+   * The last `n` bytes of a blob of `size` bytes (`Range: bytes=size-n-(size-1)`), or undefined when the registry
+   * will not give exactly that range (no 206, another Content-Range, an error): a hint, not verified here; the
+   * whole blob is verified when it is read. A 200 (Range ignored) is cut off at once rather than downloaded.
+   */
+  async getBlobTail(digest: string, size: number, n: number): Promise<Buffer | undefined> {
+    parseDigest(digest, 'blob digest');
+    if (!Number.isSafeInteger(size) || size < n || n <= 0) return undefined;
+    const from = size - n;
+    let res: HttpResponse;
+    try {
+      res = await this.send({ method: 'GET', path: `/v2/${this.repository}/blobs/${digest}`, headers: { range: `bytes=${from}-${size - 1}` } });
+    } catch {
+      return undefined;
+    }
+    if (res.status !== 206 || (headerValue(res.headers, 'content-range') ?? '').trim() !== `bytes ${from}-${size - 1}/${size}`) {
+      abandonBody(res);
+      return undefined;
+    }
+    const parts: Buffer[] = [];
+    let got = 0;
+    res.body.on('error', () => {}); // a break below aborts the body: see abandonBody
+    try {
+      for await (const c of res.body) {
+        parts.push(c as Buffer);
+        got += (c as Buffer).length;
+        if (got > n) break;
+      }
+    } catch {
+      return undefined;
+    }
+    if (got !== n) {
+      abandonBody(res);
+      return undefined;
+    }
+    return Buffer.concat(parts);
   }
 
   private async openBlob(digest: string, offset: number): Promise<HttpResponse> {

@@ -110,6 +110,16 @@ export const headerValue = (h: HttpResponse['headers'], name: string): string | 
   return Array.isArray(v) ? v[0] : v;
 };
 
+/**
+ * Stop reading a response and close its connection instead of draining it (a 200 to a Range request, a body not
+ * wanted). undici then emits an "aborted" error on the body, which nobody needs: without a listener it would
+ * crash the process.
+ */
+export function abandonBody(res: HttpResponse): void {
+  res.body.on('error', () => {});
+  res.body.destroy();
+}
+
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Retry-After: delta seconds or an HTTP date. */

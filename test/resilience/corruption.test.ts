@@ -45,7 +45,9 @@ async function pullFails(name: string, ref: string, faults: FaultRule[], extra: 
 
 describe('corrupted content fails the pull with expected and got digests, and leaves no file', () => {
   it('a flipped byte in a gzip layer blob', async () => {
-    const r = await pullFails('flip-layer', 'res/app:v1', [{ kind: 'flip', route: 'blob', method: 'GET', skip: 1, times: 1 }]);
+    // ranged: false: the whole-blob download, not the 4-byte trailer request of the direct path (a flipped hint
+    // there only sends the pull down the spool path)
+    const r = await pullFails('flip-layer', 'res/app:v1', [{ kind: 'flip', route: 'blob', method: 'GET', ranged: false, skip: 1, times: 1 }]);
     expect(r.code).toBe(5);
     expect(r.message).toMatch(/digest mismatch: expected sha256:[0-9a-f]{64}, got sha256:[0-9a-f]{64}/);
     const [expected, got] = r.message.match(/expected (sha256:\w+), got (sha256:\w+)/)!.slice(1);
