@@ -6,6 +6,7 @@ import { describeCustomisationLayer } from '../nix/stream/customisation.js';
 import { loadBaseImage, type BaseImage } from '../nix/stream/base-image.js';
 import {
   buildImageConfig,
+  fingerprintStoreLayer,
   planStoreLayer,
   storeLayerCacheKey,
   storeLayerChunks,
@@ -86,8 +87,8 @@ export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string
     let plan: StoreLayerPlan | undefined;
     let key: string;
     if (opts.storeRoot) {
-      plan = await planStoreLayer(paths, owner);
-      key = storeLayerCacheKey(plan);
+      // a tree that may change: the key covers every entry's metadata; the tar layout waits until the layer is needed
+      key = storeLayerCacheKey({ paths, options: owner, fingerprint: fingerprintStoreLayer(paths, owner) });
     } else {
       // /nix/store paths are immutable: their names, the owner/mtime settings and the tar rules fix the bytes.
       key = inputsKey({ rules: TAR_RULES_VERSION, paths, mtime: conf.mtime, uid: conf.uid, gid: conf.gid, uname: conf.uname, gname: conf.gname });
@@ -101,6 +102,8 @@ export async function loadConfImage(conf: StreamConf, opts: { storeRoot?: string
       open: async () => {
         plan ??= await planStoreLayer(paths, owner);
         layer.size = plan.size;
+        // the tree changed since it was fingerprinted: record what is generated under the key of what was read
+        if (opts.storeRoot) layer.inputsKey = storeLayerCacheKey(plan);
         generated++;
         return Readable.from(storeLayerChunks(plan), { objectMode: false });
       },

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { planStoreLayer, releaseLayerChunk, storeLayerChunks, type StoreLayerPlan } from '../../src/nix/stream/store-layer.js';
+import { fingerprintStoreLayer, planStoreLayer, releaseLayerChunk, storeLayerChunks, type StoreLayerPlan } from '../../src/nix/stream/store-layer.js';
 import { buildStoreTree, removeStoreTree } from '../helpers/store-tree.js';
 
 // Issue 8: plans are stored compactly and chunk buffers are recycled; neither may change a single byte.
@@ -52,6 +52,15 @@ describe('store layer: compact plans and recycled chunks', () => {
       ['big files', await planStoreLayer([bigPath], { ...owner, storeRoot: bigRoot })],
     ];
   };
+
+  it('fingerprintStoreLayer is the plan\'s fingerprint, and both change with a file', async () => {
+    for (const [what, plan] of await plans()) expect(fingerprintStoreLayer(plan.paths, plan.options), what).toBe(plan.fingerprint);
+    const [, before] = (await plans())[1]!;
+    await writeFile(join(bigRoot, bigPath, 'share', 'f7'), Buffer.alloc(5000 + 7 * 13, 1)); // same size, new content
+    const after = fingerprintStoreLayer(before.paths, before.options);
+    expect(after).not.toBe(before.fingerprint);
+    expect((await planStoreLayer(before.paths, before.options)).fingerprint).toBe(after);
+  });
 
   it('a compact plan gives the same bytes as the same entries given as objects', async () => {
     for (const [what, plan] of await plans()) {

@@ -33,6 +33,7 @@ export {
 export { buildImageConfig, buildManifest, layerMemberName } from './image-json.js';
 export {
   planStoreLayer,
+  fingerprintStoreLayer,
   generateStoreLayer,
   storeLayerChunks,
   layerSize,
