@@ -1,17 +1,11 @@
 import { RegistryClient } from '../registry/client.js';
-import type { RegistryClientOptions } from '../registry/types.js';
-import { parseManifest, type ImageIndex } from '../manifest/manifest.js';
-import { selectPlatform, type WantedPlatform } from '../manifest/platform.js';
-import { NixregError } from '../errors.js';
+import type { ImageIndex } from '../manifest/manifest.js';
 import { parseImageReference } from '../reference/reference.js';
-import { readSmall } from './verify.js';
+import { resolveRegistryImage, type RegistrySourceOptions } from '../image/registry-source.js';
 import { assembleSource } from './image.js';
 import type { SourceImage, SourceIndex } from './types.js';
 
-/** Configs are small JSON documents; refuse absurd ones instead of buffering them. */
-const MAX_CONFIG_BYTES = 64 << 20;
-
-export type RegistryOpenOptions = Omit<RegistryClientOptions, 'registry' | 'repository'> & { platform: WantedPlatform };
+export type RegistryOpenOptions = RegistrySourceOptions;
 
 export function indexInfo(digest: string, bytes: Buffer, index: ImageIndex): SourceIndex {
   return {
@@ -41,30 +35,13 @@ export async function registryTags(spec: string, opts: Omit<RegistryOpenOptions,
 }
 
 /**
- * `docker://REF`. Like src/image/registry-source.ts (same manifest/platform logic, c/image's selection order),
- * but keeps the index bytes and platforms for `inspect --raw` and the manifest bytes for format conversions.
+ * `docker://REF`: the image resolveRegistryImage picks (same manifest/platform logic as pull), keeping the index
+ * bytes and platforms for `inspect --raw` and the manifest bytes for format conversions.
  */
 export async function openRegistry(spec: string, opts: RegistryOpenOptions): Promise<SourceImage> {
   const ref = parseImageReference(spec);
-  const { platform, ...clientOpts } = opts;
-  const client = new RegistryClient({ ...clientOpts, registry: ref.registry, repository: ref.repository });
-  const wanted = ref.digest ?? ref.tag ?? 'latest';
-  const first = await client.getManifest(wanted);
-  let parsed = parseManifest(first.bytes, first.mediaType, `manifest ${ref.registry}/${ref.repository}${ref.digest ? '@' : ':'}${wanted}`);
-  let index: SourceIndex | null = null;
-  let chosen = first;
-  if (parsed.kind === 'index') {
-    index = indexInfo(first.digest, first.bytes, parsed);
-    const desc = selectPlatform(parsed, platform);
-    chosen = await client.getManifest(desc.digest);
-    parsed = parseManifest(chosen.bytes, chosen.mediaType, `manifest ${ref.registry}/${ref.repository}@${desc.digest}`);
-    if (parsed.kind !== 'image') throw new NixregError(`${ref.name}@${desc.digest}: an index inside an index is not supported`);
-  }
-  const manifest = parsed;
-  const description = `${ref.name}@${chosen.digest}`;
-  if (manifest.config.size > MAX_CONFIG_BYTES)
-    throw new NixregError(`${description}: config blob of ${manifest.config.size} bytes is too large`);
-  const configBytes = await readSmall(await client.getBlob(manifest.config.digest, { size: manifest.config.size }), `${description} config`, MAX_CONFIG_BYTES);
+  const { client, index: idx, chosen, manifest, description, configBytes } = await resolveRegistryImage(ref, opts);
+  const index: SourceIndex | null = idx ? indexInfo(idx.digest, idx.bytes, idx.parsed) : null;
   return assembleSource({
     kind: 'registry',
     description,
