@@ -1,4 +1,4 @@
-import { open } from 'node:fs/promises';
+import { TarArchive } from '../nix/stream/tar-reader.js';
 import { compressArchiveStream, type ArchiveCompression } from '../compression/archive.js';
 import { openAtomic } from '../util/atomic-file.js';
 import { closePlan, planMerge, writeMerge, type MergeResult } from './merge.js';
@@ -41,14 +41,6 @@ export async function mergeImages(inputs: string[], output: string, opts: MergeO
 
 /** mergeImages' `file --mime-type` of the last input, by magic: gzip, zstd, or a plain tar. */
 async function fileCompression(path: string): Promise<ArchiveCompression> {
-  const fh = await open(path, 'r');
-  try {
-    const b = Buffer.alloc(4);
-    await fh.read(b, 0, 4, 0);
-    if (b[0] === 0x1f && b[1] === 0x8b) return 'gz';
-    if (b.readUInt32LE(0) === 0xfd2fb528) return 'zstd';
-    return 'none';
-  } finally {
-    await fh.close();
-  }
+  const kind = await TarArchive.detectCompression(path);
+  return kind === 'gzip' ? 'gz' : kind;
 }
