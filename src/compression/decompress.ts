@@ -1,5 +1,6 @@
 import { PassThrough, Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { Decompress as ZstdDecompress } from 'fzstd';
 import { NixregError } from '../errors.js';
 
@@ -110,7 +111,7 @@ export function decompressByMagic(input: Readable): Readable {
         yield* head;
         if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
       })(),
-      { objectMode: false, highWaterMark: 256 << 10 },
+      { objectMode: false, highWaterMark: STREAM_BUFFER },
     );
     const done = (err?: Error | null) => {
       if (!err) return;

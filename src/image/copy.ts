@@ -1,6 +1,7 @@
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decompressByMagic } from '../compression/decompress.js';
+import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { DIGEST_RE } from '../digest/sha256.js';
 import { integrityError, NixregError } from '../errors.js';
 import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
@@ -41,7 +42,7 @@ export async function openPlainLayer(source: ImageSource, i: number, p: CopyProg
   p.layerStart?.(i, source.layers[i]!);
   const raw = await source.openLayer(i);
   const count = new Transform({
-    highWaterMark: 256 << 10, // see STREAM_BUFFER
+    highWaterMark: STREAM_BUFFER,
     transform(chunk: Buffer, _e, cb) {
       p.layerBytes?.(i, chunk.length);
       cb(null, chunk);

@@ -6,7 +6,8 @@ import { codecId, compressorStages, type PushCompression } from '../compression/
 import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
-import { STREAM_BUFFER, StreamedUploadRejected } from '../registry/client.js';
+import { StreamedUploadRejected } from '../registry/client.js';
+import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
@@ -299,7 +300,7 @@ function asOneLine(err: unknown, what: string): Error {
 /** Reports bytes passing through (a 'data' listener instead would switch the body to flowing mode and lose it). */
 export class ProgressCounter extends Transform {
   constructor(private readonly onBytes: (n: number) => void) {
-    super({ highWaterMark: STREAM_BUFFER }); // 16 KiB would make the download and the upload take turns
+    super({ highWaterMark: STREAM_BUFFER });
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.onBytes(chunk.length);
