@@ -54,14 +54,16 @@ export async function openPlainLayer(source: ImageSource, i: number, p: CopyProg
   return { raw, plain, fetched };
 }
 
-/** The manifest indexes of the distinct layers (first appearance of each diffID); repeats are reported as skipped. */
-export function distinctLayers(diffIDs: readonly string[], p: CopyProgress): number[] {
+/** The manifest indexes of the distinct layers (first appearance of each diffID), and each repeat with its first. */
+export function distinctLayers(diffIDs: readonly string[]): { unique: number[]; repeats: Array<[index: number, sameAs: number]> } {
   const firstIndex = new Map<string, number>();
+  const repeats: Array<[number, number]> = [];
   diffIDs.forEach((d, i) => {
-    if (!firstIndex.has(d)) firstIndex.set(d, i);
-    else p.layerSkipped?.(i, firstIndex.get(d)!);
+    const first = firstIndex.get(d);
+    if (first === undefined) firstIndex.set(d, i);
+    else repeats.push([i, first]);
   });
-  return [...firstIndex.values()];
+  return { unique: [...firstIndex.values()], repeats };
 }
 
 export const diffIDMismatch = (source: ImageSource, i: number, got: string, want: string) =>
@@ -77,7 +79,8 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   const jobs = Math.max(1, opts.jobs ?? 4);
   const p = opts.progress ?? {};
   const diffIDs = configDiffIDs(source.configBytes, source.layers.length, source.description);
-  const unique = distinctLayers(diffIDs, p);
+  const { unique, repeats } = distinctLayers(diffIDs);
+  for (const [i, sameAs] of repeats) p.layerSkipped?.(i, sameAs);
   const spool = new SpoolDir(opts.tmpDir);
   const inFlight: Promise<SpooledLayer>[] = [];
   const open = new Set<Readable>(); // raw downloads to cancel if the copy fails

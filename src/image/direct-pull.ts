@@ -53,14 +53,15 @@ export async function pullIntoFile(
   source: ImageSource,
   fh: FileHandle,
   repoTags: readonly RepoTag[],
-  opts: { jobs?: number; progress?: CopyProgress; hash: boolean },
+  opts: { jobs?: number; progress?: CopyProgress; hash: boolean; log?: (line: string) => void },
 ): Promise<ArchiveResult | undefined> {
   const p = opts.progress ?? {};
   const diffIDs = configDiffIDs(source.configBytes, source.layers.length, source.description);
-  const unique = distinctLayers(diffIDs, {});
+  const { unique, repeats } = distinctLayers(diffIDs);
   const sizes = await predictSizes(source, unique);
   if (!sizes) return undefined;
-  distinctLayers(diffIDs, p); // now that this path is taken: report the repeated layers
+  for (const [i, sameAs] of repeats) p.layerSkipped?.(i, sameAs); // only now that this path is taken
+  opts.log?.(`${source.description}: ${unique.length} layer(s) decompressed into place (sizes from their gzip trailers)`);
   const layout = archiveLayout({ configBytes: source.configBytes, configDigest: source.config.digest, diffIDs, repoTags }, sizes);
   for (const piece of layout.pieces) await fh.write(piece.bytes, 0, piece.bytes.length, piece.offset);
 

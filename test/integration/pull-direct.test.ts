@@ -40,6 +40,9 @@ async function pull(repo: string, direct: boolean, extra: { hashArchive?: boolea
   return { bytes: readFileSync(out), sha256: r.sha256, lines };
 }
 
+const INTO_PLACE = /decompressed into place \(sizes from their gzip trailers\)/;
+const tookDirectPath = (lines: string[]) => lines.some((l) => INTO_PLACE.test(l));
+
 async function sameAsSpoolPath(repo: string, img: TestImage) {
   await seedImage(reg, repo, '1', img);
   reg.resetCounters();
@@ -56,6 +59,7 @@ describe('pull straight into place', () => {
     const big = layerTar({ 'big.bin': prng('direct-big', 3 << 20) });
     const img = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }, { tar: big, c: 'gzip-1' }, { tar: LAYERS.L3(), c: 'none' }, { tar: LAYERS.L1(), c: 'gzip' }], 'docker');
     const r = await sameAsSpoolPath('direct/mixed', img);
+    expect(tookDirectPath(r.lines)).toBe(true);
     expect(r.lines.join('\n')).not.toContain('spool');
     expect(readdirSync(tmp.dir).filter((f) => f.includes('.tmp'))).toEqual([]);
   });
@@ -67,6 +71,7 @@ describe('pull straight into place', () => {
     const img: TestImage = { ...makeImage([{ tar, c: 'gzip' }], 'docker') };
     img.layers[0] = { blob: twoMembers, mediaType: img.layers[0]!.mediaType };
     const r = await sameAsSpoolPath('direct/members', img);
+    expect(tookDirectPath(r.lines)).toBe(true);
     expect(r.lines.some((l) => /gzip trailer gives.*; pulling again through the spool/.test(l))).toBe(true);
   });
 
@@ -77,6 +82,7 @@ describe('pull straight into place', () => {
     try {
       reg.resetCounters();
       const direct = await pull('direct/norange', true);
+      expect(tookDirectPath(direct.lines)).toBe(false);
       const served = reg.counters.blobBytesServed;
       const spool = await pull('direct/norange', false);
       expect(direct.bytes.equals(spool.bytes)).toBe(true);
@@ -107,6 +113,7 @@ describe('pull straight into place', () => {
     const img = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }], 'oci');
     await seedImage(reg, 'direct/nohash', '1', img);
     const direct = await pull('direct/nohash', true, { hashArchive: false });
+    expect(tookDirectPath(direct.lines)).toBe(true);
     const spool = await pull('direct/nohash', false);
     expect(direct.sha256).toBeNull();
     expect(direct.bytes.equals(spool.bytes)).toBe(true);
