@@ -75,8 +75,8 @@ export class PushCache {
   ): Promise<void> {
     const old = known ?? (await this.getBlob(layer.diffID, codec));
     if (old && old.digest === blob.digest && old.size === blob.size && (repo === undefined || old.repos.includes(repo))) return;
-    const repos = old && old.digest === blob.digest ? old.repos.filter((r) => r !== repo) : [];
-    const entry: BlobEntry = { digest: blob.digest, size: blob.size, repos: [...(repo ? [repo] : []), ...repos].slice(0, MAX_REPOS) };
+    const repos = old && old.digest === blob.digest ? old.repos : [];
+    const entry: BlobEntry = { digest: blob.digest, size: blob.size, repos: repo ? mostRecentFirst(repo, repos) : repos.slice(0, MAX_REPOS) };
     await this.write(blobKey(layer.diffID, codec), { ...entry });
     if (layer.inputsKey) {
       const prev = await this.getLayer(layer.inputsKey);
@@ -90,7 +90,7 @@ export class PushCache {
   async reposOf(digest: string): Promise<string[]> {
     if (!DIGEST.test(digest)) return [];
     const e = await this.read(`repos-${digest.slice('sha256:'.length)}`);
-    return Array.isArray(e?.repos) ? e.repos.filter((r: unknown): r is string => typeof r === 'string').slice(0, MAX_REPOS) : [];
+    return stringList(e?.repos).slice(0, MAX_REPOS);
   }
 
   /** Record that `repo` now holds the blob; `known` is what reposOf gave (nothing is written when it is already first). */
@@ -98,7 +98,7 @@ export class PushCache {
     if (!DIGEST.test(digest)) return;
     const old = known ?? (await this.reposOf(digest));
     if (old[0] === repo) return;
-    await this.write(`repos-${digest.slice('sha256:'.length)}`, { repos: [repo, ...old.filter((r) => r !== repo)].slice(0, MAX_REPOS) });
+    await this.write(`repos-${digest.slice('sha256:'.length)}`, { repos: mostRecentFirst(repo, old) });
   }
 
   private file(name: string): string {
@@ -118,9 +118,14 @@ export class PushCache {
 function asBlob(e: unknown): BlobEntry | undefined {
   const o = e as { digest?: unknown; size?: unknown; repos?: unknown } | undefined;
   if (!o || typeof o.digest !== 'string' || !DIGEST.test(o.digest) || !Number.isSafeInteger(o.size)) return undefined;
-  const repos = Array.isArray(o.repos) ? o.repos.filter((r: unknown): r is string => typeof r === 'string') : [];
-  return { digest: o.digest, size: o.size as number, repos };
+  return { digest: o.digest, size: o.size as number, repos: stringList(o.repos) };
 }
+
+/** The strings of a JSON value that should be a list of them (a damaged entry gives fewer, never a crash). */
+const stringList = (v: unknown): string[] => (Array.isArray(v) ? v.filter((r): r is string => typeof r === 'string') : []);
+
+/** `repo` moved to the front of a repository list, capped at MAX_REPOS. */
+const mostRecentFirst = (repo: string, repos: readonly string[]): string[] => [repo, ...repos.filter((r) => r !== repo)].slice(0, MAX_REPOS);
 
 function blobKey(diffID: string, codec: string): string {
   return `blob-${codec}-${diffID.slice('sha256:'.length)}`;
