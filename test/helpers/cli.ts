@@ -48,3 +48,20 @@ export function runCliSync(args: string[], opts: CliOptions = {}): CliRun {
 
 /** The `nixreg: …` lines of a run's stderr (progress and warnings filtered out). */
 export const errorLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.startsWith('nixreg:'));
+
+/**
+ * The CLI with its own cache directory (a function: suites create it in beforeAll), stdout as bytes (archives are
+ * compared with Buffer.equals); `ok` throws with the command and its stderr unless it exits 0.
+ */
+export function cliWithCache(cacheHome: () => string) {
+  const nixreg = async (args: string[]) => {
+    const r = await runCli(args, { cacheHome: cacheHome() });
+    return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
+  };
+  const ok = async (args: string[]) => {
+    const r = await nixreg(args);
+    if (r.status !== 0) throw new Error(`nixreg ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+    return r;
+  };
+  return { nixreg, ok };
+}

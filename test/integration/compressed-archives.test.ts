@@ -8,7 +8,7 @@ import { gunzipSync, gzipSync } from 'node:zlib';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
-import { runCli } from '../helpers/cli.js';
+import { cliWithCache } from '../helpers/cli.js';
 
 // Whole-archive compression (`--compress gz|zstd`, buildLayeredImage's `compressor`) on stream, build and pull, and
 // compressed docker-archives (gzip, zstd) as inputs: conf.from_image and push sources.
@@ -20,17 +20,7 @@ let tmp: string;
 let reg: Distribution;
 let plain: Buffer;
 
-/** The CLI with its own cache dir; stdout as bytes (archives are compared with Buffer.equals). */
-const nixreg = async (args: string[]) => {
-  const r = await runCli(args, { cacheHome: join(tmp, 'cache') });
-  return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
-};
-
-async function ok(args: string[]) {
-  const r = await nixreg(args);
-  if (r.status !== 0) throw new Error(`nixreg ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r;
-}
+const { nixreg, ok } = cliWithCache(() => join(tmp, 'cache'));
 
 function zstd(args: string[], input: Buffer): Buffer {
   const r = spawnSync('zstd', args, { input, maxBuffer: 1 << 28 });

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
-import { NIXREG_BIN, runCli } from '../helpers/cli.js';
+import { NIXREG_BIN, cliWithCache } from '../helpers/cli.js';
 
 // `nixreg stream --format oci|oci-archive` (and `nixreg build --format oci`): deterministic layouts whose blobs and
 // manifest are exactly what `nixreg push --format oci` uploads, readable by Debian's skopeo and umoci.
@@ -20,17 +20,7 @@ let storeRoot: string;
 let tmp: string;
 let reg: Distribution;
 
-/** The CLI with its own cache dir; stdout as bytes (archives are compared with Buffer.equals). */
-const nixreg = async (args: string[]) => {
-  const r = await runCli(args, { cacheHome: join(tmp, 'cache') });
-  return { status: r.status, stdout: r.stdoutBytes, stderr: r.stderr };
-};
-
-async function ok(args: string[]) {
-  const r = await nixreg(args);
-  if (r.status !== 0) throw new Error(`nixreg ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
-  return r;
-}
+const { nixreg, ok } = cliWithCache(() => join(tmp, 'cache'));
 
 function run(cmd: string, args: string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
