@@ -65,3 +65,31 @@ export function cliWithCache(cacheHome: () => string) {
   };
   return { nixreg, ok };
 }
+
+/**
+ * Run pinned error cases `[args, exit code, message]`, four processes at a time: each must exit with its code and
+ * print exactly one `nixreg:` line, the last thing on stderr, equal to `nixreg: ${wantOf(message)}`. Returns one
+ * description per case that did not (an empty list when all did).
+ */
+export async function pinnedErrorFailures(
+  cases: ReadonlyArray<readonly [string, number, string]>,
+  argvOf: (args: string, index: number) => string[],
+  wantOf: (message: string) => string,
+  run: (argv: string[]) => Promise<{ status: number | null; stderr: string }>,
+): Promise<string[]> {
+  const failures: string[] = [];
+  const queue = cases.map((c, i) => [c, i] as const);
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let q = queue.shift(); q; q = queue.shift()) {
+        const [[args, code, message], i] = q;
+        const argv = argvOf(args, i);
+        const r = await run(argv);
+        const want = `nixreg: ${wantOf(message)}`;
+        const ok = r.status === code && r.stderr.endsWith(want + '\n') && errorLines(r.stderr).length === 1;
+        if (!ok) failures.push(`nixreg ${argv.join(' ')}\n  want ${code} ${want}\n  got  ${r.status} ${r.stderr}`);
+      }
+    }),
+  );
+  return failures;
+}

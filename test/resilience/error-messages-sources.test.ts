@@ -5,7 +5,7 @@ import { createServer as createTcpServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { errorLines, runCli } from '../helpers/cli.js';
+import { errorLines, pinnedErrorFailures, runCli } from '../helpers/cli.js';
 import { layer } from '../helpers/export-layers.js';
 import { buildStoreTree, FIXTURES, removeStoreTree } from '../helpers/store-tree.js';
 
@@ -290,23 +290,16 @@ describe('every error of the source-reading commands, pinned', () => {
         .replace('$MANIFEST', `sha256:${manifestBlob}`)
         .replace(/\$L0:(\w+)/g, (_x, n: string) => layersOf(n)[0]!)
         .replace(/\$L:(\w+)/g, (_x, n: string) => layersOf(n).at(-1)!);
-    const failures: string[] = [];
-    const queue = [...CASES];
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        for (let c = queue.shift(); c; c = queue.shift()) {
-          const [args, code, message] = c;
-          const argv = sub(args)
-            .replace('$I', String(CASES.indexOf(c)))
-            .split(' ')
-            .filter(Boolean)
-            .map((a) => (a === "''" ? '' : a));
-          const r = await runCli(argv, { env: env() });
-          const want = `nixreg: ${expand(message)}`;
-          const ok = r.status === code && r.stderr.endsWith(want + '\n') && errorLines(r.stderr).length === 1;
-          if (!ok) failures.push(`nixreg ${argv.join(' ')}\n  want ${code} ${want}\n  got  ${r.status} ${r.stderr}`);
-        }
-      }),
+    const failures = await pinnedErrorFailures(
+      CASES,
+      (args, i) =>
+        sub(args)
+          .replace('$I', String(i))
+          .split(' ')
+          .filter(Boolean)
+          .map((a) => (a === "''" ? '' : a)),
+      expand,
+      (argv) => runCli(argv, { env: env() }),
     );
     expect(failures.join('\n')).toBe('');
     expect(readdirSync(join(root, 'out'))).toEqual([]); // no partial or temp file from any failure

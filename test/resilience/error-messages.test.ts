@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pinnedErrorFailures } from '../helpers/cli.js';
 
 /**
  * Error wording (issue #7, "every error message a user can hit has a test that pins its wording"): a table of
@@ -291,22 +292,12 @@ describe('every error message, pinned', () => {
   it(`${CASES.length} invocations print exactly their one line and exit code, and leave no output`, async () => {
     const sub = (s: string) =>
       s.replace(/\$T/g, root).replace(/\$R/g, REG).replace(/\$N/g, NOV2).replace(/\$V/g, V2FAIL).replace(/\$B/g, BASIC).replace(/\$C/g, CLOSED).replace(/\$HASH/g, okHash);
-    const failures: string[] = [];
     // A few at a time: each is a process start (~0.3 s); the servers live in this process.
-    const queue = [...CASES];
-    await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        for (let c = queue.shift(); c; c = queue.shift()) {
-          const [args, code, message] = c;
-          const argv = sub(args).replace('$I', String(CASES.indexOf(c))).split(' ').filter(Boolean);
-          const r = await nixreg(argv);
-          // Exactly one error line, and it is the last thing printed (progress lines may come before it).
-          const want = `nixreg: ${sub(message)}`;
-          const lines = r.stderr.split('\n');
-          const ok = r.status === code && r.stderr.endsWith(want + '\n') && lines.filter((l) => l.startsWith('nixreg: ')).length === 1;
-          if (!ok) failures.push(`nixreg ${argv.join(' ')}\n  want ${code} ${want}\n  got  ${r.status} ${r.stderr}`);
-        }
-      }),
+    const failures = await pinnedErrorFailures(
+      CASES,
+      (args, i) => sub(args).replace('$I', String(i)).split(' ').filter(Boolean),
+      sub,
+      nixreg,
     );
     expect(failures.join('\n')).toBe('');
     expect(readdirSync(join(root, 'out'))).toEqual([]); // no partial or temp file from any failure
