@@ -62,11 +62,11 @@ export class ArchiveMembers {
 
   /**
    * A member's data as a stream. Layers may be read concurrently; read one after the other in archive order, a
-   * compressed archive is inflated once (see TarArchive.forwardMemberData).
+   * compressed archive is inflated once (see TarArchive.memberData).
    */
   stream(m: TarMember): Readable {
     const label = this.label;
-    const data = this.archive.forwardMemberData(m);
+    const data = this.archive.memberData(m);
     return Readable.from(
       (async function* () {
         try {

@@ -169,39 +169,26 @@ export class TarArchive {
   }
 
   /**
-   * The member's `size` data bytes, through one shared cursor: compressed archives are decompressed forward and
-   * restarted only to go back, so copying the layers in archive order decompresses the base once.
-   * Not for concurrent use; see `openMemberData`.
+   * A member's `size` data bytes. A compressed archive keeps one forward cursor that each reader takes over in
+   * turn: members read one after the other in archive order (base layers, layers pushed or exported) inflate the
+   * archive once, and going back restarts it. A reader that comes while the cursor is in use gets a private one
+   * (inflating from the start), as does every reader of a plain tar, where positional reads cost nothing.
    */
   async *memberData(m: TarMember): AsyncGenerator<Buffer> {
     if (m.data) return yield m.data;
-    if (this.cursorBusy) return yield* this.openMemberData(m);
-    if (!this.cursor || this.cursor.position > m.dataOffset) {
-      await this.cursor?.close();
-      this.cursor = await this.newCursor();
-    }
-    yield* this.copyFrom(this.cursor, m);
-  }
-
-  /**
-   * A member's data for a streaming reader. A compressed archive keeps one forward cursor: a reader whose member
-   * lies ahead of it takes it over (layers read one after the other, in archive order, inflate the archive once);
-   * a reader that would have to go back, or that comes while the cursor is in use, gets a private cursor.
-   */
-  async *forwardMemberData(m: TarMember): AsyncGenerator<Buffer> {
-    if (m.data) return yield m.data;
-    if (this.compression === 'none' || this.cursorBusy || (this.cursor && this.cursor.position > m.dataOffset)) return yield* this.openMemberData(m);
+    if (this.compression === 'none' || this.cursorBusy) return yield* this.openMemberData(m);
     this.cursorBusy = true;
     let ok = false;
     try {
-      if (!this.cursor) {
+      if (!this.cursor || this.cursor.position > m.dataOffset) {
+        await this.cursor?.close();
         this.cursor = await this.newCursor();
       }
       yield* this.copyFrom(this.cursor, m);
       ok = true;
     } finally {
       this.cursorBusy = false;
-      // a failed read may leave the cursor anywhere (or broken): the next reader starts a fresh one
+      // a failed or abandoned read may leave the cursor anywhere (or broken): the next reader starts a fresh one
       if (!ok && this.cursor) {
         const c = this.cursor;
         this.cursor = undefined;
