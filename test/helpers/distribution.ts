@@ -14,6 +14,8 @@ export interface DistributionOptions {
   htpasswd?: Record<string, string>; // user -> password
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string };
   tls?: { certFile: string; keyFile: string };
+  /** storage.delete.enabled (default true); false makes manifest DELETE answer 405 UNSUPPORTED */
+  deleteEnabled?: boolean;
 }
 
 export interface Distribution {
@@ -65,7 +67,7 @@ async function startOnce(opts: DistributionOptions): Promise<Distribution> {
     '  filesystem:',
     `    rootdirectory: ${dir}/data`,
     '  delete:',
-    '    enabled: true',
+    `    enabled: ${opts.deleteEnabled ?? true}`,
     'http:',
     `  addr: 127.0.0.1:${port}`,
     '  secret: nixreg-test-secret',

@@ -22,4 +22,8 @@ export const commands: CommandEntry[] = [
   { name: 'export', describe: "write an image's flattened root filesystem as one tar (docker export / dockerTools.exportImage)", load: () => import('./export.js') },
   { name: 'merge', describe: 'combine docker-archives into one (dockerTools.mergeImages), shared layers stored once', load: () => import('./merge.js') },
   { name: 'hash', describe: 'convert a sha256 between nix base32, hex and SRI, or hash a file flat', load: () => import('./hash.js') },
+  { name: 'tags', describe: "list a repository's tags, every page", load: () => import('./tags.js') },
+  { name: 'digest', describe: "print an image's manifest digest (with --platform, that platform's)", load: () => import('./digest.js') },
+  { name: 'tag', describe: 'add tags to an image in the registry (same manifest, no blob traffic)', load: () => import('./tag.js') },
+  { name: 'delete', describe: 'delete a manifest by digest or tag', load: () => import('./delete.js') },
 ];
