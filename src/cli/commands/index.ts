@@ -26,4 +26,6 @@ export const commands: CommandEntry[] = [
   { name: 'digest', describe: "print an image's manifest digest (with --platform, that platform's)", load: () => import('./digest.js') },
   { name: 'tag', describe: 'add tags to an image in the registry (same manifest, no blob traffic)', load: () => import('./tag.js') },
   { name: 'delete', describe: 'delete a manifest by digest or tag', load: () => import('./delete.js') },
+  { name: 'login', describe: 'check and store registry credentials where docker, podman and skopeo read them', load: () => import('./login.js') },
+  { name: 'logout', describe: "remove a registry's stored credentials", load: () => import('./logout.js') },
 ];

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { NixregError, usageError } from '../../errors.js';
+import { credentialsFromEnv } from './env-credentials.js';
 
 /**
  * Credentials lookup in skopeo's order (spec B.4), plus docker's `credsStore` (which c/image lacks but GGCR and
@@ -205,6 +206,8 @@ export function authFileCandidates(o: { authfile?: string; env?: NodeJS.ProcessE
 export async function resolveCredentials(o: CredentialLookupOptions): Promise<ResolvedCredentials> {
   if (o.creds) return { username: o.creds.username, password: o.creds.password, source: '--creds' };
   const env = o.env ?? process.env;
+  const fromEnv = credentialsFromEnv(o.registry, env);
+  if (fromEnv) return fromEnv;
   const home = o.home ?? env.HOME ?? homedir();
   const helperHost = o.registry === 'docker.io' ? 'https://index.docker.io/v1/' : o.registry;
   for (const { path, legacy } of authFileCandidates({ authfile: o.authfile, env, home })) {
