@@ -28,4 +28,5 @@ export const commands: CommandEntry[] = [
   { name: 'delete', describe: 'delete a manifest by digest or tag', load: () => import('./delete.js') },
   { name: 'login', describe: 'check and store registry credentials where docker, podman and skopeo read them', load: () => import('./login.js') },
   { name: 'logout', describe: "remove a registry's stored credentials", load: () => import('./logout.js') },
+  { name: 'index', describe: 'make or extend a multi-platform index from images in the registry (--require-platform)', load: () => import('./index-cmd.js') },
 ];
