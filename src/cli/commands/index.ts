@@ -29,4 +29,5 @@ export const commands: CommandEntry[] = [
   { name: 'login', describe: 'check and store registry credentials where docker, podman and skopeo read them', load: () => import('./login.js') },
   { name: 'logout', describe: "remove a registry's stored credentials", load: () => import('./logout.js') },
   { name: 'index', describe: 'make or extend a multi-platform index from images in the registry (--require-platform)', load: () => import('./index-cmd.js') },
+  { name: 'gc', describe: 'delete the manifests of a repository that no kept tag reaches (--keep, --dry-run)', load: () => import('./gc.js') },
 ];
