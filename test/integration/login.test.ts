@@ -143,6 +143,31 @@ describe('login and logout', () => {
   });
 });
 
+describe('the other registry commands with credentials', () => {
+  it('digest, tag, index, gc and delete with NIXREG_* and --creds, right and wrong', async () => {
+    const scoped = { NIXREG_USERNAME: 'dora', NIXREG_PASSWORD: PW, NIXREG_REGISTRY: basic.host };
+    const ref = `${basic.host}/team/app`;
+    const ok = async (args: string[], env: Record<string, string> = scoped) => {
+      const r = await nixreg(args, { env });
+      expect(r.status, r.stderr).toBe(0);
+      return r;
+    };
+    await ok(['digest', `${ref}:v1`]);
+    await ok(['tag', `${ref}:v1`, 'v2']);
+    await ok(['index', 'create', `${ref}:multi`, `${ref}:v1`]);
+    await ok(['gc', ref, '--keep', 'v*', '--keep', 'multi', '--tagged-only', '--dry-run']);
+    await ok(['tags', ref, '--creds', `dora:${PW}`], {});
+    for (const args of [['digest', `${ref}:v1`], ['tag', `${ref}:v1`, 'v3'], ['index', 'append', `${ref}:multi`, `${ref}:v1`], ['gc', ref, '--keep', 'v1', '--tagged-only'], ['delete', `${ref}:v2`]]) {
+      const bad = await nixreg(args, { env: { ...scoped, NIXREG_PASSWORD: WRONG } });
+      expect(bad.status, bad.stderr).toBe(3);
+      expect(nixregLine(bad)).toHaveLength(1);
+      const badFlag = await nixreg([...args, '--creds', `dora:${WRONG}`]);
+      expect(badFlag.status, badFlag.stderr).toBe(3);
+    }
+    await ok(['delete', `${ref}:multi`]);
+  });
+});
+
 describe('login with a token server over TLS', () => {
   let ts: TokenServer;
   let secured: Distribution;
