@@ -41,7 +41,7 @@ export function registryAccess(a: RegistryArgs): RegistryAccess {
 }
 
 /** Write the command's result: JSON with --json, the text lines otherwise, nothing with --quiet. */
-export function printResult(a: RegistryArgs, json: unknown, text: string[]): void {
+export function printResult(a: Pick<RegistryArgs, 'json' | 'quiet'>, json: unknown, text: string[]): void {
   if (a.quiet) return;
   process.stdout.write(a.json ? JSON.stringify(json, null, 2) + '\n' : text.map((l) => l + '\n').join(''));
 }

@@ -2,7 +2,8 @@ import { NixregError, notFoundError, usageError } from '../errors.js';
 import { MediaType, isIndexMediaType } from '../manifest/media-types.js';
 import { parseManifest, type Descriptor, type ImageManifest } from '../manifest/manifest.js';
 import type { WantedPlatform } from '../manifest/platform.js';
-import { platformMatches, platformString } from '../manifest/platform-string.js';
+import { isAttestation, platformString } from '../manifest/platform-string.js';
+import { checkRequiredPlatforms } from '../manifest/required-platforms.js';
 import { parseImageReference, type ImageReference } from '../reference/reference.js';
 import { clientOptions, type RegistryAccess } from '../registry/access.js';
 import { mountOrCopyBlob } from '../registry/blob-mount.js';
@@ -34,7 +35,6 @@ interface Child {
   manifest?: { bytes: Buffer; parsed: ImageManifest };
 }
 
-const isAttestation = (d: Descriptor): boolean => d.platform?.os === 'unknown' || d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
 
 /** `nixreg index create DEST SRC...`: a new index (or manifest list) over images already in the registry. */
 export function createIndex(dest: string, sources: string[], access: RegistryAccess = {}, o: IndexOptions = {}): Promise<IndexResult> {
@@ -83,12 +83,7 @@ async function writeIndex(mode: 'create' | 'append', destArg: string, sources: s
     const replaced = new Set(added.filter((c) => !isAttestation(c.descriptor)).map((c) => platformString(c.descriptor.platform!)));
     const kept = existing.filter((d) => !d.platform || isAttestation(d) || !replaced.has(platformString(d.platform)));
     const manifests = [...kept, ...added.map((c) => c.descriptor)];
-    for (const want of o.requirePlatforms ?? []) {
-      if (!manifests.some((d) => !isAttestation(d) && platformMatches(d.platform, want))) {
-        const have = manifests.filter((d) => d.platform && !isAttestation(d)).map((d) => platformString(d.platform!)).join(', ') || 'none';
-        throw notFoundError(`index ${destName} would lack the required platform ${platformString(want)} (it has ${have}); nothing was tagged`);
-      }
-    }
+    checkRequiredPlatforms(manifests, o.requirePlatforms ?? [], destName);
     const blobs = { exists: 0, mounted: 0, copied: 0 };
     for (const c of added) {
       if (!c.manifest) continue;

@@ -23,6 +23,7 @@ export const command: CommandModule<object, Args> = {
   builder: (y) =>
     withRegistryFlags(y)
       .positional('registry', { type: 'string', demandOption: true, describe: 'host[:port], e.g. ghcr.io or 127.0.0.1:5000' })
+      .option('authfile', { type: 'string', describe: 'auth.json to store the credentials in (default: the first one nixreg reads)' })
       .option('username', { alias: 'u', type: 'string', describe: 'default: $NIXREG_USERNAME' })
       .option('password-stdin', { type: 'boolean', describe: 'read the password from stdin (default: $NIXREG_PASSWORD); never pass it as an argument' }) as unknown as Argv<Args>,
   handler: async (a) => {

@@ -18,6 +18,6 @@ export const command: CommandModule<object, Args> = {
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' }) as unknown as Argv<Args>,
   handler: async (a) => {
     const r = await logout(a.registry, a.authfile ? { authfile: a.authfile } : {});
-    printResult({ ...a, tlsVerify: true }, { Registry: r.registry, AuthFile: r.authfile, Removed: true }, [`Removed login credentials for ${r.registry} from ${r.authfile}`]);
+    printResult(a, { Registry: r.registry, AuthFile: r.authfile, Removed: true }, [`Removed login credentials for ${r.registry} from ${r.authfile}`]);
   },
 };
