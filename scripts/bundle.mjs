@@ -6,12 +6,22 @@
 // never shadowed by a stale bundle.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outdir = join(root, 'dist/bundle');
+// The library's types: tsc emits no .d.ts for src/types/undici-parts.d.ts (undici ships types for its index only;
+// this file declares the modules src/registry/undici.ts imports one by one), so copy it and reference it from the
+// package's entry declarations, for consumers that type-check without skipLibCheck.
+mkdirSync(join(root, 'dist/src/types'), { recursive: true });
+// (as .d.cts: in this "type": "module" package a .d.ts is ESM, where the `export =` of CommonJS is an error)
+copyFileSync(join(root, 'src/types/undici-parts.d.ts'), join(root, 'dist/src/types/undici-parts.d.cts'));
+const indexTypes = join(root, 'dist/src/index.d.ts');
+const reference = '/// <reference path="./types/undici-parts.d.cts" />\n';
+const typesText = readFileSync(indexTypes, 'utf8');
+if (!typesText.startsWith(reference)) writeFileSync(indexTypes, reference + typesText);
 rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: [join(root, 'dist/src/cli/main.js')],
