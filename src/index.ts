@@ -44,3 +44,6 @@ export { exportImage, type FlattenStats } from './export/index.js';
 
 /** `nixreg merge`: docker-archives combined into one (dockerTools.mergeImages). */
 export { mergeImages, type MergeOptions, type MergeResult } from './merge/index.js';
+
+/** Nix hash forms of a sha256 (the `sha256` Buffers in results): base32, SRI, and the parser for any form. */
+export { toNix32, toSRI, parseSha256 } from './digest/nixhash.js';
