@@ -47,11 +47,19 @@ process.stdout.write(JSON.stringify({
 let reg: Distribution;
 let tmp: string;
 let storeRoot: string;
+let project: string;
+let packed: { filename: string; files: Array<{ path: string }> };
 beforeAll(async () => {
   requireTool('docker-registry');
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-library-'));
   reg = await startDistribution();
   storeRoot = await buildStoreTree(join(tmp, 'store'));
+  project = join(tmp, 'consumer');
+  const modules = join(project, 'node_modules');
+  mkdirSync(join(modules, 'nixreg'), { recursive: true });
+  packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8' }))[0];
+  execFileSync('tar', ['-xzf', join(tmp, packed.filename), '-C', join(modules, 'nixreg'), '--strip-components=1']);
+  for (const dep of readdirSync(join(ROOT, 'node_modules'))) if (!dep.startsWith('.')) symlinkSync(join(ROOT, 'node_modules', dep), join(modules, dep));
 }, 120_000);
 afterAll(async () => {
   await reg?.stop();
@@ -61,14 +69,7 @@ afterAll(async () => {
 
 describe("the packed library, imported as 'nixreg'", () => {
   test('type-checks and runs a push, a pull by digest and an inspect against a real registry', () => {
-    const project = join(tmp, 'consumer');
-    const modules = join(project, 'node_modules');
-    mkdirSync(join(modules, 'nixreg'), { recursive: true });
-    const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: ROOT, encoding: 'utf8' }))[0];
-    execFileSync('tar', ['-xzf', join(tmp, packed.filename), '-C', join(modules, 'nixreg'), '--strip-components=1']);
-    for (const dep of readdirSync(join(ROOT, 'node_modules'))) if (!dep.startsWith('.')) symlinkSync(join(ROOT, 'node_modules', dep), join(modules, dep));
-
-    const files: string[] = packed.files.map((f: { path: string }) => f.path);
+    const files = packed.files.map((f) => f.path);
     expect(files).toContain('dist/src/index.js');
     expect(files).toContain('dist/src/index.d.ts');
     // tests, sources, mock registry and bench stay out of the package
@@ -101,7 +102,6 @@ describe("the packed library, imported as 'nixreg'", () => {
   }, 180_000);
 
   test('a type error in a consumer is reported by tsc (the types are real, not any)', () => {
-    const project = join(tmp, 'consumer');
     writeFileSync(join(project, 'bad.ts'), `import { pullImage } from 'nixreg';\nawait pullImage({ imageName: 1, output: 'x' });\n`);
     const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--strict', '--types', 'node', join(project, 'bad.ts')], { cwd: project, encoding: 'utf8' });
     expect(tsc.status).not.toBe(0);
