@@ -18,6 +18,7 @@ import { manifestDigest, measure, measureShell, putBlob, sameBytes, startRegistr
 
 const ROOT = resolve(import.meta.dirname, '..');
 const GROUPS = ['startup', 'pull', 'prefetch', 'copy', 'stream', 'push'];
+const STARTUP_COMMANDS = ['pull', 'prefetch', 'push'];
 const SIZES = {
   tiny: { image: 4 * MiB, layers: 4, closure: 6 * MiB, paths: 10 },
   small: { image: 64 * MiB, layers: 8, closure: 128 * MiB, paths: 100 },
@@ -71,11 +72,16 @@ const loadStart = loadavg()[0];
 const t0 = Date.now();
 try {
   // ---- test data
-  if (['pull', 'prefetch', 'copy'].some((g) => only.has(g))) image = await setupImage();
+  if (['startup', 'pull', 'prefetch', 'copy'].some((g) => only.has(g))) image = await setupImage();
   if (['stream', 'push'].some((g) => only.has(g))) closure = setupClosure();
 
   const define = (id, what, other, extra = {}) => (results[id] = { what, other, ...extra });
-  if (only.has('startup')) define('startup', '`nixreg --help` (start-up)', '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
+  if (only.has('startup')) {
+    define('startup', '`nixreg --help` (start-up)', '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
+    // a command's fixed cost: its --help loads the command's module and everything it imports, then exits
+    for (const c of STARTUP_COMMANDS) define(`startup-${c}`, `\`nixreg ${c} --help\` (start-up)`, '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
+    define('startup-inspect', '`nixreg inspect docker://…` (start-up + 3 requests)', '`skopeo inspect docker://…`', { target: { ratio: 2 } });
+  }
   if (only.has('pull')) define('pull', 'pull → docker-archive', '`skopeo copy docker://…@digest docker-archive:` (pullImage)', { bytes: image.usize, floor: 'gunzip', target: { ratio: 0.5 } });
   if (only.has('prefetch')) define('prefetch', 'prefetch', '`skopeo inspect` + `skopeo copy` + `nix-hash --flat` (nix-prefetch-docker)', { bytes: image.usize, floor: 'gunzip', target: { ratio: 0.3 } });
   if (only.has('copy')) define('copy', 'registry → registry copy', '`skopeo copy docker://a docker://b`', { bytes: image.usize, floor: 'gunzip' });
@@ -92,7 +98,14 @@ try {
     log(`run ${run}/${runs}`);
     if (only.has('startup')) {
       record('startup', 'nixreg', m(nixreg('--help'), { env }));
-      record('startup', 'base', measure('node', ['-e', '0'], { env }));
+      const bare = measure('node', ['-e', '0'], { env });
+      record('startup', 'base', bare);
+      for (const c of STARTUP_COMMANDS) {
+        record(`startup-${c}`, 'nixreg', m(nixreg(c, '--help'), { env }));
+        record(`startup-${c}`, 'base', bare);
+      }
+      record('startup-inspect', 'nixreg', m(nixreg('inspect', `docker://${image.ref}:latest`, '--tls-verify=false', '--arch', 'amd64'), { env }));
+      record('startup-inspect', 'base', measure('skopeo', ['--override-os', 'linux', '--override-arch', 'amd64', 'inspect', '--tls-verify=false', `docker://${image.ref}:latest`], { env }));
     }
     if (image) record('floor-gunzip', 'nixreg', measureShell(`gzip -dc ${image.layers.map((l) => l.file).join(' ')} | sha256sum`, { env }));
     if (only.has('pull')) await benchPull(run);

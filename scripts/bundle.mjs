@@ -6,12 +6,47 @@
 // never shadowed by a stale bundle.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// string-width builds an Intl.Segmenter and Unicode-property regular expressions (\p{RGI_Emoji} among them) when it
+// is loaded: ~10 ms of every command's start-up (node --cpu-prof), although its ASCII fast path never uses them.
+// Each such module-level constant becomes a value built on first use. A version that no longer has them is
+// bundled unchanged (with a warning).
+const LAZY_NAMES = ['segmenter', 'visibleCharacterRegex', 'spacingMarkRegex', 'rgiEmojiRegex', 'extendedPictographicRegex'];
+const lazyStringWidthGlobals = {
+  name: 'lazy-string-width-globals',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]string-width[\\/]index\.js$/ }, ({ path }) => {
+      let text = readFileSync(path, 'utf8');
+      for (const name of LAZY_NAMES) {
+        const decl = new RegExp(`^const ${name} = (.+);$`, 'm');
+        const m = decl.exec(text);
+        if (!m) {
+          console.warn(`bundle: string-width has no module-level ${name}; left as is`);
+          continue;
+        }
+        text = text.replace(decl, '').replace(new RegExp(`\\b${name}\\b`, 'g'), `${name}()`);
+        text += `\nlet ${name}Value;\nfunction ${name}() { return (${name}Value ??= ${m[1]}); }\n`;
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
 const outdir = join(root, 'dist/bundle');
+// The library's types: tsc emits no .d.ts for src/types/undici-parts.d.ts (undici ships types for its index only;
+// this file declares the modules src/registry/undici.ts imports one by one), so copy it and reference it from the
+// package's entry declarations, for consumers that type-check without skipLibCheck.
+mkdirSync(join(root, 'dist/src/types'), { recursive: true });
+// (as .d.cts: in this "type": "module" package a .d.ts is ESM, where the `export =` of CommonJS is an error)
+copyFileSync(join(root, 'src/types/undici-parts.d.ts'), join(root, 'dist/src/types/undici-parts.d.cts'));
+const indexTypes = join(root, 'dist/src/index.d.ts');
+const reference = '/// <reference path="./types/undici-parts.d.cts" />\n';
+const typesText = readFileSync(indexTypes, 'utf8');
+if (!typesText.startsWith(reference)) writeFileSync(indexTypes, reference + typesText);
 rmSync(outdir, { recursive: true, force: true });
 await build({
   entryPoints: [join(root, 'dist/src/cli/main.js')],
@@ -27,6 +62,7 @@ await build({
   // the whole help text on every command run (cacheHelpMessage), ~150 ms here. string-width 8 (already a yargs
   // dependency, same API) has an ASCII fast path.
   alias: { 'string-width': './node_modules/string-width/index.js' },
+  plugins: [lazyStringWidthGlobals],
   // CommonJS dependencies (undici, tar-stream) call require() for Node built-ins, which ESM output lacks.
   banner: { js: "import { createRequire as __nixregRequire } from 'node:module'; const require = __nixregRequire(import.meta.url);" },
 });

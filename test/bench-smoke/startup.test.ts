@@ -24,6 +24,17 @@ describe('nixreg start-up', () => {
     }
   });
 
+  // Each command's help goes through yargs' layout, whose string-width the bundle rebuilds to construct its
+  // segmenter and Unicode regular expressions on first use (scripts/bundle.mjs); pull's and prefetch's help hold
+  // non-ASCII text (→, —), which takes string-width's segmenter path rather than its ASCII fast path.
+  test.each(['pull', 'prefetch', 'push', 'merge'])('`%s --help` through the bundle equals tsc output', (cmd) => {
+    const want = node(['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(['${cmd}', '--help']);`]);
+    expect(want.status, want.stderr).toBe(0);
+    const got = node([join(ROOT, 'bin/nixreg.js'), cmd, '--help']);
+    expect(got.status, got.stderr).toBe(0);
+    expect(got.stdout).toBe(want.stdout);
+  });
+
   test('commands still run through the launcher (hash of a known string, usage error exit code)', () => {
     const ok = node([join(ROOT, 'bin/nixreg.js'), 'hash', 'sha256:' + 'ab'.repeat(32), '--to', 'nix32']);
     expect(ok.status, ok.stderr).toBe(0);
