@@ -277,7 +277,7 @@ export async function reuseLayerFromPreviousImage(ctx: LayerReuseContext, layer:
   }
   const blob = await reusePreviousBlob({ ...ctx, known }, diffID!);
   if (!blob) return undefined;
-  await ctx.cache?.recordBlob({ diffID: diffID!, size: size!, ...(layer.inputsKey ? { inputsKey: layer.inputsKey } : {}) }, ctx.codec, blob, ctx.repoName);
+  await ctx.cache?.recordBlob({ diffID: diffID!, size: size!, ...(layer.inputsKey ? { inputsKey: layer.inputsKey } : {}) }, ctx.codec, { digest: blob.digest, size: blob.size }, ctx.repoName);
   ctx.log?.(`${diffID}: reused from registry as ${blob.digest}${blob.from ? ` (mounted from ${blob.from})` : ''}`);
   return { ...blob, diffID: diffID!, size: size!, blobSize: blob.size, reused: 'registry' };
 }
