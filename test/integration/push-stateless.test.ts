@@ -135,6 +135,58 @@ describe('push with an empty cache to a registry that has the image', () => {
     expect((await fetch(`${reg.url}/v2/lost/app/blobs/${gone}`, { method: 'HEAD' })).status).toBe(200);
   }, 120_000);
 
+  it('--platform-conf: a fresh runner reads every platform of the index and uploads nothing', async () => {
+    const conf = JSON.parse(readFileSync(join(CASE, 'conf.json'), 'utf8'));
+    const armConf = join(tmp, 'conf-arm64.json');
+    writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64' }));
+    const args = ['push', `docker://${reg.host}/multi/app:1`, '--platform-conf', `linux/amd64=${join(CASE, 'conf.json')}`, '--platform-conf', `linux/arm64=${armConf}`];
+    const run = async () => {
+      const r = await nixreg([...args, '--store-root', storeRoot, '--tls-verify=false', '--json']);
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
+      expect(r.status).toBe(0);
+      return JSON.parse(r.stdout) as { digest: string; stats: { uploaded: number } };
+    };
+    const index = await run();
+    const before = logEnd();
+    const again = await run();
+    expect(again.digest).toBe(index.digest);
+    expect(again.stats.uploaded).toBe(0);
+    expect(patches(uploadLines(before))).toBe(0);
+  }, 120_000);
+
+  it('a docker-archive source: a fresh runner uploads nothing', async () => {
+    const archive = join(tmp, 'image.tar');
+    const s = await nixreg(['stream', join(CASE, 'conf.json'), '--store-root', storeRoot, '-o', archive]);
+    expect(s.status, s.stderr).toBe(0);
+    const run = async () => {
+      const r = await nixreg(['push', `docker-archive:${archive}`, `docker://${reg.host}/archive/app:1`, '--tls-verify=false', '--json']);
+      expect(r.status, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as Pushed;
+    };
+    const one = await run();
+    const before = logEnd();
+    const two = await run();
+    expect(two.digest).toBe(one.digest);
+    expect(two.stats).toMatchObject({ uploaded: 0, exists: LAYERS });
+    expect(patches(uploadLines(before))).toBe(0);
+  }, 120_000);
+
+  it('concurrent fresh runners pushing to the same tag and to a --cache-from repository agree', async () => {
+    const before = logEnd();
+    const [a, b, c] = await Promise.all([
+      push('fixture/app:1'),
+      push('fixture/app:1', '--additional-tag', 'two'),
+      push('parallel/app:1', '--cache-from', `docker://${reg.host}/fixture/app:1`),
+    ]);
+    for (const r of [a, b, c]) {
+      expect(r.result.digest).toBe(first.digest);
+      expect(r.result.stats.uploaded).toBe(0);
+    }
+    expect(patches(uploadLines(before))).toBe(1); // parallel/app's config
+    const got = await fetch(`${reg.url}/v2/parallel/app/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+    expect(got.headers.get('docker-content-digest')).toBe(first.digest);
+  }, 120_000);
+
   it('after one store path changes, exactly that layer is uploaded', async () => {
     const settings = expected.layers.findIndex((l) => l.paths.length === 1 && l.paths[0]!.endsWith('-fx-settings.conf'));
     const file = join(storeRoot, expected.layers[settings]!.paths[0]!);
