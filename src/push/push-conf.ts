@@ -1,5 +1,5 @@
 import { checkLevel, codecId, type PushCompression } from '../compression/compress.js';
-import { once, previousImageRefs, previousLayersForPush } from '../sink/registry/previous-image.js';
+import { previousImageRefs, previousLayersOnce } from '../sink/registry/previous-image.js';
 import { usageError } from '../errors.js';
 import { ArchiveTee } from './archive-tee.js';
 import { sha256Digest } from '../digest/sha256.js';
@@ -113,7 +113,7 @@ export async function pushConfInto(
     const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
     const progress = opts.progress ?? silentProgress;
     const previous = opts.registryCache === false || archive ? undefined : previousImageRefs(dest.ref, dest.tags, opts.cacheFrom ?? []);
-    const known = previous && once(() => previousLayersForPush(dest, previous, opts, layerType));
+    const known = previous && previousLayersOnce(dest, previous, opts, layerType);
     const ctx: BlobPushContext = {
       client: dest.client,
       repoName: dest.repoName,

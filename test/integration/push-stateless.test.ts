@@ -138,7 +138,9 @@ describe('push with an empty cache to a registry that has the image', () => {
   it('--platform-conf: a fresh runner reads every platform of the index and uploads nothing', async () => {
     const conf = JSON.parse(readFileSync(join(CASE, 'conf.json'), 'utf8'));
     const armConf = join(tmp, 'conf-arm64.json');
-    writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64' }));
+    // its first two store paths in one layer: a layer the amd64 image does not have
+    const [a, b, ...rest] = conf.store_layers as string[][];
+    writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64', store_layers: [[...a!, ...b!], ...rest] }));
     const args = ['push', `docker://${reg.host}/multi/app:1`, '--platform-conf', `linux/amd64=${join(CASE, 'conf.json')}`, '--platform-conf', `linux/arm64=${armConf}`];
     const run = async () => {
       const r = await nixreg([...args, '--store-root', storeRoot, '--tls-verify=false', '--json']);
@@ -152,6 +154,9 @@ describe('push with an empty cache to a registry that has the image', () => {
     expect(again.digest).toBe(index.digest);
     expect(again.stats.uploaded).toBe(0);
     expect(patches(uploadLines(before))).toBe(0);
+    // the index is read once for both platforms (the arm64 image's first layer is not in the cache the amd64 push filled)
+    const indexReads = readFileSync(reg.logFile, 'utf8').slice(before).split('\n').filter((l) => l.includes('"GET /v2/multi/app/manifests/1 '));
+    expect(indexReads).toHaveLength(1);
   }, 120_000);
 
   it('a docker-archive source: a fresh runner uploads nothing', async () => {

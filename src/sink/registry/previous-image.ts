@@ -171,10 +171,26 @@ export function previousImageRefs(destination: ImageReference, tags: readonly st
   return refs.filter((r, i) => refs.findIndex((o) => o.repository === r.repository && o.reference === r.reference) === i);
 }
 
-/** `load()` once, when first asked; the same answer after that. */
-export function once<T>(load: () => Promise<T>): () => Promise<T> {
-  let p: Promise<T> | undefined;
-  return () => (p ??= load());
+const loaded = new WeakMap<object, Map<string, Promise<Map<string, PreviousLayer>>>>();
+
+/**
+ * previousLayersForPush, read when first asked and once per destination (the images of a --platform-conf push
+ * share one reading of the index): a push whose cache knows every layer reads nothing.
+ */
+export function previousLayersOnce(
+  destination: { ref: ImageReference; client: ImageReader },
+  refs: readonly PreviousImageRef[],
+  access: RegistryAccess,
+  mediaType?: string,
+): () => Promise<Map<string, PreviousLayer>> {
+  return () => {
+    let byKey = loaded.get(destination);
+    if (!byKey) loaded.set(destination, (byKey = new Map()));
+    const key = JSON.stringify([mediaType, refs]);
+    let p = byKey.get(key);
+    if (!p) byKey.set(key, (p = previousLayersForPush(destination, refs, access, mediaType)));
+    return p;
+  };
 }
 
 /**
