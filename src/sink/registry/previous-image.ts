@@ -194,8 +194,8 @@ export function previousLayersOnce(
 }
 
 /**
- * loadPreviousLayers for a push (`refs` from previousImageRefs): reads through the destination's own client where it can, and through a
- * pull-only client per other repository (closed afterwards).
+ * loadPreviousLayers for a push (`refs` from previousImageRefs), keeping only blobs of `mediaType`: reads through
+ * the destination's own client where it can, and through a pull-only client per other repository (closed afterwards).
  */
 export async function previousLayersForPush(
   destination: { ref: ImageReference; client: ImageReader },
@@ -214,7 +214,10 @@ export async function previousLayersForPush(
     return c;
   };
   try {
-    return await loadPreviousLayers(clientFor, refs, { ...(access.log ? { log: access.log } : {}), ...(mediaType ? { mediaType } : {}) });
+    const map = await loadPreviousLayers(clientFor, refs, { ...(access.log ? { log: access.log } : {}), ...(mediaType ? { mediaType } : {}) });
+    // blobs of another media type are never reused: without them an image of another codec costs no diffID pass
+    if (mediaType) for (const [diffID, l] of map) if (l.mediaType !== mediaType) map.delete(diffID);
+    return map;
   } finally {
     await Promise.all([...others.values()].map((c) => c.close().catch(() => {})));
   }
