@@ -13,6 +13,7 @@ import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
 import { releaseLayerChunk } from '../nix/stream/store-layer.js';
 import { mountCandidates, mountFromAny } from './mount.js';
+import type { LayerReuseContext } from '../sink/registry/previous-image.js';
 
 /**
  * How one generated layer reaches the registry (issue 6, "How each blob travels"):
@@ -45,6 +46,8 @@ export interface LayerPushResult {
   status: BlobStatus;
   /** For 'mounted': the source repository. */
   from?: string;
+  /** The blob of a previous image in the registry (its config's diff_ids), found without compressing the layer. */
+  reused?: 'registry';
 }
 
 export interface BlobPushContext {
@@ -73,6 +76,8 @@ export interface BlobPushContext {
   precompute?: boolean;
   /** --chunk-size: always upload in chunks of this many bytes (at least the registry's OCI-Chunk-Min-Length). */
   chunkSize?: number;
+  /** The registry's previous images (destination tags, --cache-from): tried before generating and compressing. */
+  previous?: LayerReuseContext;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { ArchiveTee, LayerTee } from './archive-tee.js';
 import { precomputeAndCheck, tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
 import type { PushLayer } from './conf-source.js';
 import type { PushProgress } from './progress.js';
+import { reuseLayerFromPreviousImage } from '../sink/registry/previous-image.js';
 
 /**
  * In which order and how many at a time layers are checked and uploaded. The cheap step (cache lookup + HEAD or
@@ -80,6 +81,8 @@ export async function pushLayersWithArchive(
 }
 
 async function upload(layer: PushLayer, ctx: BlobPushContext, progress: PushProgress, tee?: () => Promise<LayerTee>): Promise<LayerPushResult> {
+  const reused = ctx.previous && !tee ? await reuseLayerFromPreviousImage(ctx.previous, layer) : undefined;
+  if (reused) return reused;
   if (ctx.precompute && !tee) {
     const present = await precomputeAndCheck(ctx, layer);
     if (present) return present;

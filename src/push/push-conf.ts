@@ -1,4 +1,5 @@
-import { checkLevel, type PushCompression } from '../compression/compress.js';
+import { checkLevel, codecId, type PushCompression } from '../compression/compress.js';
+import { previousImageRefs, previousLayersOnce } from '../sink/registry/previous-image.js';
 import { usageError } from '../errors.js';
 import { ArchiveTee } from './archive-tee.js';
 import { sha256Digest } from '../digest/sha256.js';
@@ -30,6 +31,10 @@ export interface PushConfOptions extends RegistryAccess {
   chunkSize?: number;
   /** Repositories on the destination registry to try cross-repo mounts from. */
   mountFrom?: string[];
+  /** `--cache-from`: more images on the destination registry whose layers may be reused (by their configs' diff_ids). */
+  cacheFrom?: string[];
+  /** false (`--no-registry-cache`): do not read the destination's previous image or --cache-from images. */
+  registryCache?: boolean;
   /** undefined = default location; null = no cache. */
   cache?: PushCache | null;
   progress?: PushProgress;
@@ -107,6 +112,8 @@ export async function pushConfInto(
     if (opts.output && conf) archive = await ArchiveTee.open(opts.output, conf, opts.force ?? false);
     const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
     const progress = opts.progress ?? silentProgress;
+    const previous = opts.registryCache === false || archive ? undefined : previousImageRefs(dest.ref, dest.tags, opts.cacheFrom ?? []);
+    const known = previous && previousLayersOnce(dest, previous, opts, layerType);
     const ctx: BlobPushContext = {
       client: dest.client,
       repoName: dest.repoName,
@@ -121,6 +128,7 @@ export async function pushConfInto(
       // a streamed PATCH cannot be replayed by the transport: --retry-times counts whole regenerated attempts
       attempts: (opts.retry?.times ?? 4) + 1,
       ...(opts.log ? { log: opts.log } : {}),
+      ...(known ? { previous: { client: dest.client, repository: dest.ref.repository, repoName: dest.repoName, known, mediaType: layerType, codec: codecId(compression, opts.compressionLevel), ...(cache ? { cache } : {}), ...(opts.log ? { log: opts.log } : {}) } } : {}),
     };
     const results = archive
       ? await pushLayersWithArchive(image.layers, ctx, progress, opts.jobs ?? 4, archive)

@@ -78,7 +78,7 @@ describe('push against the mock registry', () => {
 
   it('--precompute-digests: a fresh runner uploads nothing the registry has, and what it lacks once', async () => {
     reg.resetCounters();
-    const r = await push(reg, 'ref/app:1', { precomputeDigests: true });
+    const r = await push(reg, 'ref/app:1', { precomputeDigests: true, registryCache: false });
     expect(r.digest).toBe(reference.digest);
     expect(r.stats).toMatchObject({ exists: LAYERS, uploaded: 0, layersGenerated: LAYERS });
     expect(reg.counters.blobUploadsStarted).toBe(0);
@@ -314,7 +314,7 @@ describe('push against the mock registry', () => {
       const six = await push(g, 'g/app:1', { compressionLevel: 6, cache });
       expect(six.layers.map((l) => l.diffID)).toEqual(expected.layers.map((l) => l.diffID));
       expect(six.layers[6]!.digest).not.toBe(reference.layers[6]!.digest);
-      const dflt = await push(g, 'g/app:1', { cache }); // default level (1): not confused with level 6's cache entries
+      const dflt = await push(g, 'g/app:1', { cache, registryCache: false }); // default level (1): not confused with level 6's cache entries
       expect(dflt.digest).toBe(reference.digest);
       expect(dflt.stats.uploaded).toBe(LAYERS);
     } finally {

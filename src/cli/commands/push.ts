@@ -27,6 +27,8 @@ interface Args extends NetworkArgs, BuildImageArgs {
   compressionLevel?: number;
   jobs: number;
   mountFrom?: string[];
+  cacheFrom?: string[];
+  registryCache: boolean;
   precomputeDigests?: boolean;
   chunkSize?: string;
   tlsVerify: boolean;
@@ -63,6 +65,8 @@ export const command: CommandModule<object, Args> = {
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
       .option('precompute-digests', { type: 'boolean', describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)' })
       .option('chunk-size', { type: 'string', describe: 'upload layers in chunks of SIZE bytes (k/M/G suffixes; at least the registry\'s OCI-Chunk-Min-Length) instead of one streamed PATCH' })
+      .option('cache-from', { type: 'string', array: true, describe: 'image on the destination registry (docker://REGISTRY/REPO:TAG) whose layers are reused by diffID when the push cache does not know them' })
+      .option('registry-cache', { type: 'boolean', default: true, describe: 'reuse the blobs of the image the destination tags point to (--no-registry-cache: do not read it)' })
       .option('mount-from', { type: 'string', array: true, describe: 'repository on the destination registry to mount known blobs from' })
       .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows http' })
       .option('src-tls-verify', { type: 'boolean', describe: 'source registry TLS verification (default: --tls-verify)' })
@@ -96,6 +100,8 @@ export const command: CommandModule<object, Args> = {
       ...(a.compressionLevel !== undefined ? { compressionLevel: a.compressionLevel } : {}),
       jobs: a.jobs,
       mountFrom: a.mountFrom ?? [],
+      cacheFrom: a.cacheFrom ?? [],
+      registryCache: a.registryCache,
       ...(a.precomputeDigests ? { precomputeDigests: true } : {}),
       ...(a.chunkSize !== undefined ? { chunkSize: parseChunkSize(a.chunkSize) } : {}),
       progress: createPushProgress({ quiet: a.quiet }),
