@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -150,6 +150,17 @@ export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: s
   return out;
 }
 
+/** A --cert-dir that is missing is a mistake to report, not a reason to fall back to plain http. */
+function requireDirectory(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (e) {
+    throw usageError(`cannot read certificate directory ${dir}: ${describeSystemError(e)}; pass --cert-dir a directory holding the registry's CA (*.crt)`);
+  }
+  if (!isDir) throw usageError(`certificate directory ${dir} is not a directory; pass --cert-dir a directory holding the registry's CA (*.crt)`);
+}
+
 const secureContexts = new Map<string, SecureContext | undefined>();
 
 /**
@@ -205,6 +216,7 @@ export class Transport {
     const env = opts.env ?? process.env;
     const timeout = opts.timeoutMs ?? 60_000;
     this.timeoutMs = timeout;
+    if (opts.certDir !== undefined) requireDirectory(opts.certDir);
     const dirs = [opts.certDir ?? defaultCertDir(opts.host)].filter((d): d is string => !!d);
     // pullImage passes NIX_SSL_CERT_FILE through impureEnvVars; Node itself only reads its bundled roots.
     // With verification off the CAs are never consulted: skip the bundles, and the 0.1-0.5 s of parsing them on the
@@ -343,6 +355,7 @@ export class Transport {
   private async requestFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
     let url = new URL(req.url);
     const originalHost = url.host;
+    const originalOrigin = url.origin;
     let headers = { ...(req.headers ?? {}) };
     for (let hop = 0; ; hop++) {
       const r = await this.agent.request({
@@ -365,9 +378,9 @@ export class Transport {
       await res.body.dump().catch(() => {});
       const next = new URL(location!, url);
       if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new NixregError(`${originalHost} redirected to an unsupported URL scheme ${next.protocol}`);
-      if (next.host !== originalHost || (url.protocol === 'https:' && next.protocol === 'http:')) {
-        // Like Go and GGCR: credentials are for the registry only, never for a CDN/S3 redirect target, nor for
-        // the registry itself after a downgrade from https to plain http.
+      if (next.origin !== originalOrigin) {
+        // Credentials are for the registry's origin (scheme + host + port) only: never for a CDN/S3 redirect
+        // target, another port, nor the registry itself after a downgrade from https to plain http.
         const { authorization: _drop, Authorization: _drop2, ...rest } = headers as Record<string, string | string[]>;
         headers = rest;
       }
