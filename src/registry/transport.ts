@@ -5,6 +5,10 @@ import { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, Client, EnvHttpProxyAgent, Pool, buildConnector, type Dispatcher } from './undici.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
+import { quotaExhausted } from './rate-limit.js';
+import { parseRetryAfter } from './retry-after.js';
+
+export { parseRetryAfter } from './retry-after.js';
 
 /**
  * HTTP for the registry client: one undici Agent (keep-alive, so blob and manifest requests reuse connections),
@@ -122,14 +126,6 @@ export function abandonBody(res: HttpResponse): void {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Retry-After: delta seconds or an HTTP date. */
-export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
-
 /** CA bundle and client pair from a cert dir (c/image/docker layout: *.crt CAs, *.cert + *.key pairs). */
 export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: string } {
   let names: string[];
@@ -203,6 +199,8 @@ export class Transport {
   private readonly maxDelayMs: number;
   private readonly baseDelayMs: number;
   private readonly totalMs: number;
+  /** Longest Retry-After honoured per try: unbounded (only the total budget counts) unless retry.maxDelayMs is set. */
+  private readonly retryAfterCapMs: number;
   private readonly timeoutMs: number;
   /** Origins that answered at least once: a refused connection there later means "restarting", worth a retry. */
   private readonly reachedOrigins = new Set<string>();
@@ -213,6 +211,7 @@ export class Transport {
     this.maxDelayMs = opts.retry?.maxDelayMs ?? 30_000;
     this.baseDelayMs = opts.retry?.baseDelayMs ?? 1000;
     this.totalMs = opts.retry?.totalMs ?? 5 * 60_000;
+    this.retryAfterCapMs = opts.retry?.maxDelayMs ?? Number.POSITIVE_INFINITY;
     const env = opts.env ?? process.env;
     const timeout = opts.timeoutMs ?? 60_000;
     this.timeoutMs = timeout;
@@ -304,8 +303,16 @@ export class Transport {
         throw this.networkError(failure, req);
       }
       const retryAfter = res ? parseRetryAfter(headerValue(res.headers, 'retry-after')) : undefined;
+      if (res?.status === 429) {
+        const quota = quotaExhausted(res.headers, new URL(res.url).host, retryAfter, this.totalMs - (Date.now() - started));
+        if (quota) {
+          await res.body.dump().catch(() => {});
+          throw new NixregError(quota);
+        }
+      }
       const backoff = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** attempt);
-      const delay = Math.min(this.maxDelayMs, retryAfter ?? backoff * (1 + Math.random() * 0.1));
+      // the registry's own Retry-After is honoured in full, up to --retry-max-time (checked below)
+      const delay = retryAfter !== undefined ? Math.min(this.retryAfterCapMs, retryAfter) : Math.min(this.maxDelayMs, backoff * (1 + Math.random() * 0.1));
       if (Date.now() - started + delay > this.totalMs) {
         if (res) return res;
         throw this.networkError(failure, req);
