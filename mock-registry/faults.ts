@@ -43,6 +43,8 @@ export interface FaultRule {
   codes?: ErrorCode[];
   /** Retry-After seconds for status faults (default 1 for 429, none otherwise) */
   retryAfter?: number;
+  /** status faults: extra response headers (e.g. Docker Hub's RateLimit-Limit / RateLimit-Remaining) */
+  headers?: Record<string, string>;
   afterBytes?: number;
   dripBytes?: number;
   dripIntervalMs?: number;

@@ -92,7 +92,13 @@ function manifestRef(ctx: Ctx, forWrite: boolean): string {
     if (forWrite || !ANY_DIGEST_RE.test(ref)) throw new RegistryError(400, 'DIGEST_INVALID', `invalid or unsupported digest ${ref}`, { digest: ref });
     throw new RegistryError(404, 'MANIFEST_UNKNOWN', `manifest ${ref} unknown`, { digest: ref });
   }
-  if (!TAG_RE.test(ref)) throw new RegistryError(400, 'MANIFEST_INVALID', `invalid tag "${ref.slice(0, 140)}"`, { tag: ref });
+  // A reference that is not a valid tag names no manifest: distribution answers GET/HEAD with 404 (its router
+  // matches no route), and the OCI distribution-spec conformance suite expects 404 there; a PUT, or a URL whose
+  // escapes do not decode (a '%' left in the reference), is refused with 400.
+  if (!TAG_RE.test(ref)) {
+    if (!forWrite && !ref.includes('%')) throw new RegistryError(404, 'MANIFEST_UNKNOWN', `no manifest can be named "${ref.slice(0, 140)}": not a valid tag`, { tag: ref });
+    throw new RegistryError(400, 'MANIFEST_INVALID', `invalid tag "${ref.slice(0, 140)}"`, { tag: ref });
+  }
   return ref;
 }
 

@@ -330,7 +330,7 @@ async function dispatch(route: Route, method: string, ctx: h.Ctx): Promise<void>
 function injectStatus(res: ServerResponse, f: FaultRule, head: boolean): void {
   const status = f.status ?? 503;
   const retryAfter = f.retryAfter ?? (status === 429 ? 1 : undefined);
-  const headers: Record<string, string> = retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {};
+  const headers: Record<string, string> = { ...(retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {}), ...(f.headers ?? {}) };
   if (status === 429) return sendError(res, new RegistryError(429, 'TOOMANYREQUESTS', 'too many requests (injected)', undefined, headers), head);
   if (f.codes?.length) return sendError(res, RegistryError.many(status, f.codes.map((code) => ({ code, message: `${defaultMessage(code)} (injected)` }))), head);
   const body = Buffer.from(`injected fault: HTTP ${status}\n`);

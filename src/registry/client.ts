@@ -28,6 +28,19 @@ export function isLoopbackHost(hostPort: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
+/**
+ * A registry behind a TLS-terminating proxy (Harbor, Artifactory, Nexus) may hand back `http://same-host/...`
+ * Locations: those are upgraded to the registry's https origin, so credentials never travel in clear text.
+ */
+export function sameOriginTarget(target: URL, base: URL): URL {
+  if (base.protocol !== 'https:' || target.protocol !== 'http:' || target.hostname !== base.hostname) return target;
+  if (target.port !== '' && target.port !== base.port) return target;
+  const up = new URL(target.toString());
+  up.protocol = 'https:';
+  up.port = base.port;
+  return up;
+}
+
 interface Session {
   base: string; // 'https://host:port'
   auth: Authenticator; // replaced if a repository asks for auth that /v2/ did not
@@ -130,6 +143,7 @@ export class RegistryClient implements RegistryClientApi {
     } catch (httpsErr) {
       // A plain-http server answers a TLS hello at once (HTTP 400) and a TLS one completes it: a timeout means nobody
       // is answering at all, and trying http as well would only double the wait.
+      if (httpsErr instanceof NixregError && httpsErr.exitCode === ExitCode.usage) throw httpsErr;
       if (!httpAllowed || isTlsTrustError(httpsErr) || isTimeout(httpsErr)) throw this.reachError(httpsErr);
       base = `http://${this.apiHost}`;
       try {
@@ -164,8 +178,10 @@ export class RegistryClient implements RegistryClientApi {
   ): Promise<HttpResponse> {
     const session = await this.ensureSession();
     const { base } = session;
-    const url = req.url ? new URL(req.url, base + '/').toString() : base + req.path;
-    const sameHost = new URL(url).host === new URL(base).host;
+    const target = sameOriginTarget(new URL(req.url ? new URL(req.url, base + '/').toString() : base + req.path), new URL(base));
+    const url = target.toString();
+    // Credentials belong to the registry's origin (scheme + host + port), never to a host alone.
+    const sameHost = target.origin === new URL(base).origin;
     let scopes = [this.baseScope, ...(req.extraScopes ?? [])];
     const { path: _p, extraScopes: _e, url: _u, ...rest } = req;
     const go = async () => {

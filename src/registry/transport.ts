@@ -1,10 +1,14 @@
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { readdirSync, readFileSync, existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { Agent, Client, EnvHttpProxyAgent, Pool, buildConnector, type Dispatcher } from './undici.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
+import { quotaExhausted } from './rate-limit.js';
+import { parseRetryAfter } from './retry-after.js';
+
+export { parseRetryAfter } from './retry-after.js';
 
 /**
  * HTTP for the registry client: one undici Agent (keep-alive, so blob and manifest requests reuse connections),
@@ -122,14 +126,6 @@ export function abandonBody(res: HttpResponse): void {
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Retry-After: delta seconds or an HTTP date. */
-export function parseRetryAfter(v: string | undefined, now = Date.now()): number | undefined {
-  if (!v) return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const t = Date.parse(v);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
-}
-
 /** CA bundle and client pair from a cert dir (c/image/docker layout: *.crt CAs, *.cert + *.key pairs). */
 export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: string } {
   let names: string[];
@@ -148,6 +144,17 @@ export function loadCertDir(dir: string): { ca: string[]; cert?: string; key?: s
     out.key = readFileSync(join(dir, keyName), 'utf8');
   }
   return out;
+}
+
+/** A --cert-dir that is missing is a mistake to report, not a reason to fall back to plain http. */
+function requireDirectory(dir: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch (e) {
+    throw usageError(`cannot read certificate directory ${dir}: ${describeSystemError(e)}; pass --cert-dir a directory holding the registry's CA (*.crt)`);
+  }
+  if (!isDir) throw usageError(`certificate directory ${dir} is not a directory; pass --cert-dir a directory holding the registry's CA (*.crt)`);
 }
 
 const secureContexts = new Map<string, SecureContext | undefined>();
@@ -192,6 +199,8 @@ export class Transport {
   private readonly maxDelayMs: number;
   private readonly baseDelayMs: number;
   private readonly totalMs: number;
+  /** Longest Retry-After honoured per try: unbounded (only the total budget counts) unless retry.maxDelayMs is set. */
+  private readonly retryAfterCapMs: number;
   private readonly timeoutMs: number;
   /** Origins that answered at least once: a refused connection there later means "restarting", worth a retry. */
   private readonly reachedOrigins = new Set<string>();
@@ -202,9 +211,11 @@ export class Transport {
     this.maxDelayMs = opts.retry?.maxDelayMs ?? 30_000;
     this.baseDelayMs = opts.retry?.baseDelayMs ?? 1000;
     this.totalMs = opts.retry?.totalMs ?? 5 * 60_000;
+    this.retryAfterCapMs = opts.retry?.maxDelayMs ?? Number.POSITIVE_INFINITY;
     const env = opts.env ?? process.env;
     const timeout = opts.timeoutMs ?? 60_000;
     this.timeoutMs = timeout;
+    if (opts.certDir !== undefined) requireDirectory(opts.certDir);
     const dirs = [opts.certDir ?? defaultCertDir(opts.host)].filter((d): d is string => !!d);
     // pullImage passes NIX_SSL_CERT_FILE through impureEnvVars; Node itself only reads its bundled roots.
     // With verification off the CAs are never consulted: skip the bundles, and the 0.1-0.5 s of parsing them on the
@@ -292,8 +303,16 @@ export class Transport {
         throw this.networkError(failure, req);
       }
       const retryAfter = res ? parseRetryAfter(headerValue(res.headers, 'retry-after')) : undefined;
+      if (res?.status === 429) {
+        const quota = quotaExhausted(res.headers, new URL(res.url).host, retryAfter, this.totalMs - (Date.now() - started));
+        if (quota) {
+          await res.body.dump().catch(() => {});
+          throw new NixregError(quota);
+        }
+      }
       const backoff = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** attempt);
-      const delay = Math.min(this.maxDelayMs, retryAfter ?? backoff * (1 + Math.random() * 0.1));
+      // the registry's own Retry-After is honoured in full, up to --retry-max-time (checked below)
+      const delay = retryAfter !== undefined ? Math.min(this.retryAfterCapMs, retryAfter) : Math.min(this.maxDelayMs, backoff * (1 + Math.random() * 0.1));
       if (Date.now() - started + delay > this.totalMs) {
         if (res) return res;
         throw this.networkError(failure, req);
@@ -343,6 +362,7 @@ export class Transport {
   private async requestFollowingRedirects(req: HttpRequest): Promise<HttpResponse> {
     let url = new URL(req.url);
     const originalHost = url.host;
+    const originalOrigin = url.origin;
     let headers = { ...(req.headers ?? {}) };
     for (let hop = 0; ; hop++) {
       const r = await this.agent.request({
@@ -365,9 +385,9 @@ export class Transport {
       await res.body.dump().catch(() => {});
       const next = new URL(location!, url);
       if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new NixregError(`${originalHost} redirected to an unsupported URL scheme ${next.protocol}`);
-      if (next.host !== originalHost || (url.protocol === 'https:' && next.protocol === 'http:')) {
-        // Like Go and GGCR: credentials are for the registry only, never for a CDN/S3 redirect target, nor for
-        // the registry itself after a downgrade from https to plain http.
+      if (next.origin !== originalOrigin) {
+        // Credentials are for the registry's origin (scheme + host + port) only: never for a CDN/S3 redirect
+        // target, another port, nor the registry itself after a downgrade from https to plain http.
         const { authorization: _drop, Authorization: _drop2, ...rest } = headers as Record<string, string | string[]>;
         headers = rest;
       }

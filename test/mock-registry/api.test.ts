@@ -298,6 +298,10 @@ describe('manifests', () => {
     expect([r.status, errCodes(r)]).toEqual([413, ['SIZE_INVALID']]);
     r = await req('GET', `${base}/v2/man/img/manifests/missing`);
     expect([r.status, errCodes(r)]).toEqual([404, ['MANIFEST_UNKNOWN']]);
+    // GET/HEAD of a reference that is not a valid tag: 404 like distribution (OCI conformance .INVALID_MANIFEST_NAME)
+    r = await req('GET', `${base}/v2/man/img/manifests/.INVALID_MANIFEST_NAME`);
+    expect([r.status, errCodes(r)]).toEqual([404, ['MANIFEST_UNKNOWN']]);
+    expect((await req('HEAD', `${base}/v2/man/img/manifests/.INVALID_MANIFEST_NAME`)).status).toBe(404);
     r = await req('GET', `${base}/v2/man/nothere/manifests/latest`);
     expect([r.status, errCodes(r)]).toEqual([404, ['NAME_UNKNOWN']]);
   });

@@ -116,6 +116,18 @@ describe('credentials lookup', () => {
     expect(await u('quay.io', 'a/b')).toBe('plain');
   });
 
+  it('an auth entry that decodes without a colon is one usage line naming the file and the registry key', async () => {
+    const f = join(root, 'nocolon.json');
+    writeJson(f, { auths: { 'colon.example': { auth: b64('no-colon-secret-9x') } } });
+    const err = await resolveCredentials({ registry: 'colon.example', authfile: f, env: envFor(), home }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NixregError);
+    expect((err as NixregError).exitCode).toBe(2);
+    expect((err as NixregError).message).toContain(f);
+    expect((err as NixregError).message).toContain('"colon.example"');
+    expect((err as NixregError).message).not.toContain('no-colon-secret-9x');
+    expect((err as NixregError).message).not.toContain('\n');
+  });
+
   it('identitytoken is returned as an identity token', async () => {
     const f = join(root, 'idt.json');
     writeJson(f, { auths: { 'reg.example': { auth: b64('u:'), identitytoken: 'idtok' } } });

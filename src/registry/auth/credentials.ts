@@ -105,13 +105,14 @@ function checkShape(file: Record<string, unknown>, path: string): void {
 }
 
 /** Decode an `auths` entry; undefined when it carries nothing (docker writes `{}` next to a helper). */
-function decodeEntry(e: AuthEntry, source: string): ResolvedCredentials | undefined {
+function decodeEntry(e: AuthEntry, source: string, key: string): ResolvedCredentials | undefined {
   let username = e.username;
   let password = e.password;
   if (e.auth) {
     const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
-    if (i === -1) throw usageError(`the "auth" field in ${source} is not base64 of user:password`);
+    if (i === -1)
+      throw usageError(`the "auth" field of "${key.slice(0, 100)}" in ${source} is not base64 of user:password; log in again (docker login / podman login) or fix that entry`);
     username = decoded.slice(0, i);
     password = decoded.slice(i + 1);
   }
@@ -133,14 +134,14 @@ function lookupAuths(auths: Record<string, AuthEntry>, registry: string, reposit
   for (const k of exact) {
     const e = Object.hasOwn(auths, k) ? auths[k] : undefined;
     if (e) {
-      const c = decodeEntry(e, source);
+      const c = decodeEntry(e, source, k);
       if (c) return c;
     }
   }
   const want = normalizeAuthKey(registry);
   for (const [k, e] of Object.entries(auths)) {
     if (e && normalizeAuthKey(k) === want) {
-      const c = decodeEntry(e, source);
+      const c = decodeEntry(e, source, k);
       if (c) return c;
     }
   }
