@@ -276,7 +276,16 @@ export class RegistryClient implements RegistryClientApi {
     const what = `manifest upload to ${this.describeRef(r)}`;
     let res: HttpResponse;
     for (let attempt = 0; ; attempt++) {
-      res = await this.send({ method: 'PUT', path: `/v2/${this.repository}/manifests/${r}`, headers: { 'content-type': mediaType }, body: bytes });
+      try {
+        res = await this.send({ method: 'PUT', path: `/v2/${this.repository}/manifests/${r}`, headers: { 'content-type': mediaType }, body: bytes });
+      } catch (e) {
+        // The answer was lost (reset or timeout after the request went out): the registry's state decides.
+        if (await this.holdsManifest(r, digest)) {
+          this.log(`${what}: answer lost (${(e as Error).message}), but the registry holds ${digest} there`);
+          return digest;
+        }
+        throw e;
+      }
       if (res.status >= 200 && res.status <= 299) break;
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
@@ -290,6 +299,12 @@ export class RegistryClient implements RegistryClientApi {
     const returned = headerValue(res.headers, 'docker-content-digest');
     if (returned && returned !== digest) throw integrityError(`manifest upload to ${this.describeRef(r)}: registry says ${returned}, we sent ${digest}`);
     return digest;
+  }
+
+  /** Whether `ref` (tag or digest) names the manifest `digest` now; false when that cannot be told. */
+  private async holdsManifest(ref: string, digest: string): Promise<boolean> {
+    const head = await this.headManifest(ref).catch(() => undefined);
+    return head?.digest === digest;
   }
 
   // ---------------------------------------------------------------- tags

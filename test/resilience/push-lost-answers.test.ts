@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDistribution, type Distribution } from '../helpers/distribution.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
+import { PushCache } from '../../src/push/push-cache.js';
+import { pushConf } from '../../src/push/push-conf.js';
+import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+
+// Lost answers: distribution stores what was sent, the proxy drops its answer. The push must decide from the
+// registry's state (the manifest is there), never from the missing answer.
+const CASE = join(FIXTURES, 'cases/a-defaults');
+
+let storeRoot: string;
+let tmp: string;
+let reg: Distribution;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'nixreg-push-lost-'));
+  storeRoot = await buildStoreTree(join(tmp, 'store'));
+  reg = await startDistribution();
+});
+afterAll(async () => {
+  await reg?.stop();
+  if (storeRoot) await removeStoreTree(storeRoot);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('manifest PUT answers lost', () => {
+  for (const [name, repo] of [
+    ['every answer', 'lost/always'],
+    ['the first answer', 'lost/once'],
+  ] as const) {
+    it(`${name}: the push succeeds when the registry holds the manifest`, async () => {
+      const proxy = await startFaultProxy(reg.url, [{ kind: 'drop-answer', method: 'PUT', path: /\/manifests\//, ...(name === 'the first answer' ? { times: 1 } : {}) }]);
+      try {
+        const r = await pushConf({
+          confFile: join(CASE, 'conf.json'),
+          destination: `docker://${proxy.host}/${repo}:1`,
+          storeRoot,
+          tlsVerify: false,
+          cache: new PushCache(join(tmp, `cache-${repo.replace('/', '-')}`)),
+          retry: { times: 2, baseDelayMs: 20, maxDelayMs: 100 },
+        });
+        expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
+        const res = await fetch(`${reg.url}/v2/${repo}/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('docker-content-digest')).toBe(r.digest);
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+});
