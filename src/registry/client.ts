@@ -522,13 +522,32 @@ export class RegistryClient implements RegistryClientApi {
     parseDigest(digest, 'blob digest');
     const u = new URL(location);
     u.searchParams.append('digest', digest);
-    const res = await this.send({
-      method: 'PUT',
-      url: u.toString(),
-      headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
-      body: Buffer.alloc(0),
-    });
-    if (res.status !== 201 && res.status !== 204 && res.status !== 200) return this.fail(res, `blob ${digest} upload to ${this.imageName}`);
+    const what = `blob ${digest} upload to ${this.imageName}`;
+    // A commit whose answer was lost (reset/timeout after it went out, or a retry meeting the session the
+    // first attempt already closed: 404) is settled by the registry's state: the blob there means done.
+    const committed = async (why: string) => {
+      if (!(await this.headBlob(digest).catch(() => undefined))) return false;
+      this.log(`${what}: ${why}, but the registry holds the blob`);
+      return true;
+    };
+    let res: HttpResponse;
+    try {
+      res = await this.send({
+        method: 'PUT',
+        url: u.toString(),
+        headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+        body: Buffer.alloc(0),
+      });
+    } catch (e) {
+      if (await committed(`answer lost (${(e as Error).message})`)) return;
+      throw e;
+    }
+    if (res.status === 404) {
+      const body = await readErrorBody(res);
+      if (await committed(`upload session gone (${body.summary || 'HTTP 404'})`)) return;
+      return this.fail(res, what, body);
+    }
+    if (res.status !== 201 && res.status !== 204 && res.status !== 200) return this.fail(res, what);
     await res.body.dump().catch(() => {});
   }
 

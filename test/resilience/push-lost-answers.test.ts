@@ -52,3 +52,37 @@ describe('manifest PUT answers lost', () => {
     });
   }
 });
+
+describe('blob upload answers lost', () => {
+  for (const [name, method, path] of [
+    ['commit PUT', 'PUT', /\/blobs\/uploads\//],
+    ['chunk PATCH', 'PATCH', /\/blobs\/uploads\//],
+    ['session POST', 'POST', /\/blobs\/uploads\/$/],
+  ] as const) {
+    it(`${name}: the push succeeds and the image is whole`, async () => {
+      const repo = `lost-blob/${method.toLowerCase()}`;
+      const proxy = await startFaultProxy(reg.url, [{ kind: 'drop-answer', method, path, times: 2 }]);
+      try {
+        const r = await pushConf({
+          confFile: join(CASE, 'conf.json'),
+          destination: `docker://${proxy.host}/${repo}:1`,
+          storeRoot,
+          tlsVerify: false,
+          cache: new PushCache(join(tmp, `cache-${method}`)),
+          retry: { times: 3, baseDelayMs: 20, maxDelayMs: 100 },
+        });
+        expect(proxy.fired[0]).toBe(2);
+        const res = await fetch(`${reg.url}/v2/${repo}/manifests/${r.digest}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        expect(res.status).toBe(200);
+        const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
+        for (const d of [manifest.config, ...manifest.layers]) {
+          const head = await fetch(`${reg.url}/v2/${repo}/blobs/${d.digest}`, { method: 'HEAD' });
+          expect(head.status).toBe(200);
+          expect(Number(head.headers.get('content-length'))).toBe(d.size);
+        }
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+});
