@@ -287,6 +287,11 @@ export class RegistryClient implements RegistryClientApi {
         throw e;
       }
       if (res.status >= 200 && res.status <= 299) break;
+      if (res.status === 415 && mediaType.startsWith('application/vnd.docker.')) {
+        // Registries that store only OCI media types (zot without its docker compatibility) refuse these.
+        const summary = await summarizeErrorBody(res);
+        throw new NixregError(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci`));
+      }
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
       if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
