@@ -32,6 +32,8 @@ export interface FaultRule {
   method?: string | string[];
   /** only requests with (true) or without (false) a Range header (default: both) */
   ranged?: boolean;
+  /** only requests with (true) or without (false) a `mount=` query, i.e. cross-repository mounts (default: both) */
+  mount?: boolean;
   /** chance that a matching request gets the fault (default 1), drawn from the seeded RNG */
   probability?: number;
   /** let the first N matching requests through */
@@ -80,13 +82,14 @@ export class FaultInjector {
   }
 
   /** Rules that fire for this request, in rule order. */
-  pick(route: RouteKind, method: string, ranged = false): FaultRule[] {
+  pick(route: RouteKind, method: string, ranged = false, mount = false): FaultRule[] {
     const out: FaultRule[] = [];
     for (const s of this.state) {
       const r = s.rule;
       if (r.route && !asList(r.route)!.includes(route)) continue;
       if (r.method && !asList(r.method)!.some((m) => m.toUpperCase() === method)) continue;
       if (r.ranged !== undefined && r.ranged !== ranged) continue;
+      if (r.mount !== undefined && r.mount !== mount) continue;
       s.matched++;
       if (s.matched <= (r.skip ?? 0)) continue;
       if (r.times !== undefined && s.fired >= r.times) continue;

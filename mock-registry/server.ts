@@ -156,7 +156,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       if (!route) throw new RegistryError(404, 'UNSUPPORTED', `no endpoint ${url.pathname.slice(0, 100)}`);
       const key = `${method} ${route.kind}`;
       counters.byRoute[key] = (counters.byRoute[key] ?? 0) + 1;
-      const faults = injector.pick(route.kind, method, req.headers.range !== undefined);
+      const faults = injector.pick(route.kind, method, req.headers.range !== undefined, url.searchParams.has('mount'));
       if (faults.length) {
         counters.faultsInjected += faults.length;
         entry.faults = faults.map((f) => (f.kind === 'status' ? `status ${f.status ?? 503}` : f.kind));

@@ -15,8 +15,14 @@ import { nixregCacheDir, readCacheEntry, writeCacheEntry } from '../util/cache-f
  * One small JSON file per entry under `$XDG_CACHE_HOME/nixreg/push` (or `~/.cache/nixreg/push`), see
  * src/util/cache-file.ts (whole entries under concurrent pushes, bad entries are misses, failed writes ignored):
  * the cache only saves work, every digest is still verified by the registry.
+ *
+ * Each layer and blob entry carries `sum`, a sha256 binding the entry's own name (so its key: inputs, or diffID +
+ * codec) to the diffID and the blob's digest and size it records. An entry whose sum does not match (edited,
+ * swapped with another entry's fields, moved under another name, written by an older version) is a miss and is
+ * replaced by the next record. Repository lists carry no sum: they only name mount candidates, and a mount of a
+ * digest the repository does not hold is refused by the registry.
  */
-const VERSION = 1;
+const VERSION = 2;
 const MAX_REPOS = 16;
 
 export interface LayerEntry {
@@ -46,18 +52,20 @@ export class PushCache {
   }
 
   async getLayer(inputsKey: string): Promise<LayerEntry | undefined> {
-    const e = await this.read(`layer-${inputsKey}`);
-    if (!e || !DIGEST.test(e.diffID) || !Number.isSafeInteger(e.size)) return undefined;
+    const name = `layer-${inputsKey}`;
+    const e = await this.read(name);
+    if (!e || typeof e.diffID !== 'string' || !DIGEST.test(e.diffID) || !Number.isSafeInteger(e.size)) return undefined;
+    if (e.sum !== entrySum(name, e.diffID, e.size)) return undefined;
     const blobs: Record<string, BlobEntry> = {};
     for (const [codec, v] of Object.entries(typeof e.blobs === 'object' && e.blobs ? e.blobs : {})) {
-      const b = asBlob(v);
+      const b = asBlob(v, e.diffID, codec);
       if (b) blobs[codec] = b;
     }
     return { diffID: e.diffID, size: e.size, blobs };
   }
 
   async getBlob(diffID: string, codec: string): Promise<BlobEntry | undefined> {
-    return asBlob(await this.read(blobKey(diffID, codec)));
+    return asBlob(await this.read(blobKey(diffID, codec)), diffID, codec);
   }
 
   /**
@@ -77,12 +85,14 @@ export class PushCache {
     if (old && old.digest === blob.digest && old.size === blob.size && (repo === undefined || old.repos.includes(repo))) return;
     const repos = old && old.digest === blob.digest ? old.repos : [];
     const entry: BlobEntry = { digest: blob.digest, size: blob.size, repos: repo ? mostRecentFirst(repo, repos) : repos.slice(0, MAX_REPOS) };
-    await this.write(blobKey(layer.diffID, codec), { ...entry });
+    await this.write(blobKey(layer.diffID, codec), withSum(entry, layer.diffID, codec));
     if (layer.inputsKey) {
+      const name = `layer-${layer.inputsKey}`;
       const prev = await this.getLayer(layer.inputsKey);
       const blobs = prev && prev.diffID === layer.diffID ? { ...prev.blobs } : {};
       blobs[codec] = entry;
-      await this.write(`layer-${layer.inputsKey}`, { diffID: layer.diffID, size: layer.size, blobs });
+      const summed = Object.fromEntries(Object.entries(blobs).map(([c, b]) => [c, withSum(b, layer.diffID, c)]));
+      await this.write(name, { diffID: layer.diffID, size: layer.size, sum: entrySum(name, layer.diffID, layer.size), blobs: summed });
     }
   }
 
@@ -115,10 +125,20 @@ export class PushCache {
   }
 }
 
-function asBlob(e: unknown): BlobEntry | undefined {
-  const o = e as { digest?: unknown; size?: unknown; repos?: unknown } | undefined;
+/** The blob entry of layer `diffID` under `codec` in `e`, when well formed and its sum binds it to that layer and codec. */
+function asBlob(e: unknown, diffID: string, codec: string): BlobEntry | undefined {
+  const o = e as { digest?: unknown; size?: unknown; repos?: unknown; sum?: unknown } | undefined;
   if (!o || typeof o.digest !== 'string' || !DIGEST.test(o.digest) || !Number.isSafeInteger(o.size)) return undefined;
+  if (o.sum !== entrySum(blobKey(diffID, codec), diffID, o.digest, o.size as number)) return undefined;
   return { digest: o.digest, size: o.size as number, repos: stringList(o.repos) };
+}
+
+/** A blob entry as stored (in its own file and inside layer entries): with the sum binding it to its layer and codec. */
+const withSum = (b: BlobEntry, diffID: string, codec: string) => ({ ...b, sum: entrySum(blobKey(diffID, codec), diffID, b.digest, b.size) });
+
+/** sha256 over an entry's name and the values it records (see the class comment). */
+function entrySum(name: string, ...values: (string | number)[]): string {
+  return createHash('sha256').update(JSON.stringify([name, ...values])).digest('hex');
 }
 
 /** The strings of a JSON value that should be a list of them (a damaged entry gives fewer, never a crash). */

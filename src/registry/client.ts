@@ -292,8 +292,22 @@ export class RegistryClient implements RegistryClientApi {
     const what = `manifest upload to ${this.describeRef(r)}`;
     let res: HttpResponse;
     for (let attempt = 0; ; attempt++) {
-      res = await this.send({ method: 'PUT', path: `/v2/${this.repository}/manifests/${r}`, headers: { 'content-type': mediaType }, body: bytes });
+      try {
+        res = await this.send({ method: 'PUT', path: `/v2/${this.repository}/manifests/${r}`, headers: { 'content-type': mediaType }, body: bytes });
+      } catch (e) {
+        // The answer was lost (reset or timeout after the request went out): the registry's state decides.
+        if (await this.holdsManifest(r, digest)) {
+          this.log(`${what}: answer lost (${(e as Error).message}), but the registry holds ${digest} there`);
+          return digest;
+        }
+        throw e;
+      }
       if (res.status >= 200 && res.status <= 299) break;
+      if (res.status === 415 && mediaType.startsWith('application/vnd.docker.')) {
+        // Registries that store only OCI media types (zot without its docker compatibility) refuse these.
+        const summary = await summarizeErrorBody(res);
+        throw new NixregError(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci`));
+      }
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
       if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
@@ -306,6 +320,12 @@ export class RegistryClient implements RegistryClientApi {
     const returned = headerValue(res.headers, 'docker-content-digest');
     if (returned && returned !== digest) throw integrityError(`manifest upload to ${this.describeRef(r)}: registry says ${returned}, we sent ${digest}`);
     return digest;
+  }
+
+  /** Whether `ref` (tag or digest) names the manifest `digest` now; false when that cannot be told. */
+  private async holdsManifest(ref: string, digest: string): Promise<boolean> {
+    const head = await this.headManifest(ref).catch(() => undefined);
+    return head?.digest === digest;
   }
 
   // ---------------------------------------------------------------- tags
@@ -523,13 +543,32 @@ export class RegistryClient implements RegistryClientApi {
     parseDigest(digest, 'blob digest');
     const u = new URL(location);
     u.searchParams.append('digest', digest);
-    const res = await this.send({
-      method: 'PUT',
-      url: u.toString(),
-      headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
-      body: Buffer.alloc(0),
-    });
-    if (res.status !== 201 && res.status !== 204 && res.status !== 200) return this.fail(res, `blob ${digest} upload to ${this.imageName}`);
+    const what = `blob ${digest} upload to ${this.imageName}`;
+    // A commit whose answer was lost (reset/timeout after it went out, or a retry meeting the session the
+    // first attempt already closed: 404) is settled by the registry's state: the blob there means done.
+    const committed = async (why: string) => {
+      if (!(await this.headBlob(digest).catch(() => undefined))) return false;
+      this.log(`${what}: ${why}, but the registry holds the blob`);
+      return true;
+    };
+    let res: HttpResponse;
+    try {
+      res = await this.send({
+        method: 'PUT',
+        url: u.toString(),
+        headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+        body: Buffer.alloc(0),
+      });
+    } catch (e) {
+      if (await committed(`answer lost (${(e as Error).message})`)) return;
+      throw e;
+    }
+    if (res.status === 404) {
+      const body = await readErrorBody(res);
+      if (await committed(`upload session gone (${body.summary || 'HTTP 404'})`)) return;
+      return this.fail(res, what, body);
+    }
+    if (res.status !== 201 && res.status !== 204 && res.status !== 200) return this.fail(res, what);
     await res.body.dump().catch(() => {});
   }
 

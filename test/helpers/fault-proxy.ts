@@ -1,0 +1,72 @@
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of a real registry (distribution), for faults only the network can
+ * produce: `drop-answer` lets the upstream handle the request completely, then resets the client's connection
+ * instead of relaying the answer (the registry's state changed, the client never hears of it). Rules match by
+ * method and path; `skip` lets the first N matches through, `times` bounds how often a rule fires.
+ */
+export interface ProxyRule {
+  kind: 'drop-answer';
+  method: string;
+  path: RegExp;
+  skip?: number;
+  times?: number;
+}
+
+export interface FaultProxy {
+  host: string;
+  url: string;
+  /** how many times each rule fired, in rule order */
+  fired: number[];
+  close(): Promise<void>;
+}
+
+export async function startFaultProxy(upstreamUrl: string, rules: ProxyRule[]): Promise<FaultProxy> {
+  const upstream = new URL(upstreamUrl);
+  const matched = rules.map(() => 0);
+  const fired = rules.map(() => 0);
+  const sockets = new Set<Socket>();
+  const pick = (method: string, path: string): boolean => {
+    let hit = false;
+    rules.forEach((r, i) => {
+      if (r.method !== method || !r.path.test(path)) return;
+      matched[i]!++;
+      if (matched[i]! <= (r.skip ?? 0) || (r.times !== undefined && fired[i]! >= r.times)) return;
+      fired[i]!++;
+      hit = true;
+    });
+    return hit;
+  };
+  const server: Server = createServer((req, res) => {
+    const drop = pick(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname);
+    const up = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (ures: IncomingMessage) => {
+      if (drop) {
+        ures.resume();
+        ures.on('end', () => req.socket.destroy());
+        return;
+      }
+      res.writeHead(ures.statusCode ?? 502, ures.headers);
+      ures.pipe(res);
+    });
+    up.on('error', () => req.socket.destroy());
+    req.pipe(up);
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    host,
+    url: `http://${host}`,
+    fired,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
