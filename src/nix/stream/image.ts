@@ -17,7 +17,7 @@ import {
   type LayerPassStats,
   type StoreLayerPlan,
 } from './store-layer.js';
-import type { ImageSink } from './sink.js';
+import type { ByteSink } from './sink.js';
 
 /**
  * The stream_layered_image.py pipeline: base layers, store layers, customisation layer, config, manifest.json,
@@ -125,7 +125,7 @@ export interface StreamResult {
  *   (the name is the only thing that depends on the digest; the size is known from the plan);
  * - otherwise → one hashing pass (cached for next time), then one generation to the output, like the script.
  */
-export async function writeImage(img: PreparedImage, sink: ImageSink, opts: StreamImageOptions = {}): Promise<StreamResult> {
+export async function writeImage(img: PreparedImage, sink: ByteSink, opts: StreamImageOptions = {}): Promise<StreamResult> {
   try {
     return await writeOuterTar(img, sink, opts);
   } finally {
@@ -133,7 +133,7 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
   }
 }
 
-async function writeOuterTar(img: PreparedImage, sink: ImageSink, opts: StreamImageOptions): Promise<StreamResult> {
+async function writeOuterTar(img: PreparedImage, sink: ByteSink, opts: StreamImageOptions): Promise<StreamResult> {
   const { conf } = img;
   const log = opts.log ?? (() => {});
   const stats = { hashPasses: 0, writePasses: 0, cacheHits: 0, hashedWhileWriting: 0 };
