@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Import-rule check: imports in src/ point down the layer order of /work/shared/design/architecture.md
 //   cli → ops → {sink, source} → image → {nix, registry} → {tar, manifest, compression, reference, digest} → io/util → errors
-// and no file reaches itself through its imports (a cycle). Exits non-zero and names every violation.
+// no file reaches itself through its imports (a cycle), and no exported type name is defined in two files. Exits non-zero and names every violation.
 // ALLOWED lists today's known violations, each "from -> to" (paths under src/); remove an entry once it is fixed.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -120,6 +120,16 @@ function visit(f) {
   state.set(f, 2);
 }
 for (const f of files) if (!state.has(f)) visit(f);
+
+// One name, one definition: an exported type, interface or class is defined in one file only.
+const definedIn = new Map();
+for (const f of files) {
+  for (const m of readFileSync(f, 'utf8').matchAll(/^export\s+(?:declare\s+)?(?:abstract\s+)?(?:interface|type|class|enum)\s+([A-Za-z_$][\w$]*)/gm)) {
+    const seen = definedIn.get(m[1]);
+    if (seen && seen !== f) problems.push(`exported type ${m[1]} is defined twice: ${rel(seen)} and ${rel(f)}`);
+    else definedIn.set(m[1], f);
+  }
+}
 
 for (const key of ALLOWED) if (!usedAllowed.has(key)) problems.push(`stale allow-list entry (fixed now; remove it): ${key}`);
 

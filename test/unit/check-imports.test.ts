@@ -59,4 +59,14 @@ describe('scripts/check-imports.mjs', () => {
     expect(r.stderr).toContain('newthing/x.ts: folder newthing/ has no layer');
     expect(r.stderr).not.toContain('registry/client.ts');
   });
+
+  it('fails on one exported type name defined in two files', () => {
+    const src = tree({
+      'image/types.ts': 'export interface ImageSink { a: number }\n',
+      'nix/sink.ts': 'export interface ImageSink { b: number }\n',
+    });
+    const r = check(src);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/exported type ImageSink is defined twice: (image\/types|nix\/sink)\.ts and (image\/types|nix\/sink)\.ts/);
+  });
 });
