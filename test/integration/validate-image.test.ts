@@ -7,6 +7,8 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { LAYERS, makeImage, pushTestImage } from '../helpers/images.js';
 import { requireTool } from '../helpers/tools.js';
 import { validateImage } from '../helpers/validate-image.js';
+import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+import { loadStreamConf, streamImageToFile } from '../../src/nix/stream/index.js';
 import { openSource, type SourceImage } from '../../src/source/index.js';
 
 // validateImage on every source kind, all made by real tools (distribution, skopeo) from one registry image.
@@ -46,6 +48,35 @@ describe('validateImage holds for every source', () => {
       }
     }
   }, 120_000);
+
+  test('conf:PATH and the nixpkgs archive the stream sink writes from it', async () => {
+    const root = await buildStoreTree();
+    try {
+      const confFile = join(FIXTURES, 'cases', 'a-defaults', 'conf.json');
+      const out = join(work, 'stream.tar');
+      await streamImageToFile(await loadStreamConf(confFile), out, { storeRoot: root });
+      for (const spec of [`conf:${confFile}`, `docker-archive:${out}`]) {
+        const s = await openSource(spec, { platform: amd64, storeRoot: root });
+        try {
+          await validateImage(s);
+        } finally {
+          await s.close();
+        }
+      }
+    } finally {
+      await removeStoreTree(root);
+    }
+  }, 120_000);
+
+  test('it rejects a layer whose stored bytes are not its descriptor', async () => {
+    const s = await openSource(`oci:${work}/layout:v1`, { platform: amd64 });
+    try {
+      const swapped = Object.create(s, { openLayer: { value: (i: number) => s.openLayer(i === 0 ? 1 : i) } }) as SourceImage;
+      await expect(validateImage(swapped)).rejects.toThrow(/layer 0: stored bytes/);
+    } finally {
+      await s.close();
+    }
+  }, 60_000);
 
   test('it rejects an image whose diffIDs disagree with its config', async () => {
     const s = await openSource(`oci:${work}/layout:v1`, { platform: amd64 });
