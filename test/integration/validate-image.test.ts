@@ -9,6 +9,8 @@ import { requireTool } from '../helpers/tools.js';
 import { validateImage } from '../helpers/validate-image.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { loadStreamConf, streamImageToFile } from '../../src/nix/stream/index.js';
+import { writeOciDirectory } from '../../src/oci/index.js';
+import { runCliSync } from '../helpers/cli.js';
 import { openSource, type SourceImage } from '../../src/source/index.js';
 
 // validateImage on every source kind, all made by real tools (distribution, skopeo) from one registry image.
@@ -49,13 +51,14 @@ describe('validateImage holds for every source', () => {
     }
   }, 120_000);
 
-  test('conf:PATH and the nixpkgs archive the stream sink writes from it', async () => {
+  test('conf:PATH, and the nixpkgs archive and OCI layout the stream sinks write from it', async () => {
     const root = await buildStoreTree();
     try {
       const confFile = join(FIXTURES, 'cases', 'a-defaults', 'conf.json');
       const out = join(work, 'stream.tar');
       await streamImageToFile(await loadStreamConf(confFile), out, { storeRoot: root });
-      for (const spec of [`conf:${confFile}`, `docker-archive:${out}`]) {
+      await writeOciDirectory(await loadStreamConf(confFile), join(work, 'stream-oci'), { storeRoot: root });
+      for (const spec of [`conf:${confFile}`, `docker-archive:${out}`, `oci:${work}/stream-oci`]) {
         const s = await openSource(spec, { platform: amd64, storeRoot: root });
         try {
           await validateImage(s);
@@ -77,6 +80,19 @@ describe('validateImage holds for every source', () => {
       await s.close();
     }
   }, 60_000);
+
+  test('after the pull sink: the docker-archive nixreg pull writes', async () => {
+    const out = join(work, 'pulled.tar');
+    const r = runCliSync(['pull', `${reg.host}/val/img:v1`, '-o', out, '--tls-verify=false']);
+    expect(r.stderr).not.toMatch(/nixreg: /);
+    expect(r.status).toBe(0);
+    const s = await openSource(`docker-archive:${out}`, { platform: amd64 });
+    try {
+      await validateImage(s);
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
 
   test('it rejects an image whose diffIDs disagree with its config', async () => {
     const s = await openSource(`oci:${work}/layout:v1`, { platform: amd64 });
