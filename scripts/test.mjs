@@ -12,6 +12,8 @@ if (run('npx', ['tsc', '-p', 'tsconfig.json']) !== 0 || run('node', ['scripts/bu
   console.log('0 passed, 1 failed');
   process.exit(1);
 }
+// The layer order of the imports (scripts/check-imports.mjs): a violation counts as one failed test.
+const importsFailed = run('node', ['scripts/check-imports.mjs']) === 0 ? 0 : 1;
 const report = '.vitest-results.json';
 rmSync(report, { force: true });
 const status = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]);
@@ -28,5 +30,6 @@ try {
 } catch {
   failed = Math.max(failed, 1);
 }
+failed += importsFailed;
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(status === 0 && failed === 0 ? 0 : 1);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { removeOnSignal } from '../util/atomic-file.js';
-import type { ImageSink } from '../nix/stream/sink.js';
+import type { ByteSink } from '../nix/stream/sink.js';
 import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
 
@@ -132,7 +132,7 @@ export class TarTarget implements LayoutTarget {
   /** Spool directories of blobs not yet finished (removed by abort when a layer fails mid-way). */
   private readonly spools = new Set<string>();
   constructor(
-    private readonly sink: ImageSink,
+    private readonly sink: ByteSink,
     private readonly label: string,
   ) {}
 

@@ -153,7 +153,7 @@ export class RegistryClient implements RegistryClientApi {
       } catch (httpErr) {
         const a = describeSystemError((httpsErr as { cause?: unknown }).cause ?? httpsErr);
         const b = describeSystemError((httpErr as { cause?: unknown }).cause ?? httpErr);
-        throw new NixregError(a === b ? `cannot reach registry ${this.registry}: ${a}` : `cannot reach registry ${this.registry}: https: ${a}; http: ${b}`);
+        throw new NixregError(a === b ? `cannot reach registry ${this.registry}: ${a}` : `cannot reach registry ${this.registry}: https: ${a}; http: ${b}`, undefined, { cause: httpErr });
       }
     }
     await res.body.dump().catch(() => {});

@@ -99,6 +99,7 @@ const MAX_REDIRECTS = 10;
 export const FIRST_CONTACT_MS = 10_000;
 
 export const errorCode = (err: unknown): string | undefined => {
+  if (err instanceof NixregError) return errorCode(err.cause); // its own `code` is not a system error code
   const e = err as { code?: string; cause?: { code?: string } };
   return e?.code ?? e?.cause?.code;
 };

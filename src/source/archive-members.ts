@@ -108,7 +108,7 @@ const linkOf = (m: TarMember): string => {
 };
 
 function archiveOpenError(label: string, err: unknown): NixregError {
-  if (err instanceof NixregError) return new NixregError(`${label}: ${err.message}`, err.exitCode);
+  if (err instanceof NixregError) return new NixregError(`${label}: ${err.message}`, err.exitCode, { code: err.code, retryable: err.retryable });
   if (err instanceof NotATarError) return usageError(`${label} ${err.message}`);
   const code = (err as { code?: string }).code;
   if (code === 'ENOENT') return usageError(`${label} does not exist`);

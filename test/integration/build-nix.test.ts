@@ -102,6 +102,20 @@ describe('nixreg build with real Nix', () => {
     expect(() => lstatSync(join(tmp, 'never.tar'))).toThrow();
   });
 
+  it('--from-image takes a zstd-compressed base like every other archive reader', () => {
+    const base = join(tmp, 'image.tar'); // from the earlier test: 3 store layers + 1 customisation layer
+    const zst = join(tmp, 'base.tar.zst');
+    execFileSync('zstd', ['-q', '-f', base, '-o', zst]);
+    const image = join(tmp, 'on-zst-base.tar');
+    const r = nixreg('build', '--name', 'on-zst:1', '--path', app, '--from-image', zst, '--max-layers', '6', '-o', image);
+    expect(r.stderr).toContain('Adding base layer 4');
+    expect(r.status).toBe(0);
+    const baseInfo = JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${base}`], { encoding: 'utf8' }));
+    const info = JSON.parse(execFileSync('skopeo', ['inspect', `docker-archive:${image}`], { encoding: 'utf8' }));
+    expect(info.Layers.slice(0, 4)).toEqual(baseInfo.Layers);
+    expect(info.Layers).toHaveLength(6);
+  });
+
   it('--graph gives the same conf without asking Nix, and the conf is deterministic', () => {
     const graphFile = join(tmp, 'graph.json');
     const fromNix = join(tmp, 'conf-nix.json');

@@ -12,7 +12,7 @@ import { loadConfImage } from '../../src/push/conf-source.js';
 import { loadStreamConf } from '../../src/nix/stream/index.js';
 import { pushConf, type PushResult } from '../../src/push/push-conf.js';
 import { pushSource } from '../../src/push/source-push.js';
-import { wantedPlatform } from '../../src/source/cli-flags.js';
+import { wantedPlatform } from '../../src/cli/source-flags.js';
 import { copyRegistryImage } from '../../src/push/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 

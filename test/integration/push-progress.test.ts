@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createPushProgress } from '../../src/push/progress.js';
+import { createPushProgress } from '../../src/cli/push-progress.js';
 
 // What a person sees on stderr: a live per-layer table on a terminal, plain lines elsewhere, nothing with --quiet.
 function fakeStream(isTTY: boolean) {

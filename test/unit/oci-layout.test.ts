@@ -6,12 +6,12 @@ import { Readable, Writable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
 import { compressArchiveStream, parseArchiveCompression } from '../../src/compression/archive.js';
 import { sha256Digest } from '../../src/digest/sha256.js';
-import type { ImageSink } from '../../src/nix/stream/sink.js';
+import type { ByteSink } from '../../src/nix/stream/sink.js';
 import type { PreparedImage } from '../../src/nix/stream/image.js';
 import { DirTarget, OCI_LAYOUT_FILE, TarTarget, buildLayoutIndex, refNameOf, writeOciImage } from '../../src/oci/index.js';
 import { ociDirHeader, ociFileHeader } from '../../src/oci/tar-entry.js';
 
-class MemorySink implements ImageSink {
+class MemorySink implements ByteSink {
   buf = Buffer.alloc(0);
   constructor(seekable: boolean) {
     if (!seekable) delete (this as Partial<MemorySink>).patch;

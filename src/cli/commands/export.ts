@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openSource } from '../../source/index.js';
-import { sourceOptions, withOneSource, type SourceArgs } from '../../source/cli-flags.js';
+import { sourceOptions, withOneSource, type SourceArgs } from '../source-flags.js';
 import { exportImage } from '../../export/index.js';
 
 interface Args extends SourceArgs {

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { openSource, rawManifest } from '../../source/index.js';
 import { usageError } from '../../errors.js';
-import { sourceOptions, withOneSource, type SourceArgs } from '../../source/cli-flags.js';
+import { sourceOptions, withOneSource, type SourceArgs } from '../source-flags.js';
 import { formatInspect, inspectImage, listedTags } from '../../inspect/inspect.js';
 
 interface Args extends SourceArgs {

@@ -7,7 +7,7 @@ import { compareCodePoints } from '../layering/graph.js';
  * The streamLayeredImage conf (nixpkgs `conf` derivation, spec 3.1), built from flags instead of Nix. Key order is
  * the one jq produces: baseJson's sorted keys, then the appended keys; uid/gid are strings (jq --arg).
  */
-export interface StreamConf {
+export interface ConfJson {
   architecture: string;
   config: Record<string, unknown>;
   os: 'linux';
@@ -28,7 +28,7 @@ export interface StreamConf {
 export const DEFAULT_TIME = '1970-01-01T00:00:01+00:00';
 
 /** jq's pretty print (2-space indent, trailing newline) of the conf object. */
-export function serializeConf(conf: StreamConf): string {
+export function serializeConf(conf: ConfJson): string {
   return JSON.stringify(conf, null, 2) + '\n';
 }
 
@@ -128,7 +128,7 @@ export function storePathsIn(value: unknown, storeDir = '/nix/store'): string[] 
  * Default tag when none is given. nixpkgs uses the hash part of the conf derivation's output path, which only Nix can
  * compute; we use the same shape (32 nix-base32 chars) over the conf's content, so equal inputs give equal tags.
  */
-export function contentTag(conf: Omit<StreamConf, 'repo_tag'>): string {
+export function contentTag(conf: Omit<ConfJson, 'repo_tag'>): string {
   const digest = createHash('sha256').update(JSON.stringify(conf)).digest();
   const compressed = Buffer.alloc(20);
   for (let i = 0; i < digest.length; i++) compressed[i % 20]! ^= digest[i]!;

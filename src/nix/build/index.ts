@@ -6,7 +6,7 @@ import { configFromFlags, type ConfigFlags } from './conf.js';
 import { prepareBuild, type BuildOptions, type PreparedBuild } from './prepare.js';
 
 export { prepareBuild, splitName, type BuildOptions, type PreparedBuild } from './prepare.js';
-export { configFromFlags, normalizeTime, serializeConf, storePathsIn, type StreamConf } from './conf.js';
+export { configFromFlags, normalizeTime, serializeConf, storePathsIn, type ConfJson } from './conf.js';
 export { prepareSingleLayer, runSingleLayerBuild, type SingleLayerOptions, type RunSingleLayerOptions } from './single-layer.js';
 
 export interface RunBuildOptions extends BuildOptions {

@@ -4,7 +4,7 @@ import { closureGraph, resolveRoot } from '../closure.js';
 import { compareCodePoints, readGraphFile, type GraphNode } from '../layering/graph.js';
 import { availableLayers, computeStoreLayers, type LayeringAlgorithm } from '../layering/index.js';
 import { storeFsPath } from '../store-root.js';
-import { DEFAULT_TIME, contentTag, hostGoArch, normalizeTime, serializeConf, sortKeysDeep, storePathsIn, type StreamConf } from './conf.js';
+import { DEFAULT_TIME, contentTag, hostGoArch, normalizeTime, serializeConf, sortKeysDeep, storePathsIn, type ConfJson } from './conf.js';
 import { planCustomisationEntries, type CustomisationLayer } from './customisation-layer.js';
 import { placeCustomisationLayer } from './place-layer.js';
 import { countBaseLayers } from './from-image.js';
@@ -32,7 +32,7 @@ export interface BuildOptions {
 }
 
 export interface PreparedBuild {
-  conf: StreamConf;
+  conf: ConfJson;
   confText: string;
   customisation: CustomisationLayer;
   graph: GraphNode[];
@@ -109,7 +109,7 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
   };
   const tail = { created, mtime, uid: '0', gid: '0', uname: 'root', gname: 'root' };
   const repoTag = `${imageName}:${tag ?? contentTag({ ...head, ...tail })}`;
-  const conf: StreamConf = { ...head, repo_tag: repoTag, ...tail };
+  const conf: ConfJson = { ...head, repo_tag: repoTag, ...tail };
   return { conf, confText: serializeConf(conf), customisation, graph };
 }
 

@@ -23,7 +23,7 @@ import {
   type StoreLayerPlan,
   type StreamResult,
 } from '../stream/index.js';
-import { DEFAULT_TIME, contentTag, hostGoArch, normalizeTime, serializeConf, sortKeysDeep, storePathsIn, type StreamConf } from './conf.js';
+import { DEFAULT_TIME, contentTag, hostGoArch, normalizeTime, serializeConf, sortKeysDeep, storePathsIn, type ConfJson } from './conf.js';
 import { closureOf, splitName } from './prepare.js';
 import { planRootEntries, rootFingerprint, type RootEntry } from './single-layer-root.js';
 
@@ -116,7 +116,7 @@ export async function prepareSingleLayer(o: SingleLayerOptions): Promise<Prepare
   };
   const times = { created, mtime, uid: String(uid), gid: String(gid), uname: uid === 0 ? 'root' : '', gname: gid === 0 ? 'root' : '' };
   const repoTag = `${imageName}:${tag ?? contentTag({ ...base, ...times, customisation_layer: `single-layer:${fp.content}` })}`;
-  const conf: StreamConf = { ...base, repo_tag: repoTag, ...times };
+  const conf: ConfJson = { ...base, repo_tag: repoTag, ...times };
   const confText = serializeConf(conf);
   const parsed = parseStreamConf(confText, 'generated conf');
 

@@ -1,6 +1,6 @@
 import { usageError } from '../../errors.js';
 import { PyObject, pyJsonDumps, pyListRepr, type PyJson } from './py-json.js';
-import type { ImageLayer, PreparedImage } from './image.js';
+import type { ImageLayer, PreparedImage } from './prepared-image.js';
 
 /**
  * The two JSON members of the outer tar, byte for byte as stream_layered_image.py writes them: the image config

@@ -17,7 +17,7 @@ import {
   type LayerPassStats,
   type StoreLayerPlan,
 } from './store-layer.js';
-import type { ImageSink } from './sink.js';
+import type { ByteSink } from './sink.js';
 
 /**
  * The stream_layered_image.py pipeline: base layers, store layers, customisation layer, config, manifest.json,
@@ -51,29 +51,8 @@ export interface StreamImageOptions {
   customisationOwner?: CustomisationOwner;
 }
 
-export type LayerKind = 'base' | 'store' | 'customisation';
-
-/** One layer of the image, in manifest order. */
-export interface ImageLayer {
-  kind: LayerKind;
-  /** What the history comment lists: store paths, the customisation layer path, or the base member name. */
-  paths: string[];
-  /** Exact uncompressed size. */
-  size: number;
-  /** Known before generation for base and customisation layers (and store layers after a digest pass). */
-  diffID?: string;
-  /** The uncompressed layer bytes (a fresh stream per call). */
-  open(): Readable;
-  /** Internal: how the layer is produced. */
-  readonly source: { plan: StoreLayerPlan } | { base: BaseImage; index: number } | { file: string };
-}
-
-export interface PreparedImage {
-  conf: StreamConf;
-  base?: BaseImage;
-  layers: ImageLayer[];
-  repoTag: string;
-}
+export type { LayerKind, ImageLayer, PreparedImage } from './prepared-image.js';
+import type { ImageLayer, LayerKind, PreparedImage } from './prepared-image.js';
 
 export async function prepareImage(conf: StreamConf, opts: StreamImageOptions = {}): Promise<PreparedImage> {
   const repoTag = opts.repoTag || conf.repoTag;
@@ -146,7 +125,7 @@ export interface StreamResult {
  *   (the name is the only thing that depends on the digest; the size is known from the plan);
  * - otherwise → one hashing pass (cached for next time), then one generation to the output, like the script.
  */
-export async function writeImage(img: PreparedImage, sink: ImageSink, opts: StreamImageOptions = {}): Promise<StreamResult> {
+export async function writeImage(img: PreparedImage, sink: ByteSink, opts: StreamImageOptions = {}): Promise<StreamResult> {
   try {
     return await writeOuterTar(img, sink, opts);
   } finally {
@@ -154,7 +133,7 @@ export async function writeImage(img: PreparedImage, sink: ImageSink, opts: Stre
   }
 }
 
-async function writeOuterTar(img: PreparedImage, sink: ImageSink, opts: StreamImageOptions): Promise<StreamResult> {
+async function writeOuterTar(img: PreparedImage, sink: ByteSink, opts: StreamImageOptions): Promise<StreamResult> {
   const { conf } = img;
   const log = opts.log ?? (() => {});
   const stats = { hashPasses: 0, writePasses: 0, cacheHits: 0, hashedWhileWriting: 0 };

@@ -9,7 +9,7 @@ import { releaseLayerChunk } from './store-layer.js';
  * Where the outer image tar goes. A seekable sink (a regular output file) lets the writer patch a layer's
  * header after the layer has been written and hashed, so no layer is generated twice.
  */
-export interface ImageSink {
+export interface ByteSink {
   write(b: Buffer): Promise<void>;
   /** Present only on seekable sinks: overwrite already-written bytes at `offset`. */
   patch?(offset: number, b: Buffer): Promise<void>;
@@ -20,7 +20,7 @@ const IN_FLIGHT = 8;
 const QUEUE_HIGH = 8 << 20;
 
 /** Positional writes to an open file, several in flight so disk writes overlap reading and hashing. */
-export class FileSink implements ImageSink {
+export class FileSink implements ByteSink {
   private pos = 0;
   private inflight: Array<Promise<unknown>> = [];
   private failed?: unknown;
@@ -71,7 +71,7 @@ async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
 }
 
 /** A Writable (stdout, a pipe, an upload): respects backpressure, reports the first error as one line. */
-export class WritableSink implements ImageSink {
+export class WritableSink implements ByteSink {
   private error?: Error;
   constructor(
     private readonly stream: Writable,
@@ -129,7 +129,7 @@ export class WritableSink implements ImageSink {
  * headers, which leave that offset alone. Returns undefined when stdout is not such a file, or when it was opened
  * with O_APPEND (where Linux turns positional writes into appends), or when the offset cannot be read.
  */
-export function seekableStdoutSink(fd = 1): ImageSink | undefined {
+export function seekableStdoutSink(fd = 1): ByteSink | undefined {
   let base: number;
   try {
     if (!fstatSync(fd).isFile()) return undefined;

@@ -2,8 +2,8 @@ import type { Argv } from 'yargs';
 import { hostPlatform, type WantedPlatform } from '../manifest/platform.js';
 import { LayerCache } from '../nix/layer-cache.js';
 import { parseCredsFlag } from '../registry/auth/credentials.js';
-import { networkOptions, withNetworkFlags, type NetworkArgs } from '../cli/network-flags.js';
-import type { OpenSourceOptions } from './index.js';
+import { networkOptions, withNetworkFlags, type NetworkArgs } from './network-flags.js';
+import type { OpenSourceOptions } from '../source/index.js';
 
 /**
  * The flags every command reading a source takes (inspect, merge, export, push of an archive...): platform
