@@ -1,5 +1,5 @@
 import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
-import { open, rename, rm, stat } from 'node:fs/promises';
+import { link, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NixregError, describeSystemError, ExitCode } from '../errors.js';
@@ -55,7 +55,8 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
     );
     if (exists) throw new NixregError(`output ${target} already exists; remove it or pass --force`, ExitCode.usage);
   }
-  const tempPath = join(dirname(target), `.${basename(target)}.nixreg-${randomBytes(6).toString('hex')}.tmp`);
+  await reclaimStaleTemps(target);
+  const tempPath = join(dirname(target), `${tempPrefix(target)}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   try {
     const fh = await open(tempPath, 'wx', opts.mode ?? 0o644);
     await fh.close();
@@ -65,6 +66,12 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
   hookSignals();
   pending.add(tempPath);
   const stream = createWriteStream(tempPath, { flags: 'r+', highWaterMark: 1 << 20 });
+  // A write error (ENOSPC, EIO) reaches the writer through its callbacks or the pipeline; this listener keeps a
+  // late one (after abort) from becoming an unhandled 'error' event.
+  let streamError: unknown;
+  stream.on('error', (e) => {
+    streamError ??= e;
+  });
   let done = false;
   return {
     path: target,
@@ -73,11 +80,19 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
     async commit() {
       if (done) return;
       done = true;
-      if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
       try {
-        await rename(tempPath, target);
+        if (stream.destroyed) {
+          await settle(stream);
+          throw streamError ?? new Error('the output stream was closed before the end');
+        }
+        if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
+        if (streamError) throw streamError;
+        if (opts.force) await rename(tempPath, target);
+        else await linkNoReplace(tempPath, target);
       } catch (err) {
+        await settle(stream);
         await rm(tempPath, { force: true });
+        if (err instanceof NixregError) throw err;
         throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
       } finally {
         pending.delete(tempPath);
@@ -86,10 +101,81 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
     async abort() {
       if (done) return;
       done = true;
-      stream.destroy();
-      await new Promise((r) => setImmediate(r));
+      await settle(stream);
       await rm(tempPath, { force: true });
       pending.delete(tempPath);
     },
   };
+}
+
+/** Destroy the stream and wait until its descriptor is closed, so no pending write lands after the unlink. */
+async function settle(stream: WriteStream): Promise<void> {
+  if (stream.closed) return;
+  const closed = new Promise<void>((r) => stream.once('close', () => r()));
+  if (!stream.destroyed) stream.destroy();
+  await closed;
+}
+
+/**
+ * Move the finished temp file to `target` unless something appeared there meanwhile: link(2) fails with EEXIST
+ * instead of replacing (https://man7.org/linux/man-pages/man2/link.2.html), unlike rename(2).
+ */
+async function linkNoReplace(tempPath: string, target: string): Promise<void> {
+  try {
+    await link(tempPath, target);
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EEXIST') {
+      throw new NixregError(`output ${target} appeared while it was being written; remove it or pass --force`, ExitCode.usage);
+    }
+    if (!['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'EMLINK'].includes((err as { code?: string }).code ?? '')) throw err;
+    // Filesystems without hard links (FAT, some FUSE mounts): the best left is check, then rename.
+    const exists = await stat(target).then(
+      () => true,
+      () => false,
+    );
+    if (exists) throw new NixregError(`output ${target} appeared while it was being written; remove it or pass --force`, ExitCode.usage);
+    await rename(tempPath, target);
+    return;
+  }
+  await unlink(tempPath);
+}
+
+const tempPrefix = (target: string) => `.${basename(target)}.nixreg-`;
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove temp files beside `target` left by nixreg runs that were killed (their PID no longer exists); those of
+ * live processes are left alone. Returns the number of bytes reclaimed.
+ */
+export async function reclaimStaleTemps(target: string): Promise<number> {
+  const dir = dirname(target);
+  const prefix = tempPrefix(target);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let bytes = 0;
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const m = /^(\d+)-[0-9a-f]+\.tmp$/.exec(name.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || pidAlive(pid)) continue;
+    const path = join(dir, name);
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => 0,
+    );
+    await rm(path, { force: true, recursive: true }).then(
+      () => (bytes += size),
+      () => {},
+    );
+  }
+  if (bytes > 0 && process.env.NIXREG_DEBUG) process.stderr.write(`nixreg: debug: reclaimed ${bytes} bytes of stale temp files beside ${target}\n`);
+  return bytes;
 }
