@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAtomic } from '../../src/util/atomic-file.js';
-import { NixregError } from '../../src/errors.js';
+import { NixregError, describeSystemError } from '../../src/errors.js';
 
 let dir: string;
 beforeEach(() => {
@@ -25,9 +25,8 @@ describe('openAtomic', () => {
     for (let i = 0; i < 16; i++) out.stream.write(chunk);
     await out.abort();
     // A pipeline still running when the abort happens writes once more.
-    const late = await new Promise<unknown>((r) => out.stream.write(chunk, (e) => r(e)));
-    expect(late).toBeInstanceOf(Error);
-    await new Promise((r) => setImmediate(r));
+    out.stream.write(chunk);
+    for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
     expect(readdirSync(dir)).toEqual([]);
   });
 
@@ -86,5 +85,15 @@ describe('openAtomic', () => {
     const out = await openAtomic(join(dir, 'out.tar'));
     expect(out.tempPath).toContain(`.out.tar.nixreg-${process.pid}-`);
     await out.abort();
+  });
+});
+
+describe('describeSystemError', () => {
+  it('says what to do about a full disk, a quota and a read-only file system', () => {
+    for (const code of ['ENOSPC', 'EDQUOT', 'EROFS']) {
+      const text = describeSystemError(Object.assign(new Error(`${code}: raw`), { code }));
+      expect(text).not.toContain('raw');
+      expect(text).toMatch(/free some space|another (filesystem|location)/);
+    }
   });
 });
