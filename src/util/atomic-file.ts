@@ -11,7 +11,10 @@ import { NixregError, describeSystemError, ExitCode } from '../errors.js';
  */
 export interface AtomicFile {
   readonly path: string;
+  /** The file to write with positioned I/O when `seekable`; the target itself for a FIFO or device. */
   readonly tempPath: string;
+  /** False for a FIFO, device or descriptor output: only `stream` may be used, in order. */
+  readonly seekable: boolean;
   readonly stream: WriteStream;
   commit(): Promise<void>;
   abort(): Promise<void>;
@@ -47,14 +50,65 @@ export function removeOnSignal(tempPath: string): () => void {
   return () => pending.delete(tempPath);
 }
 
+/** Descriptor paths (`/dev/stdout`, `/dev/fd/N`, `/proc/self/fd/N`): whatever they point to is written into. */
+const DESCRIPTOR_PATH = /^\/(dev\/(stdout|stderr|fd\/\d+)|proc\/self\/fd\/\d+)$/;
+
+/**
+ * True when `target` is to be opened and written into rather than replaced: a FIFO, a character device or a
+ * socket (`-o >(wc -c)`, `-o /dev/null`), or a descriptor path; skopeo does the same. Such an output is not seekable.
+ */
+async function writesInto(target: string): Promise<boolean> {
+  if (DESCRIPTOR_PATH.test(target)) return true;
+  const st = await stat(target).catch(() => undefined);
+  return !!st && (st.isFIFO() || st.isCharacterDevice() || st.isSocket());
+}
+
+/** Write into a special file: no temp file, nothing renamed over it or removed on abort. */
+async function openInto(target: string): Promise<AtomicFile> {
+  const stream = createWriteStream(target, { flags: 'w', highWaterMark: 1 << 20 });
+  let streamError: unknown;
+  stream.on('error', (e) => {
+    streamError ??= e;
+  });
+  // Opening a FIFO waits for its reader (in libuv's thread pool, not blocking the event loop).
+  await new Promise<void>((r) => {
+    stream.once('ready', () => r());
+    stream.once('error', () => r());
+  });
+  if (streamError) throw new NixregError(`cannot write output ${target}: ${describeSystemError(streamError)}`);
+  let done = false;
+  return {
+    path: target,
+    tempPath: target,
+    seekable: false,
+    stream,
+    async commit() {
+      if (done) return;
+      done = true;
+      try {
+        if (stream.destroyed) {
+          await settle(stream);
+          throw streamError ?? new Error('the output stream was closed before the end');
+        }
+        if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
+      } catch (err) {
+        await settle(stream);
+        throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+      }
+    },
+    async abort() {
+      if (done) return;
+      done = true;
+      await settle(stream);
+    },
+  };
+}
+
 export async function openAtomic(target: string, opts: { force?: boolean; mode?: number } = {}): Promise<AtomicFile> {
-  if (!opts.force) {
-    const exists = await stat(target).then(
-      () => true,
-      () => false,
-    );
-    if (exists) throw new NixregError(`output ${target} already exists; remove it or pass --force`, ExitCode.usage);
-  }
+  if (await writesInto(target)) return openInto(target);
+  const existing = await stat(target).catch(() => undefined);
+  if (existing && !opts.force) throw new NixregError(`output ${target} already exists; remove it or pass --force`, ExitCode.usage);
+  if (existing && !existing.isFile()) throw new NixregError(`output ${target} exists and is not a regular file; --force replaces only regular files, remove it first`, ExitCode.usage);
   await reclaimStaleTemps(target);
   const tempPath = join(dirname(target), `${tempPrefix(target)}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   try {
@@ -76,6 +130,7 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
   return {
     path: target,
     tempPath,
+    seekable: true,
     stream,
     async commit() {
       if (done) return;

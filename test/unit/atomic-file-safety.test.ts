@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openAtomic } from '../../src/util/atomic-file.js';
@@ -95,5 +95,64 @@ describe('describeSystemError', () => {
       expect(text).not.toContain('raw');
       expect(text).toMatch(/free some space|another (filesystem|location)/);
     }
+  });
+});
+
+describe('openAtomic on special outputs', () => {
+  it('writes into a FIFO with a reader instead of replacing it, with or without force', async () => {
+    for (const force of [false, true]) {
+      const fifo = join(dir, `fifo-${force}`);
+      execFileSync('mkfifo', [fifo]);
+      const reader = spawn('cat', [fifo], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const got: Buffer[] = [];
+      reader.stdout.on('data', (b: Buffer) => got.push(b));
+      const ended = new Promise((r) => reader.on('close', r));
+      try {
+        const out = await openAtomic(fifo, { force });
+        expect(out.seekable).toBe(false);
+        out.stream.write('through the pipe');
+        await out.commit();
+        await ended;
+      } finally {
+        reader.kill();
+      }
+      expect(Buffer.concat(got).toString()).toBe('through the pipe');
+      expect(statSync(fifo).isFIFO()).toBe(true);
+    }
+    expect(readdirSync(dir).sort()).toEqual(['fifo-false', 'fifo-true']);
+  });
+
+  it('writes into a character device and leaves it in place on abort', async () => {
+    const out = await openAtomic('/dev/null', { force: true });
+    out.stream.write('discarded');
+    await out.abort();
+    const again = await openAtomic('/dev/null');
+    again.stream.write('discarded');
+    await again.commit();
+    expect(statSync('/dev/null').isCharacterDevice()).toBe(true);
+  });
+
+  it('writes into /dev/fd/N', async () => {
+    const target = join(dir, 'via-fd');
+    const fd = openSync(target, 'w');
+    try {
+      const out = await openAtomic(`/dev/fd/${fd}`);
+      out.stream.write('via descriptor');
+      await out.commit();
+    } finally {
+      try {
+        closeSync(fd);
+      } catch {
+        /* already closed by the stream */
+      }
+    }
+    expect(readFileSync(target, 'utf8')).toBe('via descriptor');
+  });
+
+  it('with force refuses to replace a directory', async () => {
+    const target = join(dir, 'adir');
+    mkdirSync(target);
+    await expect(openAtomic(target, { force: true })).rejects.toThrow(/not a regular file/);
+    expect(statSync(target).isDirectory()).toBe(true);
   });
 });
