@@ -76,6 +76,8 @@ export function describeSystemError(err: unknown): string {
       return 'no space left on device; free some space there or write to another filesystem';
     case 'EDQUOT':
       return 'disk quota exceeded; free some space there or write to another filesystem';
+    case 'ESPIPE':
+      return 'cannot seek in it (a pipe or device); write to a regular file, or to - for stdout';
     case 'EROFS':
       return 'read-only file system; write to another location';
     case 'NIXREG_PROXY_DROPPED': // src/registry/transport.ts
