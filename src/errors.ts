@@ -151,7 +151,13 @@ export function describeSystemError(err: unknown): string {
     case 'ENOTDIR':
       return 'a parent of it is not a directory';
     case 'ENOSPC':
-      return 'no space left on device';
+      return 'no space left on device; free some space there or write to another filesystem';
+    case 'EDQUOT':
+      return 'disk quota exceeded; free some space there or write to another filesystem';
+    case 'ESPIPE':
+      return 'cannot seek in it (a pipe or device); write to a regular file, or to - for stdout';
+    case 'EROFS':
+      return 'read-only file system; write to another location';
     case 'NIXREG_PROXY_DROPPED': // src/registry/transport.ts
       return 'the proxy closed the connection instead of opening a tunnel; check https_proxy / http_proxy / no_proxy';
     default: {

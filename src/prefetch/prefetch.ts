@@ -15,7 +15,7 @@ import { selectPlatform, type WantedPlatform } from '../manifest/platform.js';
 import { normalizeTaggedName, parseImageReference, type ImageReference } from '../reference/reference.js';
 import { RegistryClient } from '../registry/client.js';
 import { openAtomic } from '../util/atomic-file.js';
-import { usageError } from '../errors.js';
+import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { toNix32, toSRI } from '../digest/nixhash.js';
 import type { PrefetchResult } from './output.js';
 
@@ -143,7 +143,11 @@ class BlobRunCache {
   private readonly files = new Map<string, Promise<string>>();
   private constructor(private readonly dir: string) {}
   static async create(): Promise<BlobRunCache> {
-    return new BlobRunCache(await mkdtemp(join(tmpdir(), 'nixreg-prefetch-')));
+    try {
+      return new BlobRunCache(await mkdtemp(join(tmpdir(), 'nixreg-prefetch-')));
+    } catch (err) {
+      throw spoolWriteError(tmpdir(), err);
+    }
   }
   wrap(source: ImageSource): ImageSource {
     return {
@@ -155,16 +159,33 @@ class BlobRunCache {
         const raw = await source.openLayer(i);
         const path = join(this.dir, digest.replace(':', '-'));
         const out = new PassThrough({ highWaterMark: 1 << 20 });
+        const dir = this.dir;
         const saved = pipeline(raw, async function (src: AsyncIterable<Buffer>) {
           const w = createWriteStream(path);
+          let failed: unknown;
+          w.on('error', (e) => {
+            failed ??= e;
+            w.emit('drain');
+          });
+          const check = () => {
+            if (failed) throw spoolWriteError(dir, failed);
+          };
           try {
             for await (const chunk of src) {
+              check();
               if (!w.write(chunk)) await new Promise<void>((r) => w.once('drain', () => r()));
+              check();
               if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
             }
           } finally {
-            await new Promise<void>((r) => w.end(() => r()));
+            if (!w.closed) {
+              const closed = new Promise<void>((r) => w.once('close', () => r()));
+              if (failed) w.destroy();
+              else w.end();
+              await closed;
+            }
           }
+          check();
           out.end();
         }).then(() => path);
         saved.catch((e) => {
@@ -180,4 +201,10 @@ class BlobRunCache {
     await Promise.allSettled(this.files.values());
     await rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A failed write to the run's layer spool (in TMPDIR) as one line naming the directory and what to do. */
+function spoolWriteError(dir: string, err: unknown): NixregError {
+  if (err instanceof NixregError) return err;
+  return new NixregError(`cannot write the layer spool in ${dir}: ${describeSystemError(err)}; set TMPDIR to a directory with more room`);
 }

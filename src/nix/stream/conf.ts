@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { checkId, checkImageConfig } from './config-check.js';
 import { usageError, describeSystemError } from '../../errors.js';
 import { PyNumber, PyObject, pyJsonParse, type PyJson } from './py-json.js';
 
@@ -71,6 +72,7 @@ export function parseStreamConf(text: string, origin = 'conf', now: Date = new D
 
   const config = key('config');
   if (!(config instanceof PyObject)) throw usageError(`${origin}: key "config" must be an object`);
+  checkImageConfig(origin, config);
   const fromImage = key('from_image');
   if (fromImage !== null && typeof fromImage !== 'string') throw usageError(`${origin}: key "from_image" must be null or a path`);
   const layersV = key('store_layers');
@@ -99,8 +101,8 @@ export function parseStreamConf(text: string, origin = 'conf', now: Date = new D
     repoTag: (repoTagV as string | undefined) ?? null,
     created,
     mtime: Math.trunc(mtimeT.epochSeconds),
-    uid: int('uid'),
-    gid: int('gid'),
+    uid: checkId(origin, 'uid', int('uid')),
+    gid: checkId(origin, 'gid', int('gid')),
     uname: str('uname'),
     gname: str('gname'),
   };

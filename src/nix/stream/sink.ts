@@ -171,7 +171,7 @@ export function seekableStdoutSink(fd = 1): ByteSink | undefined {
 export async function writeAtomicFile<T>(
   target: string,
   force: boolean | undefined,
-  write: (sink: FileSink) => Promise<T>,
+  write: (sink: ImageSink) => Promise<T>,
   notOpened?: () => Promise<void> | void,
 ): Promise<T> {
   let out;
@@ -182,6 +182,11 @@ export async function writeAtomicFile<T>(
     throw err;
   }
   try {
+    if (!out.seekable) {
+      const result = await write(new WritableSink(out.stream, target, false)); // a FIFO or device: written in order
+      await out.commit();
+      return result;
+    }
     let fh;
     try {
       fh = await open(out.tempPath, 'r+');
