@@ -1,0 +1,34 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NIXREG_BIN } from '../helpers/cli.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; bin: Record<string, string> };
+let tmp: string;
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'nixreg-cli-basics-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('nixreg --version', () => {
+  it("prints nixreg's own version, whatever package.json is in the current directory", () => {
+    writeFileSync(join(tmp, 'package.json'), JSON.stringify({ name: 'someone-else', version: '9.9.9' }));
+    const r = spawnSync(process.execPath, [NIXREG_BIN, '--version'], { cwd: tmp, encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+});
+
+describe('package.json bin', () => {
+  it('has a nix-prefetch-docker alias (the name nvfetcher and npins call) that runs prefetch', () => {
+    const alias = pkg.bin['nix-prefetch-docker'];
+    expect(alias).toBeDefined();
+    const r = spawnSync(process.execPath, [join(ROOT, alias!), '--help'], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/--image-name/);
+  });
+});
