@@ -32,3 +32,23 @@ describe('package.json bin', () => {
     expect(r.stdout).toMatch(/--image-name/);
   });
 });
+
+describe('no tar on a terminal', () => {
+  // util-linux script(1) gives the CLI a pseudo-terminal as stdout; -e returns the command's exit status
+  const onTerminal = (args: string[]) => {
+    const cmd = [process.execPath, NIXREG_BIN, ...args].map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(' ');
+    const log = join(tmp, 'typescript');
+    const r = spawnSync('script', ['-qec', cmd, log], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
+    return { status: r.status, out: r.stdout };
+  };
+  it.each([
+    ['stream without -o', ['stream', join(ROOT, 'test/fixtures/cases/a-defaults/conf.json')]],
+    ['stream -o -', ['stream', join(ROOT, 'test/fixtures/cases/a-defaults/conf.json'), '-o', '-']],
+    ['pull -o -', ['pull', '127.0.0.1:1/a/b:1', '-o', '-']],
+  ])('%s: one line, exit 2, no bytes', (_what, args) => {
+    const r = onTerminal(args);
+    expect(r.status).toBe(2);
+    expect(r.out.trim()).toMatch(/^nixreg: \w+: refusing to write a tar archive to a terminal; pass -o FILE/);
+    expect(r.out.trim().split('\n')).toHaveLength(1);
+  });
+});

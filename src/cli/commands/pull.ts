@@ -6,6 +6,7 @@ import { hostPlatform } from '../../manifest/platform.js';
 import { pullImage } from '../../image/pull.js';
 import { parseImageReference } from '../../reference/reference.js';
 import { pullImageName } from '../../nix/store-path.js';
+import { refuseTarOnTerminal } from '../terminal-guard.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
@@ -59,6 +60,7 @@ export const command: CommandModule<object, Args> = {
       .option('compress', { type: 'string', describe: 'compress the archive: none (default), gz or zstd (deterministic); --sha256/--hash still pin the uncompressed archive' }) as unknown as Argv<Args>,
   handler: async (a) => {
     if (a.sha256 && a.hash) throw usageError('give either --sha256 or --hash, not both');
+    if (a.output === '-') refuseTarOnTerminal(a.output, 'pull');
     if (a.json && a.output === '-') throw usageError('--json prints to stdout, so it cannot be combined with -o -');
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
     const compress = parseArchiveCompression(a.compress);

@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { parseArchiveCompression } from '../../compression/archive.js';
 import type { PushCompression } from '../../compression/compress.js';
+import { refuseTarOnTerminal } from '../terminal-guard.js';
 import { LayerCache, OUTPUT_FORMATS, loadStreamConf, writeImageOutput, type OutputFormat } from '../../nix/stream/index.js';
 
 interface Args {
@@ -38,6 +39,7 @@ export const command: CommandModule<object, Args> = {
       .options(outputFormatOptions)
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as never,
   handler: async (argv) => {
+    if (argv.format !== 'oci') refuseTarOnTerminal(argv.output, 'stream');
     const compress = parseArchiveCompression(argv.compress);
     const conf = await loadStreamConf(argv.conf);
     const result = await writeImageOutput(conf, argv.output, {
