@@ -52,3 +52,11 @@ describe('no tar on a terminal', () => {
     expect(r.out.trim().split('\n')).toHaveLength(1);
   });
 });
+
+describe('--tls-verify help', () => {
+  it.each(['pull', 'push', 'prefetch'])('%s --help says loopback registries use http', (cmd) => {
+    const r = spawnSync(process.execPath, [NIXREG_BIN, cmd, '--help'], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '', COLUMNS: '400' } });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--tls-verify .*loopback registry \(127\.0\.0\.0\/8, ::1, localhost\) falls back to plain http when https fails/);
+  });
+});

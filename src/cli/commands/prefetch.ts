@@ -61,7 +61,7 @@ export const command: CommandModule<object, Args> = {
       .option('output', { alias: 'o', type: 'string', describe: 'also keep the archive in this file' })
       .option('force', { type: 'boolean' })
       .option('add-to-store', { type: 'boolean', describe: 'add the archive to the Nix store (nix-store --add-fixed), so pullImage is a cache hit' })
-      .option('tls-verify', { type: 'boolean', default: true })
+      .option('tls-verify', { type: 'boolean', default: true, describe: 'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
       .option('creds', { type: 'string', describe: 'user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })

@@ -49,7 +49,7 @@ export const command: CommandModule<object, Args> = {
       .option('final-image-tag', { type: 'string', describe: 'tag written into the archive (default: the reference\'s tag, else latest)' })
       .option('sha256', { type: 'string', describe: 'expected flat sha256 of the archive (any Nix form)' })
       .option('hash', { type: 'string', describe: 'expected hash in SRI form (sha256-...)' })
-      .option('tls-verify', { type: 'boolean', default: true })
+      .option('tls-verify', { type: 'boolean', default: true, describe: 'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
       .option('creds', { type: 'string', describe: 'user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })

@@ -64,7 +64,7 @@ export const command: CommandModule<object, Args> = {
       .option('precompute-digests', { type: 'boolean', describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)' })
       .option('chunk-size', { type: 'string', describe: 'upload layers in chunks of SIZE bytes (k/M/G suffixes; at least the registry\'s OCI-Chunk-Min-Length) instead of one streamed PATCH' })
       .option('mount-from', { type: 'string', array: true, nargs: 1, describe: 'repository on the destination registry to mount known blobs from' })
-      .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows http' })
+      .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
       .option('src-tls-verify', { type: 'boolean', describe: 'source registry TLS verification (default: --tls-verify)' })
       .option('creds', { type: 'string', describe: 'destination user:password' })
       .option('src-creds', { type: 'string', describe: 'source registry user:password' })
