@@ -3,6 +3,8 @@ import type { CommandModule } from 'yargs';
 import { parseArchiveCompression } from '../../compression/archive.js';
 import type { PushCompression } from '../../compression/compress.js';
 import { refuseTarOnTerminal } from '../terminal-guard.js';
+import { looksLikeArchive } from '../archive-sniff.js';
+import { usageError } from '../../errors.js';
 import { LayerCache, OUTPUT_FORMATS, loadStreamConf, writeImageOutput, type OutputFormat } from '../../nix/stream/index.js';
 
 interface Args {
@@ -41,6 +43,8 @@ export const command: CommandModule<object, Args> = {
   handler: async (argv) => {
     if (argv.format !== 'oci') refuseTarOnTerminal(argv.output, 'stream');
     const compress = parseArchiveCompression(argv.compress);
+    if (argv.conf !== '-' && looksLikeArchive(argv.conf))
+      throw usageError(`stream: ${argv.conf} is an image archive, not a streamLayeredImage conf.json; stream builds from a conf (nixreg push, export and inspect take archives)`);
     const conf = await loadStreamConf(argv.conf);
     const result = await writeImageOutput(conf, argv.output, {
       storeRoot: argv['store-root'],
