@@ -9,6 +9,6 @@ let
 in
 # still the derivation (nix-build builds it), with the two functions wired to it
 nixreg // {
-  pullImage = import ./nix/pull-image.nix { inherit (pkgs) runCommand cacert; inherit nixreg; };
+  pullImage = import ./nix/pull-image.nix { inherit (pkgs) runCommand cacert stdenv; inherit nixreg; };
   pushImage = import ./nix/push-image.nix { inherit (pkgs) writeShellScriptBin; inherit nixreg; };
 }

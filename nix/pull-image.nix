@@ -2,9 +2,12 @@
 # (flat sha256 of the docker-archive, byte-identical to skopeo's), so an existing call switches with no hash change.
 #
 # The nixpkgs pieces it needs are arguments, so it evaluates without nixpkgs:
-#   pullImage = import ./nix/pull-image.nix { inherit (pkgs) runCommand; nixreg = pkgs.callPackage ./nix/package.nix { }; };
+#   pullImage = import ./nix/pull-image.nix { inherit (pkgs) runCommand stdenv; nixreg = pkgs.callPackage ./nix/package.nix { }; };
 # `runCommand name env script` must build `script` with /bin/sh semantics (nixpkgs' runCommand does).
-{ runCommand, nixreg, cacert ? null }:
+# The default `arch` is the target's, as nixpkgs' pullImage takes it (`go.GOARCH`, else `stdenv.hostPlatform`);
+# callPackage passes both. Without them `arch` must be given: `builtins.currentSystem` is the evaluating machine's
+# system, and absent under pure evaluation (flakes).
+{ runCommand, nixreg, cacert ? null, go ? null, stdenv ? null }:
 
 { imageName
 , imageDigest
@@ -30,14 +33,19 @@ let
     "armv6l-linux" = "arm"; "powerpc64le-linux" = "ppc64le"; "s390x-linux" = "s390x"; "riscv64-linux" = "riscv64";
     "x86_64-darwin" = "amd64"; "aarch64-darwin" = "arm64";
   };
-  defaultArch = goArch.${builtins.currentSystem} or "amd64";
+  defaultArch =
+    if go != null && go ? GOARCH then go.GOARCH
+    else if stdenv != null && stdenv ? hostPlatform then
+      goArch.${stdenv.hostPlatform.system} or (throw "pullImage: no GOARCH known for ${stdenv.hostPlatform.system}; pass `arch`")
+    else throw "pullImage: pass `arch` (e.g. \"amd64\"), or `go` / `stdenv` when importing nix/pull-image.nix (callPackage does)";
   arch' = if arch == null then defaultArch else arch;
   name' = if name == null then fixName "docker-image-${finalImageName}-${finalImageTag}.tar" else name;
   hashAttrs =
     if hash != "" && sha256 != "" then throw "fetcher called with mutually-incompatible arguments: hash, sha256"
     else if hash != "" then { outputHash = hash; outputHashAlgo = "sha256"; }
     else if sha256 != "" then { outputHash = sha256; outputHashAlgo = "sha256"; }
-    else throw "fetcher called without `hash`";
+    # no hash: Nix's fake hash, so the build fails with the `got: sha256-…` line to copy (as fetchurl does)
+    else { outputHash = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="; outputHashAlgo = "sha256"; };
   proxyVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy"
                 "HTTP_PROXY" "HTTPS_PROXY" "FTP_PROXY" "ALL_PROXY" "NO_PROXY" "NIX_SSL_CERT_FILE" ];
   q = s: "'" + builtins.replaceStrings [ "'" ] [ "'\\''" ] s + "'";

@@ -1,5 +1,6 @@
 import { setFlagsFromString } from 'node:v8';
 import yargs from 'yargs';
+import { ownVersion } from './own-version.js';
 import { NixregError, ExitCode, oneLine } from '../errors.js';
 import { commands } from './commands/index.js';
 
@@ -21,7 +22,8 @@ export async function main(argv: string[]): Promise<void> {
     .recommendCommands()
     .help()
     .alias('h', 'help')
-    .version()
+    // yargs' own lookup finds the package.json nearest the current directory, not nixreg's
+    .version(argv.includes('--version') ? ownVersion() : 'see nixreg --version')
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;

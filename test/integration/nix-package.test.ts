@@ -56,7 +56,8 @@ describe('nix/package.nix', () => {
     expect(args.npmDeps.package).toEqual(pkgJson);
     // the program nix run / result/bin/ gets is the package.json bin
     expect(args.meta.mainProgram).toBe('nixreg');
-    expect(Object.keys(pkgJson.bin)).toEqual([args.meta.mainProgram]);
+    expect(Object.keys(pkgJson.bin)).toContain(args.meta.mainProgram);
+    expect(pkgJson.bin[args.meta.mainProgram]).toBe('bin/nixreg.js');
     expect(args.meta.license).toBe('mit-standin');
   });
 
@@ -105,6 +106,8 @@ describe('default.nix', () => {
           runCommand = name: env: script: { inherit name env script; };
           writeShellScriptBin = name: text: { inherit name text; };
           cacert = "cacert-standin";
+          # the target platform, not the evaluating machine's: pullImage's default arch comes from it
+          stdenv.hostPlatform.system = "aarch64-linux";
         };
         r = import ${ROOT}/default.nix { inherit pkgs; };
         pushed = r.pushImage { conf = "/nix/store/00000000000000000000000000000000-conf.json"; name = "app"; };
@@ -122,6 +125,7 @@ describe('default.nix', () => {
     expect(out.pushName).toBe('push-app');
     expect(out.pushText).toContain(`/nixreg-standin/bin/nixreg push '/nix/store/${'0'.repeat(32)}-conf.json'`);
     expect(out.pullScript).toContain('/nixreg-standin/bin/nixreg pull');
+    expect(out.pullScript).toContain(`--arch 'arm64'`);
     expect(out.pullCert).toBe('cacert-standin/etc/ssl/certs/ca-bundle.crt');
   });
 });

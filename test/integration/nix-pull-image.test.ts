@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
@@ -77,6 +77,38 @@ describe('nix/pull-image.nix', () => {
     const added = execFileSync('nix-store', ['--add-fixed', 'sha256', skopeoFile], { encoding: 'utf8' }).trim();
     expect(built).toBe(added);
     expect(existsSync(built)).toBe(true);
+  });
+
+  test('hash = "" fails with the mismatch line naming the right hash (fake hash, as fetchurl)', () => {
+    const r = nixBuild(expr('', 'v1'));
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/hash mismatch in fixed-output derivation/);
+    expect(r.stderr).toContain(`got:    ${skopeoSri}`);
+  });
+
+  // Under pure evaluation (a flake) builtins.currentSystem is absent; the default arch is the target platform's.
+  // The flake has no inputs, so `nix eval` needs no network; it copies pull-image.nix next to its flake.nix.
+  const pureScript = (importArgs: string, callArgs: string) => {
+    const dir = mkdtempSync(join(work, 'flake-'));
+    copyFileSync(join(ROOT, 'nix/pull-image.nix'), join(dir, 'pull-image.nix'));
+    writeFileSync(join(dir, 'flake.nix'), `{ outputs = { self }: { script =
+      (import ./pull-image.nix ({ runCommand = name: env: script: script; nixreg = "/nixreg-standin"; } // ${importArgs}))
+      ({ imageName = "example.org/a"; imageDigest = "sha256:${'0'.repeat(64)}"; hash = ""; } // ${callArgs}); }; }`);
+    return spawnSync('nix', [...NIX_OPTS, '--extra-experimental-features', 'nix-command flakes', 'eval', '--json', `path:${dir}#script`], { encoding: 'utf8' });
+  };
+  test.each([
+    ['stdenv.hostPlatform', '{ stdenv.hostPlatform.system = "aarch64-linux"; }', '{ }', 'arm64'],
+    ['go.GOARCH', '{ go.GOARCH = "riscv64"; stdenv.hostPlatform.system = "x86_64-linux"; }', '{ }', 'riscv64'],
+    ['an explicit arch wins', '{ stdenv.hostPlatform.system = "aarch64-linux"; }', '{ arch = "s390x"; }', 's390x'],
+  ])('pure evaluation: the arch from %s', (_what, importArgs, callArgs, arch) => {
+    const r = pureScript(importArgs, callArgs);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toContain(`--arch '${arch}'`);
+  });
+  test('pure evaluation without arch, go or stdenv: a clear error, not a missing currentSystem', () => {
+    const r = pureScript('{ }', '{ }');
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toContain('pullImage: pass `arch`');
   });
 
   test("a wrong hash fails with Nix's own hash-mismatch message", () => {

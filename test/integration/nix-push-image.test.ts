@@ -108,6 +108,15 @@ describe('nix/push-image.nix', () => {
     expect(u.stderr).toContain('usage: push-app docker://');
   });
 
+  test('extraArgs with a repeatable flag (--additional-tag) before the run-time destination', () => {
+    const b = nixBuild(pushExpr(`conf = ${conf}; name = "app"; extraArgs = [ "--additional-tag" "latest" ];`));
+    expect(b.status, b.stderr).toBe(0);
+    const p = run(join(b.stdout.trim(), 'bin/push-app'), `docker://${reg.host}/test/extra:v1`, '--tls-verify=false');
+    expect(p.status, p.stderr).toBe(0);
+    const tags = JSON.parse(execFileSync('skopeo', ['list-tags', '--tls-verify=false', '--creds', `${USER}:${PASSWORD}`, `docker://${reg.host}/test/extra`], { encoding: 'utf8' })).Tags;
+    expect(tags.sort()).toEqual(['latest', 'v1']);
+  });
+
   test('paths: the script builds the image from store paths at run time and pushes it', () => {
     const b = nixBuild(pushExpr(`paths = [ ${app} ]; config = { Cmd = [ "${app}/bin/app" ]; };`));
     expect(b.status, b.stderr).toBe(0);

@@ -103,6 +103,17 @@ describe('nixreg prefetch', () => {
     expect(e.stdout).toBe(golden('prefetch-single-expr.nix', e.stdout));
   });
 
+  test('a docker:// reference prints the bare name, as nix-prefetch-docker does (pullImage adds the prefix)', () => {
+    const bare = nixreg([`${reg.host}/test/app`, 'single', '--tls-verify=false', '--quiet']);
+    const prefixed = nixreg([`docker://${reg.host}/test/app`, 'single', '--tls-verify=false', '--quiet']);
+    expect(prefixed.status, prefixed.stderr).toBe(0);
+    expect(prefixed.stdout).not.toContain('docker://');
+    expect(prefixed.stdout).toBe(bare.stdout);
+    const flag = nixreg(['--image-name', `docker://${reg.host}/test/app`, '--image-tag', 'single', '--tls-verify=false', '--json', '--quiet']);
+    expect(flag.status, flag.stderr).toBe(0);
+    expect(JSON.parse(flag.stdout).imageName).toBe(`${reg.host}/test/app`);
+  });
+
   test('bad input: one line, non-zero exit', () => {
     const cases: [string[], number, RegExp][] = [
       [[`${reg.host}/test/app`, 'nope', '--tls-verify=false'], 4, /nope/],

@@ -116,7 +116,8 @@ describe('nixreg pull: outputs', () => {
 
   test('a tag-only pull works and says which digest it resolved', () => {
     const out = join(dir, 'tag.tar');
-    const r = run([`${reg.host}/test/cli:v1`, '-o', out, '--tls-verify=false']);
+    // file.tar was pulled by digest, so its final tag is latest; the reference's tag would otherwise be the final tag
+    const r = run([`${reg.host}/test/cli:v1`, '-o', out, '--tls-verify=false', '--final-image-tag', 'latest']);
     expect(r.status, r.stderr.toString()).toBe(0);
     expect(r.stderr.toString()).toContain(`resolved ${reg.host}/test/cli:v1 to ${digest}`);
     expect(readFileSync(out).equals(readFileSync(join(dir, 'file.tar')))).toBe(true);
@@ -140,5 +141,31 @@ describe('nixreg pull: credentials', () => {
     } finally {
       await secured.stop();
     }
+  });
+});
+
+describe('nixreg pull: defaults a new user expects', () => {
+  const repoTags = (file: string): string[] => {
+    const r = spawnSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' });
+    return JSON.parse(r.stdout)[0].RepoTags;
+  };
+
+  test('a tag in the reference is the final tag; without -o the file is pullImage\'s name in the current directory', () => {
+    const cwd = mkdtempSync(join(dir, 'default-o-'));
+    const r = spawnSync('node', [BIN, 'pull', `${reg.host}/test/cli:v1`, '--tls-verify=false', '--arch', 'amd64', '--final-image-name', 'test/cli'], {
+      cwd, encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' },
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readdirSync(cwd)).toEqual(['docker-image-test-cli-v1.tar']);
+    expect(repoTags(join(cwd, 'docker-image-test-cli-v1.tar'))).toEqual([expect.stringMatching(/(^|\/)test\/cli:v1$/)]);
+  });
+
+  test('a tag resolving to an index: the pin is the per-platform manifest digest', () => {
+    const out = join(dir, 'pin.tar');
+    const r = run([`${reg.host}/test/cli:multi`, '--tls-verify=false', '--arch', 'amd64', '-o', out]);
+    const err = r.stderr.toString();
+    expect(r.status, err).toBe(0);
+    expect(err).toContain(`pin it with --digest ${digest}`);
+    expect(err).not.toContain(`pin it with --digest ${indexDigest}`);
   });
 });

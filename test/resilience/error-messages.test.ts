@@ -197,7 +197,7 @@ const CASES: Case[] = [
   ['', 2, 'name a command (see nixreg --help)'],
   ['frobnicate', 2, 'Unknown argument: frobnicate (see nixreg --help)'],
   ['pull', 2, 'missing argument; usage: nixreg pull <imageName> (see nixreg pull --help)'],
-  ['pull a', 2, 'Missing required argument: output (see nixreg pull --help)'],
+  ['pull a --jobs 0', 2, '--jobs must be a positive integer'], // no -o: the default file name, checked before any request
   [`pull a ${O} --sha256 x --hash y`, 2, 'give either --sha256 or --hash, not both'],
   ['pull a --json -o -', 2, '--json prints to stdout, so it cannot be combined with -o -'],
   [`pull a ${O} --jobs 0`, 2, '--jobs must be a positive integer'],

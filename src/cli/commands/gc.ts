@@ -18,7 +18,7 @@ export const command: CommandModule<object, Args> = {
   builder: (y) =>
     withRegistryFlags(y)
       .positional('repository', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO' })
-      .option('keep', { type: 'string', array: true, demandOption: true, describe: 'tag glob to keep ("v*", "latest"; repeatable)' })
+      .option('keep', { type: 'string', array: true, nargs: 1, demandOption: true, describe: 'tag glob to keep ("v*", "latest"; repeatable)' })
       .option('dry-run', { type: 'boolean', describe: 'list what would be deleted; delete nothing' })
       .option('tagged-only', { type: 'boolean', describe: 'when the registry cannot list untagged manifests: collect only those of tags --keep does not match' }) as unknown as Argv<Args>,
   handler: async (a) => {

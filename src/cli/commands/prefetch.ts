@@ -61,7 +61,7 @@ export const command: CommandModule<object, Args> = {
       .option('output', { alias: 'o', type: 'string', describe: 'also keep the archive in this file' })
       .option('force', { type: 'boolean' })
       .option('add-to-store', { type: 'boolean', describe: 'add the archive to the Nix store (nix-store --add-fixed), so pullImage is a cache hit' })
-      .option('tls-verify', { type: 'boolean', default: true })
+      .option('tls-verify', { type: 'boolean', default: true, describe: 'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
       .option('creds', { type: 'string', describe: 'user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })
@@ -69,7 +69,8 @@ export const command: CommandModule<object, Args> = {
   handler: async (a) => {
     const pos = a.positionals ?? [];
     if (pos.length > 2) throw usageError(`prefetch takes at most 2 positionals (IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]), got ${pos.length}`);
-    const imageName = a.imageName ?? pos[0];
+    // nix-prefetch-docker prints the bare name; pullImage (skopeo) adds docker:// itself, so the prefix must not stay
+    const imageName = (a.imageName ?? pos[0])?.replace(/^docker:\/\//, '');
     if (!imageName) throw usageError('prefetch: no image name; give IMAGE_NAME or --image-name');
     let imageTag = a.imageTag;
     let imageDigest = a.imageDigest;
@@ -95,7 +96,7 @@ export const command: CommandModule<object, Args> = {
       imageName,
       imageTag,
       imageDigest,
-      finalImageName: a.finalImageName,
+      finalImageName: a.finalImageName?.replace(/^docker:\/\//, ''),
       finalImageTag: a.finalImageTag,
       platform: { os: a.os, arch: a.arch, ...(a.variant ? { variant: a.variant } : {}) },
       allPlatforms: all,

@@ -4,6 +4,9 @@ import { usageError } from '../../errors.js';
 import { parseArchiveCompression } from '../../compression/archive.js';
 import { hostPlatform } from '../../manifest/platform.js';
 import { pullImage } from '../../image/pull.js';
+import { parseImageReference } from '../../reference/reference.js';
+import { pullImageName } from '../../nix/store-path.js';
+import { refuseTarOnTerminal } from '../terminal-guard.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { createProgress, formatBytes } from '../progress.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
@@ -11,12 +14,12 @@ import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-f
 interface Args extends NetworkArgs {
   imageName: string;
   digest?: string;
-  output: string;
+  output?: string;
   os: string;
   arch?: string;
   variant?: string;
   finalImageName?: string;
-  finalImageTag: string;
+  finalImageTag?: string;
   sha256?: string;
   hash?: string;
   tlsVerify: boolean;
@@ -38,15 +41,15 @@ export const command: CommandModule<object, Args> = {
     withNetworkFlags(y)
       .positional('imageName', { type: 'string', demandOption: true, describe: 'e.g. nixos/nix, quay.io/o/r, nginx:1.27' })
       .option('digest', { type: 'string', describe: 'imageDigest: sha256 of the manifest or index (omit to resolve the tag)' })
-      .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output file, or - for stdout' })
+      .option('output', { alias: 'o', type: 'string', describe: 'output file, or - for stdout (default: pullImage\'s name, docker-image-NAME-TAG.tar)' })
       .option('os', { type: 'string', default: 'linux' })
       .option('arch', { type: 'string', describe: 'GOARCH (default: the host)' })
       .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
       .option('final-image-name', { type: 'string', describe: 'name written into the archive (default: imageName)' })
-      .option('final-image-tag', { type: 'string', default: 'latest' })
+      .option('final-image-tag', { type: 'string', describe: 'tag written into the archive (default: the reference\'s tag, else latest)' })
       .option('sha256', { type: 'string', describe: 'expected flat sha256 of the archive (any Nix form)' })
       .option('hash', { type: 'string', describe: 'expected hash in SRI form (sha256-...)' })
-      .option('tls-verify', { type: 'boolean', default: true })
+      .option('tls-verify', { type: 'boolean', default: true, describe: 'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
       .option('creds', { type: 'string', describe: 'user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })
@@ -57,6 +60,7 @@ export const command: CommandModule<object, Args> = {
       .option('compress', { type: 'string', describe: 'compress the archive: none (default), gz or zstd (deterministic); --sha256/--hash still pin the uncompressed archive' }) as unknown as Argv<Args>,
   handler: async (a) => {
     if (a.sha256 && a.hash) throw usageError('give either --sha256 or --hash, not both');
+    if (a.output === '-') refuseTarOnTerminal(a.output, 'pull');
     if (a.json && a.output === '-') throw usageError('--json prints to stdout, so it cannot be combined with -o -');
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
     const compress = parseArchiveCompression(a.compress);
@@ -70,14 +74,19 @@ export const command: CommandModule<object, Args> = {
       // like c/image: the host's variant is only assumed when the architecture is not overridden
       ...(a.variant ? { variant: a.variant } : !a.arch && host.variant ? { variant: host.variant } : {}),
     };
+    // like prefetch: the reference's tag is the default final tag, and the default file is pullImage's name
+    const refTag = parseImageReference(a.imageName).tag;
+    const finalImageTag = a.finalImageTag ?? refTag ?? 'latest';
+    const givenName = a.imageName.replace(/^docker:\/\//, '').replace(/@.*$/, '');
+    const output = a.output ?? pullImageName(a.finalImageName ?? (refTag ? givenName.slice(0, -refTag.length - 1) : givenName), finalImageTag);
     const progress = createProgress({ quiet: a.quiet });
     const r = await pullImage({
       imageName: a.imageName,
       digest: a.digest,
-      output: a.output,
+      output,
       platform,
       finalImageName: a.finalImageName,
-      finalImageTag: a.finalImageTag,
+      finalImageTag,
       expectedSha256: expected !== undefined ? parseSha256(expected) : undefined,
       force: a.force,
       compress,
@@ -92,7 +101,7 @@ export const command: CommandModule<object, Args> = {
       progress,
       onResolved: (s) => {
         if (!a.digest && !a.imageName.includes('@'))
-          progress.info(`resolved ${a.imageName} to ${s.indexDigest ?? s.manifestDigest}; pin it with --digest ${s.indexDigest ?? s.manifestDigest}`);
+          progress.info(`resolved ${a.imageName} to ${s.indexDigest ?? s.manifestDigest}; pin it with --digest ${s.manifestDigest}${s.indexDigest ? ' (this platform\'s manifest, as pullImage\'s imageDigest)' : ''}`);
         if (s.indexDigest) progress.info(`selected ${s.manifestDigest} for ${[platform.os, platform.arch, platform.variant].filter(Boolean).join('/')}`);
       },
     });

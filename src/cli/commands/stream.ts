@@ -2,6 +2,9 @@ import { writeFileSync } from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { parseArchiveCompression } from '../../compression/archive.js';
 import type { PushCompression } from '../../compression/compress.js';
+import { refuseTarOnTerminal } from '../terminal-guard.js';
+import { looksLikeArchive } from '../archive-sniff.js';
+import { usageError } from '../../errors.js';
 import { LayerCache, OUTPUT_FORMATS, loadStreamConf, writeImageOutput, type OutputFormat } from '../../nix/stream/index.js';
 
 interface Args {
@@ -38,7 +41,10 @@ export const command: CommandModule<object, Args> = {
       .options(outputFormatOptions)
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as never,
   handler: async (argv) => {
+    if (argv.format !== 'oci') refuseTarOnTerminal(argv.output, 'stream');
     const compress = parseArchiveCompression(argv.compress);
+    if (argv.conf !== '-' && looksLikeArchive(argv.conf))
+      throw usageError(`stream: ${argv.conf} is an image archive, not a streamLayeredImage conf.json; stream builds from a conf (nixreg push, export and inspect take archives)`);
     const conf = await loadStreamConf(argv.conf);
     const result = await writeImageOutput(conf, argv.output, {
       storeRoot: argv['store-root'],
