@@ -1,4 +1,5 @@
-import type { HttpResponse } from './transport.js';
+/** Response headers as undici gives them. */
+type Headers = Record<string, string | string[] | undefined>;
 
 /**
  * A 429 that waiting a few seconds will not cure: a quota (Docker Hub's pull rate limit announces
@@ -6,7 +7,7 @@ import type { HttpResponse } from './transport.js';
  * longer than the retry budget left. Returns the one-line reason, or undefined when a retry may succeed.
  */
 export function quotaExhausted(
-  headers: HttpResponse['headers'],
+  headers: Headers,
   host: string,
   retryAfterMs: number | undefined,
   budgetLeftMs: number,

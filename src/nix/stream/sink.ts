@@ -171,7 +171,7 @@ export function seekableStdoutSink(fd = 1): ByteSink | undefined {
 export async function writeAtomicFile<T>(
   target: string,
   force: boolean | undefined,
-  write: (sink: ImageSink) => Promise<T>,
+  write: (sink: ByteSink) => Promise<T>,
   notOpened?: () => Promise<void> | void,
 ): Promise<T> {
   let out;

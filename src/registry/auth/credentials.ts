@@ -12,14 +12,8 @@ import { credentialsFromEnv } from './env-credentials.js';
  * ~/.dockercfg. The result names its source so 401 messages can say where the (wrong) credentials came from,
  * but never contains a secret in any message.
  */
-export interface ResolvedCredentials {
-  username?: string;
-  password?: string;
-  /** OAuth2 refresh token (auth file `identitytoken`, or a helper returning user `<token>`). */
-  identityToken?: string;
-  /** Where they came from, e.g. '--creds', '~/.docker/config.json', 'docker-credential-pass'; 'none' if anonymous. */
-  source: string;
-}
+export type { ResolvedCredentials } from './resolved-credentials.js';
+import type { ResolvedCredentials } from './resolved-credentials.js';
 
 export interface CredentialLookupOptions {
   registry: string; // 'docker.io', 'quay.io', '127.0.0.1:5000'

@@ -1,5 +1,5 @@
 import { usageError } from '../../errors.js';
-import type { ResolvedCredentials } from './credentials.js';
+import type { ResolvedCredentials } from './resolved-credentials.js';
 
 /**
  * NIXREG_USERNAME / NIXREG_PASSWORD, for CI where a secret arrives as a variable. They belong to the one registry
