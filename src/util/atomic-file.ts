@@ -86,11 +86,13 @@ async function openInto(target: string): Promise<AtomicFile> {
       if (done) return;
       done = true;
       try {
-        if (stream.destroyed) {
+        // A stream that a pipeline ended is finished and then destroyed (autoDestroy): complete, not cut short.
+        if (stream.destroyed && !stream.writableFinished) {
           await settle(stream);
           throw streamError ?? new Error('the output stream was closed before the end');
         }
-        if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
+        if (stream.writableFinished) await settle(stream);
+        else if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
       } catch (err) {
         await settle(stream);
         throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
@@ -136,11 +138,13 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
       if (done) return;
       done = true;
       try {
-        if (stream.destroyed) {
+        // A stream that a pipeline ended is finished and then destroyed (autoDestroy): complete, not cut short.
+        if (stream.destroyed && !stream.writableFinished) {
           await settle(stream);
           throw streamError ?? new Error('the output stream was closed before the end');
         }
-        if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
+        if (stream.writableFinished) await settle(stream);
+        else if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
         if (streamError) throw streamError;
         if (opts.force) await rename(tempPath, target);
         else await linkNoReplace(tempPath, target);
