@@ -89,6 +89,7 @@ try {
   if (only.has('push')) {
     define('push-cold', 'push conf (cold: empty registry and cache)', '`nixreg stream -o F` + `skopeo copy docker-archive:F docker://…`', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.7 } });
     define('push-warm', 'push conf (warm: nothing changed)', 'same, warm (skopeo blob-info cache, registry has the blobs)', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
+    define('push-fresh', 'push conf (fresh runner: empty cache, registry has the image)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar' });
     if (closure.realConf)
       define('push-warm-store', 'push conf (warm, paths in the real /nix/store: no tree walk)', 'same as the row above', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
   }
@@ -293,6 +294,9 @@ async function benchPush(run) {
   const coldDigest = await manifestDigest(pushTo.url, 'bench/app', '1');
   record('push-warm', 'nixreg', m(nixreg(...pushArgs), { env: pushEnv }));
   if (run === 1) check('push: warm push leaves the same manifest as the cold one', coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')));
+  // a CI runner's first push: empty cache, the registry already holds the image (reused by its config's diff_ids)
+  record('push-fresh', 'nixreg', m(nixreg(...pushArgs), { env: cacheEnv(`push-fresh-${run}`) }));
+  if (run === 1) check('push: a fresh-runner push leaves the same manifest as the cold one', coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')));
   await stopRegistry(pushTo);
 
   const skTo = await registry('push-skopeo');
@@ -303,6 +307,7 @@ async function benchPush(run) {
   const skEnv = cacheEnv(`push-stream-${run}`);
   record('push-cold', 'base', measureShell(today, { env: skEnv }));
   record('push-warm', 'base', measureShell(today, { env: skEnv }));
+  record('push-fresh', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-${run}`) }));
   if (run === 1 && closure.streamSha256) check('stream: output identical to the archive the push baseline streamed', closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'));
   rmSync(archive, { force: true });
   await stopRegistry(skTo);
