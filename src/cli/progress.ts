@@ -22,21 +22,39 @@ export function createProgress(opts: { quiet?: boolean; tty?: boolean; stream?: 
   return ttyProgress(err, clock);
 }
 
-/** The whole copy: layers to fetch (repeats of an earlier layer excluded) and bytes, from the manifest. */
+/**
+ * The whole copy: layers to fetch (repeats of an earlier layer excluded) and bytes, from the manifest. Several
+ * images in one run (prefetch --platform all) add up; the same layers planned again (a retry on another path)
+ * start the count afresh.
+ */
 class PullTally {
   sizes = new Map<number, number>();
   planned = false;
   got = 0;
   finished = new Set<number>();
+  private plan = '';
+  private before = { layers: 0, bytes: 0, got: 0, finished: 0 };
   t0: number;
   constructor(private readonly clock: () => number) {
     this.t0 = clock();
   }
   begin(layers: readonly Descriptor[]): void {
+    const plan = layers.map((d) => d.digest).join(',');
+    if (this.planned && plan !== this.plan) this.before = { layers: this.layers, bytes: this.total, got: this.got, finished: this.finishedCount };
+    this.plan = plan;
     this.sizes = new Map(layers.map((d, i) => [i, d.size]));
     this.planned = true;
-    this.got = 0;
+    this.got = this.before.got;
     this.finished.clear();
+  }
+  get layers(): number {
+    return this.before.layers + this.sizes.size;
+  }
+  get bytesBefore(): number {
+    return this.before.bytes;
+  }
+  get finishedCount(): number {
+    return this.before.finished + this.finished.size;
   }
   skipped(i: number): void {
     this.sizes.delete(i);
@@ -45,32 +63,38 @@ class PullTally {
     if (!this.planned) this.sizes.set(i, d.size);
   }
   get total(): number {
-    let s = 0;
+    let s = this.before.bytes;
     for (const n of this.sizes.values()) s += n;
     return s;
   }
   totals(now: number): string {
-    return `total: ${this.finished.size}/${this.sizes.size} layer(s), ${transferLine(this.got, this.total, now - this.t0)}`;
+    return `total: ${this.finishedCount}/${this.layers} layer(s), ${transferLine(this.got, this.total, now - this.t0)}`;
   }
   summary(): string {
     const ms = this.clock() - this.t0;
-    return `fetched ${this.sizes.size} layer(s), ${formatBytes(this.total)} in ${(ms / 1000).toFixed(1)} s, ${formatBytes(this.got / Math.max(ms / 1000, 0.001))}/s`;
+    return `fetched ${this.layers} layer(s), ${formatBytes(this.total)} in ${(ms / 1000).toFixed(1)} s, ${formatBytes(this.got / Math.max(ms / 1000, 0.001))}/s`;
   }
 }
 
 function plainProgress(err: NodeJS.WritableStream, clock: () => number): ProgressDisplay {
   const t = new PullTally(clock);
+  let announced = false;
   return {
     info: (line) => err.write(line + '\n'),
     begin(layers) {
       t.begin(layers);
-      err.write(`fetching ${t.sizes.size} layer(s), ${formatBytes(t.total)}\n`);
+      announced = false;
     },
     layerSkipped: (i) => t.skipped(i),
-    layerStart: (i, d) => t.started(i, d),
+    layerStart(i, d) {
+      t.started(i, d);
+      // after begin and the repeats: the plan of this image
+      if (t.planned && !announced) err.write(`fetching ${t.sizes.size} layer(s), ${formatBytes(t.total - t.bytesBefore)}\n`);
+      announced = true;
+    },
     layerBytes: (_i, n) => void (t.got += n),
     done() {
-      if (t.sizes.size) err.write(t.summary() + '\n');
+      if (t.layers) err.write(t.summary() + '\n');
     },
   };
 }
@@ -92,7 +116,7 @@ function ttyProgress(err: NodeJS.WriteStream, clock: () => number): ProgressDisp
       const rate = r.state === 'downloading' ? `  ${formatBytes(r.got / secs)}/s` : '';
       return `layer ${String(i).padStart(2)} ${shortDigest(r.digest)}  ${formatBytes(r.got).padStart(10)} / ${formatBytes(r.total).padEnd(10)} ${r.state}${rate}`;
     },
-    (now) => (t.sizes.size ? t.totals(now) : undefined),
+    (now) => (t.layers ? t.totals(now) : undefined),
     clock,
   );
   return {
@@ -115,7 +139,7 @@ function ttyProgress(err: NodeJS.WriteStream, clock: () => number): ProgressDisp
     },
     done() {
       live.draw(true);
-      if (t.sizes.size) live.info(t.summary());
+      if (t.layers) live.info(t.summary());
     },
   };
 }

@@ -104,3 +104,30 @@ describe('push progress totals', () => {
     );
   });
 });
+
+describe('pull progress over several images and retries', () => {
+  it('two images (prefetch --platform all) add up; repeats are not announced; the same plan again starts afresh', () => {
+    const f = fakeStream(false);
+    const c = clockAt(0);
+    const p = createProgress({ stream: f.stream, clock: c.clock });
+    p.begin!([layer('a', MiB), layer('a', MiB)]);
+    p.layerSkipped!(1, 0);
+    p.layerStart!(0, layer('a', MiB));
+    p.layerBytes!(0, 512 * 1024);
+    // the same layers again: a retry on the other copy path, counted once
+    p.begin!([layer('a', MiB), layer('a', MiB)]);
+    p.layerSkipped!(1, 0);
+    p.layerStart!(0, layer('a', MiB));
+    p.layerBytes!(0, MiB);
+    p.begin!([layer('b', 2 * MiB), layer('c', MiB)]);
+    p.layerStart!(0, layer('b', 2 * MiB));
+    p.layerBytes!(0, 2 * MiB);
+    p.layerStart!(1, layer('c', MiB));
+    p.layerBytes!(1, MiB);
+    c.now = 1000;
+    p.done();
+    expect(f.text()).toBe(
+      'fetching 1 layer(s), 1.0 MiB\nfetching 1 layer(s), 1.0 MiB\nfetching 2 layer(s), 3.0 MiB\nfetched 3 layer(s), 4.0 MiB in 1.0 s, 4.0 MiB/s\n',
+    );
+  });
+});
