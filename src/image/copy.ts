@@ -80,6 +80,7 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
   const p = opts.progress ?? {};
   const diffIDs = configDiffIDs(source.configBytes, source.layers.length, source.description);
   const { unique, repeats } = distinctLayers(diffIDs);
+  p.begin?.(source.layers);
   for (const [i, sameAs] of repeats) p.layerSkipped?.(i, sameAs);
   const spool = new SpoolDir(opts.tmpDir);
   const inFlight: Promise<SpooledLayer>[] = [];

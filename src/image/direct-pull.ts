@@ -60,6 +60,7 @@ export async function pullIntoFile(
   const { unique, repeats } = distinctLayers(diffIDs);
   const sizes = await predictSizes(source, unique);
   if (!sizes) return undefined;
+  p.begin?.(source.layers);
   for (const [i, sameAs] of repeats) p.layerSkipped?.(i, sameAs); // only now that this path is taken
   opts.log?.(`${source.description}: ${unique.length} layer(s) decompressed into place (sizes from their gzip trailers)`);
   const layout = archiveLayout({ configBytes: source.configBytes, configDigest: source.config.digest, diffIDs, repoTags }, sizes);

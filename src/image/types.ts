@@ -38,6 +38,8 @@ export interface ImageSink<R> {
 
 /** Progress events of a copy; all optional. Indexes are manifest layer indexes. */
 export interface CopyProgress {
+  /** The manifest's layers, before any other event (repeats are reported by layerSkipped after it). */
+  begin?(layers: readonly Descriptor[]): void;
   layerStart?(index: number, desc: Descriptor): void;
   layerBytes?(index: number, compressedBytes: number): void;
   layerSpooled?(index: number, uncompressedSize: number): void;

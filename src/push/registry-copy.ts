@@ -66,9 +66,9 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
     }
     return 'uploaded';
   };
-  const copyBlob = async (d: Descriptor): Promise<BlobStatus> => {
+  const copyBlob = async (d: Descriptor, config: boolean): Promise<BlobStatus> => {
     const i = blobIndex++;
-    progress.layerStart(i, d.digest.slice(7, 19));
+    progress.layerStart(i, d.digest.slice(7, 19), { config, size: d.size });
     const known = (await cache?.reposOf(d.digest)) ?? [];
     let status: BlobStatus = 'exists';
     let from = srcRef.repository;
@@ -104,7 +104,7 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
     if (m.kind !== 'image') throw usageError('nested index in an index is not supported');
     const blobs = [m.config, ...m.layers.filter((l) => !l.urls?.length)]; // foreign layers stay where they are
     progress.begin(blobIndex + blobs.length);
-    const statuses = await Promise.all(blobs.map((b) => limit(() => copyBlob(b))));
+    const statuses = await Promise.all(blobs.map((b, k) => limit(() => copyBlob(b, k === 0))));
     if (to) await dest.client.putManifest(to, bytes, mediaType);
     return { m, statuses };
   };

@@ -109,7 +109,7 @@ async function pushAsStored(src: SourceImage, opts: PushSourceOptions): Promise<
   progress.begin(blobs.length);
   const copyBlob = async (i: number): Promise<BlobStatus> => {
     const d = blobs[i]!;
-    progress.layerStart(i, d.digest.slice(7, 19));
+    progress.layerStart(i, d.digest.slice(7, 19), { config: i === 0, size: d.size });
     let status: BlobStatus | undefined;
     if (await dest.client.headBlob(d.digest)) status = 'exists';
     for (const from of opts.mountFrom ?? []) {

@@ -31,11 +31,13 @@ describe('pull progress display', () => {
     p.layerBytes!(2, 10);
     p.layerWritten!(2);
     p.done();
-    const rows = lastFrame(f.text(), 3);
-    expect(rows).toHaveLength(3);
+    const rows = lastFrame(f.text(), 4);
+    expect(rows).toHaveLength(5); // three layers, the totals line, the summary
     expect(rows[0]).toMatch(/^layer  0 aaaaaaaaaaaa {5}3\.0 MiB \/ 4\.0 MiB {4}downloading {2}[\d.]+ (KiB|MiB|GiB)\/s$/);
     expect(rows[1]).toBe('layer  1 bbbbbbbbbbbb     2.0 KiB / 2.0 KiB    verified');
     expect(rows[2]).toBe('layer  2 cccccccccccc        10 B / 10 B       written');
+    expect(rows[3]).toMatch(/^total: 1\/3 layer\(s\), 3\.0 MiB \/ 4\.0 MiB, [\d.]+ (KiB|MiB|GiB)\/s(, ETA \d+:\d\d)?$/);
+    expect(rows[4]).toMatch(/^fetched 3 layer\(s\), 4\.0 MiB in [\d.]+ s, [\d.]+ (KiB|MiB|GiB)\/s$/);
   });
 
   it('terminal: an info line goes above the table, which is drawn afresh below it; rows are cut to the width', () => {
@@ -49,8 +51,8 @@ describe('pull progress display', () => {
     const afterInfo = screen.slice(screen.indexOf('Writing manifest to image destination\n') + 'Writing manifest to image destination\n'.length);
     // the first frame after the info line starts with no cursor-up (nothing of the table is below the info line)
     expect(afterInfo.startsWith('\r\x1b[2K')).toBe(true);
-    const rows = lastFrame(screen, 2);
-    expect(rows).toEqual(['layer  0 aaaaaaaaaaaa        ', 'layer  1 bbbbbbbbbbbb        ']); // 'layer  0 aaaaaaaaaaaa         0 B / 100 B …' cut at 29
+    const rows = lastFrame(screen, 3).slice(0, 3);
+    expect(rows).toEqual(['layer  0 aaaaaaaaaaaa        ', 'layer  1 bbbbbbbbbbbb        ', 'total: 0/2 layer(s), 0 B / 20']); // 'layer  0 aaaaaaaaaaaa         0 B / 100 B …' cut at 29
     for (const r of rows) expect(r.length).toBe(29);
   });
 
@@ -65,7 +67,7 @@ describe('pull progress display', () => {
     p.done();
     const lines = f.text().trimEnd().split('\n');
     expect(lines[0]).toBe('Getting image source signatures');
-    expect(lines[1]).toMatch(/^fetched 2 layer\(s\), 1\.0 MiB in [\d.]+ s$/);
+    expect(lines[1]).toMatch(/^fetched 2 layer\(s\), 1\.0 MiB in [\d.]+ s, [\d.]+ (B|KiB|MiB|GiB)\/s$/);
     expect(lines).toHaveLength(2);
     expect(f.text()).not.toContain('\x1b');
   });
@@ -75,7 +77,7 @@ describe('pull progress display', () => {
     const p = createProgress({ stream: f.stream, tty: false });
     p.layerStart!(0, layer('a', 5));
     p.done();
-    expect(f.text()).toMatch(/^fetched 1 layer\(s\), 5 B in [\d.]+ s\n$/);
+    expect(f.text()).toMatch(/^fetched 1 layer\(s\), 5 B in [\d.]+ s, [\d.]+ (B|KiB|MiB|GiB)\/s\n$/);
     const q = fakeStream(true);
     const quiet = createProgress({ stream: q.stream, quiet: true });
     quiet.info('x');

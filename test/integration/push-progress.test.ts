@@ -24,12 +24,14 @@ describe('push progress display', () => {
     p.done();
     const screen = f.text();
     // the last frame: cursor up over the previous rows, then the three rows
-    const last = screen.slice(screen.lastIndexOf('\x1b[3A'));
+    const last = screen.slice(screen.lastIndexOf('\x1b[4A'));
     const rows = last.split('\n').filter(Boolean).map((l) => l.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, ''));
-    expect(rows).toHaveLength(3);
+    expect(rows).toHaveLength(5); // three layers, the totals line, the summary
     expect(rows[0]).toBe('layer 1/3 aaaaaaaaaaaa exists');
     expect(rows[1]).toMatch(/^layer 2\/3 glibc-2\.40 uploading 3\.0 MiB [\d.]+ (MiB|GiB)\/s$/);
     expect(rows[2]).toBe('layer 3/3 cccccccccccc mounted from other/app');
+    expect(rows[3]).toMatch(/^total: 2\/3 layer\(s\) done, 3\.0 MiB, [\d.]+ (MiB|GiB)\/s$/);
+    expect(rows[4]).toMatch(/^3 layer\(s\): 0 pushed \(0 B\), 1 already present, 1 mounted, in [\d.]+ s, [\d.]+ (MiB|GiB)\/s$/);
   });
 
   it('not a terminal: one line per finished layer and a summary', () => {
@@ -43,7 +45,7 @@ describe('push progress display', () => {
     const lines = f.text().trimEnd().split('\n');
     expect(lines[0]).toBe('layer  1/12 bbbbbbbbbbbb pushed 2.0 KiB');
     expect(lines[1]).toBe('layer 12/12 dddddddddddd exists');
-    expect(lines[2]).toMatch(/^12 layer\(s\): 1 pushed \(2\.0 KiB\), 1 already present, 0 mounted, in [\d.]+ s$/);
+    expect(lines[2]).toMatch(/^12 layer\(s\): 1 pushed \(2\.0 KiB\), 1 already present, 0 mounted, in [\d.]+ s, [\d.]+ (B|KiB|MiB|GiB)\/s$/);
   });
 
   it('quiet: nothing', () => {

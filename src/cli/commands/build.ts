@@ -22,6 +22,8 @@ interface Args extends ConfigFlags {
   mtime?: string;
   graph?: string;
   'write-conf'?: string;
+  'gc-root'?: string | false;
+  quiet?: boolean;
   'store-root'?: string;
   output?: string;
   force?: boolean;
@@ -50,6 +52,8 @@ export const command: CommandModule<object, Args> = {
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/... (needs --graph)' })
       .option('output', { alias: 'o', type: 'string', describe: 'image output file (atomic), or - for stdout' })
       .option('force', { type: 'boolean', describe: 'overwrite existing output files' })
+      .option('gc-root', { type: 'string', describe: 'symlink keeping the customisation layer (a store path) from nix-store --gc, like nix-build\'s result (default: CONF.gcroot with --write-conf CONF; --no-gc-root: none)' })
+      .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })
       .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' })
       .options(outputFormatOptions)
       .option('single-layer', { type: 'boolean', describe: 'buildImage shape: roots, --overlay and the whole closure in ONE layer' })
@@ -80,8 +84,10 @@ export const command: CommandModule<object, Args> = {
       output: a.output,
       writeConf: a['write-conf'],
       force: a.force,
+      // yargs gives --no-gc-root as false; a bare --gc-root (no value) as ''
+      gcRoot: a['gc-root'] === false ? (false as const) : a['gc-root'] || undefined,
       cache: a.cache,
-      log: (line: string) => process.stderr.write(line + '\n'),
+      log: a.quiet ? undefined : (line: string) => process.stderr.write(line + '\n'),
     };
     if (a['single-layer']) {
       if (a.format !== 'docker-archive' || outputFormat.compress !== 'none' || a.compression !== undefined)

@@ -30,10 +30,11 @@ export const command: CommandModule<object, Args> = {
       force: a.force,
       ...(a.compress !== undefined ? { compress: parseArchiveCompression(a.compress) } : {}),
       warn: (w) => process.stderr.write(`nixreg: warning: ${w}\n`),
+      note: (n) => process.stderr.write(`nixreg: note: ${n}\n`),
     });
     if (a.json)
       process.stdout.write(
-        JSON.stringify({ output: a.output, images: r.images, layersStored: r.layersStored, layersShared: r.layersShared, size: r.size, compress: r.compress }) + '\n',
+        JSON.stringify({ output: a.output, images: r.images, layersStored: r.layersStored, layersShared: r.layersShared, size: r.size, uncompressedSize: r.uncompressedSize, compress: r.compress }) + '\n',
       );
   },
 };

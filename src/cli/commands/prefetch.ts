@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { usageError, NixregError, ExitCode } from '../../errors.js';
 import { fixedOutputPath, pullImageName } from '../../nix/store-path.js';
 import { prefetch } from '../../prefetch/prefetch.js';
+import { parseImageReference } from '../../reference/reference.js';
 import { formatJson, formatMulti, formatNix, formatNixExpr, type PrefetchFormat } from '../../prefetch/output.js';
 import { createProgress } from '../progress.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
@@ -32,6 +33,30 @@ interface Args extends NetworkArgs {
   authfile?: string;
   certDir?: string;
   jobs: number;
+}
+
+/**
+ * What nix-prefetch-docker's arguments name: `IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]` or --image-name/--image-tag/
+ * --image-digest (the flags win), the name kept as written (`nginx` stays `nginx`, as pullImage's imageName) and
+ * where it is fetched from, normalised like docker and skopeo (`nginx` → docker.io/library/nginx).
+ */
+export function prefetchTarget(
+  pos: readonly string[],
+  flags: { imageName?: string; imageTag?: string; imageDigest?: string },
+): { imageName: string; imageTag?: string; imageDigest?: string; registry: string; repository: string } {
+  if (pos.length > 2) throw usageError(`prefetch takes at most 2 positionals (IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]), got ${pos.length}`);
+  // nix-prefetch-docker prints the bare name; pullImage (skopeo) adds docker:// itself, so the prefix must not stay
+  const imageName = (flags.imageName ?? pos[0])?.replace(/^docker:\/\//, '');
+  if (!imageName) throw usageError('prefetch: no image name; give IMAGE_NAME or --image-name');
+  let imageTag = flags.imageTag;
+  let imageDigest = flags.imageDigest;
+  // nix-prefetch-docker: the 2nd positional is a digest if it contains "sha256", otherwise a tag
+  if (pos[1] !== undefined) {
+    if (pos[1].includes('sha256')) imageDigest ??= pos[1];
+    else imageTag ??= pos[1];
+  }
+  const ref = parseImageReference(imageName);
+  return { imageName, ...(imageTag !== undefined ? { imageTag } : {}), ...(imageDigest !== undefined ? { imageDigest } : {}), registry: ref.registry, repository: ref.repository };
 }
 
 /**
@@ -67,18 +92,7 @@ export const command: CommandModule<object, Args> = {
       .option('cert-dir', { type: 'string' })
       .option('jobs', { type: 'number', default: 4 }) as unknown as Argv<Args>,
   handler: async (a) => {
-    const pos = a.positionals ?? [];
-    if (pos.length > 2) throw usageError(`prefetch takes at most 2 positionals (IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]), got ${pos.length}`);
-    // nix-prefetch-docker prints the bare name; pullImage (skopeo) adds docker:// itself, so the prefix must not stay
-    const imageName = (a.imageName ?? pos[0])?.replace(/^docker:\/\//, '');
-    if (!imageName) throw usageError('prefetch: no image name; give IMAGE_NAME or --image-name');
-    let imageTag = a.imageTag;
-    let imageDigest = a.imageDigest;
-    // nix-prefetch-docker: the 2nd positional is a digest if it contains "sha256", otherwise a tag
-    if (pos[1] !== undefined) {
-      if (pos[1].includes('sha256')) imageDigest ??= pos[1];
-      else imageTag ??= pos[1];
-    }
+    const { imageName, imageTag, imageDigest } = prefetchTarget(a.positionals ?? [], a);
     const format: PrefetchFormat = a.format ?? (a.json ? 'json' : 'nix');
     const all = a.platform === 'all';
     if (a.platform !== undefined && !all) throw usageError('--platform takes only "all"; use --os/--arch/--variant for one platform');

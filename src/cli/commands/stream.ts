@@ -14,6 +14,7 @@ interface Args {
   'store-root'?: string;
   cache: boolean;
   force?: boolean;
+  quiet?: boolean;
   format: OutputFormat;
   compression?: PushCompression;
   'compression-level'?: number;
@@ -39,7 +40,8 @@ export const command: CommandModule<object, Args> = {
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/... (names in the image unchanged)' })
       .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' })
       .options(outputFormatOptions)
-      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as never,
+      .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
+      .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' }) as never,
   handler: async (argv) => {
     if (argv.format !== 'oci') refuseTarOnTerminal(argv.output, 'stream');
     const compress = parseArchiveCompression(argv.compress);
@@ -50,7 +52,7 @@ export const command: CommandModule<object, Args> = {
       storeRoot: argv['store-root'],
       repoTag: argv.tag,
       cache: argv.cache ? new LayerCache() : undefined,
-      log: (line: string) => process.stderr.write(line + '\n'),
+      log: argv.quiet ? undefined : (line: string) => process.stderr.write(line + '\n'),
       force: argv.force,
       format: argv.format,
       compression: argv.compression,

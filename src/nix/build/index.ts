@@ -4,6 +4,7 @@ import { openAtomic } from '../../util/atomic-file.js';
 import { LayerCache, parseStreamConf, writeImageOutput, checkOutputOptions, type StreamOutputOptions, type StreamOutputResult } from '../stream/index.js';
 import { configFromFlags, type ConfigFlags } from './conf.js';
 import { prepareBuild, type BuildOptions, type PreparedBuild } from './prepare.js';
+import { addGcRoot } from './gc-root.js';
 
 export { prepareBuild, splitName, type BuildOptions, type PreparedBuild } from './prepare.js';
 export { configFromFlags, normalizeTime, serializeConf, storePathsIn, type ConfJson } from './conf.js';
@@ -13,6 +14,11 @@ export interface RunBuildOptions extends BuildOptions {
   /** image output: a file (atomic) or '-' for stdout; undefined = conf only */
   output?: string;
   writeConf?: string;
+  /**
+   * A GC root (symlink) for the customisation layer when it went into the Nix store, so a written conf keeps
+   * working after `nix-store --gc`: default `<writeConf>.gcroot` when a conf file is written; false: none.
+   */
+  gcRoot?: string | false;
   force?: boolean;
   cache?: boolean;
   log?: (line: string) => void;
@@ -52,6 +58,11 @@ export async function runBuild(o: RunBuildOptions): Promise<{ prepared: Prepared
       await out.abort();
       throw err instanceof NixregError ? err : new NixregError(`cannot write ${o.writeConf}: ${describeSystemError(err)}`);
     }
+  }
+  const root = o.gcRoot ?? (o.writeConf && o.writeConf !== '-' ? `${o.writeConf}.gcroot` : false);
+  if (root && prepared.customisation.dir.startsWith('/nix/store/') && !o.storeRoot) {
+    await addGcRoot(prepared.customisation.dir, root);
+    o.log?.(`GC root ${root} -> ${prepared.customisation.dir}`);
   }
   if (!o.output) return { prepared };
   const conf = parseStreamConf(prepared.confText, 'generated conf');
