@@ -158,6 +158,12 @@ describe('inspect --format and --config --raw', () => {
     expect(r.stdout).toBe('');
   }, 60_000);
 
+  it('--format with --json is a usage error', async () => {
+    const r = await runCli(['inspect', ref(), '--format', '{{.Digest}}', '--json']);
+    expect(errorLines(r.stderr)).toEqual(['nixreg: --format prints its template alone: drop --json, --raw and --config']);
+    expect(r.status).toBe(2);
+  }, 60_000);
+
   it('an unknown field names the fields there are', async () => {
     const r = await runCli(['inspect', ref(), '--tls-verify=false', '--format', '{{.Nope}}']);
     expect(errorLines(r.stderr)).toHaveLength(1);

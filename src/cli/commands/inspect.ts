@@ -29,7 +29,8 @@ export const command: CommandModule<object, Args> = {
   handler: async (a) => {
     // --config --raw: the config blob's bytes, as skopeo inspect --config --raw
     const raw = a.raw && !a.config;
-    if ([a.json, raw, a.config, a.format !== undefined].filter(Boolean).length > 1) throw usageError('give at most one of --json, --raw, --config, --format');
+    if ([a.json, raw, a.config].filter(Boolean).length > 1) throw usageError('give at most one of --json, --raw, --config');
+    if (a.format !== undefined && (a.json || a.raw || a.config)) throw usageError('--format prints its template alone: drop --json, --raw and --config');
     // a bad template fails before any request
     if (a.format !== undefined) renderTemplate(a.format, null, { checkOnly: true });
     const opts = sourceOptions(a);
