@@ -97,6 +97,15 @@ describe('--platform os/arch[/variant]', () => {
     expect(JSON.parse(r.stdout).manifestDigest).toBe(armDigest);
   }, 60_000);
 
+  it('prefetch picks the platform (its default stays amd64, as nix-prefetch-docker)', async () => {
+    const arm = await runCli(['prefetch', `${reg.host}/multi`, '1', '--tls-verify=false', '--platform', 'linux/arm64', '--json', '--quiet']);
+    expect(errorLines(arm.stderr)).toEqual([]);
+    expect(arm.status).toBe(0);
+    expect(JSON.parse(arm.stdout).imageDigest).toBe(armDigest);
+    const dflt = await runCli(['prefetch', `${reg.host}/multi`, '1', '--tls-verify=false', '--json', '--quiet']);
+    expect(JSON.parse(dflt.stdout).imageDigest).toBe(manifestOf(amd64).digest);
+  }, 60_000);
+
   it('export picks the platform', async () => {
     const out = join(tmp, 'fs.tar');
     const r = await runCli(['export', `docker://${reg.host}/multi:1`, '--tls-verify=false', '--platform', 'linux/arm64', '-o', out]);
@@ -110,6 +119,7 @@ describe('--platform os/arch[/variant]', () => {
     [['pull', 'r.example/a:1', '--platform', 'linux/arm64', '--arch', 'amd64', '-o', 'x.tar'], 'nixreg: --platform linux/arm64 and --arch amd64 disagree; give one of them'],
     [['inspect', 'docker://r.example/a:1', '--platform', 'linux/arm64', '--variant', 'v7'], 'nixreg: --platform linux/arm64 and --variant v7 disagree; give one of them'],
     [['export', 'docker://r.example/a:1', '--platform', 'windows/amd64', '--os', 'linux', '-o', 'x.tar'], 'nixreg: --platform windows/amd64 and --os linux disagree; give one of them'],
+    [['prefetch', 'r.example/a', '1', '--platform', 'linux/arm64', '--arch', 'amd64'], 'nixreg: --platform linux/arm64 and --arch amd64 disagree; give one of them'],
     [['inspect', 'docker://r.example/a:1', '--platform', 'amd64'], 'nixreg: --platform takes os/arch[/variant] like linux/amd64 or linux/arm64/v8, got "amd64"'],
   ])('%j is a usage error', async (args, line) => {
     const r = await runCli(args, { cacheHome: tmp });

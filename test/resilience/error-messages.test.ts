@@ -208,7 +208,7 @@ const CASES: Case[] = [
   [`pull a ${O} --creds :pw`, 2, '--creds must be USERNAME[:PASSWORD]'],
   ['prefetch a b c', 2, 'prefetch takes at most 2 positionals (IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]), got 3'],
   ['prefetch', 2, 'prefetch: no image name; give IMAGE_NAME or --image-name'],
-  ['prefetch a --platform foo', 2, '--platform takes only "all"; use --os/--arch/--variant for one platform'],
+  ['prefetch a --platform foo', 2, '--platform takes "all" or os/arch[/variant] like linux/arm64/v8, got "foo"'],
   ['push a', 2, 'give a source and a destination: nixreg push conf.json docker://REGISTRY/REPO:TAG'],
   ['push a docker://h/r --jobs 0', 2, '--jobs must be a positive integer'],
   ['push a docker://h/r:1 --chunk-size 8Q', 2, '--chunk-size must be a size in bytes like 8M or 1048576, got "8Q"'],
