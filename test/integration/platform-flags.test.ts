@@ -189,3 +189,26 @@ describe('inspect --format and --config --raw', () => {
     expect(r.stdoutBytes.equals(skopeo(['inspect', '--tls-verify=false', '--config', '--raw', ref()]).stdout)).toBe(true);
   }, 60_000);
 });
+
+describe('inspect conf.json --push-digest', () => {
+  it.each([[[]], [['--format', 'oci']]])('is the digest nixreg push %j gives the image', async (pushFlags) => {
+    const opts = { cacheHome: join(tmp, 'cache') };
+    const tag = pushFlags.length ? 'oci' : 'docker';
+    const p = await runCli(['push', CONF, `docker://${reg.host}/pushed/app:${tag}`, '--store-root', storeRoot, '--tls-verify=false', '--json', ...pushFlags], opts);
+    expect(errorLines(p.stderr)).toEqual([]);
+    expect(p.status).toBe(0);
+    const pushed = JSON.parse(p.stdout).digest as string;
+    const i = await runCli(['inspect', CONF, '--store-root', storeRoot, '--push-digest', ...(pushFlags.length ? ['--push-format', 'oci'] : []), '--format', '{{.PushDigest}} {{.ManifestDigest}}'], opts);
+    expect(i.stderr).toBe('');
+    expect(i.status).toBe(0);
+    const [pushDigest, uncompressed] = i.stdout.trim().split(' ');
+    expect(pushDigest).toBe(pushed);
+    expect(uncompressed).not.toBe(pushed);
+  }, 180_000);
+
+  it('is refused for a registry source', async () => {
+    const r = await runCli(['inspect', `docker://${reg.host}/single:1`, '--tls-verify=false', '--push-digest']);
+    expect(errorLines(r.stderr)).toEqual(['nixreg: --push-digest applies to a conf source (the image nixreg push builds from it)']);
+    expect(r.status).toBe(2);
+  }, 60_000);
+});

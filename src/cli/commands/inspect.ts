@@ -4,6 +4,9 @@ import { usageError } from '../../errors.js';
 import { sourceOptions, withOneSource, type SourceArgs } from '../source-flags.js';
 import { formatInspect, inspectImage, listedTags } from '../../inspect/inspect.js';
 import { renderTemplate } from '../../inspect/format-template.js';
+import { pushManifestDigest } from '../../inspect/push-digest.js';
+import type { PushFormat } from '../../push/image-manifest.js';
+import type { PushCompression } from '../../compression/compress.js';
 
 interface Args extends SourceArgs {
   source: string;
@@ -11,6 +14,9 @@ interface Args extends SourceArgs {
   raw?: boolean;
   config?: boolean;
   format?: string;
+  pushDigest?: boolean;
+  pushFormat?: PushFormat;
+  compression?: PushCompression;
   tag?: string;
   tags: boolean;
 }
@@ -25,6 +31,9 @@ export const command: CommandModule<object, Args> = {
       .option('raw', { type: 'boolean', describe: 'the manifest bytes exactly (the index when the reference names one)' })
       .option('config', { type: 'boolean', describe: 'the config bytes exactly (also with --raw)' })
       .option('format', { alias: 'f', type: 'string', describe: 'Go template over the --json fields, as skopeo: {{.Digest}}, {{.Labels.KEY}}, {{index .Labels "KEY"}}, {{json .}}, {{json .Field}}' })
+      .option('push-digest', { type: 'boolean', describe: 'conf: also compute PushDigest, the manifest digest nixreg push gives the image (compresses every layer once, writes nothing)' })
+      .option('push-format', { choices: ['docker', 'oci'] as const, describe: 'with --push-digest: as push --format (default docker)' })
+      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'with --push-digest: as push --compression (default gzip)' })
       .option('tags', { type: 'boolean', default: true, describe: "docker://: list the repository's tags as RepoTags (--no-tags skips the request)" }) as unknown as Argv<Args>,
   handler: async (a) => {
     // --config --raw: the config blob's bytes, as skopeo inspect --config --raw
@@ -33,6 +42,8 @@ export const command: CommandModule<object, Args> = {
     if (a.format !== undefined && (a.json || a.raw || a.config)) throw usageError('--format prints its template alone: drop --json, --raw and --config');
     // a bad template fails before any request
     if (a.format !== undefined) renderTemplate(a.format, null, { checkOnly: true });
+    if ((a.pushFormat || a.compression) && !a.pushDigest) throw usageError('--push-format and --compression apply to --push-digest');
+    if (a.pushDigest && (a.raw || a.config)) throw usageError('--push-digest adds a field to the summary; drop --raw and --config');
     const opts = sourceOptions(a);
     // --raw names no platform: an index is printed as is, even when none of its images is for this host
     if (raw) return void process.stdout.write(await rawManifest(a.source, opts));
@@ -42,6 +53,7 @@ export const command: CommandModule<object, Args> = {
       else {
         const repoTags = a.tags ? await listedTags(a.source, opts, (w) => process.stderr.write(`warning: ${w}\n`)) : src.kind === 'registry' ? [] : undefined;
         const result = inspectImage(src, repoTags ? { repoTags } : {});
+        if (a.pushDigest) result.PushDigest = await pushManifestDigest(src, a.pushFormat, a.compression);
         if (a.format !== undefined) process.stdout.write(renderTemplate(a.format, result));
         else process.stdout.write(a.json ? JSON.stringify(result, null, 4) + '\n' : formatInspect(result));
       }
