@@ -78,5 +78,5 @@ export function selectPlatform(index: ImageIndex, wanted: WantedPlatform): Descr
   if (noPlatform) return noPlatform;
   const want = [wanted.os, wanted.arch, wanted.variant].filter(Boolean).join('/');
   const have = [...new Set(entries.filter((d) => d.platform).map(describe))].join(', ') || 'none';
-  throw notFoundError(`no image for platform ${want} in the index; available: ${have} (use --os/--arch/--variant)`);
+  throw notFoundError(`no image for platform ${want} in the index; available: ${have} (use --platform os/arch[/variant])`);
 }

@@ -212,3 +212,26 @@ describe('inspect conf.json --push-digest', () => {
     expect(r.status).toBe(2);
   }, 60_000);
 });
+
+describe('push --platform', () => {
+  it('picks the platform from an OCI layout holding an index', async () => {
+    const layout = join(tmp, 'layout');
+    const cp = skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/multi:1`, `oci:${layout}:multi`]);
+    expect(cp.stderr.toString()).not.toMatch(/level=(fatal|error)/);
+    expect(cp.status).toBe(0);
+    const r = await runCli(['push', `oci:${layout}:multi`, `docker://${reg.host}/pushed/arm:1`, '--platform', 'linux/arm64', '--tls-verify=false', '--json'], { cacheHome: join(tmp, 'cache') });
+    expect(errorLines(r.stderr)).toEqual([]);
+    expect(r.status).toBe(0);
+    const i = await runCli(['inspect', `docker://${reg.host}/pushed/arm:1`, '--tls-verify=false', '--format', '{{.Architecture}}']);
+    expect(i.stdout).toBe('arm64\n');
+  }, 120_000);
+
+  it.each([
+    [['push', 'docker://r.example/a:1', 'docker://r.example/b:1', '--platform', 'linux/arm64'], 'nixreg: --platform picks from an OCI layout/archive source; a docker:// copy keeps every platform'],
+    [['push', CONF, 'docker://r.example/b:1', '--platform', 'linux/arm64'], 'nixreg: --platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)'],
+  ])('%j is a usage error', async (args, line) => {
+    const r = await runCli(args, { cacheHome: tmp });
+    expect(errorLines(r.stderr)).toEqual([line]);
+    expect(r.status).toBe(2);
+  }, 60_000);
+});

@@ -113,6 +113,7 @@ export const command: CommandModule<object, Args> = {
       progress: createPushProgress({ quiet: a.quiet }),
     };
     if (a.requirePlatform?.length && !a.platformConf?.length) throw usageError('--require-platform applies to --platform-conf (for an index built elsewhere: nixreg index create --require-platform)');
+    if (a.platform !== undefined && (a.path?.length || a.platformConf?.length)) throw usageError('--platform picks from an OCI layout/archive source; --path and --platform-conf build their own platforms');
     let result: PushResult | PlatformsResult;
     const buildFlags = givenBuildFlags(a);
     if (a.path?.length) {
@@ -156,6 +157,7 @@ export const command: CommandModule<object, Args> = {
       throw usageError('give a source and a destination: nixreg push conf.json docker://REGISTRY/REPO:TAG');
     } else if (a.source.startsWith('docker://')) {
       if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not docker://');
+      if (a.platform !== undefined) throw usageError('--platform picks from an OCI layout/archive source; a docker:// copy keeps every platform');
       result = await copyRegistryImage({
         ...access,
         source: a.source,
@@ -183,6 +185,7 @@ export const command: CommandModule<object, Args> = {
       });
     } else {
       if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');
+      if (a.platform !== undefined) throw usageError('--platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)');
       if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg stream');
       result = await pushConf({
         ...access,
