@@ -5,8 +5,8 @@ import { usageError } from '../errors.js';
  * `skopeo inspect --format` scripts use, over the `--json` fields (`json` is containers/common's report function,
  * which newer skopeo and podman have; skopeo 1.9 lacks it):
  *   {{.Field}}  {{.Field.Sub}}  {{.Labels.KEY}}  {{index .Labels "KEY.WITH.DOTS"}}  {{json .}}  {{json .Field}}
- * Values print as Go prints them: strings as is, lists as `[a b]`, string maps as `map[k:v]` (keys sorted),
- * a missing map key as `<no value>`; objects and lists of objects only through `json`. Anything else
+ * Values print as Go prints them: strings as is, lists as `[a b]`, the Labels map as `map[k:v]` (keys sorted),
+ * a missing map key as `<no value>`; other objects (Go structs) and lists of them only through `json`. Anything else
  * (pipelines, range, if, other functions) is a usage error naming the action.
  */
 export function renderTemplate(template: string, data: unknown, opts: { checkOnly?: boolean } = {}): string {
@@ -50,7 +50,7 @@ function parseAction(action: string, template: string): Action {
   if (index) {
     const path = fieldPath(index[1]!, template);
     const key = JSON.parse(`"${index[2]!}"`) as string;
-    return (d) => goPrint(lookup(d, [...path, key], action), action);
+    return (d) => goPrint(lookup(d, [...path, key], action), action, false);
   }
   if (FIELD_PATH.test(action)) {
     const path = fieldPath(action, template);
@@ -58,7 +58,7 @@ function parseAction(action: string, template: string): Action {
       const v = lookup(d, path, action);
       // Go prints a nil map as map[] and a nil list as []
       if (v === null && path.length === 1 && path[0]! in NIL_AS) return NIL_AS[path[0]!]!;
-      return goPrint(v, action);
+      return goPrint(v, action, path.length === 1 && MAP_FIELDS.has(path[0]!));
     };
   }
   throw bad(template, `{{${action}}} is outside the supported subset ({{.Field}}, {{.Labels.KEY}}, {{index .Labels "KEY"}}, {{json .}}, {{json .Field}})`);
@@ -69,6 +69,8 @@ function fieldPath(s: string, template: string): string[] {
   return s === '.' ? [] : s.slice(1).split('.');
 }
 
+/** The map[string]string fields of skopeo's inspect output. */
+const MAP_FIELDS = new Set(['Labels']);
 const NIL_AS: Record<string, string> = { Labels: 'map[]', Env: '[]', Entrypoint: '[]', Cmd: '[]' };
 
 const MISSING = Symbol('missing');
@@ -88,7 +90,8 @@ function lookup(data: unknown, path: string[], action: string): unknown {
   return v;
 }
 
-function goPrint(v: unknown, action: string): string {
+/** `isMap`: a Go map (printed map[k:v]); every other object is a Go struct, printed only through json. */
+function goPrint(v: unknown, action: string, isMap: boolean): string {
   if (v === MISSING) return '<no value>';
   if (v === null || v === undefined) return '<no value>';
   if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
@@ -97,7 +100,7 @@ function goPrint(v: unknown, action: string): string {
     return `[${v.map(String).join(' ')}]`;
   }
   const entries = Object.entries(v as Record<string, unknown>);
-  if (entries.some(([, e]) => typeof e === 'object' && e !== null)) throw objectValue(action);
+  if (!isMap || entries.some(([, e]) => typeof e === 'object' && e !== null)) throw objectValue(action);
   return `map[${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, e]) => `${k}:${String(e)}`).join(' ')}]`;
 }
 
