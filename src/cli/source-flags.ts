@@ -1,5 +1,7 @@
 import type { Argv } from 'yargs';
 import { hostPlatform, type WantedPlatform } from '../manifest/platform.js';
+import { parsePlatform, platformString } from '../manifest/platform-string.js';
+import { usageError } from '../errors.js';
 import { LayerCache } from '../nix/layer-cache.js';
 import { parseCredsFlag } from '../registry/auth/credentials.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from './network-flags.js';
@@ -11,8 +13,9 @@ import type { OpenSourceOptions } from '../source/index.js';
  * Defined once so the commands cannot drift.
  */
 export interface SourceArgs extends NetworkArgs {
-  os: string;
+  os?: string;
   arch?: string;
+  platform?: string;
   variant?: string;
   tlsVerify: boolean;
   creds?: string;
@@ -24,7 +27,8 @@ export interface SourceArgs extends NetworkArgs {
 
 export function withSourceFlags<T>(y: Argv<T>): Argv<T & SourceArgs> {
   return withNetworkFlags(y)
-    .option('os', { type: 'string', default: 'linux', describe: 'platform to pick from an index' })
+    .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
+    .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
     .option('arch', { type: 'string', describe: 'GOARCH to pick from an index (default: the host)' })
     .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
     .option('tls-verify', { type: 'boolean', default: true, describe: 'docker://: verify TLS, https only (--tls-verify=false allows http)' })
@@ -46,14 +50,38 @@ export function withOneSource<T>(y: Argv<T>): Argv<T & SourceArgs & { source: st
     .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' }) as unknown as Argv<T & SourceArgs & { source: string; tag?: string }>;
 }
 
-/** Like `nixreg pull`: the host's variant is only assumed when the architecture is not overridden (c/image). */
-export function wantedPlatform(a: Pick<SourceArgs, 'os' | 'arch' | 'variant'>): WantedPlatform {
+/**
+ * The platform to pick from an index: `--platform os/arch[/variant]` or the older --os/--arch/--variant (both
+ * may be given when they agree). Like `nixreg pull` and c/image, the host's variant is only assumed when the
+ * architecture is not given.
+ */
+export function wantedPlatform(a: PlatformArgs, defaults: { os?: string; arch?: string } = {}): WantedPlatform {
+  if (a.platform !== undefined) {
+    const p = parsePlatform(String(a.platform));
+    const given: Array<[string, string | undefined, string | undefined]> = [
+      ['os', a.os, p.os],
+      ['arch', a.arch, p.arch],
+      ['variant', a.variant, p.variant],
+    ];
+    for (const [flag, value, fromPlatform] of given)
+      if (value !== undefined && value.toLowerCase() !== fromPlatform)
+        throw usageError(`--platform ${platformString(p)} and --${flag} ${value} disagree; give one of them`);
+    return p;
+  }
   const host = hostPlatform();
   return {
-    os: a.os,
-    arch: a.arch ?? host.arch,
-    ...(a.variant ? { variant: a.variant } : !a.arch && host.variant ? { variant: host.variant } : {}),
+    os: a.os ?? defaults.os ?? 'linux',
+    arch: a.arch ?? defaults.arch ?? host.arch,
+    ...(a.variant ? { variant: a.variant } : !a.arch && !defaults.arch && host.variant ? { variant: host.variant } : {}),
   };
+}
+
+/** The flags wantedPlatform reads. */
+export interface PlatformArgs {
+  platform?: string;
+  os?: string;
+  arch?: string;
+  variant?: string;
 }
 
 export function sourceOptions(a: SourceArgs & { tag?: string }): OpenSourceOptions {

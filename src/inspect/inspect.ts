@@ -36,6 +36,8 @@ export interface InspectResult {
   User?: string;
   DiffIDs: string[];
   Index: null | { Digest: string; MediaType: string; Platforms: Array<{ Digest: string; MediaType: string; Size: number; Platform: string | null }> };
+  /** conf with --push-digest: the manifest digest `nixreg push` gives the image (ManifestDigest is the uncompressed one). */
+  PushDigest?: string;
 }
 
 interface ConfigJson {
@@ -139,6 +141,7 @@ export function formatInspect(r: InspectResult): string {
     for (const p of r.Index.Platforms) out.push(`  ${(p.Platform ?? '(no platform)').padEnd(22)} ${p.Digest}${p.Digest === r.ManifestDigest ? '  <- chosen' : ''}`);
   }
   row('Digest', `${r.ManifestDigest} (${r.MediaType})`);
+  if (r.PushDigest) row('Push digest', r.PushDigest);
   row('Config', `${r.Config.Digest} (${r.Config.MediaType}, ${r.Config.Size} B)`);
   row('Platform', [r.Os, r.Architecture, r.Variant].filter(Boolean).join('/'));
   if (r.Created) row('Created', r.Created);

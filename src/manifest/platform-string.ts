@@ -1,5 +1,5 @@
 import { usageError } from '../errors.js';
-import type { Descriptor, Platform } from './manifest.js';
+import type { Platform } from './manifest.js';
 import type { WantedPlatform } from './platform.js';
 
 /** `os/arch[/variant]` as docker, buildx, crane and regctl write a platform (`linux/arm64/v8`). */
@@ -23,6 +23,4 @@ export function platformMatches(have: Platform | undefined, want: WantedPlatform
   return want.variant === undefined || normalVariant(have.architecture, have.variant) === normalVariant(want.arch, want.variant);
 }
 
-/** Index entries that are not images for a platform: buildx attestations (platform unknown/unknown). */
-export const isAttestation = (d: Descriptor): boolean =>
-  d.platform?.os === 'unknown' || d.platform?.architecture === 'unknown' || d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+export { isAttestation } from './platform.js';

@@ -57,9 +57,9 @@ export function variantCandidates(arch: string, variant?: string): string[] {
 const describe = (d: Descriptor): string =>
   d.platform ? [d.platform.os, d.platform.architecture, d.platform.variant].filter(Boolean).join('/') : '(no platform)';
 
-const isAttestation = (d: Descriptor): boolean =>
-  d.platform?.os === 'unknown' || d.platform?.architecture === 'unknown' ||
-  d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
+/** Index entries that are not images for a platform: buildx attestations (platform unknown/unknown). */
+export const isAttestation = (d: Descriptor): boolean =>
+  d.platform?.os === 'unknown' || d.platform?.architecture === 'unknown' || d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest';
 
 /**
  * Choose the manifest for a platform from a Docker manifest list / OCI index, exactly in c/image's order:
@@ -78,5 +78,5 @@ export function selectPlatform(index: ImageIndex, wanted: WantedPlatform): Descr
   if (noPlatform) return noPlatform;
   const want = [wanted.os, wanted.arch, wanted.variant].filter(Boolean).join('/');
   const have = [...new Set(entries.filter((d) => d.platform).map(describe))].join(', ') || 'none';
-  throw notFoundError(`no image for platform ${want} in the index; available: ${have} (use --os/--arch/--variant)`);
+  throw notFoundError(`no image for platform ${want} in the index; available: ${have} (use --platform os/arch[/variant])`);
 }

@@ -208,7 +208,7 @@ const CASES: Case[] = [
   [`pull a ${O} --creds :pw`, 2, '--creds must be USERNAME[:PASSWORD]'],
   ['prefetch a b c', 2, 'prefetch takes at most 2 positionals (IMAGE_NAME [IMAGE_TAG|IMAGE_DIGEST]), got 3'],
   ['prefetch', 2, 'prefetch: no image name; give IMAGE_NAME or --image-name'],
-  ['prefetch a --platform foo', 2, '--platform takes only "all"; use --os/--arch/--variant for one platform'],
+  ['prefetch a --platform foo', 2, '--platform takes "all" or os/arch[/variant] like linux/arm64/v8, got "foo"'],
   ['push a', 2, 'give a source and a destination: nixreg push conf.json docker://REGISTRY/REPO:TAG'],
   ['push a docker://h/r --jobs 0', 2, '--jobs must be a positive integer'],
   ['push a docker://h/r:1 --chunk-size 8Q', 2, '--chunk-size must be a size in bytes like 8M or 1048576, got "8Q"'],
@@ -261,7 +261,7 @@ const CASES: Case[] = [
   [`pull $R/bad/big:1 ${O}`, 1, 'manifest $R/bad/big:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size'],
   [`pull $R/no/such@${D} ${O}`, 4, `manifest $R/no/such@${D} not found on $R: MANIFEST_UNKNOWN: manifest unknown`],
   [`pull $R/ok/img@${D} ${O}`, 5, `manifest $R/ok/img@${D}: digest mismatch: expected ${D}, got ${sha(OK.manifest)}`],
-  [`pull $R/ok/index:1 ${O} --arch s390x`, 4, 'no image for platform linux/s390x in the index; available: linux/amd64 (use --os/--arch/--variant)'],
+  [`pull $R/ok/index:1 ${O} --arch s390x`, 4, 'no image for platform linux/s390x in the index; available: linux/amd64 (use --platform os/arch[/variant])'],
   [`pull $R/bad/flip:1 ${O}`, 5, `blob $R/bad/flip@${sha(OK.layer)}: digest mismatch: expected ${sha(OK.layer)}, got ${sha(Buffer.from(OK.layer).fill(0x42, 20, 21))}`],
   [`pull $R/bad/diffids:1 ${O}`, 5, `$R/bad/diffids@${sha(TWO_DIFF_IDS.manifest)}: the manifest has 1 layers but the config lists 2 diff_ids`],
   [`pull $R/ok/img:1 ${O} --sha256 ${'0'.repeat(64)}`, 5, 'hash mismatch for $R/ok/img:1: specified: sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= got: $HASH'],
@@ -276,7 +276,7 @@ const CASES: Case[] = [
   ['push $T/tiny.tar docker://$B/a/b:1', 3, '401 from $B for blob upload to $B/a/b (anonymous): log in (auth file) or pass --creds'],
   ['push $T/tiny.tar docker://$R/bad/denied:1', 3, '403 from $R for blob upload to $R/bad/denied (anonymous): log in (auth file) or pass --creds: DENIED: requested access to the resource is denied'],
   ['prefetch $R/no/such 1', 4, 'manifest $R/no/such:1 not found on $R: MANIFEST_UNKNOWN: manifest unknown'],
-  ['prefetch $R/ok/index 1 --arch s390x', 4, 'no image for platform linux/s390x in the index; available: linux/amd64 (use --os/--arch/--variant)'],
+  ['prefetch $R/ok/index 1 --arch s390x', 4, 'no image for platform linux/s390x in the index; available: linux/amd64 (use --platform os/arch[/variant])'],
   ['push $T/tiny.tar docker://h/r@sha256:' + 'a'.repeat(64), 2, `destination docker://h/r@sha256:${'a'.repeat(64)} names a digest; push to a tag (the digest is printed after the push)`],
 ];
 

@@ -6,6 +6,7 @@ import { prefetch } from '../../prefetch/prefetch.js';
 import { parseImageReference } from '../../reference/reference.js';
 import { formatJson, formatMulti, formatNix, formatNixExpr, type PrefetchFormat } from '../../prefetch/output.js';
 import { createProgress } from '../progress.js';
+import { wantedPlatform } from '../source-flags.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 
@@ -16,8 +17,8 @@ interface Args extends NetworkArgs {
   imageDigest?: string;
   finalImageName?: string;
   finalImageTag?: string;
-  os: string;
-  arch: string;
+  os?: string;
+  arch?: string;
   variant?: string;
   platform?: string;
   json?: boolean;
@@ -74,10 +75,10 @@ export const command: CommandModule<object, Args> = {
       .option('image-digest', { type: 'string' })
       .option('final-image-name', { type: 'string' })
       .option('final-image-tag', { type: 'string' })
-      .option('os', { type: 'string', default: 'linux' })
-      .option('arch', { type: 'string', default: 'amd64', describe: 'like nix-prefetch-docker (not the host arch)' })
+      .option('os', { type: 'string', describe: 'default linux' })
+      .option('arch', { type: 'string', describe: 'default amd64, like nix-prefetch-docker (not the host arch)' })
       .option('variant', { type: 'string' })
-      .option('platform', { type: 'string', describe: '"all": one entry per platform of the index' })
+      .option('platform', { type: 'string', describe: 'os/arch[/variant] (like --os/--arch/--variant), or "all": one entry per platform of the index' })
       .option('json', { type: 'boolean', describe: 'output JSON instead of Nix' })
       .option('format', { choices: ['nix', 'json', 'nix-expr'] as const, describe: 'nix-expr: a ready-to-paste dockerTools.pullImage call' })
       .option('quiet', { type: 'boolean', describe: 'only print the final result' })
@@ -95,7 +96,8 @@ export const command: CommandModule<object, Args> = {
     const { imageName, imageTag, imageDigest } = prefetchTarget(a.positionals ?? [], a);
     const format: PrefetchFormat = a.format ?? (a.json ? 'json' : 'nix');
     const all = a.platform === 'all';
-    if (a.platform !== undefined && !all) throw usageError('--platform takes only "all"; use --os/--arch/--variant for one platform');
+    if (a.platform !== undefined && !all && !a.platform.includes('/')) throw usageError(`--platform takes "all" or os/arch[/variant] like linux/arm64/v8, got "${a.platform.slice(0, 60)}"`);
+    const platform = wantedPlatform({ ...a, ...(all ? { platform: undefined } : {}) }, { arch: 'amd64' });
     if (all && (a.output || a.addToStore)) throw usageError('--platform all cannot be combined with -o or --add-to-store');
     const progress = createProgress({ quiet: a.quiet });
     let output = a.output;
@@ -112,7 +114,7 @@ export const command: CommandModule<object, Args> = {
       imageDigest,
       finalImageName: a.finalImageName?.replace(/^docker:\/\//, ''),
       finalImageTag: a.finalImageTag,
-      platform: { os: a.os, arch: a.arch, ...(a.variant ? { variant: a.variant } : {}) },
+      platform,
       allPlatforms: all,
       indexDigest: a.indexDigest,
       legacySha256: a.legacySha256,

@@ -2,7 +2,7 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseSha256, toNix32, toSRI } from '../../digest/nixhash.js';
 import { usageError } from '../../errors.js';
 import { parseArchiveCompression } from '../../compression/archive.js';
-import { hostPlatform } from '../../manifest/platform.js';
+import { wantedPlatform } from '../source-flags.js';
 import { pullImage } from '../../image/pull.js';
 import { parseImageReference } from '../../reference/reference.js';
 import { pullImageName } from '../../nix/store-path.js';
@@ -15,9 +15,10 @@ interface Args extends NetworkArgs {
   imageName: string;
   digest?: string;
   output?: string;
-  os: string;
+  os?: string;
   arch?: string;
   variant?: string;
+  platform?: string;
   finalImageName?: string;
   finalImageTag?: string;
   sha256?: string;
@@ -42,7 +43,8 @@ export const command: CommandModule<object, Args> = {
       .positional('imageName', { type: 'string', demandOption: true, describe: 'e.g. nixos/nix, quay.io/o/r, nginx:1.27' })
       .option('digest', { type: 'string', describe: 'imageDigest: sha256 of the manifest or index (omit to resolve the tag)' })
       .option('output', { alias: 'o', type: 'string', describe: 'output file, or - for stdout (default: pullImage\'s name, docker-image-NAME-TAG.tar)' })
-      .option('os', { type: 'string', default: 'linux' })
+      .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
+      .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
       .option('arch', { type: 'string', describe: 'GOARCH (default: the host)' })
       .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
       .option('final-image-name', { type: 'string', describe: 'name written into the archive (default: imageName)' })
@@ -67,13 +69,7 @@ export const command: CommandModule<object, Args> = {
     const network = networkOptions(a);
     const creds = a.creds !== undefined ? parseCredsFlag(a.creds) : undefined;
     const expected = a.sha256 ?? a.hash;
-    const host = hostPlatform();
-    const platform = {
-      os: a.os,
-      arch: a.arch ?? host.arch,
-      // like c/image: the host's variant is only assumed when the architecture is not overridden
-      ...(a.variant ? { variant: a.variant } : !a.arch && host.variant ? { variant: host.variant } : {}),
-    };
+    const platform = wantedPlatform(a);
     // like prefetch: the reference's tag is the default final tag, and the default file is pullImage's name
     const refTag = parseImageReference(a.imageName).tag;
     const finalImageTag = a.finalImageTag ?? refTag ?? 'latest';

@@ -5,6 +5,8 @@ import type { PushCompression } from '../../compression/compress.js';
 import { pushConf, type PushResult } from '../../push/push-conf.js';
 import { pushSource } from '../../push/source-push.js';
 import { wantedPlatform } from '../source-flags.js';
+import { checkRequiredPlatforms } from '../../manifest/required-platforms.js';
+import { parsePlatform } from '../../manifest/platform-string.js';
 import { isConfFile } from '../../push/archive-source.js';
 import { copyRegistryImage } from '../../push/registry-copy.js';
 import { createPushProgress } from '../push-progress.js';
@@ -20,6 +22,8 @@ interface Args extends NetworkArgs, BuildImageArgs {
   source: string;
   destination?: string;
   platformConf?: string[];
+  requirePlatform?: string[];
+  platform?: string;
   additionalTag?: string[];
   storeRoot?: string;
   format?: PushFormat;
@@ -57,6 +61,8 @@ export const command: CommandModule<object, Args> = {
       .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf or --path: the only argument)' })
       .options(buildImageFlagsOnePerFlag())
       .option('platform-conf', { type: 'string', array: true, nargs: 1, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
+      .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'with --platform-conf: os/arch[/variant] the index must hold, or nothing is pushed (repeatable)' })
+      .option('platform', { type: 'string', describe: 'OCI layout/archive source holding an index: os/arch[/variant] to push (default linux and the host)' })
       .option('additional-tag', { type: 'string', array: true, nargs: 1, describe: 'more tags for the same manifest' })
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
       .option('format', { choices: ['docker', 'oci'] as const, describe: 'manifest and media types (default docker; an OCI layout/archive source keeps its own)' })
@@ -106,6 +112,8 @@ export const command: CommandModule<object, Args> = {
       ...(a.chunkSize !== undefined ? { chunkSize: parseChunkSize(a.chunkSize) } : {}),
       progress: createPushProgress({ quiet: a.quiet }),
     };
+    if (a.requirePlatform?.length && !a.platformConf?.length) throw usageError('--require-platform applies to --platform-conf (for an index built elsewhere: nixreg index create --require-platform)');
+    if (a.platform !== undefined && (a.path?.length || a.platformConf?.length)) throw usageError('--platform picks from an OCI layout/archive source; --path and --platform-conf build their own platforms');
     let result: PushResult | PlatformsResult;
     const buildFlags = givenBuildFlags(a);
     if (a.path?.length) {
@@ -130,6 +138,12 @@ export const command: CommandModule<object, Args> = {
     } else if (a.platformConf?.length) {
       if (a.destination !== undefined) throw usageError('with --platform-conf, give only the destination (the confs come from --platform-conf)');
       if (a.output || a.tag) throw usageError('--output and -t do not apply to --platform-conf');
+      const confs = a.platformConf.map(parsePlatformConf);
+      checkRequiredPlatforms(
+        confs.map((c) => ({ mediaType: '', digest: '', size: 0, platform: c.platform })),
+        (a.requirePlatform ?? []).map((p) => parsePlatform(String(p), '--require-platform')),
+        a.source.replace(/^docker:\/\//, ''),
+      );
       result = await pushPlatforms(
         {
           ...access,
@@ -137,12 +151,13 @@ export const command: CommandModule<object, Args> = {
           destination: a.source,
           ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
         },
-        a.platformConf.map(parsePlatformConf),
+        confs,
       );
     } else if (a.destination === undefined) {
       throw usageError('give a source and a destination: nixreg push conf.json docker://REGISTRY/REPO:TAG');
     } else if (a.source.startsWith('docker://')) {
       if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not docker://');
+      if (a.platform !== undefined) throw usageError('--platform picks from an OCI layout/archive source; a docker:// copy keeps every platform');
       result = await copyRegistryImage({
         ...access,
         source: a.source,
@@ -165,11 +180,12 @@ export const command: CommandModule<object, Args> = {
         ...(a.format ? { format: a.format } : {}),
         ...(a.compression ? { compression: a.compression } : {}),
         source: a.source,
-        sourceOptions: { platform: wantedPlatform({ os: 'linux' }), ...access },
+        sourceOptions: { platform: wantedPlatform({ platform: a.platform }), ...access },
         destination: a.destination,
       });
     } else {
       if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');
+      if (a.platform !== undefined) throw usageError('--platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)');
       if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg stream');
       result = await pushConf({
         ...access,
