@@ -58,11 +58,14 @@ export interface FlattenStats {
 const SELF = 1; // lower entries at this very path are hidden
 const CHILDREN = 2; // lower entries below this path are hidden
 
-type Origin = { inLayer: string } | { lower: string };
+/** `occ`: which occurrence of the path in its layer (a layer may list a path more than once; the last one wins). */
+type Origin = { inLayer: string; occ: number } | { lower: string };
 
 interface SeenInLayer {
   type: LayerEntryType;
   visible: boolean;
+  /** How many times the layer listed this path so far (1 for the first). */
+  occ: number;
   /** For hard links: the inode they name (after following in-layer link chains). */
   origin?: Origin;
 }
@@ -128,8 +131,21 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
     const marks = new Map<string, number>();
     const mark = (p: string, m: number) => marks.set(p, (marks.get(p) ?? 0) | m);
     const seen = new Map<string, SeenInLayer>();
-    /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read. */
+    /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read.
+     * Keyed by occurrence then path (`2:x` is the second `x` of this layer). */
     const deferred = new Map<string, WaitingLink[]>();
+    /** Links from above already given this layer's copy of a path: given the later copy again if one follows. */
+    const servedFromAbove = new Map<string, WaitingLink[]>();
+    /** A later copy of a path replaces an earlier hard link of this layer that is still waiting for its content. */
+    const dropWaitingLink = (linkName: string) => {
+      for (const m of [waitingFromHere, deferred])
+        for (const [k, ls] of m) {
+          const kept = ls.filter((l) => !(l.name === linkName && l.fromLayer === label));
+          if (kept.length === ls.length) continue;
+          if (kept.length) m.set(k, kept);
+          else m.delete(k);
+        }
+    };
     /** Links of this layer into lower layers; join `waiting` only after this layer (a same-named entry later in
      * this layer must not satisfy them: it replaces the path after the link was made). */
     const waitingFromHere = new Map<string, WaitingLink[]>();
@@ -142,7 +158,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         return;
       }
       if (seen.get(origin.inLayer)!.visible) for (const l of links) await linkHeader(l, origin.inLayer);
-      else push(deferred, origin.inLayer, links);
+      else push(deferred, `${origin.occ}:${origin.inLayer}`, links);
     }
 
     function checkParents(name: string, e: LayerTarEntry): void {
@@ -174,16 +190,25 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         const prev = seen.get(name);
         if (prev) {
           if (prev.type === 'dir' && e.type === 'dir') continue; // repeated directory: the first one's metadata stands
-          throw fail(name, 'appears twice in this layer');
+          if (prev.type === 'dir' || e.type === 'dir')
+            throw fail(name, `appears twice in this layer, as a ${prev.type} and as a ${e.type}; a directory cannot be replaced within one layer`);
+          // The same non-directory again (`tar -r` appends): the last entry wins, as in docker export, containerd
+          // and umoci. It is written after the earlier copy, so extracting the output (GNU tar, Docker's applier)
+          // also ends with the last one; hard links made in between keep naming the earlier copy.
+          if (prev.type === 'hardlink' && prev.visible) dropWaitingLink(name);
         }
+        const occ = (prev?.occ ?? 0) + 1;
         // Under a symlink/file of this very layer: hostile even if a higher layer hides both (never write through).
         for (const a of ancestorsOf(name)) {
           const at = seen.get(a)?.type;
           if (at !== undefined && at !== 'dir') throw fail(name, `lies under ${q(a)}, which is a ${at === 'hardlink' ? 'hard link' : at}, not a directory (refusing to write through it)`);
         }
         const hidden = isHidden(name);
-        const fromAbove = waiting.get(name);
-        if (fromAbove) waiting.delete(name);
+        const fromAbove = waiting.get(name) ?? servedFromAbove.get(name);
+        if (fromAbove) {
+          waiting.delete(name);
+          servedFromAbove.set(name, fromAbove);
+        }
 
         if (e.type === 'hardlink') {
           let target: string;
@@ -199,8 +224,8 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           }
           const t = seen.get(target);
           if (t?.type === 'dir') throw fail(name, `is a hard link to directory ${q(target)}`);
-          const origin: Origin = t ? (t.origin ?? { inLayer: target }) : { lower: target };
-          seen.set(name, { type: 'hardlink', visible: !hidden, origin });
+          const origin: Origin = t ? (t.origin ?? { inLayer: target, occ: t.occ }) : { lower: target };
+          seen.set(name, { type: 'hardlink', visible: !hidden, occ, origin });
           if (!hidden) {
             checkParents(name, e);
             emitted.set(name, 'hardlink');
@@ -211,7 +236,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           continue;
         }
 
-        seen.set(name, { type: e.type, visible: !hidden });
+        seen.set(name, { type: e.type, visible: !hidden, occ });
         if (fromAbove && e.type === 'dir')
           throw new NixregError(
             `export: layer ${fromAbove[0]!.fromLayer}: entry ${q(fromAbove[0]!.name)} is a hard link to ${q(name)}, which is a directory in layer ${label}`,
@@ -237,11 +262,20 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         // Copies of entries this layer had but a higher layer replaced, for hard links that still need them.
         layersReread++;
         const again = readLayerTar(await input.openLayer(index));
+        const wanted = new Map<string, number>();
+        for (const k of deferred.keys()) {
+          const p = k.slice(k.indexOf(':') + 1);
+          wanted.set(p, 0);
+        }
         for await (const e of again.entries()) {
           const n = normaliseEntryPath(e.name);
-          const links = deferred.get(n);
+          const count = wanted.get(n);
+          if (count === undefined) continue;
+          wanted.set(n, count + 1);
+          const key = `${count + 1}:${n}`;
+          const links = deferred.get(key);
           if (!links || e.type === 'hardlink' || e.type === 'dir') continue;
-          deferred.delete(n);
+          deferred.delete(key);
           await materialise(e, again.body, links);
         }
         if (deferred.size) throw new NixregError(`export: layer ${label} changed between two reads (hard-link targets vanished)`);
