@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { NixregError, describeSystemError, usageError } from '../errors.js';
+import { NixregError, describeSystemError, fileError, usageError } from '../errors.js';
 import { removeOnSignal } from '../util/atomic-file.js';
 import type { ByteSink } from '../nix/stream/sink.js';
 import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
@@ -61,7 +61,7 @@ export class DirTarget implements LayoutTarget {
     try {
       await mkdir(join(tmp, 'blobs', 'sha256'), { recursive: true });
     } catch (err) {
-      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+      throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
     }
     return new DirTarget(target, tmp);
   }
@@ -110,7 +110,7 @@ export class DirTarget implements LayoutTarget {
     try {
       return await f();
     } catch (err) {
-      throw new NixregError(`cannot write output ${this.target}: ${describeSystemError(err)}`);
+      throw fileError(`cannot write output ${this.target}: ${describeSystemError(err)}`, err);
     }
   }
 }
@@ -176,7 +176,7 @@ export class TarTarget implements LayoutTarget {
           for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) await this.put(c as Buffer);
           await this.put(padding(size));
         } catch (err) {
-          throw err instanceof NixregError ? err : new NixregError(`cannot write ${this.label}: ${describeSystemError(err)}`);
+          throw err instanceof NixregError ? err : fileError(`cannot write ${this.label}: ${describeSystemError(err)}`, err);
         } finally {
           this.spools.delete(dir);
           await rm(dir, { recursive: true, force: true }).catch(() => {});
