@@ -79,12 +79,31 @@ interface WaitingLink {
 
 const q = (s: string): string => JSON.stringify(s);
 
+const TYPES: readonly LayerEntryType[] = ['file', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo'];
+
+/**
+ * The paths of one layer. An entry without a hard-link origin (nearly all of them) is stored as one small integer
+ * (type, visibility, occurrence), not an object: with 10^6 entries that is the difference that matters.
+ */
+class SeenMap {
+  private readonly packed = new Map<string, number | SeenInLayer>();
+  get(name: string): SeenInLayer | undefined {
+    const v = this.packed.get(name);
+    if (typeof v !== 'number') return v;
+    return { type: TYPES[v & 7]!, visible: (v & 8) !== 0, occ: v >>> 4 };
+  }
+  set(name: string, v: SeenInLayer): void {
+    this.packed.set(name, v.origin ? v : TYPES.indexOf(v.type) | (v.visible ? 8 : 0) | (v.occ << 4));
+  }
+}
+
 export async function flattenLayers(input: FlattenInput, output: Writable): Promise<FlattenStats> {
   const out = new TarOut(output);
   /** Marks from the layers above the one being walked. */
   const above = new Map<string, number>();
-  /** Every path in the output so far, with its type (a reservation: waiting links are in here too). */
-  const emitted = new Map<string, LayerEntryType>();
+  /** Directories in the output so far. (A non-directory in the output never gets an entry below it: a higher one
+   * hides everything under it, one of the same layer is refused, a lower one meets `requiredDirs`.) */
+  const emittedDirs = new Set<string>();
   /** Paths that must end up directories because something is in the output below them → one such entry. */
   const requiredDirs = new Map<string, string>();
   /** Links from higher layers waiting for the content of a path in a lower layer. */
@@ -130,7 +149,11 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
     const fail = (entry: string, msg: string) => new NixregError(`export: layer ${label}: entry ${q(entry)} ${msg}`);
     const marks = new Map<string, number>();
     const mark = (p: string, m: number) => marks.set(p, (marks.get(p) ?? 0) | m);
-    const seen = new Map<string, SeenInLayer>();
+    // The bottom layer's own entries hide nothing (no layer below), unless a link from above still looks for
+    // its target here: then the marks tell whether this layer deleted it. Skipping them halves the memory.
+    const keepMarks = index > 0 || waiting.size > 0;
+    const markEntry = (p: string, m: number) => keepMarks && mark(p, m);
+    const seen = new SeenMap();
     /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read.
      * Keyed by occurrence then path (`2:x` is the second `x` of this layer). */
     const deferred = new Map<string, WaitingLink[]>();
@@ -163,9 +186,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
 
     function checkParents(name: string, e: LayerTarEntry): void {
       for (const a of ancestorsOf(name)) {
-        const t = emitted.get(a);
-        if (t === 'dir') continue;
-        if (t !== undefined) throw fail(name, `lies under ${q(a)}, which is a ${t === 'hardlink' ? 'hard link' : t}, not a directory (refusing to write through it)`);
+        if (emittedDirs.has(a)) continue;
         if (!requiredDirs.has(a)) requiredDirs.set(a, `${q(name)} (layer ${label})`);
       }
       const child = requiredDirs.get(name);
@@ -228,8 +249,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           seen.set(name, { type: 'hardlink', visible: !hidden, occ, origin });
           if (!hidden) {
             checkParents(name, e);
-            emitted.set(name, 'hardlink');
-            mark(name, SELF | CHILDREN);
+            markEntry(name, SELF | CHILDREN);
             await linkTo(origin, [{ name, entry: e, fromLayer: label }]);
           }
           if (fromAbove) await linkTo(origin, fromAbove);
@@ -246,14 +266,14 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           continue;
         }
         checkParents(name, e);
-        emitted.set(name, e.type);
         if (e.type === 'dir') {
+          emittedDirs.add(name);
           requiredDirs.delete(name);
-          mark(name, SELF);
+          markEntry(name, SELF);
           dirs.push(entryHeader(name, e));
           continue;
         }
-        mark(name, SELF | CHILDREN);
+        markEntry(name, SELF | CHILDREN);
         if (e.type === 'file') await out.file(entryHeader(name, e), reader.body());
         else await out.header(entryHeader(name, e));
         for (const l of fromAbove ?? []) await linkHeader(l, name);
@@ -295,7 +315,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist below it (layer ${label} deletes it or makes a parent a non-directory)`,
         );
     }
-    for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
+    if (index > 0) for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
     for (const [t, ls] of waitingFromHere) push(waiting, t, ls);
   }
 
