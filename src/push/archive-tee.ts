@@ -7,7 +7,7 @@ import { Transform, type TransformCallback } from 'node:stream';
 import { NixregError, describeSystemError, fileError, integrityError } from '../errors.js';
 import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, type PreparedImage, type StreamConf } from '../nix/stream/index.js';
 import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../tar/python-pax.js';
-import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
+import { openAtomic, removeOnSignal, type AtomicFile } from '../util/atomic-file.js';
 import type { PushLayer } from './conf-source.js';
 
 /**
@@ -32,7 +32,7 @@ export interface LayerTee {
 export class ArchiveTee {
   private pos = 0;
   /** Spool directories of layers not yet copied into a non-seekable output (removed on abort). */
-  private readonly spools = new Set<string>();
+  private readonly spools = new Map<string, () => void>();
   private constructor(
     private readonly out: AtomicFile,
     /** The temp file for positioned writes; undefined when the output is not seekable. */
@@ -109,7 +109,7 @@ export class ArchiveTee {
     let fh: FileHandle;
     try {
       dir = await mkdtemp(join(tmpdir(), 'nixreg-tee-spool-'));
-      this.spools.add(dir);
+      this.spools.set(dir, removeOnSignal(dir));
       fh = await open(join(dir, 'layer.tar'), 'wx+');
     } catch (err) {
       throw fileError(`cannot create a spool file in ${tmpdir()} for output ${this.target}: ${describeSystemError(err)}`, err);
@@ -140,8 +140,9 @@ export class ArchiveTee {
           await self.write(Buffer.alloc(padTo512(size)));
         } finally {
           await fh.close().catch(() => {});
-          self.spools.delete(dir);
           await rm(dir, { recursive: true, force: true }).catch(() => {});
+          self.spools.get(dir)?.();
+          self.spools.delete(dir);
         }
       },
       rewind() {
@@ -190,7 +191,10 @@ export class ArchiveTee {
 
   async abort(): Promise<void> {
     await this.fh?.close().catch(() => {});
-    for (const dir of this.spools) await rm(dir, { recursive: true, force: true }).catch(() => {});
+    for (const [dir, untrack] of this.spools) {
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+      untrack();
+    }
     this.spools.clear();
     await this.out.abort();
   }

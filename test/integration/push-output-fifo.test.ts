@@ -1,13 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../../mock-registry/index.js';
 import { PushCache } from '../../src/push/push-cache.js';
 import { pushConf } from '../../src/push/push-conf.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
+import { errorLines, runCli } from '../helpers/cli.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 // `push --output FIFO`: a pipe cannot be patched or rewound, so the archive must still come out in order and
@@ -74,5 +75,26 @@ describe('push --output into a FIFO', () => {
     } finally {
       await faulty.close();
     }
+  }, 120_000);
+
+  it('a reader that goes away mid-archive: one line, non-zero exit, no spool file left (CLI)', async () => {
+    const dir = mkdtempSync(join(tmp, 'fifo-'));
+    const fifo = join(dir, 'out.tar');
+    execFileSync('mkfifo', [fifo]);
+    const spools = join(tmp, 'tmpdir');
+    mkdirSync(spools);
+    const reader = spawn('head', ['-c', '1000', fifo], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const gone = new Promise((r) => reader.once('exit', r));
+    const r = await runCli(['push', join(CASE, 'conf.json'), `docker://${reg.host}/fifo/gone:1`, '--store-root', storeRoot, '--tls-verify=false', '--output', fifo], {
+      cacheHome: join(tmp, 'cli-cache'),
+      env: { TMPDIR: spools },
+    });
+    await gone;
+    expect(r.status).not.toBe(0);
+    expect(errorLines(r.stderr)).toHaveLength(1);
+    expect(errorLines(r.stderr)[0]).toMatch(/^nixreg: cannot write output .*out\.tar: /);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(readdirSync(spools)).toEqual([]);
+    expect(readdirSync(dir)).toEqual(['out.tar']);
   }, 120_000);
 });
