@@ -1,4 +1,7 @@
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DirTarget } from '../../src/oci/layout-target.js';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, NixregError } from '../../src/errors.js';
 import { openAtomic } from '../../src/util/atomic-file.js';
@@ -18,6 +21,22 @@ describe('output write errors keep their system cause', () => {
       expect((err as NixregError).code).toBe(ErrorCode.noSpace);
     } finally {
       closeSync(fd);
+    }
+  });
+
+  it('an OCI directory output that cannot be created keeps the system error as its cause', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'nixreg-dir-error-'));
+    try {
+      writeFileSync(join(work, 'file'), 'x');
+      const err = await DirTarget.open(join(work, 'file', 'layout')).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(NixregError);
+      expect((err as NixregError).message).toMatch(/^cannot write output .*file\/layout: /);
+      expect(((err as NixregError).cause as { code?: string } | undefined)?.code).toBe('ENOTDIR');
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });
