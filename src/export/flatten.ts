@@ -210,7 +210,12 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         }
         const prev = seen.get(name);
         if (prev) {
-          if (prev.type === 'dir' && e.type === 'dir') continue; // repeated directory: the first one's metadata stands
+          if (prev.type === 'dir' && e.type === 'dir') {
+            // Repeated directory: its last header's mode/owner/mtime win (Docker's applier applies each header).
+            const i = prev.visible ? dirs.findIndex((d) => d.name === name) : -1;
+            if (i >= 0) dirs[i] = entryHeader(name, e);
+            continue;
+          }
           if (prev.type === 'dir' || e.type === 'dir')
             throw fail(name, `appears twice in this layer, as a ${prev.type} and as a ${e.type}; a directory cannot be replaced within one layer`);
           // The same non-directory again (`tar -r` appends): the last entry wins, as in docker export, containerd

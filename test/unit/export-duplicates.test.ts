@@ -65,3 +65,11 @@ describe('export: an entry listed twice in one layer (what `tar -r` appends)', (
     await expect(flatten([layer({ d: 'x' }, { f: 'x', data: '2' })])).rejects.toThrow(/"x".*directory/);
   });
 });
+
+describe('export: a directory listed twice in one layer', () => {
+  it('takes the last header’s metadata, children of both kept', async () => {
+    const es = await list((await flatten([layer({ d: 'etc', mode: 0o700, uid: 1 }, { f: 'etc/a' }, { d: 'etc', mode: 0o750, uid: 3, mtime: 77 }, { f: 'etc/b' })])).tar);
+    expect(es.filter((e) => e.name === 'etc/')).toEqual([expect.objectContaining({ mode: 0o750, uid: 3, mtime: 77 })]);
+    expect(es.map((e) => e.name).sort()).toEqual(['etc/', 'etc/a', 'etc/b']);
+  });
+});
