@@ -33,6 +33,10 @@ import { TarOut, type OutHeader } from './tar-out.js';
  *    hard link to `b` if that `b` is visible, else as a copy of it (bytes read once, written under the link name).
  * Links into a directory, to a missing target, or to a target a layer in between deletes are errors.
  *
+ * A path a layer lists more than once (`tar -r` appends): the last entry wins, as in docker export, containerd and
+ * umoci; a non-directory is written again after its earlier copy (extractors keep the last), a directory keeps its
+ * last header. A path that is a directory once and a non-directory once in the same layer is refused.
+ *
  * Hostile input: names and link targets with ".." are refused, a leading "/" or "./" is normalised (see
  * entry-path.ts); an entry whose parent ends up a symlink or file — `a -> /etc` then `a/passwd`, in either order or
  * across layers — is refused; malformed headers are refused (layer-tar-reader.ts). Errors are one line naming the
