@@ -33,6 +33,10 @@ import { TarOut, type OutHeader } from './tar-out.js';
  *    hard link to `b` if that `b` is visible, else as a copy of it (bytes read once, written under the link name).
  * Links into a directory, to a missing target, or to a target a layer in between deletes are errors.
  *
+ * A path a layer lists more than once (`tar -r` appends): the last entry wins, as in docker export, containerd and
+ * umoci; a non-directory is written again after its earlier copy (extractors keep the last), a directory keeps its
+ * last header. A path that is a directory once and a non-directory once in the same layer is refused.
+ *
  * Hostile input: names and link targets with ".." are refused, a leading "/" or "./" is normalised (see
  * entry-path.ts); an entry whose parent ends up a symlink or file — `a -> /etc` then `a/passwd`, in either order or
  * across layers — is refused; malformed headers are refused (layer-tar-reader.ts). Errors are one line naming the
@@ -58,11 +62,14 @@ export interface FlattenStats {
 const SELF = 1; // lower entries at this very path are hidden
 const CHILDREN = 2; // lower entries below this path are hidden
 
-type Origin = { inLayer: string } | { lower: string };
+/** `occ`: which occurrence of the path in its layer (a layer may list a path more than once; the last one wins). */
+type Origin = { inLayer: string; occ: number } | { lower: string };
 
 interface SeenInLayer {
   type: LayerEntryType;
   visible: boolean;
+  /** How many times the layer listed this path so far (1 for the first). */
+  occ: number;
   /** For hard links: the inode they name (after following in-layer link chains). */
   origin?: Origin;
 }
@@ -76,12 +83,31 @@ interface WaitingLink {
 
 const q = (s: string): string => JSON.stringify(s);
 
+const TYPES: readonly LayerEntryType[] = ['file', 'hardlink', 'symlink', 'char', 'block', 'dir', 'fifo'];
+
+/**
+ * The paths of one layer. An entry without a hard-link origin (nearly all of them) is stored as one small integer
+ * (type, visibility, occurrence), not an object: with 10^6 entries that is the difference that matters.
+ */
+class SeenMap {
+  private readonly packed = new Map<string, number | SeenInLayer>();
+  get(name: string): SeenInLayer | undefined {
+    const v = this.packed.get(name);
+    if (typeof v !== 'number') return v;
+    return { type: TYPES[v & 7]!, visible: (v & 8) !== 0, occ: v >>> 4 };
+  }
+  set(name: string, v: SeenInLayer): void {
+    this.packed.set(name, v.origin ? v : TYPES.indexOf(v.type) | (v.visible ? 8 : 0) | (v.occ << 4));
+  }
+}
+
 export async function flattenLayers(input: FlattenInput, output: Writable): Promise<FlattenStats> {
   const out = new TarOut(output);
   /** Marks from the layers above the one being walked. */
   const above = new Map<string, number>();
-  /** Every path in the output so far, with its type (a reservation: waiting links are in here too). */
-  const emitted = new Map<string, LayerEntryType>();
+  /** Directories in the output so far. (A non-directory in the output never gets an entry below it: a higher one
+   * hides everything under it, one of the same layer is refused, a lower one meets `requiredDirs`.) */
+  const emittedDirs = new Set<string>();
   /** Paths that must end up directories because something is in the output below them → one such entry. */
   const requiredDirs = new Map<string, string>();
   /** Links from higher layers waiting for the content of a path in a lower layer. */
@@ -127,9 +153,26 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
     const fail = (entry: string, msg: string) => new NixregError(`export: layer ${label}: entry ${q(entry)} ${msg}`);
     const marks = new Map<string, number>();
     const mark = (p: string, m: number) => marks.set(p, (marks.get(p) ?? 0) | m);
-    const seen = new Map<string, SeenInLayer>();
-    /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read. */
+    // The bottom layer's own entries hide nothing (no layer below), unless a link from above still looks for
+    // its target here: then the marks tell whether this layer deleted it. Skipping them halves the memory.
+    const keepMarks = index > 0 || waiting.size > 0;
+    const markEntry = (p: string, m: number) => keepMarks && mark(p, m);
+    const seen = new SeenMap();
+    /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read.
+     * Keyed by occurrence then path (`2:x` is the second `x` of this layer). */
     const deferred = new Map<string, WaitingLink[]>();
+    /** Links from above already given this layer's copy of a path: given the later copy again if one follows. */
+    const servedFromAbove = new Map<string, WaitingLink[]>();
+    /** A later copy of a path replaces an earlier hard link of this layer that is still waiting for its content. */
+    const dropWaitingLink = (linkName: string) => {
+      for (const m of [waitingFromHere, deferred])
+        for (const [k, ls] of m) {
+          const kept = ls.filter((l) => !(l.name === linkName && l.fromLayer === label));
+          if (kept.length === ls.length) continue;
+          if (kept.length) m.set(k, kept);
+          else m.delete(k);
+        }
+    };
     /** Links of this layer into lower layers; join `waiting` only after this layer (a same-named entry later in
      * this layer must not satisfy them: it replaces the path after the link was made). */
     const waitingFromHere = new Map<string, WaitingLink[]>();
@@ -142,14 +185,12 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         return;
       }
       if (seen.get(origin.inLayer)!.visible) for (const l of links) await linkHeader(l, origin.inLayer);
-      else push(deferred, origin.inLayer, links);
+      else push(deferred, `${origin.occ}:${origin.inLayer}`, links);
     }
 
     function checkParents(name: string, e: LayerTarEntry): void {
       for (const a of ancestorsOf(name)) {
-        const t = emitted.get(a);
-        if (t === 'dir') continue;
-        if (t !== undefined) throw fail(name, `lies under ${q(a)}, which is a ${t === 'hardlink' ? 'hard link' : t}, not a directory (refusing to write through it)`);
+        if (emittedDirs.has(a)) continue;
         if (!requiredDirs.has(a)) requiredDirs.set(a, `${q(name)} (layer ${label})`);
       }
       const child = requiredDirs.get(name);
@@ -173,17 +214,31 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         }
         const prev = seen.get(name);
         if (prev) {
-          if (prev.type === 'dir' && e.type === 'dir') continue; // repeated directory: the first one's metadata stands
-          throw fail(name, 'appears twice in this layer');
+          if (prev.type === 'dir' && e.type === 'dir') {
+            // Repeated directory: its last header's mode/owner/mtime win (Docker's applier applies each header).
+            const i = prev.visible ? dirs.findIndex((d) => d.name === name) : -1;
+            if (i >= 0) dirs[i] = entryHeader(name, e);
+            continue;
+          }
+          if (prev.type === 'dir' || e.type === 'dir')
+            throw fail(name, `appears twice in this layer, as a ${prev.type} and as a ${e.type}; a directory cannot be replaced within one layer`);
+          // The same non-directory again (`tar -r` appends): the last entry wins, as in docker export, containerd
+          // and umoci. It is written after the earlier copy, so extracting the output (GNU tar, Docker's applier)
+          // also ends with the last one; hard links made in between keep naming the earlier copy.
+          if (prev.type === 'hardlink' && prev.visible) dropWaitingLink(name);
         }
+        const occ = (prev?.occ ?? 0) + 1;
         // Under a symlink/file of this very layer: hostile even if a higher layer hides both (never write through).
         for (const a of ancestorsOf(name)) {
           const at = seen.get(a)?.type;
           if (at !== undefined && at !== 'dir') throw fail(name, `lies under ${q(a)}, which is a ${at === 'hardlink' ? 'hard link' : at}, not a directory (refusing to write through it)`);
         }
         const hidden = isHidden(name);
-        const fromAbove = waiting.get(name);
-        if (fromAbove) waiting.delete(name);
+        const fromAbove = waiting.get(name) ?? servedFromAbove.get(name);
+        if (fromAbove) {
+          waiting.delete(name);
+          servedFromAbove.set(name, fromAbove);
+        }
 
         if (e.type === 'hardlink') {
           let target: string;
@@ -199,19 +254,18 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           }
           const t = seen.get(target);
           if (t?.type === 'dir') throw fail(name, `is a hard link to directory ${q(target)}`);
-          const origin: Origin = t ? (t.origin ?? { inLayer: target }) : { lower: target };
-          seen.set(name, { type: 'hardlink', visible: !hidden, origin });
+          const origin: Origin = t ? (t.origin ?? { inLayer: target, occ: t.occ }) : { lower: target };
+          seen.set(name, { type: 'hardlink', visible: !hidden, occ, origin });
           if (!hidden) {
             checkParents(name, e);
-            emitted.set(name, 'hardlink');
-            mark(name, SELF | CHILDREN);
+            markEntry(name, SELF | CHILDREN);
             await linkTo(origin, [{ name, entry: e, fromLayer: label }]);
           }
           if (fromAbove) await linkTo(origin, fromAbove);
           continue;
         }
 
-        seen.set(name, { type: e.type, visible: !hidden });
+        seen.set(name, { type: e.type, visible: !hidden, occ });
         if (fromAbove && e.type === 'dir')
           throw new NixregError(
             `export: layer ${fromAbove[0]!.fromLayer}: entry ${q(fromAbove[0]!.name)} is a hard link to ${q(name)}, which is a directory in layer ${label}`,
@@ -221,14 +275,14 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           continue;
         }
         checkParents(name, e);
-        emitted.set(name, e.type);
         if (e.type === 'dir') {
+          emittedDirs.add(name);
           requiredDirs.delete(name);
-          mark(name, SELF);
+          markEntry(name, SELF);
           dirs.push(entryHeader(name, e));
           continue;
         }
-        mark(name, SELF | CHILDREN);
+        markEntry(name, SELF | CHILDREN);
         if (e.type === 'file') await out.file(entryHeader(name, e), reader.body());
         else await out.header(entryHeader(name, e));
         for (const l of fromAbove ?? []) await linkHeader(l, name);
@@ -237,11 +291,20 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         // Copies of entries this layer had but a higher layer replaced, for hard links that still need them.
         layersReread++;
         const again = readLayerTar(await input.openLayer(index));
+        const wanted = new Map<string, number>();
+        for (const k of deferred.keys()) {
+          const p = k.slice(k.indexOf(':') + 1);
+          wanted.set(p, 0);
+        }
         for await (const e of again.entries()) {
           const n = normaliseEntryPath(e.name);
-          const links = deferred.get(n);
+          const count = wanted.get(n);
+          if (count === undefined) continue;
+          wanted.set(n, count + 1);
+          const key = `${count + 1}:${n}`;
+          const links = deferred.get(key);
           if (!links || e.type === 'hardlink' || e.type === 'dir') continue;
-          deferred.delete(n);
+          deferred.delete(key);
           await materialise(e, again.body, links);
         }
         if (deferred.size) throw new NixregError(`export: layer ${label} changed between two reads (hard-link targets vanished)`);
@@ -261,7 +324,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist below it (layer ${label} deletes it or makes a parent a non-directory)`,
         );
     }
-    for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
+    if (index > 0) for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
     for (const [t, ls] of waitingFromHere) push(waiting, t, ls);
   }
 

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { NixregError, describeSystemError, usageError } from '../errors.js';
-import { removeOnSignal } from '../util/atomic-file.js';
+import { NixregError, describeSystemError, fileError, usageError } from '../errors.js';
+import { reclaimStaleTemps, removeOnSignal } from '../util/atomic-file.js';
 import type { ByteSink } from '../nix/stream/sink.js';
 import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
@@ -39,35 +39,97 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /**
- * A layout directory, built in a hidden temp directory beside the target (same filesystem) and renamed into
- * place at the end, so the target is either the complete layout or untouched. Each blob goes to a temp name and
- * is renamed to its digest once known. An existing target is replaced only with --force (then it is moved aside
- * first and removed after the rename, so there is no moment without a complete layout or a leftover mix).
+ * A layout directory (`oci:DIR:TAG`, as skopeo writes it).
+ * - DIR does not exist: the layout is built in a hidden temp directory beside it (same filesystem, the name carries
+ *   the PID so a later run reclaims it after a kill) and renamed into place at the end: complete or absent.
+ * - DIR is an OCI layout (or an empty directory): the image is added to it. Blobs go to temp names carrying the PID
+ *   in `blobs/` and are renamed to their digest; `index.json` is rewritten last, through a temp file and rename(2),
+ *   with the other tags kept and an entry of the same tag replaced. A reader sees the old index or the new one,
+ *   each with all its blobs; files of other images are never touched (blobs of a replaced tag stay, as with skopeo).
+ * - DIR is anything else: refused (a regular file is replaced only with --force).
  */
 export class DirTarget implements LayoutTarget {
   private n = 0;
-  /** Ctrl-C removes the half-built directory like it removes an atomic file's temp file. */
-  private readonly untrack: () => void;
+  /** Temp paths of this run (removed by abort and by Ctrl-C). */
+  private readonly temps = new Map<string, () => void>();
+  /** Blobs this run added to an existing layout (removed again by abort). */
+  private readonly added: string[] = [];
   private constructor(
     private readonly target: string,
-    private readonly tmp: string,
+    /** Where the layout is written: the temp directory, or the target itself when updating a layout. */
+    private readonly root: string,
+    private readonly inPlace: boolean,
   ) {
-    this.untrack = removeOnSignal(tmp);
+    if (!inPlace) this.track(root);
   }
 
   static async open(target: string, force = false): Promise<DirTarget> {
-    if (!force && (await exists(target))) throw usageError(`output ${target} already exists; remove it or pass --force`);
-    const tmp = join(dirname(target), `.${basename(target)}.nixreg-${randomBytes(6).toString('hex')}.tmp`);
+    const st = await stat(target).catch(() => undefined);
+    if (st?.isDirectory()) {
+      const names = await readdir(target).catch((err: unknown) => {
+        throw fileError(`cannot read output directory ${target}: ${describeSystemError(err)}`, err);
+      });
+      const isLayout = names.includes('oci-layout') && names.includes('index.json');
+      if (!isLayout && names.length > 0)
+        throw usageError(`output ${target} is a non-empty directory that is not an OCI layout (no oci-layout and index.json); choose another directory`);
+      const t = new DirTarget(target, target, true);
+      await reclaimStaleTemps(join(target, 'blobs', 'sha256'));
+      await reclaimStaleTemps(join(target, 'index.json'));
+      await reclaimStaleTemps(join(target, 'oci-layout'));
+      await t.io(() => mkdir(join(target, 'blobs', 'sha256'), { recursive: true }));
+      return t;
+    }
+    if (st && !force) throw usageError(`output ${target} already exists; remove it or pass --force`);
+    if (st && !st.isFile()) throw usageError(`output ${target} exists and is not a regular file or a directory; remove it first`);
+    await reclaimStaleTemps(target);
+    const tmp = tempName(target);
     try {
       await mkdir(join(tmp, 'blobs', 'sha256'), { recursive: true });
     } catch (err) {
-      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+      await rm(tmp, { recursive: true, force: true }).catch(() => {});
+      throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
     }
-    return new DirTarget(target, tmp);
+    return new DirTarget(target, tmp, false);
+  }
+
+  private track(p: string): void {
+    this.temps.set(p, removeOnSignal(p));
+  }
+
+  private async untrack(p: string): Promise<void> {
+    this.temps.get(p)?.();
+    this.temps.delete(p);
+  }
+
+  /** Write a small file through a temp name (in place) or directly (into the temp layout). */
+  private async writeSmall(rel: string, data: Buffer): Promise<void> {
+    const dest = join(this.root, rel);
+    if (!this.inPlace) return this.io(() => writeFile(dest, data));
+    const tmp = tempName(dest);
+    this.track(tmp);
+    try {
+      await this.io(() => writeFile(tmp, data, { flag: 'wx' }));
+      await this.io(() => rename(tmp, dest));
+    } finally {
+      await rm(tmp, { force: true }).catch(() => {});
+      await this.untrack(tmp);
+    }
+  }
+
+  /** Move a finished blob to its digest name; in place, an existing blob (same digest, same bytes) is kept. */
+  private async placeBlob(from: string, digest: string): Promise<void> {
+    const dest = join(this.root, blobPath(digest));
+    if (this.inPlace && (await exists(dest))) {
+      await rm(from, { force: true });
+      return;
+    }
+    await this.io(() => rename(from, dest));
+    if (this.inPlace) this.added.push(dest);
   }
 
   async beginBlob(): Promise<BlobWriter> {
-    const partial = join(this.tmp, 'blobs', 'sha256', `.partial-${this.n++}`);
+    const partial = this.inPlace ? tempName(join(this.root, 'blobs', 'sha256')) : join(this.root, 'blobs', 'sha256', `.partial-${this.n++}`);
+    if (this.inPlace) this.track(partial);
     const fh = await this.io(() => open(partial, 'wx'));
     let pos = 0;
     return {
@@ -77,43 +139,94 @@ export class DirTarget implements LayoutTarget {
       },
       finish: async (digest) => {
         await this.io(() => fh.close());
-        await this.io(() => rename(partial, join(this.tmp, blobPath(digest))));
+        await this.placeBlob(partial, digest);
+        if (this.inPlace) await this.untrack(partial);
       },
     };
   }
 
   async putBlob(digest: string, data: Buffer): Promise<void> {
-    await this.io(() => writeFile(join(this.tmp, blobPath(digest)), data));
+    if (!this.inPlace) return this.io(() => writeFile(join(this.root, blobPath(digest)), data));
+    if (await exists(join(this.root, blobPath(digest)))) return;
+    const tmp = tempName(join(this.root, 'blobs', 'sha256'));
+    this.track(tmp);
+    try {
+      await this.io(() => writeFile(tmp, data, { flag: 'wx' }));
+      await this.placeBlob(tmp, digest);
+    } finally {
+      await rm(tmp, { force: true }).catch(() => {});
+      await this.untrack(tmp);
+    }
   }
 
   async putFile(name: string, data: Buffer): Promise<void> {
-    await this.io(() => writeFile(join(this.tmp, name), data));
+    if (this.inPlace && name === 'oci-layout' && (await exists(join(this.root, name)))) return;
+    if (this.inPlace && name === 'index.json') data = await this.mergedIndex(data);
+    await this.writeSmall(name, data);
+  }
+
+  /** The existing index.json with the new image's entries added, replacing any entry of the same tag. */
+  private async mergedIndex(fresh: Buffer): Promise<Buffer> {
+    const path = join(this.root, 'index.json');
+    const raw = await readFile(path).catch((err: unknown) => {
+      if ((err as { code?: string }).code === 'ENOENT') return undefined;
+      throw fileError(`cannot read ${path}: ${describeSystemError(err)}`, err);
+    });
+    if (raw === undefined) return fresh;
+    let index: { manifests?: unknown };
+    try {
+      index = JSON.parse(raw.toString('utf8')) as { manifests?: unknown };
+    } catch {
+      throw usageError(`${path} is not valid JSON; the directory is not a usable OCI layout`);
+    }
+    if (typeof index !== 'object' || index === null || !Array.isArray(index.manifests))
+      throw usageError(`${path} has no "manifests" array; the directory is not a usable OCI layout`);
+    const added = (JSON.parse(fresh.toString('utf8')) as { manifests: Array<{ annotations?: Record<string, string> }> }).manifests;
+    const tags = new Set(added.map((m) => m.annotations?.[REF_NAME]).filter((t) => t !== undefined));
+    const kept = (index.manifests as Array<{ annotations?: Record<string, string> }>).filter((m) => !tags.has(m?.annotations?.[REF_NAME] ?? ''));
+    return Buffer.from(JSON.stringify({ ...index, manifests: [...kept, ...added] }), 'utf8');
   }
 
   async commit(): Promise<void> {
+    if (this.inPlace) {
+      this.added.length = 0;
+      return;
+    }
     let aside: string | undefined;
     if (await exists(this.target)) {
-      aside = join(dirname(this.target), `.${basename(this.target)}.nixreg-old-${randomBytes(6).toString('hex')}`);
+      aside = tempName(this.target);
+      this.track(aside);
       await this.io(() => rename(this.target, aside!));
     }
-    await this.io(() => rename(this.tmp, this.target));
-    this.untrack();
-    if (aside) await rm(aside, { recursive: true, force: true }).catch(() => {});
+    await this.io(() => rename(this.root, this.target));
+    await this.untrack(this.root);
+    if (aside) {
+      await rm(aside, { recursive: true, force: true }).catch(() => {});
+      await this.untrack(aside);
+    }
   }
 
   async abort(): Promise<void> {
-    await rm(this.tmp, { recursive: true, force: true }).catch(() => {});
-    this.untrack();
+    for (const p of [...this.temps.keys()]) {
+      await rm(p, { recursive: true, force: true }).catch(() => {});
+      await this.untrack(p);
+    }
+    for (const p of this.added.splice(0)) await rm(p, { force: true }).catch(() => {});
   }
 
   private async io<T>(f: () => Promise<T>): Promise<T> {
     try {
       return await f();
     } catch (err) {
-      throw new NixregError(`cannot write output ${this.target}: ${describeSystemError(err)}`);
+      throw fileError(`cannot write output ${this.target}: ${describeSystemError(err)}`, err);
     }
   }
 }
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/** A hidden temp name beside `path` that reclaimStaleTemps recognises (and removes once this PID is gone). */
+const tempName = (path: string) => join(dirname(path), `.${basename(path)}.nixreg-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
 
 async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
   for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off, at + off)).bytesWritten;
@@ -176,7 +289,7 @@ export class TarTarget implements LayoutTarget {
           for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) await this.put(c as Buffer);
           await this.put(padding(size));
         } catch (err) {
-          throw err instanceof NixregError ? err : new NixregError(`cannot write ${this.label}: ${describeSystemError(err)}`);
+          throw err instanceof NixregError ? err : fileError(`cannot write ${this.label}: ${describeSystemError(err)}`, err);
         } finally {
           this.spools.delete(dir);
           await rm(dir, { recursive: true, force: true }).catch(() => {});

@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { NixregError, describeSystemError, integrityError } from '../errors.js';
+import { NixregError, describeSystemError, fileError, integrityError } from '../errors.js';
 import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, type PreparedImage, type StreamConf } from '../nix/stream/index.js';
 import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../tar/python-pax.js';
-import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
+import { openAtomic, removeOnSignal, type AtomicFile } from '../util/atomic-file.js';
 import type { PushLayer } from './conf-source.js';
 
 /**
@@ -14,6 +17,8 @@ import type { PushLayer } from './conf-source.js';
  * writeImage, whose header rules this mirrors): a store layer's member name is its diffID, unknown until its
  * bytes went by, so its header is written with a placeholder name and patched afterwards (same length).
  * A retried upload rewinds to the member's start and writes it again.
+ * A FIFO, device or descriptor output cannot be patched or rewound: there each layer's tar goes to a spool file
+ * in the temp directory and is copied into the archive, header first, once its diffID and size are known.
  */
 export interface LayerTee {
   /** Pass-through stage writing every chunk into the archive. */
@@ -26,9 +31,12 @@ export interface LayerTee {
 
 export class ArchiveTee {
   private pos = 0;
+  /** Spool directories of layers not yet copied into a non-seekable output (removed on abort). */
+  private readonly spools = new Map<string, () => void>();
   private constructor(
     private readonly out: AtomicFile,
-    private readonly fh: FileHandle,
+    /** The temp file for positioned writes; undefined when the output is not seekable. */
+    private readonly fh: FileHandle | undefined,
     private readonly conf: StreamConf,
     private readonly target: string,
   ) {}
@@ -36,19 +44,22 @@ export class ArchiveTee {
   static async open(target: string, conf: StreamConf, force: boolean): Promise<ArchiveTee> {
     const out = await openAtomic(target, { force });
     try {
-      return new ArchiveTee(out, await open(out.tempPath, 'r+'), conf, target);
+      return new ArchiveTee(out, out.seekable ? await open(out.tempPath, 'r+') : undefined, conf, target);
     } catch (err) {
       await out.abort();
-      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+      throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
     }
   }
 
   private async write(b: Buffer, at = this.pos): Promise<void> {
-    let off = 0;
     try {
-      while (off < b.length) off += (await this.fh.write(b, off, b.length - off, at + off)).bytesWritten;
+      if (this.fh) await writeAll(this.fh, b, at);
+      else {
+        if (at !== this.pos) throw new Error('internal error: positioned write into a non-seekable output');
+        await new Promise<void>((res, rej) => this.out.stream.write(b, (e) => (e ? rej(e) : res())));
+      }
     } catch (err) {
-      throw new NixregError(`cannot write output ${this.target}: ${describeSystemError(err)}`);
+      throw fileError(`cannot write output ${this.target}: ${describeSystemError(err)}`, err);
     }
     if (at === this.pos) this.pos += b.length;
   }
@@ -60,7 +71,8 @@ export class ArchiveTee {
   }
 
   /** Start a layer member; `layer.size` must be known (call after `layer.open()`). */
-  async beginLayer(layer: PushLayer): Promise<LayerTee> {
+  async beginLayer(layer: PushLayer): Promise<LayerTee & { put(b: Buffer): Promise<void> }> {
+    if (!this.fh) return this.beginSpooledLayer(layer);
     const size = layer.size!;
     const start = this.pos;
     const nameFor = (diffID: string) => `${diffID.slice('sha256:'.length)}/layer.tar`;
@@ -68,6 +80,7 @@ export class ArchiveTee {
     await this.write(header);
     const self = this;
     return {
+      put: (b) => self.write(b),
       stage: new Transform({
         transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
           self.write(chunk).then(() => cb(null, chunk), cb);
@@ -89,6 +102,55 @@ export class ArchiveTee {
     };
   }
 
+  /** Non-seekable output: the layer's bytes go to a spool file; finish writes header, bytes and padding in order. */
+  private async beginSpooledLayer(layer: PushLayer): Promise<LayerTee & { put(b: Buffer): Promise<void> }> {
+    const size = layer.size!;
+    let dir: string;
+    let fh: FileHandle;
+    try {
+      dir = await mkdtemp(join(tmpdir(), 'nixreg-tee-spool-'));
+      this.spools.set(dir, removeOnSignal(dir));
+      fh = await open(join(dir, 'layer.tar'), 'wx+');
+    } catch (err) {
+      throw fileError(`cannot create a spool file in ${tmpdir()} for output ${this.target}: ${describeSystemError(err)}`, err);
+    }
+    let spooled = 0;
+    const spool = async (b: Buffer) => {
+      try {
+        await writeAll(fh, b, spooled);
+      } catch (err) {
+        throw fileError(`cannot write a spool file in ${tmpdir()} for output ${this.target}: ${describeSystemError(err)}`, err);
+      }
+      spooled += b.length;
+    };
+    const self = this;
+    return {
+      put: spool,
+      stage: new Transform({
+        transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
+          spool(chunk).then(() => cb(null, chunk), cb);
+        },
+      }),
+      async finish(diffID, got) {
+        try {
+          if (layer.diffID && layer.diffID !== diffID) throw integrityError(`layer ${layer.diffID} came out as ${diffID}: its files changed or its generation is not reproducible`);
+          if (got !== size || spooled !== size) throw new NixregError(`layer ${diffID} came out ${got} bytes, expected ${size}`);
+          await self.write(encodePythonPaxHeader(self.headerInfo(layer, `${diffID.slice('sha256:'.length)}/layer.tar`, size)));
+          for await (const c of createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, highWaterMark: 1 << 20 })) await self.write(c as Buffer);
+          await self.write(Buffer.alloc(padTo512(size)));
+        } finally {
+          await fh.close().catch(() => {});
+          await rm(dir, { recursive: true, force: true }).catch(() => {});
+          self.spools.get(dir)?.();
+          self.spools.delete(dir);
+        }
+      },
+      rewind() {
+        spooled = 0;
+      },
+    };
+  }
+
   /** A layer that needs no upload (already in the registry): generate it into the archive only. */
   async copyLayer(layer: PushLayer): Promise<string> {
     const source = await layer.open();
@@ -98,7 +160,7 @@ export class ArchiveTee {
     for await (const c of source) {
       h.update(c as Buffer);
       n += (c as Buffer).length;
-      await this.write(c as Buffer);
+      await tee.put(c as Buffer);
     }
     const diffID = 'sha256:' + h.digest('hex');
     await tee.finish(diffID, n);
@@ -119,16 +181,25 @@ export class ArchiveTee {
     const img = { repoTag, layers: layers.map((l) => ({ kind: l.kind, paths: l.paths })) } as unknown as PreparedImage;
     await member('manifest.json', buildManifest(img, diffIDs, configName));
     await this.write(endOfArchive(this.pos));
-    await this.fh.truncate(this.pos).catch(() => {});
+    await this.fh?.truncate(this.pos).catch(() => {});
   }
 
   async commit(): Promise<void> {
-    await this.fh.close();
+    await this.fh?.close();
     await this.out.commit();
   }
 
   async abort(): Promise<void> {
-    await this.fh.close().catch(() => {});
+    await this.fh?.close().catch(() => {});
+    for (const [dir, untrack] of this.spools) {
+      await rm(dir, { recursive: true, force: true }).catch(() => {});
+      untrack();
+    }
+    this.spools.clear();
     await this.out.abort();
   }
+}
+
+async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
+  for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off, at + off)).bytesWritten;
 }

@@ -2,7 +2,7 @@ import { createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { link, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { NixregError, describeSystemError, ExitCode } from '../errors.js';
+import { NixregError, describeSystemError, ExitCode, fileError } from '../errors.js';
 
 /**
  * An output file that appears complete or not at all: bytes go to a hidden temp file beside the target
@@ -75,7 +75,7 @@ async function openInto(target: string): Promise<AtomicFile> {
     stream.once('ready', () => r());
     stream.once('error', () => r());
   });
-  if (streamError) throw new NixregError(`cannot write output ${target}: ${describeSystemError(streamError)}`);
+  if (streamError) throw fileError(`cannot write output ${target}: ${describeSystemError(streamError)}`, streamError);
   let done = false;
   return {
     path: target,
@@ -95,7 +95,7 @@ async function openInto(target: string): Promise<AtomicFile> {
         else if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
       } catch (err) {
         await settle(stream);
-        throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+        throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
       }
     },
     async abort() {
@@ -117,7 +117,7 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
     const fh = await open(tempPath, 'wx', opts.mode ?? 0o644);
     await fh.close();
   } catch (err) {
-    throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+    throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
   }
   hookSignals();
   pending.add(tempPath);
@@ -152,7 +152,7 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
         await settle(stream);
         await rm(tempPath, { force: true });
         if (err instanceof NixregError) throw err;
-        throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+        throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
       } finally {
         pending.delete(tempPath);
       }

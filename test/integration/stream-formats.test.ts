@@ -134,13 +134,11 @@ describe('nixreg stream --format oci', () => {
     }, 60_000);
   }
 
-  it('refuses an existing directory without --force, replaces it with --force', async () => {
+  it('into an existing layout, the same tag again replaces only its index entry (as skopeo oci:DIR:TAG)', async () => {
     const dir = join(tmp, 'oci-gzip');
-    const r = await nixreg(stream('--format', 'oci', '--compression', 'zstd', '-o', dir));
-    expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/already exists/);
-    await ok(stream('--format', 'oci', '--compression', 'zstd', '-o', dir, '--force'));
-    expect(treeOf(dir)).toEqual(treeOf(join(tmp, 'det-zstd-a')));
+    await ok(stream('--format', 'oci', '--compression', 'zstd', '-o', dir));
+    expect(readJson(join(dir, 'index.json'))).toEqual(readJson(join(tmp, 'det-zstd-a', 'index.json')));
+    for (const [name, entry] of Object.entries(treeOf(join(tmp, 'det-zstd-a')))) expect(treeOf(dir)[name]).toBe(entry);
     expect(readdirSync(tmp).filter((n) => n.includes('.nixreg-'))).toEqual([]);
   }, 60_000);
 

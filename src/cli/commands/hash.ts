@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { parseSha256, toHex, toNix32, toSRI } from '../../digest/nixhash.js';
-import { NixregError, describeSystemError, usageError } from '../../errors.js';
+import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
 
 interface Args {
   input: string;
@@ -27,7 +27,7 @@ export const command: CommandModule<object, Args> = {
       try {
         await pipeline(createReadStream(a.input, { highWaterMark: 1 << 20 }), h);
       } catch (err) {
-        throw new NixregError(`cannot read ${a.input}: ${describeSystemError(err)}`);
+        throw fileError(`cannot read ${a.input}: ${describeSystemError(err)}`, err);
       }
       raw = h.digest();
     } else {
