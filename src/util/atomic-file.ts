@@ -86,13 +86,7 @@ async function openInto(target: string): Promise<AtomicFile> {
       if (done) return;
       done = true;
       try {
-        // A stream that a pipeline ended is finished and then destroyed (autoDestroy): complete, not cut short.
-        if (stream.destroyed && !stream.writableFinished) {
-          await settle(stream);
-          throw streamError ?? new Error('the output stream was closed before the end');
-        }
-        if (stream.writableFinished) await settle(stream);
-        else if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
+        await finishStream(stream, () => streamError);
       } catch (err) {
         await settle(stream);
         throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
@@ -138,14 +132,7 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
       if (done) return;
       done = true;
       try {
-        // A stream that a pipeline ended is finished and then destroyed (autoDestroy): complete, not cut short.
-        if (stream.destroyed && !stream.writableFinished) {
-          await settle(stream);
-          throw streamError ?? new Error('the output stream was closed before the end');
-        }
-        if (stream.writableFinished) await settle(stream);
-        else if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
-        if (streamError) throw streamError;
+        await finishStream(stream, () => streamError);
         if (opts.force) await rename(tempPath, target);
         else await linkNoReplace(tempPath, target);
       } catch (err) {
@@ -168,6 +155,21 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
 }
 
 /** Destroy the stream and wait until its descriptor is closed, so no pending write lands after the unlink. */
+/**
+ * End `stream` and wait until its bytes are in the file; throws the stream's write error, or one for a stream that
+ * was destroyed before its end. A stream that a pipeline ended is finished and then destroyed (autoDestroy): that
+ * one is complete, not cut short.
+ */
+async function finishStream(stream: WriteStream, writeError: () => unknown): Promise<void> {
+  if (stream.destroyed && !stream.writableFinished) {
+    await settle(stream);
+    throw writeError() ?? new Error('the output stream was closed before the end');
+  }
+  if (stream.writableFinished) await settle(stream);
+  else if (!stream.closed) await new Promise<void>((res, rej) => stream.end((e?: Error | null) => (e ? rej(e) : res())));
+  if (writeError()) throw writeError();
+}
+
 async function settle(stream: WriteStream): Promise<void> {
   if (stream.closed) return;
   const closed = new Promise<void>((r) => stream.once('close', () => r()));
