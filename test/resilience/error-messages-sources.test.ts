@@ -107,6 +107,8 @@ beforeAll(async () => {
   root = mkdtempSync(join(tmpdir(), 'nixreg-errors-src-'));
   const T = (p: string) => join(root, p);
   for (const d of ['out', 'home', 'emptydir', 'existsdir']) mkdirSync(T(d));
+  // a directory that holds something but is not an OCI layout: an OCI output refuses it (skopeo's oci:DIR adds to a layout)
+  writeFileSync(join(T('existsdir'), 'notes.txt'), 'mine\n');
   writeFileSync(T('exists.tar'), 'x');
   writeFileSync(T('notar.bin'), 'this is not an archive\n');
   writeFileSync(T('bad.json'), '{');
@@ -226,7 +228,7 @@ const CASES: Case[] = [
   [`merge $T/tiny.tar -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`merge $T/tiny.tar ${O} --compress xz`, 2, '--compress "xz" is not one of "none", "gz", "gzip", "zstd" (see nixreg merge --help)'],
   // stream / build output formats
-  [`stream ${CONF} --store-root $S --format oci -o $T/existsdir`, 2, 'output $T/existsdir already exists; remove it or pass --force'],
+  [`stream ${CONF} --store-root $S --format oci -o $T/existsdir`, 2, 'output $T/existsdir is a non-empty directory that is not an OCI layout (no oci-layout and index.json); choose another directory'],
   [`stream ${CONF} --store-root $S --format oci-archive -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`stream ${CONF} --store-root $S -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`stream ${CONF} --format oci`, 2, '--format oci writes a directory: give -o DIR'],
@@ -303,7 +305,7 @@ describe('every error of the source-reading commands, pinned', () => {
     );
     expect(failures.join('\n')).toBe('');
     expect(readdirSync(join(root, 'out'))).toEqual([]); // no partial or temp file from any failure
-    expect(readdirSync(join(root, 'existsdir'))).toEqual([]); // an existing output directory is left alone
+    expect(readdirSync(join(root, 'existsdir'))).toEqual(['notes.txt']); // an existing non-layout directory is left alone
     expect(readFileSync(join(root, 'exists.tar'), 'utf8')).toBe('x');
     expect(existsSync(join(root, 'escaped-by-dotdot')) || existsSync('/tmp/escaped-by-symlink')).toBe(false);
   }, 120_000);
