@@ -129,7 +129,8 @@ export async function startRegistry(given: RegistryOptions = {}): Promise<Regist
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const method = (req.method ?? 'GET').toUpperCase();
-    if (runtime) req.url = runtime.rewriteUrl(req.url ?? '/');
+    const asSent = req.url ?? '/';
+    if (runtime) req.url = runtime.rewriteUrl(asSent);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://registry.invalid');
@@ -141,7 +142,7 @@ export async function startRegistry(given: RegistryOptions = {}): Promise<Regist
       seq: ++seq,
       time: new Date(started).toISOString(),
       method,
-      url: req.url ?? '/',
+      url: asSent,
       route: route?.kind ?? 'unknown',
       name: route?.name,
       status: 0,
