@@ -46,7 +46,7 @@ export interface RegistryOptions {
   pageSize?: number;
   /** keep at most this many log entries (default 10000; oldest dropped) */
   logLimit?: number;
-  /** quirk profiles of real registries, e.g. "ghcr" or "ecr,zot" (mock-registry/quirks-*.ts); explicit options win */
+  /** quirk profiles of real registries, e.g. "ghcr" or "ecr,zot" (mock-registry/quirks-*.ts); explicit options win, but the profile sets the auth mode */
   quirks?: string | string[];
   /** called for each finished request (the CLI prints them) */
   onRequest?: (e: LogEntry) => void;
