@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import type { AuthOptions } from './auth.js';
 import type { FaultKind, FaultRule } from './faults.js';
 import type { RouteKind } from './names.js';
+import { QUIRK_PROFILES } from './quirks-profiles.js';
 import { startRegistry } from './server.js';
 
 /**
@@ -58,10 +59,11 @@ async function main(): Promise<void> {
       fault: { type: 'string', array: true, describe: 'inject a fault: kind=status|reset|drip|flip|ignore-range|stall,route=..,method=..,status=..,retryAfter=..,afterBytes=..,dripBytes=..,dripIntervalMs=..,stallMs=..,probability=..,skip=..,times=.. (repeatable)' },
       'faults-file': { type: 'string', describe: 'JSON file with an array of fault rules (or {seed, rules})' },
       seed: { type: 'number', default: 1, describe: 'seed for probabilistic faults' },
-      'chunk-min-length': { type: 'number', default: 65536, describe: 'OCI-Chunk-Min-Length to advertise (0 = none)' },
+      'chunk-min-length': { type: 'number', describe: 'OCI-Chunk-Min-Length to advertise (0 = none; default 65536)' },
       'page-size': { type: 'number', describe: 'page size for tags/list and _catalog when the client sends no n' },
       delete: { type: 'boolean', default: true, describe: 'allow DELETE (--no-delete: 405)' },
-      'anonymous-mount': { type: 'boolean', default: true, describe: 'allow blob mounts without from=' },
+      'anonymous-mount': { type: 'boolean', describe: 'allow blob mounts without from= (default true)' },
+      quirks: { type: 'string', describe: `behave like a real registry: ${Object.keys(QUIRK_PROFILES).join(', ')} (comma-separated; the profile's auth mode wins over --auth)` },
       quiet: { type: 'boolean', default: false, describe: 'do not print a line per request' },
     })
     .check((a) => {
@@ -104,6 +106,7 @@ async function main(): Promise<void> {
     pageSize: argv['page-size'],
     deleteEnabled: argv.delete,
     anonymousMount: argv['anonymous-mount'],
+    quirks: argv.quirks,
     onRequest: argv.quiet
       ? undefined
       : (e) =>

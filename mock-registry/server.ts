@@ -12,6 +12,8 @@ import { Storage } from './storage.js';
 import { createHash } from 'node:crypto';
 import { parseManifest } from './manifests.js';
 import { Readable } from 'node:stream';
+import { QuirkRuntime, withQuirks } from './quirks.js';
+import { resolveQuirks } from './quirks-profiles.js';
 
 export interface RegistryOptions {
   /** interface to bind (default 127.0.0.1) */
@@ -44,6 +46,8 @@ export interface RegistryOptions {
   pageSize?: number;
   /** keep at most this many log entries (default 10000; oldest dropped) */
   logLimit?: number;
+  /** quirk profiles of real registries, e.g. "ghcr" or "ecr,zot" (mock-registry/quirks-*.ts); explicit options win, but the profile sets the auth mode */
+  quirks?: string | string[];
   /** called for each finished request (the CLI prints them) */
   onRequest?: (e: LogEntry) => void;
 }
@@ -100,7 +104,10 @@ function requiredScopes(route: Route, method: string): Scope[] {
 
 const LOGGED_HEADERS = ['range', 'content-range', 'content-type', 'content-length', 'accept', 'transfer-encoding'];
 
-export async function startRegistry(options: RegistryOptions = {}): Promise<Registry> {
+export async function startRegistry(given: RegistryOptions = {}): Promise<Registry> {
+  const quirks = resolveQuirks(given.quirks);
+  const runtime = quirks ? new QuirkRuntime(quirks) : undefined;
+  const options: RegistryOptions = quirks ? withQuirks(quirks, given) : given;
   const storage = await Storage.open(options.storage);
   const auth = new Authenticator(options.auth ?? { mode: 'none' });
   const toFaultOptions = (f?: FaultOptions | FaultRule[]): FaultOptions => (Array.isArray(f) ? { rules: f } : (f ?? { rules: [] }));
@@ -122,6 +129,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = Date.now();
     const method = (req.method ?? 'GET').toUpperCase();
+    const asSent = req.url ?? '/';
+    if (runtime) req.url = runtime.rewriteUrl(asSent);
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://registry.invalid');
@@ -133,7 +142,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       seq: ++seq,
       time: new Date(started).toISOString(),
       method,
-      url: req.url ?? '/',
+      url: asSent,
       route: route?.kind ?? 'unknown',
       name: route?.name,
       status: 0,
@@ -191,8 +200,10 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
         throw err;
       }
       entry.user = who.user;
+      if (runtime) runtime.wrap(res, route, method);
+      const body = runtime ? await runtime.before(req, res, route, method, url) : req;
       const ctx: h.Ctx = {
-        req,
+        req: body,
         res,
         url,
         method,
@@ -260,6 +271,19 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
   const host = `${hostPart}:${port}`;
   const url = `${options.tls ? 'https' : 'http'}://${host}`;
   auth.realm = `${url}/token`;
+  let realmServer: Server | undefined;
+  if (runtime) {
+    runtime.base = url;
+    if (runtime.q.realmOnOtherPort) {
+      realmServer = options.tls ? createHttps({ cert: tlsCert, key: tlsKey }, listener) : createHttp(listener);
+      const s = realmServer;
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, bindHost, () => resolve());
+      });
+      auth.realm = `${options.tls ? 'https' : 'http'}://${hostPart}:${(s.address() as AddressInfo).port}/token`;
+    }
+  }
 
   return {
     url,
@@ -273,7 +297,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
       log.length = 0;
     },
     setFaults: (f) => {
-      injector = new FaultInjector(toFaultOptions(f));
+      injector = new FaultInjector(toFaultOptions(quirks ? withQuirks(quirks, { faults: f }).faults : f));
     },
     async putBlob(name, data) {
       const digest = 'sha256:' + createHash('sha256').update(data).digest('hex');
@@ -293,6 +317,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Regi
     },
     close: () =>
       new Promise<void>((resolve) => {
+        realmServer?.close();
+        realmServer?.closeAllConnections();
         server.close(() => resolve());
         server.closeAllConnections(); // stalled fault responses must not keep the server alive
       }),
