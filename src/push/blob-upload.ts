@@ -6,7 +6,7 @@ import { codecId, compressorStages, type PushCompression } from '../compression/
 import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
-import { StreamedUploadRejected } from '../registry/client.js';
+import { StreamedUploadRejected, UploadSessionGone } from '../registry/client.js';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
@@ -201,12 +201,14 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer, seen: { 
   const start = await ctx.client.startUpload();
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
   let tee: LayerTee | undefined;
+  // the session's latest URL: registries that keep state in it (distribution's _state) cancel only by that one
+  let location = start.location;
   try {
     const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, start.chunkMinLength) : undefined;
-    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunkSize);
+    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunkSize, (loc) => (location = loc));
   } catch (err) {
     tee?.rewind();
-    await ctx.client.cancelUpload(start.location).catch(() => {});
+    if (!(err instanceof UploadSessionGone)) await ctx.client.cancelUpload(location).catch(() => {});
     throw err;
   }
 }
@@ -218,6 +220,7 @@ async function uploadAttempt(
   seen: { diffID?: string },
   onTee: (t: LayerTee) => void,
   chunkSize: number | undefined,
+  onLocation: (loc: string) => void,
 ): Promise<LayerPushResult> {
   const source = await layer.open();
   const tee = ctx.tee ? await ctx.tee() : undefined;
@@ -231,7 +234,7 @@ async function uploadAttempt(
   const body = stages[stages.length - 1] as Readable;
   const flowing = pipeline([source, ...stages]);
   const contentLength = ctx.compression === 'none' ? layer.size : undefined;
-  const sending = chunkSize !== undefined ? uploadInChunks(ctx.client, location, body, chunkSize) : ctx.client.uploadBlobStream(location, body, contentLength);
+  const sending = chunkSize !== undefined ? uploadInChunks(ctx.client, location, body, chunkSize, onLocation) : ctx.client.uploadBlobStream(location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.

@@ -507,6 +507,10 @@ export class RegistryClient implements RegistryClientApi {
    */
   async uploadChunk(location: string, chunk: Buffer, start: number): Promise<UploadChunkResult> {
     const res = await this.send({
+      // 429/5xx answers are replayed by the transport (the registry did not take the chunk); a lost answer is
+      // not: the registry may have applied it, and distribution cancels a session resumed with a stale _state.
+      // The caller asks uploadStatus instead.
+      retry: 'status',
       method: 'PATCH',
       url: location,
       headers: {
@@ -520,7 +524,9 @@ export class RegistryClient implements RegistryClientApi {
       await res.body.dump().catch(() => {});
       return { outOfRange: true };
     }
-    if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`);
+    const what = `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`;
+    if (res.status === 404) return this.sessionGone(res, what);
+    if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, what);
     await res.body.dump().catch(() => {});
     return { location: this.location(res, 'blob upload chunk') };
   }
@@ -528,6 +534,7 @@ export class RegistryClient implements RegistryClientApi {
   /** GET <location>: how many bytes the registry holds for this upload (its `Range: 0-<last>` header). */
   async uploadStatus(location: string): Promise<{ location: string; offset: number }> {
     const res = await this.send({ method: 'GET', url: location });
+    if (res.status === 404) return this.sessionGone(res, `blob upload status on ${this.imageName}`);
     if (res.status !== 204 && res.status !== 200) return this.fail(res, `blob upload status on ${this.imageName}`);
     await res.body.dump().catch(() => {});
     const range = /(\d+)-(\d+)/.exec(headerValue(res.headers, 'range') ?? '');
@@ -536,6 +543,12 @@ export class RegistryClient implements RegistryClientApi {
     const last = Number(range[2]);
     const offset = Number(range[1]) === 0 && last === 0 ? 0 : last + 1;
     return { location: headerValue(res.headers, 'location') ? this.location(res, 'blob upload status') : location, offset };
+  }
+
+  /** A 404 on an upload session (BLOB_UPLOAD_UNKNOWN / BLOB_UPLOAD_INVALID): the session is gone, start a new one. */
+  private async sessionGone(res: HttpResponse, what: string): Promise<never> {
+    const body = await readErrorBody(res);
+    throw new UploadSessionGone(this.redact(`${what}: the registry no longer knows the upload session (${body.summary || 'HTTP 404'})`));
   }
 
   /** PUT <location>&digest=… with an empty body; the registry verifies the digest. */
@@ -633,6 +646,9 @@ export function nextPageLink(link: string | undefined): string | undefined {
   }
   return undefined;
 }
+
+/** The registry dropped an upload session (404 on its URL): the blob must go up again in a new session. */
+export class UploadSessionGone extends NixregError {}
 
 export class StreamedUploadRejected extends NixregError {
   constructor(
