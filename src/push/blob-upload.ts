@@ -7,6 +7,7 @@ import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
 import { StreamedUploadRejected, UploadSessionGone } from '../registry/client.js';
+import { QuotaExhausted, RetryLater } from '../registry/upload-errors.js';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
@@ -76,6 +77,8 @@ export interface BlobPushContext {
   precompute?: boolean;
   /** --chunk-size: always upload in chunks of this many bytes (at least the registry's OCI-Chunk-Min-Length). */
   chunkSize?: number;
+  /** --retry-max-time: the longest a layer's upload keeps trying (waits included). */
+  retryMaxTimeMs?: number;
   /** The registry's previous images (destination tags, --cache-from): tried before generating and compressing. */
   previous?: LayerReuseContext;
 }
@@ -166,6 +169,7 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
   // A retry regenerates the layer; if an earlier attempt got as far as its diffID, the new bytes must match it.
   const seen: { diffID?: string } = {};
   let switched = false;
+  const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await uploadOnce(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen);
@@ -182,8 +186,12 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
         continue;
       }
       if (attempt >= attempts || !isRetryable(err)) throw err;
-      ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying (${attempt + 1}/${attempts})`);
-      await new Promise((r) => setTimeout(r, 250 * attempt));
+      // a 429's Retry-After is honoured, within --retry-max-time counted from this layer's first attempt
+      const wait = err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : 250 * attempt;
+      if (ctx.retryMaxTimeMs !== undefined && Date.now() - started + wait > ctx.retryMaxTimeMs)
+        throw new NixregError(`${(err as Error).message}; gave up after ${attempt} attempts: waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, ExitCode.failure, { cause: err });
+      ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying in ${wait} ms (${attempt + 1}/${attempts})`);
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }
@@ -193,6 +201,7 @@ const generationErrors = new WeakSet<object>();
 
 function isRetryable(err: unknown): boolean {
   if (typeof err === 'object' && err !== null && generationErrors.has(err)) return false;
+  if (err instanceof QuotaExhausted) return false;
   if (err instanceof NixregError) return err.exitCode === ExitCode.failure;
   return true;
 }

@@ -9,6 +9,9 @@ import { resolveCredentials, type ResolvedCredentials } from './auth/credentials
 import { readErrorBody, summarizeErrorBody, type RegistryErrorBody } from './registry-errors.js';
 import { checkContentRange, verifiedBlobChunks } from './blob-stream.js';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
+import { quotaExhausted } from './rate-limit.js';
+import { parseRetryAfter } from './retry-after.js';
+import { QuotaExhausted, RetryLater } from './upload-errors.js';
 import { Transport, abandonBody, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
 import type {
   BlobGetOptions,
@@ -490,6 +493,15 @@ export class RegistryClient implements RegistryClientApi {
       body.destroy();
       throw e;
     }
+    if (res.status === 429) {
+      // the transport could not retry this one (its body is a stream): the caller regenerates it after the wait
+      body.destroy();
+      await res.body.dump().catch(() => {});
+      const retryAfter = parseRetryAfter(headerValue(res.headers, 'retry-after'));
+      const quota = quotaExhausted(res.headers, this.registry, retryAfter, this.opts.retry?.totalMs ?? DEFAULT_RETRY_TOTAL_MS);
+      if (quota) throw new QuotaExhausted(this.redact(quota));
+      throw new RetryLater(this.redact(`blob upload to ${this.imageName}: HTTP 429 from ${this.registry}`), retryAfter);
+    }
     if (contentLength === undefined && STREAM_REJECTED.has(res.status)) {
       body.destroy();
       const summary = await summarizeErrorBody(res);
@@ -609,9 +621,9 @@ export class RegistryClient implements RegistryClientApi {
       } catch (e) {
         await this.cancelUpload(start.location).catch(() => {});
         // only transient failures (network, 429/5xx after the transport's own retries): not auth, 404 or digest errors
-        if (attempt >= attempts || !(e instanceof NixregError) || e.exitCode !== ExitCode.failure) throw e;
+        if (attempt >= attempts || !(e instanceof NixregError) || e.exitCode !== ExitCode.failure || e instanceof QuotaExhausted) throw e;
         this.log(`blob ${digest} upload failed (${e.message}); retrying (${attempt + 1}/${attempts})`);
-        await sleep(Math.min(this.opts.retry?.maxDelayMs ?? 30_000, (this.opts.retry?.baseDelayMs ?? 1000) * attempt));
+        await sleep(e instanceof RetryLater && e.retryAfterMs !== undefined ? e.retryAfterMs : Math.min(this.opts.retry?.maxDelayMs ?? 30_000, (this.opts.retry?.baseDelayMs ?? 1000) * attempt));
       }
     }
   }
@@ -623,6 +635,9 @@ export class RegistryClient implements RegistryClientApi {
  * limit, which chunks stay under), 415, 501 Not Implemented. The pusher then switches to a chunked upload.
  */
 const STREAM_REJECTED = new Set([400, 411, 413, 415, 416, 501]);
+
+/** --retry-max-time's default, as the transport has it. */
+const DEFAULT_RETRY_TOTAL_MS = 5 * 60_000;
 
 /** Tag-list pages: a safety bound (Docker Hub sends 100 tags a page by default: 1000 pages = 100k tags). */
 const MAX_TAG_PAGES = 1000;

@@ -6,6 +6,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import { Agent, Client, EnvHttpProxyAgent, Pool, buildConnector, type Dispatcher } from './undici.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { quotaExhausted } from './rate-limit.js';
+import { QuotaExhausted } from './upload-errors.js';
 import { parseRetryAfter } from './retry-after.js';
 
 export { parseRetryAfter } from './retry-after.js';
@@ -308,7 +309,7 @@ export class Transport {
         const quota = quotaExhausted(res.headers, new URL(res.url).host, retryAfter, this.totalMs - (Date.now() - started));
         if (quota) {
           await res.body.dump().catch(() => {});
-          throw new NixregError(quota);
+          throw new QuotaExhausted(quota);
         }
       }
       const backoff = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** attempt);
