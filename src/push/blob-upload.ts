@@ -214,7 +214,8 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer, seen: { 
   let location = start.location;
   try {
     const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, start.chunkMinLength) : undefined;
-    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunkSize, (loc) => (location = loc));
+    const chunks = chunkSize !== undefined ? { size: chunkSize, ...(start.chunkMinLength ? { registryMin: start.chunkMinLength } : {}) } : undefined;
+    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunks, (loc) => (location = loc));
   } catch (err) {
     tee?.rewind();
     if (!(err instanceof UploadSessionGone)) await ctx.client.cancelUpload(location).catch(() => {});
@@ -228,7 +229,7 @@ async function uploadAttempt(
   location: string,
   seen: { diffID?: string },
   onTee: (t: LayerTee) => void,
-  chunkSize: number | undefined,
+  chunks: { size: number; registryMin?: number } | undefined,
   onLocation: (loc: string) => void,
 ): Promise<LayerPushResult> {
   const source = await layer.open();
@@ -243,7 +244,7 @@ async function uploadAttempt(
   const body = stages[stages.length - 1] as Readable;
   const flowing = pipeline([source, ...stages]);
   const contentLength = ctx.compression === 'none' ? layer.size : undefined;
-  const sending = chunkSize !== undefined ? uploadInChunks(ctx.client, location, body, chunkSize, onLocation) : ctx.client.uploadBlobStream(location, body, contentLength);
+  const sending = chunks ? uploadInChunks(ctx.client, location, body, chunks.size, onLocation, chunks.registryMin) : ctx.client.uploadBlobStream(location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
@@ -260,6 +261,13 @@ async function uploadAttempt(
   const digest = blobHash.digest();
   await tee?.finish(diffID, diffHash.size);
   await ctx.client.finishUpload(sent.value, digest);
+  if (chunks) {
+    // the registry assembled the chunks: its blob must be the size we sent (a registry that dropped or doubled
+    // a chunk could still commit if its digest check is lax)
+    const head = await ctx.client.headBlob(digest);
+    if (head?.size !== blobHash.size)
+      throw integrityError(`blob ${digest} on ${ctx.repoName} is ${head ? `${head.size} bytes` : 'missing'} after a chunked upload of ${blobHash.size} bytes`);
+  }
   return { diffID, size: diffHash.size, digest, blobSize: blobHash.size, status: 'uploaded' };
 }
 

@@ -532,15 +532,16 @@ export class RegistryClient implements RegistryClientApi {
       },
       body: chunk,
     });
-    if (res.status === 416) {
+    if (res.status === 416 || res.status === 413) {
       await res.body.dump().catch(() => {});
-      return { outOfRange: true };
+      return res.status === 416 ? { outOfRange: true } : { tooLarge: true };
     }
     const what = `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`;
     if (res.status === 404) return this.sessionGone(res, what);
     if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, what);
     await res.body.dump().catch(() => {});
-    return { location: this.location(res, 'blob upload chunk') };
+    const range = /^\s*(?:bytes=)?\d+-(\d+)\s*$/.exec(headerValue(res.headers, 'range') ?? '');
+    return { location: this.location(res, 'blob upload chunk'), ...(range ? { rangeEnd: Number(range[1]) } : {}) };
   }
 
   /** GET <location>: how many bytes the registry holds for this upload (its `Range: 0-<last>` header). */
