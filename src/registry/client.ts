@@ -483,19 +483,20 @@ export class RegistryClient implements RegistryClientApi {
   }
 
   /** One streaming PATCH with the whole blob (never retried: the stream cannot be replayed). Returns the next location. */
-  async uploadBlobStream(location: string, body: Readable, contentLength?: number): Promise<string> {
+  async uploadBlobStream(location: string, body: Readable | Buffer, contentLength?: number): Promise<string> {
+    const destroy = () => (Buffer.isBuffer(body) ? undefined : body.destroy());
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (contentLength !== undefined) headers['content-length'] = String(contentLength);
     let res: HttpResponse;
     try {
       res = await this.send({ method: 'PATCH', url: location, headers, body, retry: false });
     } catch (e) {
-      body.destroy();
+      destroy();
       throw e;
     }
     if (res.status === 429) {
       // the transport could not retry this one (its body is a stream): the caller regenerates it after the wait
-      body.destroy();
+      destroy();
       await res.body.dump().catch(() => {});
       const retryAfter = parseRetryAfter(headerValue(res.headers, 'retry-after'));
       const quota = quotaExhausted(res.headers, this.registry, retryAfter, this.opts.retry?.totalMs ?? DEFAULT_RETRY_TOTAL_MS);
@@ -503,7 +504,7 @@ export class RegistryClient implements RegistryClientApi {
       throw new RetryLater(this.redact(`blob upload to ${this.imageName}: HTTP 429 from ${this.registry}`), retryAfter);
     }
     if (contentLength === undefined && STREAM_REJECTED.has(res.status)) {
-      body.destroy();
+      destroy();
       const summary = await summarizeErrorBody(res);
       throw new StreamedUploadRejected(this.redact(`blob upload to ${this.imageName}: HTTP ${res.status} from ${this.registry} to a streamed PATCH${summary ? `: ${summary}` : ''}`), res.status);
     }
@@ -614,7 +615,8 @@ export class RegistryClient implements RegistryClientApi {
     for (let attempt = 1; ; attempt++) {
       const start = await this.startUpload();
       if (start.mounted) return 'mounted';
-      const stream = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body();
+      // a Buffer goes as it is: the transport can then replay it and follow a 307/308
+      const stream = Buffer.isBuffer(body) ? body : body();
       try {
         const next = await this.uploadBlobStream(start.location, stream, size);
         await this.finishUpload(next, digest);

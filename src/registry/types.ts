@@ -72,7 +72,7 @@ export interface RegistryClientApi {
   getBlob(digest: string, opts?: BlobGetOptions): Promise<Readable>;
   headBlob(digest: string): Promise<{ size: number } | undefined>;
   startUpload(opts?: { mount?: string; from?: string }): Promise<StartUploadResult>;
-  uploadBlobStream(location: string, body: Readable, contentLength?: number): Promise<string>;
+  uploadBlobStream(location: string, body: Readable | Buffer, contentLength?: number): Promise<string>;
   uploadChunk(location: string, chunk: Buffer, start: number): Promise<UploadChunkResult>;
   uploadStatus(location: string): Promise<{ location: string; offset: number }>;
   finishUpload(location: string, digest: string): Promise<void>;
