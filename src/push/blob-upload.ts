@@ -6,7 +6,8 @@ import { codecId, compressorStages, type PushCompression } from '../compression/
 import { HashingStream } from '../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
 import type { RegistryClientApi } from '../registry/types.js';
-import { StreamedUploadRejected } from '../registry/client.js';
+import { StreamedUploadRejected, UploadSessionGone } from '../registry/client.js';
+import { QuotaExhausted, RetryLater } from '../registry/upload-errors.js';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
@@ -76,6 +77,8 @@ export interface BlobPushContext {
   precompute?: boolean;
   /** --chunk-size: always upload in chunks of this many bytes (at least the registry's OCI-Chunk-Min-Length). */
   chunkSize?: number;
+  /** --retry-max-time: the longest a layer's upload keeps trying (waits included). */
+  retryMaxTimeMs?: number;
   /** The registry's previous images (destination tags, --cache-from): tried before generating and compressing. */
   previous?: LayerReuseContext;
 }
@@ -166,6 +169,7 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
   // A retry regenerates the layer; if an earlier attempt got as far as its diffID, the new bytes must match it.
   const seen: { diffID?: string } = {};
   let switched = false;
+  const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await uploadOnce(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen);
@@ -182,8 +186,12 @@ export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer):
         continue;
       }
       if (attempt >= attempts || !isRetryable(err)) throw err;
-      ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying (${attempt + 1}/${attempts})`);
-      await new Promise((r) => setTimeout(r, 250 * attempt));
+      // a 429's Retry-After is honoured, within --retry-max-time counted from this layer's first attempt
+      const wait = err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : 250 * attempt;
+      if (ctx.retryMaxTimeMs !== undefined && Date.now() - started + wait > ctx.retryMaxTimeMs)
+        throw new NixregError(`${(err as Error).message}; gave up after ${attempt} attempts: waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, ExitCode.failure, { cause: err });
+      ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying in ${wait} ms (${attempt + 1}/${attempts})`);
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }
@@ -193,6 +201,7 @@ const generationErrors = new WeakSet<object>();
 
 function isRetryable(err: unknown): boolean {
   if (typeof err === 'object' && err !== null && generationErrors.has(err)) return false;
+  if (err instanceof QuotaExhausted) return false;
   if (err instanceof NixregError) return err.exitCode === ExitCode.failure;
   return true;
 }
@@ -201,12 +210,15 @@ async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer, seen: { 
   const start = await ctx.client.startUpload();
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
   let tee: LayerTee | undefined;
+  // the session's latest URL: registries that keep state in it (distribution's _state) cancel only by that one
+  let location = start.location;
   try {
     const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, start.chunkMinLength) : undefined;
-    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunkSize);
+    const chunks = chunkSize !== undefined ? { size: chunkSize, ...(start.chunkMinLength ? { registryMin: start.chunkMinLength } : {}) } : undefined;
+    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunks, (loc) => (location = loc));
   } catch (err) {
     tee?.rewind();
-    await ctx.client.cancelUpload(start.location).catch(() => {});
+    if (!(err instanceof UploadSessionGone)) await ctx.client.cancelUpload(location).catch(() => {});
     throw err;
   }
 }
@@ -217,7 +229,8 @@ async function uploadAttempt(
   location: string,
   seen: { diffID?: string },
   onTee: (t: LayerTee) => void,
-  chunkSize: number | undefined,
+  chunks: { size: number; registryMin?: number } | undefined,
+  onLocation: (loc: string) => void,
 ): Promise<LayerPushResult> {
   const source = await layer.open();
   const tee = ctx.tee ? await ctx.tee() : undefined;
@@ -231,7 +244,7 @@ async function uploadAttempt(
   const body = stages[stages.length - 1] as Readable;
   const flowing = pipeline([source, ...stages]);
   const contentLength = ctx.compression === 'none' ? layer.size : undefined;
-  const sending = chunkSize !== undefined ? uploadInChunks(ctx.client, location, body, chunkSize) : ctx.client.uploadBlobStream(location, body, contentLength);
+  const sending = chunks ? uploadInChunks(ctx.client, location, body, chunks.size, onLocation, chunks.registryMin) : ctx.client.uploadBlobStream(location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
@@ -248,6 +261,13 @@ async function uploadAttempt(
   const digest = blobHash.digest();
   await tee?.finish(diffID, diffHash.size);
   await ctx.client.finishUpload(sent.value, digest);
+  if (chunks) {
+    // the registry assembled the chunks: its blob must be the size we sent (a registry that dropped or doubled
+    // a chunk could still commit if its digest check is lax)
+    const head = await ctx.client.headBlob(digest);
+    if (head?.size !== blobHash.size)
+      throw integrityError(`blob ${digest} on ${ctx.repoName} is ${head ? `${head.size} bytes` : 'missing'} after a chunked upload of ${blobHash.size} bytes`);
+  }
   return { diffID, size: diffHash.size, digest, blobSize: blobHash.size, status: 'uploaded' };
 }
 

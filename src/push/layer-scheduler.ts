@@ -32,7 +32,13 @@ export async function pushLayers(layers: readonly PushLayer[], ctx: BlobPushCont
             return tryKnownLayer(ctx, layer);
           }),
         );
-        if (r === undefined && !failure) r = await uploads(unlessFailed(() => upload(layer, ctx, progress)));
+        // the failure is recorded inside the limiter's slot, before the next queued upload is let in
+        const guarded = () =>
+          upload(layer, ctx, progress).catch((err: unknown) => {
+            failure ??= { err };
+            throw err;
+          });
+        if (r === undefined && !failure) r = await uploads(unlessFailed(guarded));
         if (r !== undefined) {
           out[i] = r;
           progress.layerDone(layer.index, r.status, r.digest, r.blobSize, r.from);

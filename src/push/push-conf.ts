@@ -127,6 +127,7 @@ export async function pushConfInto(
       ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
       // a streamed PATCH cannot be replayed by the transport: --retry-times counts whole regenerated attempts
       attempts: (opts.retry?.times ?? 4) + 1,
+      ...(opts.retry?.totalMs !== undefined ? { retryMaxTimeMs: opts.retry.totalMs } : {}),
       ...(opts.log ? { log: opts.log } : {}),
       ...(known ? { previous: { client: dest.client, repository: dest.ref.repository, repoName: dest.repoName, known, mediaType: layerType, codec: codecId(compression, opts.compressionLevel), ...(cache ? { cache } : {}), ...(opts.log ? { log: opts.log } : {}) } } : {}),
     };

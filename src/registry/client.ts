@@ -9,6 +9,9 @@ import { resolveCredentials, type ResolvedCredentials } from './auth/credentials
 import { readErrorBody, summarizeErrorBody, type RegistryErrorBody } from './registry-errors.js';
 import { checkContentRange, verifiedBlobChunks } from './blob-stream.js';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
+import { quotaExhausted } from './rate-limit.js';
+import { parseRetryAfter } from './retry-after.js';
+import { QuotaExhausted, RetryLater } from './upload-errors.js';
 import { Transport, abandonBody, errorCode, headerValue, isTlsTrustError, redactUrl, sleep, type HttpRequest, type HttpResponse } from './transport.js';
 import type {
   BlobGetOptions,
@@ -480,18 +483,28 @@ export class RegistryClient implements RegistryClientApi {
   }
 
   /** One streaming PATCH with the whole blob (never retried: the stream cannot be replayed). Returns the next location. */
-  async uploadBlobStream(location: string, body: Readable, contentLength?: number): Promise<string> {
+  async uploadBlobStream(location: string, body: Readable | Buffer, contentLength?: number): Promise<string> {
+    const destroy = () => (Buffer.isBuffer(body) ? undefined : body.destroy());
     const headers: Record<string, string> = { 'content-type': 'application/octet-stream' };
     if (contentLength !== undefined) headers['content-length'] = String(contentLength);
     let res: HttpResponse;
     try {
       res = await this.send({ method: 'PATCH', url: location, headers, body, retry: false });
     } catch (e) {
-      body.destroy();
+      destroy();
       throw e;
     }
+    if (res.status === 429) {
+      // the transport could not retry this one (its body is a stream): the caller regenerates it after the wait
+      destroy();
+      await res.body.dump().catch(() => {});
+      const retryAfter = parseRetryAfter(headerValue(res.headers, 'retry-after'));
+      const quota = quotaExhausted(res.headers, this.registry, retryAfter, this.opts.retry?.totalMs ?? DEFAULT_RETRY_TOTAL_MS);
+      if (quota) throw new QuotaExhausted(this.redact(quota));
+      throw new RetryLater(this.redact(`blob upload to ${this.imageName}: HTTP 429 from ${this.registry}`), retryAfter);
+    }
     if (contentLength === undefined && STREAM_REJECTED.has(res.status)) {
-      body.destroy();
+      destroy();
       const summary = await summarizeErrorBody(res);
       throw new StreamedUploadRejected(this.redact(`blob upload to ${this.imageName}: HTTP ${res.status} from ${this.registry} to a streamed PATCH${summary ? `: ${summary}` : ''}`), res.status);
     }
@@ -507,6 +520,10 @@ export class RegistryClient implements RegistryClientApi {
    */
   async uploadChunk(location: string, chunk: Buffer, start: number): Promise<UploadChunkResult> {
     const res = await this.send({
+      // 429/5xx answers are replayed by the transport (the registry did not take the chunk); a lost answer is
+      // not: the registry may have applied it, and distribution cancels a session resumed with a stale _state.
+      // The caller asks uploadStatus instead.
+      retry: 'status',
       method: 'PATCH',
       url: location,
       headers: {
@@ -516,18 +533,22 @@ export class RegistryClient implements RegistryClientApi {
       },
       body: chunk,
     });
-    if (res.status === 416) {
+    if (res.status === 416 || res.status === 413) {
       await res.body.dump().catch(() => {});
-      return { outOfRange: true };
+      return res.status === 416 ? { outOfRange: true } : { tooLarge: true };
     }
-    if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`);
+    const what = `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`;
+    if (res.status === 404) return this.sessionGone(res, what);
+    if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, what);
     await res.body.dump().catch(() => {});
-    return { location: this.location(res, 'blob upload chunk') };
+    const range = /^\s*(?:bytes=)?\d+-(\d+)\s*$/.exec(headerValue(res.headers, 'range') ?? '');
+    return { location: this.location(res, 'blob upload chunk'), ...(range ? { rangeEnd: Number(range[1]) } : {}) };
   }
 
   /** GET <location>: how many bytes the registry holds for this upload (its `Range: 0-<last>` header). */
   async uploadStatus(location: string): Promise<{ location: string; offset: number }> {
     const res = await this.send({ method: 'GET', url: location });
+    if (res.status === 404) return this.sessionGone(res, `blob upload status on ${this.imageName}`);
     if (res.status !== 204 && res.status !== 200) return this.fail(res, `blob upload status on ${this.imageName}`);
     await res.body.dump().catch(() => {});
     const range = /(\d+)-(\d+)/.exec(headerValue(res.headers, 'range') ?? '');
@@ -536,6 +557,12 @@ export class RegistryClient implements RegistryClientApi {
     const last = Number(range[2]);
     const offset = Number(range[1]) === 0 && last === 0 ? 0 : last + 1;
     return { location: headerValue(res.headers, 'location') ? this.location(res, 'blob upload status') : location, offset };
+  }
+
+  /** A 404 on an upload session (BLOB_UPLOAD_UNKNOWN / BLOB_UPLOAD_INVALID): the session is gone, start a new one. */
+  private async sessionGone(res: HttpResponse, what: string): Promise<never> {
+    const body = await readErrorBody(res);
+    throw new UploadSessionGone(this.redact(`${what}: the registry no longer knows the upload session (${body.summary || 'HTTP 404'})`));
   }
 
   /** PUT <location>&digest=… with an empty body; the registry verifies the digest. */
@@ -588,7 +615,8 @@ export class RegistryClient implements RegistryClientApi {
     for (let attempt = 1; ; attempt++) {
       const start = await this.startUpload();
       if (start.mounted) return 'mounted';
-      const stream = Buffer.isBuffer(body) ? Readable.from([body], { objectMode: false }) : body();
+      // a Buffer goes as it is: the transport can then replay it and follow a 307/308
+      const stream = Buffer.isBuffer(body) ? body : body();
       try {
         const next = await this.uploadBlobStream(start.location, stream, size);
         await this.finishUpload(next, digest);
@@ -596,9 +624,9 @@ export class RegistryClient implements RegistryClientApi {
       } catch (e) {
         await this.cancelUpload(start.location).catch(() => {});
         // only transient failures (network, 429/5xx after the transport's own retries): not auth, 404 or digest errors
-        if (attempt >= attempts || !(e instanceof NixregError) || e.exitCode !== ExitCode.failure) throw e;
+        if (attempt >= attempts || !(e instanceof NixregError) || e.exitCode !== ExitCode.failure || e instanceof QuotaExhausted) throw e;
         this.log(`blob ${digest} upload failed (${e.message}); retrying (${attempt + 1}/${attempts})`);
-        await sleep(Math.min(this.opts.retry?.maxDelayMs ?? 30_000, (this.opts.retry?.baseDelayMs ?? 1000) * attempt));
+        await sleep(e instanceof RetryLater && e.retryAfterMs !== undefined ? e.retryAfterMs : Math.min(this.opts.retry?.maxDelayMs ?? 30_000, (this.opts.retry?.baseDelayMs ?? 1000) * attempt));
       }
     }
   }
@@ -610,6 +638,9 @@ export class RegistryClient implements RegistryClientApi {
  * limit, which chunks stay under), 415, 501 Not Implemented. The pusher then switches to a chunked upload.
  */
 const STREAM_REJECTED = new Set([400, 411, 413, 415, 416, 501]);
+
+/** --retry-max-time's default, as the transport has it. */
+const DEFAULT_RETRY_TOTAL_MS = 5 * 60_000;
 
 /** Tag-list pages: a safety bound (Docker Hub sends 100 tags a page by default: 1000 pages = 100k tags). */
 const MAX_TAG_PAGES = 1000;
@@ -633,6 +664,9 @@ export function nextPageLink(link: string | undefined): string | undefined {
   }
   return undefined;
 }
+
+/** The registry dropped an upload session (404 on its URL): the blob must go up again in a new session. */
+export class UploadSessionGone extends NixregError {}
 
 export class StreamedUploadRejected extends NixregError {
   constructor(

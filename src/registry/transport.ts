@@ -6,6 +6,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import { Agent, Client, EnvHttpProxyAgent, Pool, buildConnector, type Dispatcher } from './undici.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { quotaExhausted } from './rate-limit.js';
+import { QuotaExhausted } from './upload-errors.js';
 import { parseRetryAfter } from './retry-after.js';
 
 export { parseRetryAfter } from './retry-after.js';
@@ -308,7 +309,7 @@ export class Transport {
         const quota = quotaExhausted(res.headers, new URL(res.url).host, retryAfter, this.totalMs - (Date.now() - started));
         if (quota) {
           await res.body.dump().catch(() => {});
-          throw new NixregError(quota);
+          throw new QuotaExhausted(quota);
         }
       }
       const backoff = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** attempt);
@@ -378,7 +379,9 @@ export class Transport {
       const res: HttpResponse = { status: r.statusCode, headers: r.headers, body: r.body, url: url.toString() };
       const location = headerValue(res.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(res.status) && location;
-      if (!isRedirect || req.followRedirects === false || (req.method !== 'GET' && req.method !== 'HEAD')) return res;
+      // 307/308 keep the method and body (RFC 9110 15.4.8-9): followed for any request whose body is a Buffer
+      const resendable = req.method === 'GET' || req.method === 'HEAD' || ((res.status === 307 || res.status === 308) && (req.body === undefined || Buffer.isBuffer(req.body)));
+      if (!isRedirect || req.followRedirects === false || !resendable) return res;
       if (hop >= MAX_REDIRECTS) {
         await res.body.dump().catch(() => {});
         throw new NixregError(`${req.method} ${originalHost}: more than ${MAX_REDIRECTS} redirects`);

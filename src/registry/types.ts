@@ -60,8 +60,11 @@ export interface BlobGetOptions {
 /** `chunkMinLength`: the POST response's `OCI-Chunk-Min-Length` (smallest PATCH chunk but the last), if sent. */
 export type StartUploadResult = { mounted: true } | { mounted: false; location: string; chunkMinLength?: number };
 
-/** A chunk PATCH: accepted (next location), or 416 (the registry holds a different offset: ask uploadStatus). */
-export type UploadChunkResult = { location: string } | { outOfRange: true };
+/**
+ * A chunk PATCH: accepted (next location; `range` the answer's `Range` end, when sent), 416 (the registry holds a
+ * different offset: ask uploadStatus), or 413 (the chunk is too large for the registry: send smaller ones).
+ */
+export type UploadChunkResult = { location: string; rangeEnd?: number } | { outOfRange: true } | { tooLarge: true };
 
 export interface RegistryClientApi {
   getManifest(ref: string): Promise<ManifestResponse>;
@@ -69,7 +72,7 @@ export interface RegistryClientApi {
   getBlob(digest: string, opts?: BlobGetOptions): Promise<Readable>;
   headBlob(digest: string): Promise<{ size: number } | undefined>;
   startUpload(opts?: { mount?: string; from?: string }): Promise<StartUploadResult>;
-  uploadBlobStream(location: string, body: Readable, contentLength?: number): Promise<string>;
+  uploadBlobStream(location: string, body: Readable | Buffer, contentLength?: number): Promise<string>;
   uploadChunk(location: string, chunk: Buffer, start: number): Promise<UploadChunkResult>;
   uploadStatus(location: string): Promise<{ location: string; offset: number }>;
   finishUpload(location: string, digest: string): Promise<void>;

@@ -4,11 +4,13 @@ import type { AddressInfo, Socket } from 'node:net';
 /**
  * An HTTP proxy on 127.0.0.1 in front of a real registry (distribution), for faults only the network can
  * produce: `drop-answer` lets the upstream handle the request completely, then resets the client's connection
- * instead of relaying the answer (the registry's state changed, the client never hears of it). Rules match by
+ * instead of relaying the answer (the registry's state changed, the client never hears of it); `reset-mid-body`
+ * forwards the first half of the request body (by Content-Length) and then resets both connections, so the
+ * registry sees a body cut short and the client a reset. Rules match by
  * method and path; `skip` lets the first N matches through, `times` bounds how often a rule fires.
  */
 export interface ProxyRule {
-  kind: 'drop-answer';
+  kind: 'drop-answer' | 'reset-mid-body';
   method: string;
   path: RegExp;
   skip?: number;
@@ -20,6 +22,8 @@ export interface FaultProxy {
   url: string;
   /** how many times each rule fired, in rule order */
   fired: number[];
+  /** how many requests each rule matched (fired or not), in rule order */
+  matched: number[];
   close(): Promise<void>;
 }
 
@@ -28,19 +32,20 @@ export async function startFaultProxy(upstreamUrl: string, rules: ProxyRule[]): 
   const matched = rules.map(() => 0);
   const fired = rules.map(() => 0);
   const sockets = new Set<Socket>();
-  const pick = (method: string, path: string): boolean => {
-    let hit = false;
+  const pick = (method: string, path: string): ProxyRule['kind'] | undefined => {
+    let hit: ProxyRule['kind'] | undefined;
     rules.forEach((r, i) => {
       if (r.method !== method || !r.path.test(path)) return;
       matched[i]!++;
       if (matched[i]! <= (r.skip ?? 0) || (r.times !== undefined && fired[i]! >= r.times)) return;
       fired[i]!++;
-      hit = true;
+      hit ??= r.kind;
     });
     return hit;
   };
   const server: Server = createServer((req, res) => {
-    const drop = pick(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname);
+    const fault = pick(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname);
+    const drop = fault === 'drop-answer';
     const up = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (ures: IncomingMessage) => {
       if (drop) {
         ures.resume();
@@ -51,6 +56,25 @@ export async function startFaultProxy(upstreamUrl: string, rules: ProxyRule[]): 
       ures.pipe(res);
     });
     up.on('error', () => req.socket.destroy());
+    if (fault === 'reset-mid-body') {
+      const half = Math.floor(Number(req.headers['content-length'] ?? 0) / 2);
+      let sent = 0;
+      req.on('data', (c: Buffer) => {
+        if (sent >= half) return;
+        const part = c.subarray(0, half - sent);
+        sent += part.length;
+        up.write(part);
+        if (sent >= half) {
+          up.destroy();
+          req.socket.destroy();
+        }
+      });
+      req.on('end', () => {
+        up.destroy();
+        req.socket.destroy();
+      });
+      return;
+    }
     req.pipe(up);
   });
   server.on('connection', (s) => {
@@ -63,6 +87,7 @@ export async function startFaultProxy(upstreamUrl: string, rules: ProxyRule[]): 
     host,
     url: `http://${host}`,
     fired,
+    matched,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -141,8 +141,11 @@ describe('chunked uploads against the mock registry', () => {
   });
 });
 
-/** A registry that stores what it accepts; `onChunk` may answer 416 or apply only part of a chunk first. */
-function fakeUploads(onChunk: (n: number, start: number, chunk: Buffer, stored: Buffer[]) => 'ok' | '416' | { applied: number }) {
+/**
+ * A registry that stores what it accepts; `onChunk` may answer 416 or 413, apply only part of a chunk first, or
+ * accept it with an answer that has no `Range`.
+ */
+function fakeUploads(onChunk: (n: number, start: number, chunk: Buffer, stored: Buffer[]) => 'ok' | '416' | '413' | 'no-range' | { applied: number }) {
   const stored: Buffer[] = [];
   const size = () => stored.reduce((n, b) => n + b.length, 0);
   let n = 0;
@@ -153,12 +156,17 @@ function fakeUploads(onChunk: (n: number, start: number, chunk: Buffer, stored: 
       if (start !== size()) return { outOfRange: true };
       const what = onChunk(n++, start, chunk, stored);
       if (what === '416') return { outOfRange: true };
+      if (what === '413') return { tooLarge: true };
+      if (what === 'no-range') {
+        stored.push(Buffer.from(chunk));
+        return { location: `/up/${n}` };
+      }
       if (what !== 'ok') {
         stored.push(chunk.subarray(0, what.applied)); // e.g. a proxy cut the body, the registry kept a prefix
         return { outOfRange: true };
       }
       stored.push(Buffer.from(chunk));
-      return { location: `/up/${n}` };
+      return { location: `/up/${n}`, rangeEnd: size() - 1 };
     },
     async uploadStatus(loc: string) {
       calls.push(`GET ${size()}`);
@@ -194,6 +202,28 @@ describe('uploadInChunks (fake registry)', () => {
       }
       return 'ok';
     });
+    await uploadInChunks(f.client, '/up/0', pieces(), 3000);
+    expect(f.stored().equals(data)).toBe(true);
+    expect(f.calls).toEqual(['PATCH 0-2999', 'GET 3000', 'PATCH 3000-9999']);
+  });
+
+  it('a 413 on a chunk halves the chunk size and sends the same bytes again in smaller chunks', async () => {
+    const f = fakeUploads((_n, _s, chunk) => (chunk.length > 70_000 ? '413' : 'ok'));
+    const big = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 13) % 251));
+    await uploadInChunks(f.client, '/up/0', Readable.from([big], { objectMode: false }), 256 * 1024);
+    expect(f.stored().equals(big)).toBe(true);
+    // 256 KiB refused, 128 KiB refused, then 64 KiB chunks (the floor) and the short last one
+    expect(f.calls.slice(0, 3)).toEqual(['PATCH 0-299999', 'PATCH 0-131071', 'PATCH 0-65535']);
+    expect(f.calls.slice(2).every((c) => /^PATCH (\d+)-(\d+)$/.test(c))).toBe(true);
+  });
+
+  it('a 413 at the floor fails with one line naming --chunk-size', async () => {
+    const f = fakeUploads(() => '413');
+    await expect(uploadInChunks(f.client, '/up/0', pieces(), 3000)).rejects.toThrow(/too large \(HTTP 413\); pass a smaller --chunk-size/);
+  });
+
+  it('an accepted chunk whose answer has no Range is checked against the upload status', async () => {
+    const f = fakeUploads((n) => (n === 0 ? 'no-range' : 'ok'));
     await uploadInChunks(f.client, '/up/0', pieces(), 3000);
     expect(f.stored().equals(data)).toBe(true);
     expect(f.calls).toEqual(['PATCH 0-2999', 'GET 3000', 'PATCH 3000-9999']);
