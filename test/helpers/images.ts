@@ -175,3 +175,23 @@ export async function pushTestIndex(
   const bytes = Buffer.from(JSON.stringify(idx));
   return pushManifest(url, repo, tag ?? sha(bytes), bytes, OCI.index);
 }
+
+/**
+ * Push a linux/amd64 and a linux/arm64/v8 image and an index over them (tagged `indexTag`; the amd64 image also
+ * under `amdTag` when given): the multi-platform repository most prefetch and pull tests read.
+ */
+export async function pushAmdArmIndex(
+  url: string,
+  repo: string,
+  amd: TestImage,
+  arm: TestImage,
+  tags: { amd?: string; index: string },
+): Promise<{ amd: string; arm: string; index: string }> {
+  const amdDigest = await pushTestImage(url, repo, amd, tags.amd);
+  const armDigest = await pushTestImage(url, repo, arm);
+  const index = await pushTestIndex(url, repo, [
+    { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
+    { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+  ], tags.index);
+  return { amd: amdDigest, arm: armDigest, index };
+}

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
-import { LAYERS, makeImage, pushTestImage, pushTestIndex } from '../helpers/images.js';
+import { LAYERS, makeImage, pushAmdArmIndex } from '../helpers/images.js';
 
 // The `nix-prefetch-docker` executable (what nvfetcher and npins call) takes nix-prefetch-docker's own flags:
 // --image-name, --image-tag, --image-digest, --final-image-name, --final-image-tag, --os, --arch, --quiet, --json.
@@ -20,12 +20,7 @@ beforeAll(async () => {
   reg = await startDistribution();
   const amd = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }], 'docker');
   const arm = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
-  d.amd = await pushTestImage(reg.url, 'alias/app', amd, '1.0');
-  d.arm = await pushTestImage(reg.url, 'alias/app', arm);
-  d.index = await pushTestIndex(reg.url, 'alias/app', [
-    { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ], 'multi');
+  Object.assign(d, await pushAmdArmIndex(reg.url, 'alias/app', amd, arm, { amd: '1.0', index: 'multi' }));
 }, 120_000);
 
 afterAll(async () => {

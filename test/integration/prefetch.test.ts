@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
-import { LAYERS, makeImage, pushTestImage, pushTestIndex } from '../helpers/images.js';
+import { LAYERS, makeImage, pushAmdArmIndex } from '../helpers/images.js';
 import { nixHashFileSRI, requireTool } from '../helpers/tools.js';
 
 /**
@@ -47,12 +47,7 @@ beforeAll(async () => {
   reg = await startDistribution();
   const amd = makeImage([LAYERS.L1(), LAYERS.L2()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
   const arm = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L4(), c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
-  d.amd = await pushTestImage(reg.url, 'test/app', amd, 'single');
-  d.arm = await pushTestImage(reg.url, 'test/app', arm);
-  d.index = await pushTestIndex(reg.url, 'test/app', [
-    { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ], 'multi');
+  Object.assign(d, await pushAmdArmIndex(reg.url, 'test/app', amd, arm, { amd: 'single', index: 'multi' }));
 }, 120_000);
 
 afterAll(async () => {

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
-import { LAYERS, makeImage, pushTestImage, pushTestIndex } from '../helpers/images.js';
+import { LAYERS, makeImage, pushAmdArmIndex } from '../helpers/images.js';
 import { runCliSync } from '../helpers/cli.js';
 
 // Whole runs against distribution: nothing (not even an empty nixreg-* directory) is left in $TMPDIR, and the
@@ -26,12 +26,7 @@ beforeAll(async () => {
   reg = await startDistribution();
   const amd = makeImage([LAYERS.L1(), LAYERS.L2(), LAYERS.L3()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
   const arm = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L4(), c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
-  await pushTestImage(reg.url, 't/app', amd, '1');
-  await pushTestImage(reg.url, 't/app', arm);
-  await pushTestIndex(reg.url, 't/app', [
-    { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ], 'multi');
+  await pushAmdArmIndex(reg.url, 't/app', amd, arm, { amd: '1', index: 'multi' });
 }, 120_000);
 afterAll(async () => {
   await reg?.stop();
