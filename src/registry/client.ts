@@ -313,6 +313,10 @@ export class RegistryClient implements RegistryClientApi {
       }
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
+      // zot 2.x answers the same refusal with 400 MANIFEST_INVALID "unsupported media type"
+      // (https://github.com/project-zot/zot/issues/3104).
+      if (mediaType.startsWith('application/vnd.docker.') && body.codes.includes('MANIFEST_INVALID') && /media ?type/i.test(body.summary))
+        throw new NixregError(this.redact(`${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci`));
       if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
         return this.fail(res, what, body);
       const delay = 250 * 2 ** attempt;

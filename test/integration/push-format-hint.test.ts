@@ -24,6 +24,22 @@ afterAll(async () => {
 });
 
 describe('a registry refusing Docker media types', () => {
+  it("zot's 400 MANIFEST_INVALID 'unsupported media type' also names --format oci, and --format oci then works", async () => {
+    const reg = await startRegistry({ quirks: 'zot' });
+    try {
+      const opts = { confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/oci/app:1`, storeRoot, tlsVerify: false, cache: new PushCache(join(tmp, 'z')) };
+      const err = await pushConf(opts).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NixregError);
+      const msg = (err as Error).message;
+      expect(msg).toContain('HTTP 400');
+      expect(msg).toContain('--format oci');
+      expect(msg.includes('\n')).toBe(false);
+      await expect(pushConf({ ...opts, format: 'oci' })).resolves.toMatchObject({ digest: expect.stringMatching(/^sha256:/) });
+    } finally {
+      await reg.close();
+    }
+  });
+
   it('fails with one line naming --format oci', async () => {
     const reg = await startRegistry({ faults: [{ kind: 'status', route: 'manifest', method: 'PUT', status: 415 }] });
     try {
