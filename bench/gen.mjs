@@ -2,7 +2,7 @@
 // Nix-like closure (store paths under a temporary store root + a streamLayeredImage conf). Same sizes and seeds
 // give the same bytes on every machine, so runs and machines compare.
 //
-// Content mix per the issue: ~35% many small text-like files, ~55% large binaries of moderate entropy (they gzip to
+// Content mix: ~35% many small text-like files, ~55% large binaries of moderate entropy (they gzip to
 // roughly half), ~10% incompressible. The pseudo-random source is AES-128-CTR over zeros: deterministic, and fast
 // enough (GB/s) that generating 1.5 GiB is bounded by gzip and the disk, not by the generator.
 import { createCipheriv, createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench`: the one benchmark harness (issue 8). Generates the test data deterministically (bench/gen.mjs),
+// `npm run bench`: the one benchmark harness. Generates the test data deterministically (bench/gen.mjs),
 // serves it from Debian's docker-registry on loopback, and measures nixreg next to what users run today, side by
 // side in the same run, --runs times (median, min, max). Writes bench/RESULTS.md and prints the same table.
 // Not part of npm test (test/bench-smoke runs it at --size tiny --runs 1 so it cannot rot).

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Resilience soak (issue 7): the long version of test/resilience. For each fault kind of the mock registry at a
+// Resilience soak: the long version of test/resilience. For each fault kind of the mock registry at a
 // per-request rate (default 20%), RUNS pulls (and pushes) with fresh seeds; prints a table of fault kind, runs, ok,
 // identical, faults injected, retries (+ blob resumes), bytes re-fetched (or re-sent) and wall time.
 //

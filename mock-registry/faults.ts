@@ -205,7 +205,7 @@ export async function sendBody(res: ServerResponse, src: Readable, total: number
 }
 
 /**
- * The fault kinds of nixreg's resilience figures (issue 7) as rule sets at a per-request rate, shared by
+ * The fault kinds of nixreg's resilience figures (README, Reliability) as rule sets at a per-request rate, shared by
  * test/resilience and bench/soak.mjs so the CI suite and the soak table measure the same thing.
  */
 export interface FaultKindSpec {
@@ -220,7 +220,7 @@ export interface FaultKindSpec {
 
 const PULL_ROUTES: FaultRule['route'] = ['manifest', 'blob'];
 
-/** The fault kinds of issue 7, for pulls: every request to a manifest or blob is a candidate. */
+/** The fault kinds of the resilience figures, for pulls: every request to a manifest or blob is a candidate. */
 export const PULL_FAULTS: FaultKindSpec[] = [
   { name: '429 + Retry-After', rules: (p) => [{ kind: 'status', status: 429, retryAfter: 1, probability: p, route: PULL_ROUTES }] },
   { name: '500/502/503', rules: (p, run) => [{ kind: 'status', status: [500, 502, 503][run % 3]!, probability: p, route: PULL_ROUTES }] },

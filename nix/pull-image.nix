@@ -20,7 +20,7 @@
 , finalImageTag ? "latest"
 , tlsVerify ? true
 , name ? null
-  # Beyond nixpkgs (#30723): opt-in credential variables passed from the nix daemon's environment, e.g.
+  # Beyond nixpkgs (https://github.com/NixOS/nixpkgs/issues/30723): opt-in credential variables passed from the nix daemon's environment, e.g.
   # [ "REGISTRY_AUTH_FILE" ] or [ "DOCKER_CONFIG" ]; the file they name must be reachable from the build
   # (extra-sandbox-paths). Secrets stay out of the store: only the variable's value (a path) crosses.
 , credentialEnvVars ? [ ]

@@ -10,7 +10,7 @@ import { layerFileName, legacyLayers } from './legacy-ids.js';
 
 /**
  * The docker-archive sink: writes what `skopeo copy ... docker-archive:PATH:NAME:TAG` (containers/image
- * v5.6–v5.36, skopeo 1.9.3) writes, byte for byte (spec A.2–A.6). Input is already uncompressed, so the bytes
+ * v5.6–v5.36, skopeo 1.9.3) writes, byte for byte (containers/image docker/internal/tarfile/writer.go). Input is already uncompressed, so the bytes
  * never depend on how the registry compressed the layers.
  *
  * The writer is a pure sequential byte producer into any Writable (a file, stdout, or a hashing sink for

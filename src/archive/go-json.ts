@@ -1,5 +1,5 @@
 /**
- * The parts of Go's `encoding/json` output that the docker-archive writer's metadata depends on (spec A.4).
+ * The parts of Go's `encoding/json` output that the docker-archive writer's metadata depends on (https://pkg.go.dev/encoding/json: HTML-safe escapes, U+2028/2029 escaped, map keys sorted).
  * Own code because no JS serializer reproduces Go byte for byte: Go re-marshals `json.RawMessage` values by
  * compacting the original text (key order inside objects kept, existing escapes and number text kept) while
  * HTML-escaping `<`, `>`, `&` and U+2028/U+2029, and it sorts `map[string]any` keys by bytes. JSON.parse +

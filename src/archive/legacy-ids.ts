@@ -3,7 +3,7 @@ import { goCompactHTML, goSortedObject, goString, topLevelRawMembers } from './g
 
 /**
  * Legacy (`docker save` v1.0) layer IDs and their `<id>/json` files, exactly as containers/image ≥ v5.6.0
- * writes them (spec A.5): the ID hashes the layer's legacy config with a temporary `layer_id` set to the
+ * writes them (containers/image docker/internal/tarfile/writer.go): the ID hashes the layer's legacy config with a temporary `layer_id` set to the
  * ChainID, so it depends on every lower layer; the top layer also carries seven values copied from the
  * image config as compacted, HTML-escaped raw JSON.
  */

@@ -12,12 +12,12 @@ import { NixregError, describeSystemError } from '../errors.js';
  *   runs one thread per layer where skopeo's pgzip splits a layer across cores, so level 6 made a cold push CPU-bound
  *   at 2.3x skopeo's CPU time; `--compression-level` picks another) with default strategy/window/memLevel. Node writes a bare 10-byte header
  *   (no name, no comment, MTIME 0), but the OS byte is zlib's compile-time OS_CODE (3 on Unix, other values on
- *   Windows/macOS builds); we overwrite it with 255 ("unknown", as nix2container PR#222 does) so the header
+ *   Windows/macOS builds); we overwrite it with 255 ("unknown", as https://github.com/nlewo/nix2container/pull/222 does) so the header
  *   does not depend on where nixreg runs. The deflate stream itself depends only on the input and zlib's
  *   parameters (Node bundles one zlib per release, so a Node upgrade that changes its deflate could change
  *   digests: the result is a re-upload, never a wrong image, because the registry verifies every digest).
  * - zstd: Node 20's zlib has no zstd encoder, so the system `zstd` binary (default level 3) in single-thread mode
- *   (`-T1`): multi-threaded zstd output depends on how the input is split (nix2container PR#223).
+ *   (`-T1`): multi-threaded zstd output depends on how the input is split (https://github.com/nlewo/nix2container/pull/223).
  * - none: the tar itself (blob digest = diffID).
  */
 export type PushCompression = 'gzip' | 'zstd' | 'none';

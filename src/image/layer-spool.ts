@@ -20,7 +20,7 @@ import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
  *   - spool the decompressed layer (chosen; skopeo does the same): decompress + hash the diffID once,
  *     while it downloads, in parallel across layers; then header + copy. Same path for every sink, and no
  *     byte reaches the output before its layer's diffID is verified.
- *     session 1 (bench/pull-memory.mjs, now bench/run.mjs), 512 MiB in 8 gzip layers: nixreg 6.4 s / 143 MiB peak RSS, skopeo 10.0 s / 31 MiB,
+ *     the first measurement (bench/pull-memory.mjs, now bench/run.mjs), 512 MiB in 8 gzip layers: nixreg 6.4 s / 143 MiB peak RSS, skopeo 10.0 s / 31 MiB,
  *     byte-identical; peak RSS is flat in image size (256 MiB image: 128–145 MiB; a 230 KiB image: 114 MiB,
  *     most of it Node + module start-up).
  * Small layers (below `memLimit`, 1 MiB by default) stay in memory, so tiny images never touch the disk and peak

@@ -26,7 +26,7 @@ export interface ResolvedRegistryImage {
 
 /**
  * Fetch the manifest by digest (or tag), and if it is a Docker manifest list / OCI index pick one instance for the
- * platform exactly like c/image (selectPlatform, spec B.6); then the config. Docker schema2 and OCI manifests both
+ * platform exactly like c/image (selectPlatform: containers/image internal/pkg/platform/platform_matcher.go); then the config. Docker schema2 and OCI manifests both
  * work. Shared by pull/prefetch (openRegistrySource) and every `docker://` source (src/source/registry.ts).
  */
 export async function resolveRegistryImage(ref: ImageReference, opts: RegistrySourceOptions): Promise<ResolvedRegistryImage> {

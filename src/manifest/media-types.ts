@@ -16,7 +16,7 @@ export const MediaType = {
   dockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
 } as const;
 
-/** The Accept list c/image sends on manifest GET, in its order (spec B.5). Sent as separate header lines. */
+/** The Accept list c/image sends on manifest GET, in its order (containers/image manifest.DefaultRequestedManifestMIMETypes). Sent as separate header lines. */
 export const MANIFEST_ACCEPT: readonly string[] = [
   MediaType.ociManifest,
   MediaType.dockerManifest,

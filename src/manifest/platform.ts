@@ -43,7 +43,7 @@ const COMPATIBLE_VARIANTS: Record<string, string[]> = {
   arm64: ['v8'],
 };
 
-/** c/image's candidate variant order (spec B.6). */
+/** c/image's candidate variant order (containers/image internal/pkg/platform/platform_matcher.go). */
 export function variantCandidates(arch: string, variant?: string): string[] {
   const compat = COMPATIBLE_VARIANTS[arch] ?? [];
   if (variant) {

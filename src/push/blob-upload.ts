@@ -17,7 +17,7 @@ import { mountCandidates, mountFromAny } from './mount.js';
 import type { LayerReuseContext } from '../sink/registry/previous-image.js';
 
 /**
- * How one generated layer reaches the registry (issue 6, "How each blob travels"):
+ * How one generated layer reaches the registry:
  * 1. compressed digest known from the push cache → HEAD; present → done, the store is never read;
  * 2. known digest, and a repository on the same registry that has it (--mount-from, or where the cache saw it)
  *    → `POST ?mount=&from=`; a 202 means "not mounted": that upload session is cancelled and we go on;
@@ -272,7 +272,7 @@ async function uploadAttempt(
 }
 
 /**
- * Gives each input chunk back to the layer generator once zlib has deflated all of it (issue 8: recycled chunks
+ * Gives each input chunk back to the layer generator once zlib has deflated all of it (recycled chunks
  * instead of ~64 MB of dead ones waiting for a full GC). Safe because every stage before it (the archive tee
  * writes before passing a chunk on, the diffID hash reads it synchronously) is done with a chunk by then, and
  * zlib's transform callback runs only when the chunk's last byte has been consumed.

@@ -8,7 +8,7 @@ import { reuseLayerFromPreviousImage } from '../sink/registry/previous-image.js'
 
 /**
  * In which order and how many at a time layers are checked and uploaded. The cheap step (cache lookup + HEAD or
- * mount) runs with a wide limit — 100+ HEADs should not queue behind uploads (nix2container PR#125) — and the
+ * mount) runs with a wide limit — 100+ HEADs should not queue behind uploads (https://github.com/nlewo/nix2container/pull/125) — and the
  * expensive step (generate + compress + upload) with `jobs`.
  */
 const headConcurrency = (jobs: number) => Math.max(16, jobs * 4);

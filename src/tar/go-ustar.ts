@@ -1,6 +1,6 @@
 /**
  * Tar headers exactly as Go's `archive/tar` writes them for a `tar.FileInfoHeader` with mtime 0, no uid/gid/names
- * (what containers/image's docker-archive writer produces; spec A.3). Own code, not tar-stream: tar-stream's
+ * (what containers/image's docker-archive writer produces through Go's archive/tar, https://pkg.go.dev/archive/tar). Own code, not tar-stream: tar-stream's
  * headers differ in bytes that matter for a flat hash (it writes `ustar\0` + `00` but fills uname/gname/devmajor
  * differently and cannot reproduce Go's PAX fallback naming), and the archive must be byte-identical to skopeo's.
  *
@@ -79,7 +79,7 @@ export function paxRecord(key: string, value: string): string {
 }
 
 /**
- * Header bytes for one entry. Sizes of 8 GiB or more get Go's PAX fallback (spec A.3; derived from Go's
+ * Header bytes for one entry. Sizes of 8 GiB or more get Go's PAX fallback (derived from Go's
  * writePAXHeader/writeRawFile, not verified against a real > 8 GiB skopeo archive): an `x` entry named
  * `PaxHeaders.0/<name>` whose raw header carries only name/mode/uid/gid/size/mtime (devmajor/devminor stay NUL),
  * its padded "size=N" record, then the real header with a zero size field.

@@ -45,7 +45,7 @@ export const LAYERS = {
   L4: () => layerTar({ 'opt/z/zst.bin': prng('zstd', 40_000) }),
 };
 
-/** A pretty-printed config with unsorted keys, `<>&`, non-ASCII, kept escapes and U+2028 (spec A.4). */
+/** A pretty-printed config with unsorted keys, `<>&`, non-ASCII, kept escapes and U+2028: what Go's encoding/json escapes and sorts. */
 export function prettyConfig(diffIDs: string[], arch = 'amd64', variant?: string): Buffer {
   const ids = diffIDs.map((d) => `      "${d}"`).join(',\n');
   return Buffer.from(`{

@@ -88,7 +88,7 @@ describe('plain distribution', () => {
     await client.close();
   });
 
-  it('url-string targets work for the pull engineer helper', async () => {
+  it('url-string targets work for the pull helper', async () => {
     const r = await pushImage(reg.url, 'other/img', 'latest', { ...testImage(), manifestMediaType: MediaType.ociManifest });
     const c = new RegistryClient({ registry: reg.host, repository: 'other/img' });
     const m = await c.getManifest('latest');

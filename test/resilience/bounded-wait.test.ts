@@ -7,7 +7,7 @@ import { freePort } from '../helpers/distribution.js';
 import { parseDuration } from '../../src/cli/network-flags.js';
 import { faultImage, filesIn, runCli, seedImage, tempDir, type CliResult } from './faults-helper.js';
 
-// Issue 7, "bounded waiting": a dead registry fails in seconds with one clear line, and --retry-times,
+// Bounded waiting: a dead registry fails in seconds with one clear line, and --retry-times,
 // --retry-max-time and --timeout bound how long a failing one is retried. Times are measured around the CLI
 // process, so they include its start-up (~0.5-3 s on a loaded 2-core runner): bounds are generous but far below
 // what an unbounded wait would take (60 s read timeout, 5 min retry budget).

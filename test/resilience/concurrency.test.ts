@@ -7,7 +7,7 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { pullTo, runCli, tempDir } from './faults-helper.js';
 
-// Issue 7, "concurrency": 4 `nixreg push` processes sending the same image to the same repository of a real
+// Concurrency: 4 `nixreg push` processes sending the same image to the same repository of a real
 // registry (distribution 2.8.2) at once all succeed with the same digest and leave the repository consistent
 // (every blob of the manifest present with its size; pulled back it is the image pushed); 4 concurrent pulls into
 // different files write identical, correct archives. The 4 pushes share one push cache directory, as parallel CI

@@ -5,7 +5,7 @@ import { startRegistry, type FaultRule, type Registry } from '../../mock-registr
 import { LAYERS, prettyConfig, sha } from '../helpers/images.js';
 import { faultImage, filesIn, runCli, seedImage, tempDir } from './faults-helper.js';
 
-// Issue 7, "corruption": whatever arrives wrong ends in a non-zero exit, one line naming the digest expected and
+// Corruption: whatever arrives wrong ends in a non-zero exit, one line naming the digest expected and
 // the one that arrived, and no output file (nor a temp file beside it). Runs the built CLI: `npm test` builds.
 const DIGEST = /sha256:[0-9a-f]{64}/g;
 

@@ -10,8 +10,8 @@ import { layer } from '../helpers/export-layers.js';
 import { buildStoreTree, FIXTURES, removeStoreTree } from '../helpers/store-tree.js';
 
 /**
- * Error wording of the commands reading any source (issue #7, "every error message a user can hit has a test
- * that pins its wording"), in the style of error-messages.test.ts: a table of CLI invocations, each pinning the
+ * Error wording of the commands reading any source (every error message a user can hit has a test that pins
+ * its wording), in the style of error-messages.test.ts: a table of CLI invocations, each pinning the
  * exact `nixreg: …` line, the exit code, that it is the only error line, and that no output file is left.
  * Covers every source kind (docker-archive, OCI layout/archive, conf), inspect, export (hostile layers), merge,
  * stream/build output formats, build --single-layer refusals, push sources and the size/network flags; and

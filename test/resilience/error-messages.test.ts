@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pinnedErrorFailures } from '../helpers/cli.js';
 
 /**
- * Error wording (issue #7, "every error message a user can hit has a test that pins its wording"): a table of
+ * Error wording (every error message a user can hit has a test that pins its wording): a table of
  * CLI invocations, each pinning the exact one-line stderr and the exit code, and that no output file is left.
  * Registry failures come from a purpose-built loopback registry whose repositories each misbehave one way.
  * Needs dist/ built (npx tsc -p tsconfig.json).

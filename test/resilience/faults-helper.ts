@@ -8,7 +8,7 @@ import { LAYERS, makeImage, manifestOf, type TestImage } from '../helpers/images
 
 /**
  * Shared by the resilience suites (and bench/soak.mjs through dist): a small multi-layer image, the fault kinds
- * of issue 7 as mock-registry rules at a given rate, and an in-process pull that counts retries and resumes from
+ * of the resilience figures as mock-registry rules at a given rate, and an in-process pull that counts retries and resumes from
  * the client's debug log. Backoff and timeouts are tiny so a suite of hundreds of faulted requests takes seconds.
  */
 

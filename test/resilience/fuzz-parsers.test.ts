@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 const DIST = join(resolve(import.meta.dirname, '../..'), 'dist');
 
 /**
- * Bad-input fuzzing of the pure parsers (issue #7): every generated input parses or throws NixregError with a
+ * Bad-input fuzzing of the pure parsers: every generated input parses or throws NixregError with a
  * short one-line message. Seeded and bounded, so a failure names a reproducible counterexample.
  */
 

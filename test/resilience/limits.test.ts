@@ -12,7 +12,7 @@ import { streamImageToFile } from '../../src/nix/stream/index.js';
 import { TarArchive } from '../../src/nix/stream/tar-reader.js';
 
 /**
- * Limits (issue #7): manifest bodies are capped (4 MiB default, configurable) and a registry that declares 1 GiB
+ * Limits: manifest bodies are capped (4 MiB default, configurable) and a registry that declares 1 GiB
  * or streams without end is cut off without buffering; blobs of any size stream with flat memory; a conf with
  * thousands of layers works. Everything against purpose-built loopback servers.
  */

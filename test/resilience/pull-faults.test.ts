@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { FAST_NET, PULL_FAULTS, countingLog, faultImage, pullTo, seedImage, tempDir } from './faults-helper.js';
 
-// Issue 7, "pull under faults": for each fault kind at a 20% per-request rate, RUNS seeded pulls all succeed and
+// Pull under faults: for each fault kind at a 20% per-request rate, RUNS seeded pulls all succeed and
 // write exactly the fault-free archive; where the registry honours Range, interrupted blobs resume (bytes served
 // stay close to a fault-free pull) instead of restarting. bench/soak.mjs runs the same with 50 pulls per kind.
 const RUNS = 12;

@@ -6,7 +6,7 @@ import { copyRegistryImage } from '../../src/push/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { FAST_NET, PUSH_FAULTS, countingLog, pullTo, tempDir } from './faults-helper.js';
 
-// Issue 7, "push under faults": for each fault kind at a 20% per-request rate (POST/PATCH/PUT uploads, HEAD blob,
+// Push under faults: for each fault kind at a 20% per-request rate (POST/PATCH/PUT uploads, HEAD blob,
 // PUT manifest), RUNS pushes of a 3-layer conf into fresh repositories all succeed; afterwards each repository
 // holds exactly the manifest and blobs of the fault-free push (checked in storage and by pulling it back), and no
 // upload session is left open: every failed attempt was cancelled with DELETE.

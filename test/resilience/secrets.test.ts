@@ -11,7 +11,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { NixregError } from '../../src/errors.js';
 
 /**
- * Credentials (issue #7): run pull, prefetch and push with known test secrets (htpasswd password, bearer token
+ * Credentials: run pull, prefetch and push with known test secrets (htpasswd password, bearer token
  * login, identity token, --creds, auth files) in success and failure paths, with --debug and NIXREG_DEBUG=1,
  * and scan every byte of output for the secrets, raw and base64. Plus: Authorization never follows a redirect
  * to another host, never goes over plain http to a host that was not allowed, and TLS is verified by default.

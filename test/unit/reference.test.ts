@@ -62,7 +62,7 @@ describe('parseImageReference', () => {
   }
 });
 
-describe('normalizeTaggedName (skopeo docker-archive REF, spec A.6)', () => {
+describe('normalizeTaggedName (skopeo docker-archive REF)', () => {
   it.each([
     ['test/img:1.0', 'docker.io/test/img', '1.0'],
     ['img', 'docker.io/library/img', 'latest'],

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprintStoreLayer, planStoreLayer, releaseLayerChunk, storeLayerChunks, type StoreLayerPlan } from '../../src/nix/stream/store-layer.js';
 import { buildStoreTree, removeStoreTree } from '../helpers/store-tree.js';
 
-// Issue 8: plans are stored compactly and chunk buffers are recycled; neither may change a single byte.
+// Plans are stored compactly and chunk buffers are recycled; neither may change a single byte.
 const owner = { mtime: 1700000000, uid: 0, gid: 0, uname: 'root', gname: 'root' };
 
 async function collect(chunks: AsyncIterable<Buffer>, release = false): Promise<{ bytes: Buffer; buffers: Set<ArrayBufferLike>; count: number }> {

@@ -1,7 +1,7 @@
 import { compareCodePoints, type GraphNode } from './graph.js';
 
 /**
- * Port of nixpkgs' `pkgs/build-support/docker/auto-layer.py` (the streamLayeredImage default since PR #355189).
+ * Port of nixpkgs' `pkgs/build-support/docker/auto-layer.py` (the streamLayeredImage default since https://github.com/NixOS/nixpkgs/pull/355189).
  *
  * Each path is mapped to the set of "primary" paths that own it; paths with the same set form one layer. The largest
  * paths (by narSize) become primaries one by one until one more would exceed `layerLimit` distinct layers.

@@ -33,7 +33,7 @@ export class FileSink implements ByteSink {
     const at = this.pos;
     this.pos += b.length;
     // write() takes ownership of b: once written, a layer chunk is held by no one (image.ts and the OCI writer only
-    // hash it synchronously before), so it is recycled (issue 8; other buffers are ignored by releaseLayerChunk).
+    // hash it synchronously before), so it is recycled (other buffers are ignored by releaseLayerChunk).
     const p = writeAll(this.fh, b, at).then(
       () => releaseLayerChunk(b),
       (err) => {

@@ -124,7 +124,7 @@ export function fingerprintStoreLayer(paths: readonly string[], options: StoreLa
 /** Walk the store paths (metadata only) in archive order: the layer's entries, exact size and fingerprint. */
 export async function planStoreLayer(paths: readonly string[], options: StoreLayerOptions): Promise<StoreLayerPlan> {
   const owner = { mtime: options.mtime, uid: options.uid, gid: options.gid, uname: options.uname, gname: options.gname };
-  // The plan is kept for the whole run (every layer is planned up front), so it is stored compactly (issue 8): one
+  // The plan is kept for the whole run (every layer is planned up front), so it is stored compactly: one
   // Buffer of all names plus typed arrays instead of an {info, fsPath} object with two Buffers per entry (measured
   // on 100 layers of 45.9k entries after a full GC: 25 MB of heap and buffers before, under 8 MB after).
   const c = new CompactBuilder();
@@ -287,7 +287,7 @@ const BATCH = 1024 * 1024;
 const CHUNK = BATCH;
 
 /*
- * Recycled chunk buffers (issue 8). Layer bytes pass through fresh 1 MiB buffers; V8 frees a dead ArrayBuffer only
+ * Recycled chunk buffers. Layer bytes pass through fresh 1 MiB buffers; V8 frees a dead ArrayBuffer only
  * at a full GC, which external memory triggers only after ~64 MB of it has piled up, so garbage chunks, not live
  * data, were most of the peak RSS of `stream` and `push`. A consumer that knows nothing else holds a chunk any
  * more (FileSink after its write; the push compressor after deflating it) hands it back with releaseLayerChunk;

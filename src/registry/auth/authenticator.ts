@@ -97,7 +97,7 @@ export class Authenticator {
         headers.authorization = 'Basic ' + Buffer.from(`${c.username}:${c.password}`).toString('base64');
     }
     const issued = Date.now();
-    // bufferBody: a token answer cut off mid-body is retried like one that never came (issue 7)
+    // bufferBody: a token answer cut off mid-body is retried like one that never came
     const res = await this.transport.request({
       method,
       url: url.toString(),

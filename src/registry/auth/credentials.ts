@@ -6,7 +6,7 @@ import { NixregError, usageError } from '../../errors.js';
 import { credentialsFromEnv } from './env-credentials.js';
 
 /**
- * Credentials lookup in skopeo's order (spec B.4), plus docker's `credsStore` (which c/image lacks but GGCR and
+ * Credentials lookup in skopeo's order (containers/image pkg/docker/config/config.go), plus docker's `credsStore` (which c/image lacks but GGCR and
  * docker honour): --creds, --authfile, $REGISTRY_AUTH_FILE, ${XDG_RUNTIME_DIR}/containers/auth.json,
  * ${XDG_CONFIG_HOME:-~/.config}/containers/auth.json, $DOCKER_CONFIG/config.json (else ~/.docker/config.json),
  * ~/.dockercfg. The result names its source so 401 messages can say where the (wrong) credentials came from,
