@@ -2,7 +2,6 @@ import { authError, ExitCode, NixregError, notFoundError, usageError } from '../
 import { clientOptions, type RegistryAccess } from '../registry/access.js';
 import { authKeyFor, defaultAuthFile, removeLogin, storeLogin } from '../registry/auth/auth-file-writer.js';
 import { RegistryClient } from '../registry/client.js';
-import { rawRequester } from '../registry/raw-request.js';
 
 export interface LoginResult {
   registry: string;
@@ -29,10 +28,9 @@ export async function login(registryArg: string, username: string, password: str
   // the repository only shapes the token request's scope; /v2/ itself names none
   const client = new RegistryClient({ ...clientOptions(rest), registry, repository: 'library/nixreg-login', creds: { username, password } });
   try {
-    const raw = rawRequester(client);
     let res;
     try {
-      res = await raw.send({ method: 'GET', path: '/v2/' });
+      res = await client.send({ method: 'GET', path: '/v2/' });
     } catch (e) {
       if (e instanceof NixregError && e.exitCode === ExitCode.auth) throw authError(`login to ${registry} failed: the registry refused the username and password; nothing was stored`);
       throw e;

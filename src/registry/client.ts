@@ -175,8 +175,11 @@ export class RegistryClient implements RegistryClientApi {
     return new NixregError(`cannot reach registry ${this.registry}: ${describeSystemError(inner)}`, undefined, { cause: inner });
   }
 
-  /** A request to this registry, authorised for `extraScopes` too; re-tokens once on a 401 for replayable requests. */
-  private async send(
+  /**
+   * A request to this registry, authorised for `extraScopes` too; re-tokens once on a 401 for replayable requests.
+   * Public for the resources that have no method here (manifest DELETE and listing, login's /v2/ check).
+   */
+  async send(
     req: Omit<HttpRequest, 'url'> & { path?: string; url?: string; extraScopes?: string[] },
   ): Promise<HttpResponse> {
     const session = await this.ensureSession();
@@ -213,7 +216,7 @@ export class RegistryClient implements RegistryClientApi {
   }
 
   /** Turn a non-success response into the right one-line error (consumes the body). */
-  private async fail(res: HttpResponse, what: string, body?: RegistryErrorBody): Promise<never> {
+  async fail(res: HttpResponse, what: string, body?: RegistryErrorBody): Promise<never> {
     const summary = body ? body.summary : await summarizeErrorBody(res);
     const detail = summary ? `: ${summary}` : '';
     if (res.status === 401 || res.status === 403) {

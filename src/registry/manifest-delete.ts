@@ -2,7 +2,6 @@ import { NixregError } from '../errors.js';
 import { parseDigest } from '../digest/sha256.js';
 import { summarizeErrorBody } from './registry-errors.js';
 import type { RegistryClient } from './client.js';
-import { rawRequester } from './raw-request.js';
 
 /**
  * DELETE /v2/<name>/manifests/<digest> (distribution spec "Deleting Manifests"): 202 when deleted. A registry that
@@ -10,9 +9,8 @@ import { rawRequester } from './raw-request.js';
  */
 export async function deleteManifest(client: RegistryClient, digest: string): Promise<void> {
   parseDigest(digest, 'manifest digest');
-  const raw = rawRequester(client);
   const what = `manifest ${client.registry}/${client.repository}@${digest}`;
-  const res = await raw.send({ method: 'DELETE', path: `/v2/${client.repository}/manifests/${digest}`, extraScopes: [`repository:${client.repository}:delete`] });
+  const res = await client.send({ method: 'DELETE', path: `/v2/${client.repository}/manifests/${digest}`, extraScopes: [`repository:${client.repository}:delete`] });
   if (res.status === 202 || res.status === 200 || res.status === 204) {
     await res.body.dump().catch(() => {});
     return;
@@ -24,5 +22,5 @@ export async function deleteManifest(client: RegistryClient, digest: string): Pr
         'For distribution, start it with REGISTRY_STORAGE_DELETE_ENABLED=true (storage.delete.enabled)',
     );
   }
-  return raw.fail(res, `delete of ${what}`);
+  return client.fail(res, `delete of ${what}`);
 }

@@ -1,7 +1,6 @@
 import { NixregError } from '../errors.js';
 import { DIGEST_RE } from '../digest/sha256.js';
 import { nextPageLink, type RegistryClient } from './client.js';
-import { rawRequester } from './raw-request.js';
 import { headerValue } from './transport.js';
 
 /**
@@ -18,7 +17,6 @@ const MAX_PAGES = 10_000;
 const MAX_PAGE_BYTES = 16 << 20;
 
 export async function listManifests(client: RegistryClient): Promise<ListedManifest[] | undefined> {
-  const raw = rawRequester(client);
   const what = `manifest listing of ${client.registry}/${client.repository}`;
   const out: ListedManifest[] = [];
   const seen = new Set<string>();
@@ -26,12 +24,12 @@ export async function listManifests(client: RegistryClient): Promise<ListedManif
   while (next) {
     if (seen.has(next) || seen.size >= MAX_PAGES) throw new NixregError(`${what}: the registry's pages do not end (${seen.size} read)`);
     seen.add(next);
-    const res = await raw.send({ method: 'GET', url: next, extraScopes: [`repository:${client.repository}:metadata_read`], bufferBody: { limit: MAX_PAGE_BYTES, what } });
+    const res = await client.send({ method: 'GET', url: next, extraScopes: [`repository:${client.repository}:metadata_read`], bufferBody: { limit: MAX_PAGE_BYTES, what } });
     if (res.status === 404 && seen.size === 1) {
       await res.body.dump().catch(() => {});
       return undefined;
     }
-    if (res.status !== 200) return raw.fail(res, what);
+    if (res.status !== 200) return client.fail(res, what);
     let page: { manifests?: unknown };
     try {
       page = JSON.parse((res.bytes ?? Buffer.alloc(0)).toString('utf8')) as { manifests?: unknown };
