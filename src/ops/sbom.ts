@@ -23,6 +23,13 @@ export interface SbomSourceOptions {
   /** SOURCE_DATE_EPOCH (seconds): the document's time; default the conf's `created` */
   sourceDateEpoch?: string;
   toolVersion: string;
+  /**
+   * The image's layers in manifest order as a push made them (diffID and blob digest): used instead of a digest
+   * pass over the store layers, so the bytes the push just hashed are not hashed again.
+   */
+  layers?: Array<{ diffID: string; digest?: string }>;
+  /** the pushed manifest digest */
+  imageDigest?: string;
   log?: (line: string) => void;
 }
 
@@ -37,9 +44,17 @@ export async function sbomInput(o: SbomSourceOptions): Promise<SbomInput> {
   } else if (o.confFile) {
     conf = await loadStreamConf(o.confFile);
   } else throw usageError('give a conf.json or --path STORE_PATH');
-  const img = await prepareImage(conf, { storeRoot: o.storeRoot, ...(o.repoTag ? { repoTag: o.repoTag } : {}) });
-  const diffIDs = await resolveLayerDigests(img, o.cache === false ? undefined : new LayerCache());
-  const layers: SbomLayer[] = img.layers.map((l, i) => ({ diffID: diffIDs[i]!, paths: l.kind === 'store' ? [...l.paths] : [] }));
+  let layers: SbomLayer[];
+  let image: string;
+  if (o.layers) {
+    layers = pushedLayers(conf, o.layers);
+    image = o.repoTag || conf.repoTag || 'image';
+  } else {
+    const img = await prepareImage(conf, { storeRoot: o.storeRoot, ...(o.repoTag ? { repoTag: o.repoTag } : {}) });
+    const diffIDs = await resolveLayerDigests(img, o.cache === false ? undefined : new LayerCache());
+    layers = img.layers.map((l, i) => ({ diffID: diffIDs[i]!, paths: l.kind === 'store' ? [...l.paths] : [] }));
+    image = img.repoTag;
+  }
   const all = [...new Set(layers.flatMap((l) => l.paths))];
   graph ??= await storeGraph(all, o);
   const nodes = new Map((graph ?? []).map((n) => [n.path, n]));
@@ -53,7 +68,26 @@ export async function sbomInput(o: SbomSourceOptions): Promise<SbomInput> {
       ...(typeof license === 'string' ? { license } : {}),
     };
   });
-  return { image: img.repoTag, created: documentTime(o.sourceDateEpoch, conf), toolVersion: o.toolVersion, layers, paths };
+  return {
+    image,
+    ...(o.imageDigest ? { imageDigest: o.imageDigest } : {}),
+    created: documentTime(o.sourceDateEpoch, conf),
+    toolVersion: o.toolVersion,
+    layers,
+    paths,
+  };
+}
+
+/** A push's layers (base..., store..., customisation) matched with the conf's store layers. */
+function pushedLayers(conf: StreamConf, pushed: Array<{ diffID: string; digest?: string }>): SbomLayer[] {
+  const base = pushed.length - conf.storeLayers.length - 1;
+  if (base < 0 || (conf.fromImage === null && base !== 0))
+    throw new NixregError(`the pushed image has ${pushed.length} layers, the conf ${conf.storeLayers.length} store layers and a customisation layer: they do not match`);
+  return pushed.map((l, i) => ({
+    diffID: l.diffID,
+    ...(l.digest ? { digest: l.digest } : {}),
+    paths: i >= base && i < base + conf.storeLayers.length ? [...conf.storeLayers[i - base]!] : [],
+  }));
 }
 
 /** The closure graph from the local Nix store; without one (a --store-root tree, no Nix), none: no hashes, no edges. */

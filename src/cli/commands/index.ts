@@ -30,5 +30,6 @@ export const commands: CommandEntry[] = [
   { name: 'logout', describe: "remove a registry's stored credentials", load: () => import('./logout.js') },
   { name: 'index', describe: 'make or extend a multi-platform index from images in the registry (--require-platform)', load: () => import('./index-cmd.js') },
   { name: 'sbom', describe: 'write a CycloneDX or SPDX SBOM of the image a conf or store paths make (every store path, its layer)', load: () => import('./sbom.js') },
+  { name: 'referrers', describe: 'list the artifacts (SBOM, provenance, signatures) attached to an image', load: () => import('./referrers.js') },
   { name: 'gc', describe: 'delete the manifests of a repository that no kept tag reaches (--keep, --dry-run)', load: () => import('./gc.js') },
 ];
