@@ -5,6 +5,8 @@ import { attachArtifact, listReferrers, type OciDescriptor, type ReferrersVia } 
 import { IN_TOTO_MEDIA_TYPE, SLSA_PROVENANCE_V1, provenanceStatement } from '../sbom/provenance.js';
 import { renderSbom, sbomInput, SBOM_MEDIA_TYPES, type SbomFormat, type SbomSourceOptions } from './sbom.js';
 import { refOf, withClient } from './registry-client.js';
+import { signatureTag } from './sign.js';
+import { SIMPLE_SIGNING_MEDIA_TYPE } from '../sbom/simple-signing.js';
 
 export interface SupplyChainOptions extends RegistryAccess {
   /** the pushed image: `REGISTRY/REPOSITORY` (a push result's `name`), its manifest digest and media type */
@@ -72,6 +74,10 @@ export async function referrersOf(ref: string, access: RegistryAccess = {}, o: {
     const digest = DIGEST_RE.test(wanted) ? wanted : (await c.headManifest(wanted))?.digest;
     if (!digest) throw new NixregError(`${r.name}:${wanted} not found on ${r.registry}`);
     const { via, referrers } = await listReferrers(c, digest);
+    // cosign's key-based signatures live under their own tag, not in the referrers list
+    const sig = await c.headManifest(signatureTag(digest));
+    if (sig && !referrers.some((d) => d.digest === sig.digest))
+      referrers.push({ mediaType: sig.mediaType, digest: sig.digest, size: sig.size, artifactType: SIMPLE_SIGNING_MEDIA_TYPE, annotations: { 'org.opencontainers.image.ref.name': signatureTag(digest) } });
     const list = o.artifactType ? referrers.filter((d) => d.artifactType === o.artifactType) : referrers;
     return { subject: `${r.name}@${digest}`, via, referrers: [...list].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)) };
   });

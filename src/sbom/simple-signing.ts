@@ -46,13 +46,14 @@ const COSIGN_ENCRYPTED = /-----BEGIN ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY----
 export function loadSigningKey(pem: string, where: string, password?: string): KeyObject {
   if (COSIGN_ENCRYPTED.test(pem))
     throw usageError(`${where} is cosign's own encrypted key format (scrypt + NaCl secretbox), which node:crypto cannot open; use a PKCS#8 PEM key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)`);
+  const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4,ENCRYPTED/.test(pem);
+  if (encrypted && password === undefined) throw usageError(`${where}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`);
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: pem, format: 'pem', ...(password !== undefined ? { passphrase: password } : {}) });
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    if (/passphrase|decrypt|bad decrypt/i.test(String(e.message)) || e.code === 'ERR_MISSING_PASSPHRASE')
-      throw usageError(`${where}: cannot decrypt the key${password === undefined ? ' (give the password with --key-password-stdin or COSIGN_PASSWORD)' : ': wrong password?'}`);
+    if (encrypted) throw usageError(`${where}: cannot decrypt the key: wrong password?`);
     throw usageError(`${where} is not a PEM private key (${e.code ?? e.message})`);
   }
   return checkP256(key, where);
