@@ -1,7 +1,7 @@
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { openAtomic } from '../util/atomic-file.js';
 import { closureGraph } from '../nix/closure.js';
-import type { GraphNode } from '../nix/layering/graph.js';
+import { readGraphFile, type GraphNode } from '../nix/layering/graph.js';
 import { LayerCache, loadStreamConf, parseStreamConf, prepareImage, resolveLayerDigests, type StreamConf } from '../nix/stream/index.js';
 import { prepareBuild, type BuildOptions } from '../nix/build/index.js';
 import { cycloneDxBom } from '../sbom/cyclonedx.js';
@@ -16,6 +16,8 @@ export interface SbomSourceOptions {
   /** ... or store paths, laid out as `nixreg build` lays them out */
   build?: BuildOptions;
   storeRoot?: string;
+  /** a conf's closure graph (exportReferencesGraph JSON): NAR hashes and references without asking Nix */
+  graphFile?: string;
   /** `-t NAME:TAG` for a conf without repo_tag */
   repoTag?: string;
   /** false: no layer digest cache */
@@ -43,6 +45,7 @@ export async function sbomInput(o: SbomSourceOptions): Promise<SbomInput> {
     graph = prepared.graph;
   } else if (o.confFile) {
     conf = await loadStreamConf(o.confFile);
+    if (o.graphFile) graph = await readGraphFile(o.graphFile);
   } else throw usageError('give a conf.json or --path STORE_PATH');
   let layers: SbomLayer[];
   let image: string;

@@ -32,10 +32,10 @@ export const command: CommandModule<object, Args> = {
     const fromPaths = (a.path?.length ?? 0) > 0;
     if (fromPaths && a.source !== undefined) throw usageError('give a conf.json or --path STORE_PATH..., not both');
     if (!fromPaths && a.source === undefined) throw usageError('give a conf.json or --path STORE_PATH...');
-    const extra = givenBuildFlags(a).filter((f) => f !== 'path');
+    const extra = givenBuildFlags(a).filter((f) => f !== 'path' && f !== 'graph');
     if (!fromPaths && extra.length) throw usageError(`--${extra[0]} shapes an image from store paths: it needs --path`);
     const input = await sbomInput({
-      ...(fromPaths ? { build: await buildOptionsFromArgs(a, a.name ?? 'image', a.storeRoot) } : { confFile: a.source!.replace(/^conf:/, '') }),
+      ...(fromPaths ? { build: await buildOptionsFromArgs(a, a.name ?? 'image', a.storeRoot) } : { confFile: a.source!.replace(/^conf:/, ''), ...(a.graph ? { graphFile: a.graph } : {}) }),
       ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
       ...(a.tag ? { repoTag: a.tag } : {}),
       cache: a.cache,
