@@ -97,6 +97,28 @@ describe.each([
   });
 });
 
+describe('a registry whose router has no referrers route (mock answering 405 there)', () => {
+  it('falls back to the tag schema, and a lost referrers answer (500) fails in one line', async () => {
+    const m = await startRegistry({ faults: [{ kind: 'status', route: 'referrers', status: 405 }] });
+    try {
+      const dest = `${m.host}/noapi`;
+      const r = await nixreg('push', '--path', app, `docker://${dest}:1`, '--tls-verify=false', '--sbom', 'spdx');
+      expect(errorLines(r.stderr)).toEqual([]);
+      expect(r.stderr).toContain('application/spdx+json');
+      expect(r.stderr).toContain('(tag-schema)');
+      const l = await nixreg('referrers', `${dest}:1`, '--tls-verify=false', '--json');
+      expect(JSON.parse(l.stdout)).toMatchObject({ via: 'tag-schema', referrers: [{ artifactType: 'application/spdx+json' }] });
+      m.setFaults([{ kind: 'status', route: 'referrers', status: 500 }]);
+      const f = await nixreg('referrers', `${dest}:1`, '--tls-verify=false', '--retry-times', '0');
+      expect(f.status).not.toBe(0);
+      expect(errorLines(f.stderr)).toHaveLength(1);
+      expect(errorLines(f.stderr)[0]).toMatch(/^nixreg: referrers of .*noapi@sha256:[0-9a-f]{64}.*500/);
+    } finally {
+      await m.close();
+    }
+  });
+});
+
 describe('referrers errors', () => {
   it('an image with nothing attached lists nothing; a missing tag fails in one line', async () => {
     const conf = join(tmp, 'conf.json');

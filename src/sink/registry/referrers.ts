@@ -102,7 +102,8 @@ async function apiReferrers(client: RegistryClient, digest: string): Promise<Oci
     seen.add(next);
     const res = await client.send({ method: 'GET', url: next, headers: { accept: MediaType.ociIndex }, bufferBody: { limit: MAX_INDEX_BYTES, what } });
     const type = (headerValue(res.headers, 'content-type') ?? '').split(';')[0]!.trim();
-    if (seen.size === 1 && (res.status === 404 || (res.status === 200 && type !== MediaType.ociIndex))) {
+    // 404 is the spec's "no referrers API"; 405/501 are what a router without the route may say instead
+    if (seen.size === 1 && (res.status === 404 || res.status === 405 || res.status === 501 || (res.status === 200 && type !== MediaType.ociIndex))) {
       await res.body.dump().catch(() => {});
       return undefined;
     }
