@@ -2,7 +2,8 @@ import { NixregError } from '../errors.js';
 
 /** The key password: `--key-password-stdin` (first line of stdin), else COSIGN_PASSWORD as cosign reads it, else none. */
 export async function keyPassword(fromStdin: boolean | undefined): Promise<string | undefined> {
-  if (!fromStdin) return process.env.COSIGN_PASSWORD || undefined;
+  // set but empty is a password too: cosign generate-key-pair accepts an empty one
+  if (!fromStdin) return process.env.COSIGN_PASSWORD;
   const parts: Buffer[] = [];
   let size = 0;
   for await (const c of process.stdin) {

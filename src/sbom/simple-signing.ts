@@ -1,5 +1,6 @@
-import { createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, scryptSync, sign, verify, type KeyObject } from 'node:crypto';
 import { NixregError, usageError } from '../errors.js';
+import { secretboxOpen } from './secretbox.js';
 
 /**
  * cosign's key-based container signatures (https://github.com/sigstore/cosign/blob/main/specs/SIGNATURE_SPEC.md):
@@ -44,8 +45,7 @@ const COSIGN_ENCRYPTED = /-----BEGIN ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY----
 
 /** A P-256 private key from PEM (PKCS#8, SEC1, or encrypted PKCS#8 with `password`). */
 export function loadSigningKey(pem: string, where: string, password?: string): KeyObject {
-  if (COSIGN_ENCRYPTED.test(pem))
-    throw usageError(`${where} is cosign's own encrypted key format (scrypt + NaCl secretbox), which node:crypto cannot open; use a PKCS#8 PEM key (openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256)`);
+  if (COSIGN_ENCRYPTED.test(pem)) return checkP256(openCosignKey(pem, where, password), where);
   const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4,ENCRYPTED/.test(pem);
   if (encrypted && password === undefined) throw usageError(`${where}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`);
   let key: KeyObject;
@@ -57,6 +57,38 @@ export function loadSigningKey(pem: string, where: string, password?: string): K
     throw usageError(`${where} is not a PEM private key (${e.code ?? e.message})`);
   }
   return checkP256(key, where);
+}
+
+const MAX_SCRYPT_N = 1 << 20;
+
+/**
+ * cosign's `ENCRYPTED SIGSTORE PRIVATE KEY` (`cosign generate-key-pair`): base64 of a JSON document holding scrypt
+ * parameters and salt, a NaCl secretbox nonce and the sealed PKCS#8 DER key (go-securesystemslib's `encrypted`).
+ */
+function openCosignKey(pem: string, where: string, password: string | undefined): KeyObject {
+  if (password === undefined) throw usageError(`${where}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`);
+  const body = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, '').replace(/\s+/g, '');
+  let doc: { kdf?: { name?: unknown; params?: { N?: unknown; r?: unknown; p?: unknown }; salt?: unknown }; cipher?: { name?: unknown; nonce?: unknown }; ciphertext?: unknown };
+  try {
+    doc = JSON.parse(Buffer.from(body, 'base64').toString('utf8')) as typeof doc;
+  } catch {
+    throw usageError(`${where}: not a cosign encrypted key (its body is not base64 JSON)`);
+  }
+  const { N, r, p } = doc?.kdf?.params ?? {};
+  const int = (v: unknown, max: number) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= max;
+  if (doc?.kdf?.name !== 'scrypt' || doc.cipher?.name !== 'nacl/secretbox' || typeof doc.kdf.salt !== 'string' || typeof doc.cipher.nonce !== 'string' || typeof doc.ciphertext !== 'string')
+    throw usageError(`${where}: a cosign key encrypted with something other than scrypt + nacl/secretbox`);
+  if (!int(N, MAX_SCRYPT_N) || ((N as number) & ((N as number) - 1)) !== 0 || !int(r, 32) || !int(p, 16))
+    throw usageError(`${where}: scrypt parameters out of range (N ${String(N)}, r ${String(r)}, p ${String(p)})`);
+  const [n, rr, pp] = [N as number, r as number, p as number];
+  const boxKey = scryptSync(password, Buffer.from(doc.kdf.salt, 'base64'), 32, { N: n, r: rr, p: pp, maxmem: 128 * n * rr * pp + (32 << 20) });
+  const der = secretboxOpen(Buffer.from(doc.ciphertext, 'base64'), Buffer.from(doc.cipher.nonce, 'base64'), boxKey);
+  if (!der) throw usageError(`${where}: cannot decrypt the key: wrong password?`);
+  try {
+    return createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+  } catch (err) {
+    throw usageError(`${where}: the decrypted key is not PKCS#8 (${(err as { code?: string }).code ?? (err as Error).message})`);
+  }
 }
 
 /** A P-256 public key from PEM (SubjectPublicKeyInfo), or the public half of a private key file. */

@@ -8,6 +8,7 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { NIXREG_BIN, errorLines, runCli } from '../helpers/cli.js';
 import { buildTestClosure } from '../helpers/nix-closure.js';
 import { requireTool } from '../helpers/tools.js';
+import { FIXTURES } from '../helpers/store-tree.js';
 
 // `nixreg sign` / `nixreg verify` on Debian's distribution with keys openssl makes. cosign itself is not
 // installable here (no Debian package, no npm package of the CLI), so the format is checked from both sides with
@@ -45,6 +46,20 @@ afterAll(async () => {
 });
 
 describe('nixreg sign / verify (cosign key-based layout)', () => {
+  it("opens cosign's encrypted key file (scrypt + NaCl secretbox; fixture sealed by libsodium)", async () => {
+    const dir = join(FIXTURES, 'sign-cosign-key');
+    await pushImage('cosignkey', 'ck');
+    const ok = await nixreg(['sign', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.key'), '--tls-verify=false'], { COSIGN_PASSWORD: 'nixreg-test' });
+    expect(errorLines(ok.stderr)).toEqual([]);
+    expect(ok.status).toBe(0);
+    expect((await nixreg(['verify', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.pub'), '--tls-verify=false'])).status).toBe(0);
+    const wrong = await nixreg(['sign', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.key'), '--tls-verify=false'], { COSIGN_PASSWORD: 'nope' });
+    expect(wrong.status).not.toBe(0);
+    expect(errorLines(wrong.stderr)).toEqual([`nixreg: ${join(dir, 'cosign.key')}: cannot decrypt the key: wrong password?`]);
+    const none = await nixreg(['sign', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.key'), '--tls-verify=false'], { COSIGN_PASSWORD: undefined });
+    expect(errorLines(none.stderr)).toEqual([`nixreg: ${join(dir, 'cosign.key')}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`]);
+  });
+
   it('signs; nixreg verifies; openssl verifies the stored payload and signature; referrers lists it; a second signature is appended', async () => {
     const digest = await pushImage('1', 'one');
     const s = await nixreg(['sign', `${reg.host}/signed:1`, '--key', k('a.pem'), '--tls-verify=false', '--json']);
@@ -134,7 +149,7 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
   it('takes an encrypted PKCS#8 key with COSIGN_PASSWORD or --key-password-stdin; refuses other curves', async () => {
     await pushImage('enc', 'enc');
     sh('openssl', ['pkcs8', '-topk8', '-in', k('a.pem'), '-v2', 'aes-256-cbc', '-passout', 'pass:s3cret', '-out', k('enc.pem')]);
-    const none = await nixreg(['sign', `${reg.host}/signed:enc`, '--key', k('enc.pem'), '--tls-verify=false'], { COSIGN_PASSWORD: '' });
+    const none = await nixreg(['sign', `${reg.host}/signed:enc`, '--key', k('enc.pem'), '--tls-verify=false'], { COSIGN_PASSWORD: undefined });
     expect(none.status).not.toBe(0);
     expect(errorLines(none.stderr)).toEqual([`nixreg: ${k('enc.pem')}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`]);
     const env = await nixreg(['sign', `${reg.host}/signed:enc`, '--key', k('enc.pem'), '--tls-verify=false'], { COSIGN_PASSWORD: 's3cret' });
