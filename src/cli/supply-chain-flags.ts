@@ -14,6 +14,13 @@ export const supplyChainFlags = {
   provenance: { type: 'boolean', describe: 'also push an in-toto SLSA provenance v1 statement (conf or store paths, nixreg version) referring to the image', conflicts: 'platform-conf' },
 } satisfies Record<string, Options>;
 
+/** Before any upload: a source that names no store paths cannot have an SBOM (an archive file is found out later). */
+export function checkSupplyChainSource(a: { sbom?: unknown; provenance?: unknown; source?: unknown; path?: unknown[] }): true {
+  if ((a.sbom || a.provenance) && !a.path?.length && /^(docker|docker-archive|oci|oci-archive):/.test(String(a.source)))
+    throw usageError(`--sbom and --provenance need a conf.json or --path source (the store paths the image holds), not ${String(a.source)}`);
+  return true;
+}
+
 interface PushArgs extends BuildImageArgs {
   source: string;
   sbom?: SbomFormat;

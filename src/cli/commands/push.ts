@@ -17,7 +17,7 @@ import { pushBuild } from '../../push/push-build.js';
 import { parseDockerDestination } from '../../push/destination.js';
 import { buildImageFlagsOnePerFlag, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
 import { networkOptions, parseSize, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
-import { attachFromPushArgs, supplyChainFlags } from '../supply-chain-flags.js';
+import { attachFromPushArgs, checkSupplyChainSource, supplyChainFlags } from '../supply-chain-flags.js';
 
 interface Args extends NetworkArgs, BuildImageArgs {
   source: string;
@@ -61,7 +61,7 @@ export const command: CommandModule<object, Args> = {
       .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), oci:DIR[:REF], oci-archive:FILE[:REF], or docker://REGISTRY/REPO:TAG' })
       .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf or --path: the only argument)' })
       .options(buildImageFlagsOnePerFlag())
-      .options(supplyChainFlags)
+      .options(supplyChainFlags).check(checkSupplyChainSource)
       .option('platform-conf', { type: 'string', array: true, nargs: 1, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
       .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'with --platform-conf: os/arch[/variant] the index must hold, or nothing is pushed (repeatable)' })
       .option('platform', { type: 'string', describe: 'OCI layout/archive source holding an index: os/arch[/variant] to push (default linux and the host)' })
