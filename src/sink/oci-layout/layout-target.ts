@@ -3,10 +3,10 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { NixregError, describeSystemError, fileError, usageError } from '../errors.js';
-import { reclaimStaleTemps, removeOnSignal } from '../util/atomic-file.js';
-import type { ByteSink } from '../nix/stream/sink.js';
-import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
+import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
+import { reclaimStaleTemps, removeOnSignal } from '../../util/atomic-file.js';
+import type { ByteSink } from '../../nix/stream/sink.js';
+import { TAR_TRAILER, padding } from '../../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
 
 /**
