@@ -215,6 +215,14 @@ describe('bad inputs: one line, the exit code of src/errors.ts, no output', () =
     expect(existsSync(join(work, 'dir-out'))).toBe(false);
   }, 60_000);
 
+  test('a directory that cannot be created (under /proc) is one line, not a hang', async () => {
+    // Node's mkdir({ recursive: true }) loops forever on /proc's ENOENT; the layout's directories are made one by one
+    const r = await copy(`docker://${reg.host}/test/oci:v1`, 'oci:/proc/nixreg-copy-test/layout:v1');
+    expect(r.status).toBe(ExitCode.failure);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(errorLines(r.stderr)[0]).toMatch(/cannot write output \/proc\/nixreg-copy-test\/layout/);
+  }, 60_000);
+
   test('an existing file is not replaced without --force', async () => {
     const file = fresh('exists');
     writeFileSync(file, 'keep');
