@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
-import { LAYERS, makeImage, manifestOf, pushAmdArmIndex, pushTestImage, sha, type TestImage } from '../helpers/images.js';
+import { LAYERS, layerTar, makeImage, manifestOf, prng, pushAmdArmIndex, pushTestImage, sha, type TestImage } from '../helpers/images.js';
 import { errorLines, runCli } from '../helpers/cli.js';
 import { requireTool } from '../helpers/tools.js';
 import { validateImage } from '../helpers/validate-image.js';
@@ -197,6 +197,43 @@ describe('round trips', () => {
     expect(r.status, r.stderr).toBe(0);
     const raw = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/test/armonly:v1`);
     expect(raw.equals(manifestOf(arm).bytes)).toBe(true);
+  }, 120_000);
+});
+
+describe('a corrupt blob in the registry', () => {
+  let corrupt: TestImage;
+  beforeAll(async () => {
+    corrupt = makeImage([{ tar: layerTar({ 'fine.bin': prng('corrupt-fine', 100_000) }), c: 'gzip' }, { tar: layerTar({ 'big.bin': prng('corrupt', 400_000) }), c: 'gzip' }], 'oci');
+    await pushTestImage(reg.url, 'test/corrupt', corrupt, 'v1');
+    // bit rot in the registry's storage: same size, one byte changed
+    const hex = sha(corrupt.layers[1]!.blob).slice('sha256:'.length);
+    const file = join(reg.dir, 'data', 'docker', 'registry', 'v2', 'blobs', 'sha256', hex.slice(0, 2), hex, 'data');
+    const bytes = readFileSync(file);
+    bytes[bytes.length >> 1] ^= 0xff;
+    writeFileSync(file, bytes);
+  }, 60_000);
+
+  test('fails with one integrity line and leaves no new directory, file or temp', async () => {
+    for (const dest of ['oci', 'oci-archive']) {
+      const out = fresh(`corrupt-${dest}`);
+      const r = await copy(`docker://${reg.host}/test/corrupt:v1`, `${dest}:${out}:v1`);
+      expect(r.status).toBe(ExitCode.integrity);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(errorLines(r.stderr)[0]).toMatch(/sha256:/);
+      expect(readdirSync(join(out, '..'))).toEqual([]);
+    }
+  }, 120_000);
+
+  test('an existing layout keeps its index.json and gains no blob', async () => {
+    const dir = fresh('corrupt-existing');
+    expect((await copy(`docker://${reg.host}/test/docker:v1`, `oci:${dir}:good`)).status).toBe(0);
+    const before = { index: readFileSync(join(dir, 'index.json')), blobs: readdirSync(join(dir, 'blobs', 'sha256')).sort(), top: readdirSync(dir).sort() };
+    const r = await copy(`docker://${reg.host}/test/corrupt:v1`, `oci:${dir}:bad`);
+    expect(r.status).toBe(ExitCode.integrity);
+    expect(errorLines(r.stderr)).toHaveLength(1);
+    expect(readFileSync(join(dir, 'index.json')).equals(before.index)).toBe(true);
+    expect(readdirSync(join(dir, 'blobs', 'sha256')).sort()).toEqual(before.blobs);
+    expect(readdirSync(dir).sort()).toEqual(before.top);
   }, 120_000);
 });
 

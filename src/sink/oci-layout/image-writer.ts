@@ -59,6 +59,9 @@ function planOf(src: SourceImage): Plan {
 /** Writes images' blobs into one layout target; index.json and commit are the caller's (see layout-sink.ts). */
 export class LayoutImageWriter {
   private readonly written = new Map<string, Promise<void>>();
+  /** Set once a layer failed: the layers still copying stop. */
+  private stopped = false;
+  private cause: unknown;
   constructor(
     private readonly target: LayoutTarget,
     private readonly opts: LayoutImageOptions = {},
@@ -71,21 +74,29 @@ export class LayoutImageWriter {
     const limit = pLimit(jobs);
     p.begin?.(src.layers);
     const firstOf = new Map<string, number>();
-    const layers = await Promise.all(
-      src.layers.map((d, i) =>
-        limit(async (): Promise<Descriptor> => {
-          const key = plan === 'compress' ? src.diffIDs[i]! : d.digest;
-          const first = firstOf.get(key);
-          if (first !== undefined && first !== i) p.layerSkipped?.(i, first);
-          else firstOf.set(key, i);
-          if (plan !== 'compress') {
-            await this.once(d.digest, () => this.copyStored(src, i, p));
-            return { mediaType: OCI_LAYER_FOR[d.mediaType]!, digest: d.digest, size: d.size, ...(d.annotations ? { annotations: d.annotations } : {}) };
-          }
-          return this.compressed(src, i, p);
-        }),
-      ),
+    const tasks = src.layers.map((d, i) =>
+      limit(async (): Promise<Descriptor> => {
+        this.checkStopped();
+        const key = plan === 'compress' ? src.diffIDs[i]! : d.digest;
+        const first = firstOf.get(key);
+        if (first !== undefined && first !== i) p.layerSkipped?.(i, first);
+        else firstOf.set(key, i);
+        if (plan !== 'compress') {
+          await this.once(d.digest, () => this.copyStored(src, i, p));
+          return { mediaType: OCI_LAYER_FOR[d.mediaType]!, digest: d.digest, size: d.size, ...(d.annotations ? { annotations: d.annotations } : {}) };
+        }
+        return this.compressed(src, i, p);
+      }).catch((err: unknown) => {
+        if (!this.stopped) this.cause = err;
+        this.stopped = true; // the other layers stop at their next chunk
+        throw err;
+      }),
     );
+    // Every layer settles before the caller aborts the target, so no blob lands in it after the abort.
+    const settled = await Promise.allSettled(tasks);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw this.cause ?? failed.reason;
+    const layers = settled.map((r) => (r as PromiseFulfilledResult<Descriptor>).value);
     if (plan === 'keep') {
       await this.once(src.config.digest, () => this.target.putBlob(src.config.digest, src.configBytes));
       return this.putManifest(src.manifestBytes!, true);
@@ -93,6 +104,10 @@ export class LayoutImageWriter {
     const config: Descriptor = { mediaType: MediaType.ociConfig, digest: src.config.digest, size: src.config.size };
     await this.once(config.digest, () => this.target.putBlob(config.digest, src.configBytes));
     return this.putManifest(ociManifest(config, layers), false);
+  }
+
+  private checkStopped(): void {
+    if (this.stopped) throw new NixregError('stopped: another layer of the copy failed');
   }
 
   /** Put a small JSON document (manifest or index) as a blob. */
@@ -146,6 +161,7 @@ export class LayoutImageWriter {
     done.catch(() => {}); // observed below
     try {
       for await (const c of tail) {
+        this.checkStopped();
         await blob.write(c as Buffer);
         p.layerBytes?.(i, (c as Buffer).length);
       }
@@ -164,6 +180,7 @@ export class LayoutImageWriter {
     const blob = await this.target.beginBlob();
     try {
       for await (const c of s) {
+        this.checkStopped();
         await blob.write(c as Buffer);
         onBytes((c as Buffer).length);
       }
