@@ -4,10 +4,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
-import { LAYERS, layerTar, makeImage, manifestOf, prng, pushAmdArmIndex, pushTestImage, sha, type TestImage } from '../helpers/images.js';
+import { LAYERS, layerTar, makeImage, manifestOf, prng, pushAmdArmIndex, pushManifest, pushTestImage, sha, type TestImage } from '../helpers/images.js';
 import { errorLines, runCli } from '../helpers/cli.js';
 import { requireTool } from '../helpers/tools.js';
 import { validateImage } from '../helpers/validate-image.js';
+import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+import { loadStreamConf, streamImageToFile } from '../../src/nix/stream/index.js';
 import { ExitCode } from '../../src/errors.js';
 import { openSource } from '../../src/source/index.js';
 
@@ -127,6 +129,43 @@ describe('nixreg copy docker:// → oci:', () => {
     }
   }, 120_000);
 
+  test('--all from an OCI layout into another layout keeps the index; a Docker manifest list becomes an OCI index', async () => {
+    const first = fresh('all-src');
+    expect((await copy('--all', `docker://${reg.host}/test/multi:idx`, `oci:${first}:idx`)).status).toBe(0);
+    const second = fresh('all-copy');
+    const r = await copy('--all', `oci:${first}:idx`, `oci:${second}:again`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(layoutIndex(second).manifests[0]!.digest).toBe(indexDigest);
+    expect(skopeo('inspect', '--raw', `oci:${second}:again`).equals(skopeo('inspect', '--raw', `oci:${first}:idx`))).toBe(true);
+
+    const d1 = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }], 'docker');
+    const d2 = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }], 'docker', { arch: 'arm64', variant: 'v8' });
+    await pushTestImage(reg.url, 'test/dlist', d1);
+    await pushTestImage(reg.url, 'test/dlist', d2);
+    const list = Buffer.from(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests: [
+        { mediaType: manifestOf(d1).mediaType, size: manifestOf(d1).bytes.length, digest: manifestOf(d1).digest, platform: { architecture: 'amd64', os: 'linux' } },
+        { mediaType: manifestOf(d2).mediaType, size: manifestOf(d2).bytes.length, digest: manifestOf(d2).digest, platform: { architecture: 'arm64', os: 'linux', variant: 'v8' } },
+      ],
+    }));
+    await pushManifest(reg.url, 'test/dlist', 'l1', list, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    const third = fresh('all-dlist');
+    const d = await copy('--all', `docker://${reg.host}/test/dlist:l1`, `oci:${third}:l1`);
+    expect(d.status, d.stderr).toBe(0);
+    const index = JSON.parse(skopeo('inspect', '--raw', `oci:${third}:l1`).toString('utf8'));
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(index.manifests.map((m: { platform: unknown }) => m.platform)).toEqual([{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux', variant: 'v8' }]);
+    for (const [img, m] of [[d1, index.manifests[0]], [d2, index.manifests[1]]] as const) {
+      expect(m.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
+      const manifest = JSON.parse(blob(third, m.digest).toString('utf8'));
+      expect(blob(third, manifest.config.digest).equals(img.config)).toBe(true);
+    }
+    const arm = execFileSync('skopeo', ['--override-os', 'linux', '--override-arch', 'arm64', '--override-variant', 'v8', 'inspect', '--config', '--raw', `oci:${third}:l1`]);
+    expect(arm.equals(d2.config)).toBe(true);
+  }, 120_000);
+
   test('without --all, one platform of an index: the one pull would pick', async () => {
     const dir = fresh('one');
     const r = await copy('--os', 'linux', '--arch', 'arm64', '--variant', 'v8', `docker://${reg.host}/test/multi:idx`, `oci:${dir}:arm`);
@@ -189,6 +228,30 @@ describe('round trips', () => {
       expect(pushed.manifestDigest).toBe(layoutIndex(dir).manifests[0]!.digest);
     } finally {
       await pushed.close();
+    }
+  }, 120_000);
+
+  test('conf: → oci: gives the config and layers nixreg stream writes for the conf', async () => {
+    const root = await buildStoreTree();
+    try {
+      const confFile = join(FIXTURES, 'cases', 'a-defaults', 'conf.json');
+      const streamed = fresh('conf-stream') + '.tar';
+      await streamImageToFile(await loadStreamConf(confFile), streamed, { storeRoot: root });
+      const dir = fresh('conf-oci');
+      const r = await runCli(['copy', '-q', '--no-cache', '--store-root', root, `conf:${confFile}`, `oci:${dir}:c`]);
+      expect(r.status, r.stderr).toBe(0);
+      const fromArchive = await openSource(`docker-archive:${streamed}`, { platform: amd64 });
+      const fromLayout = await openSource(`oci:${dir}:c`, { platform: amd64 });
+      try {
+        expect(fromLayout.configBytes.equals(fromArchive.configBytes)).toBe(true);
+        expect(fromLayout.diffIDs).toEqual(fromArchive.diffIDs);
+        await validateImage(fromLayout);
+      } finally {
+        await fromArchive.close();
+        await fromLayout.close();
+      }
+    } finally {
+      await removeStoreTree(root);
     }
   }, 120_000);
 
