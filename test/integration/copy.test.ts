@@ -255,6 +255,15 @@ describe('round trips', () => {
     }
   }, 120_000);
 
+  test('--all docker:// → docker:// copies the index and every platform with their digests', async () => {
+    const r = await copy('--all', `docker://${reg.host}/test/multi:idx`, `docker://${reg.host}/test/multicopy:idx`);
+    expect(r.status, r.stderr).toBe(0);
+    const raw = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/test/multicopy:idx`);
+    expect(raw.equals(skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/test/multi:idx`))).toBe(true);
+    const armRaw = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/test/multicopy@${manifestOf(arm).digest}`);
+    expect(armRaw.equals(manifestOf(arm).bytes)).toBe(true);
+  }, 120_000);
+
   test('docker:// → docker:// of one platform tags that platform\'s manifest', async () => {
     const r = await copy('--os', 'linux', '--arch', 'arm64', '--variant', 'v8', `docker://${reg.host}/test/multi:idx`, `docker://${reg.host}/test/armonly:v1`);
     expect(r.status, r.stderr).toBe(0);
