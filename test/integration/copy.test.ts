@@ -231,7 +231,7 @@ describe('round trips', () => {
     }
   }, 120_000);
 
-  test('conf: → oci: gives the config and layers nixreg stream writes for the conf', async () => {
+  test('conf: → oci: and → docker:// give the config and layers nixreg stream writes for the conf', async () => {
     const root = await buildStoreTree();
     try {
       const confFile = join(FIXTURES, 'cases', 'a-defaults', 'conf.json');
@@ -246,6 +246,15 @@ describe('round trips', () => {
         expect(fromLayout.configBytes.equals(fromArchive.configBytes)).toBe(true);
         expect(fromLayout.diffIDs).toEqual(fromArchive.diffIDs);
         await validateImage(fromLayout);
+        const p = await runCli(['copy', '-q', '--no-cache', '--store-root', root, `conf:${confFile}`, `docker://${reg.host}/test/fromconf:c`]);
+        expect(p.status, p.stderr).toBe(0);
+        const pushed = await openSource(`docker://${reg.host}/test/fromconf:c`, { platform: amd64 });
+        try {
+          expect(pushed.configBytes.equals(fromArchive.configBytes)).toBe(true);
+          await validateImage(pushed);
+        } finally {
+          await pushed.close();
+        }
       } finally {
         await fromArchive.close();
         await fromLayout.close();
