@@ -93,6 +93,19 @@ describe('nixreg copy docker:// → oci:', () => {
     await validateLayout(`oci:${ours}:t`);
   }, 120_000);
 
+  test('an uncompressed Docker layer stays uncompressed (OCI tar), its digest kept', async () => {
+    const plain = makeImage([{ tar: LAYERS.L3(), c: 'none' }], 'docker');
+    await pushTestImage(reg.url, 'test/plain', plain, 'v1');
+    const dir = fresh('plain');
+    const r = await copy(`docker://${reg.host}/test/plain:v1`, `oci:${dir}:v1`);
+    expect(r.status, r.stderr).toBe(0);
+    const m = JSON.parse(skopeo('inspect', '--raw', `oci:${dir}:v1`).toString('utf8'));
+    expect(m.layers).toEqual([{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(plain.layers[0]!.blob), size: plain.layers[0]!.blob.length }]);
+    const bundle = join(work, 'bundle-plain');
+    execFileSync('umoci', ['unpack', '--rootless', '--image', `${dir}:v1`, bundle], { stdio: 'ignore' });
+    expect(readFileSync(join(bundle, 'rootfs', 'etc', 'plain.conf'), 'utf8')).toBe('uncompressed layer\n');
+  }, 120_000);
+
   test('a second image is added to an existing layout under its own tag', async () => {
     const dir = fresh('two');
     expect((await copy(`docker://${reg.host}/test/oci:v1`, `oci:${dir}:a`)).status).toBe(0);
