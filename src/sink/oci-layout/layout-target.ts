@@ -1,6 +1,7 @@
+import { makeDirs } from '../../util/make-dirs.js';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
@@ -224,22 +225,6 @@ export class DirTarget implements LayoutTarget {
 }
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
-
-/**
- * `mkdir -p`, one level at a time: Node's mkdir({ recursive: true }) never returns when the kernel answers ENOENT
- * for a directory whose parent exists (as /proc does: seen with Node 20).
- */
-async function makeDirs(path: string): Promise<void> {
-  try {
-    await mkdir(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' && (await stat(path)).isDirectory()) return;
-    if (code !== 'ENOENT' || dirname(path) === path || (await exists(dirname(path)))) throw err;
-    await makeDirs(dirname(path));
-    await mkdir(path);
-  }
-}
 
 /** A hidden temp name beside `path` that reclaimStaleTemps recognises (and removes once this PID is gone). */
 const tempName = (path: string) => join(dirname(path), `.${basename(path)}.nixreg-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
