@@ -8,7 +8,7 @@ import type { LayerCache } from '../nix/layer-cache.js';
 import { buildImageConfig } from '../nix/stream/image-json.js';
 import type { PreparedImage } from '../nix/stream/image.js';
 import { storeLayerCacheKey } from '../nix/stream/store-layer.js';
-import { buildPushManifest } from '../push/image-manifest.js';
+import { buildPushManifest } from '../sink/registry/image-manifest.js';
 import type { LayoutTarget } from './layout-target.js';
 
 /**

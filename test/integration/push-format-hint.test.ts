@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../../mock-registry/index.js';
 import { NixregError } from '../../src/errors.js';
-import { PushCache } from '../../src/push/push-cache.js';
-import { pushConf } from '../../src/push/push-conf.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
+import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 // A registry that stores only OCI media types (zot without docker compatibility) answers a Docker manifest PUT

@@ -8,8 +8,8 @@ import { parseImageReference, type ImageReference } from '../../reference/refere
 import { RegistryClient } from '../../registry/client.js';
 import { clientOptions, type RegistryAccess } from '../../registry/access.js';
 import type { RegistryClientApi } from '../../registry/types.js';
-import { mountFromAny } from '../../push/mount.js';
-import type { PushCache } from '../../push/push-cache.js';
+import { mountFromAny } from './mount.js';
+import type { PushCache } from './push-cache.js';
 import { layerDiffID } from '../../nix/stream/layer-diffid.js';
 
 /**

@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
-import type { PushCompression } from '../compression/compress.js';
+import type { PushCompression } from '../../compression/compress.js';
 import { Readable } from 'node:stream';
-import { NixregError, integrityError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
-import { openSource, type OpenSourceOptions, type SourceImage } from '../source/index.js';
+import { NixregError, integrityError } from '../../errors.js';
+import { MediaType } from '../../manifest/media-types.js';
+import { openSource, type OpenSourceOptions, type SourceImage } from '../../source/index.js';
 import { ProgressCounter, type BlobStatus } from './blob-upload.js';
 import type { PushImage, PushLayer } from './conf-source.js';
 import { openDestination, putTags } from './destination.js';

@@ -2,19 +2,19 @@ import { Transform, Writable, type Duplex, type Readable, type TransformCallback
 import { pipeline } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { codecId, compressorStages, type PushCompression } from '../compression/compress.js';
-import { HashingStream } from '../digest/sha256.js';
-import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
-import type { RegistryClientApi } from '../registry/types.js';
-import { StreamedUploadRejected, UploadSessionGone } from '../registry/client.js';
-import { QuotaExhausted, RetryLater } from '../registry/upload-errors.js';
-import { STREAM_BUFFER } from '../util/stream-buffer.js';
+import { codecId, compressorStages, type PushCompression } from '../../compression/compress.js';
+import { HashingStream } from '../../digest/sha256.js';
+import { ExitCode, NixregError, describeSystemError, integrityError } from '../../errors.js';
+import type { RegistryClientApi } from '../../registry/types.js';
+import { StreamedUploadRejected, UploadSessionGone } from '../../registry/client.js';
+import { QuotaExhausted, RetryLater } from '../../registry/upload-errors.js';
+import { STREAM_BUFFER } from '../../util/stream-buffer.js';
 import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
-import { releaseLayerChunk } from '../nix/stream/store-layer.js';
+import { releaseLayerChunk } from '../../nix/stream/store-layer.js';
 import { mountCandidates, mountFromAny } from './mount.js';
-import type { LayerReuseContext } from '../sink/registry/previous-image.js';
+import type { LayerReuseContext } from './previous-image.js';
 
 /**
  * How one generated layer reaches the registry:

@@ -1,10 +1,10 @@
 import pLimit from 'p-limit';
-import { integrityError } from '../errors.js';
+import { integrityError } from '../../errors.js';
 import type { ArchiveTee, LayerTee } from './archive-tee.js';
 import { precomputeAndCheck, tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
 import type { PushLayer } from './conf-source.js';
 import type { PushProgress } from './progress.js';
-import { reuseLayerFromPreviousImage } from '../sink/registry/previous-image.js';
+import { reuseLayerFromPreviousImage } from './previous-image.js';
 
 /**
  * In which order and how many at a time layers are checked and uploaded. The cheap step (cache lookup + HEAD or

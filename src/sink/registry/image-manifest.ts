@@ -1,6 +1,6 @@
-import type { PushCompression } from '../compression/compress.js';
-import { usageError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
+import type { PushCompression } from '../../compression/compress.js';
+import { usageError } from '../../errors.js';
+import { MediaType } from '../../manifest/media-types.js';
 
 /**
  * The single-image manifest `nixreg push` writes: Docker schema2 (what skopeo writes when copying a

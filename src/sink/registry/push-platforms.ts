@@ -1,5 +1,5 @@
-import { usageError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
+import { usageError } from '../../errors.js';
+import { MediaType } from '../../manifest/media-types.js';
 import { openDestination, putTags } from './destination.js';
 import { buildIndex, type IndexEntry } from './image-manifest.js';
 import { checkOptions, pushConfInto, type PushConfOptions, type PushResult } from './push-conf.js';

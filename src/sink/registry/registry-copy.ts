@@ -1,11 +1,11 @@
 import pLimit from 'p-limit';
 import type { Readable } from 'node:stream';
-import { ExitCode, NixregError, usageError } from '../errors.js';
-import { parseManifest, type Descriptor } from '../manifest/manifest.js';
-import { RegistryClient } from '../registry/client.js';
-import type { Credentials } from '../registry/types.js';
+import { ExitCode, NixregError, usageError } from '../../errors.js';
+import { parseManifest, type Descriptor } from '../../manifest/manifest.js';
+import { RegistryClient } from '../../registry/client.js';
+import type { Credentials } from '../../registry/types.js';
 import { ProgressCounter, type BlobStatus } from './blob-upload.js';
-import { clientOptions, type RegistryAccess } from '../registry/access.js';
+import { clientOptions, type RegistryAccess } from '../../registry/access.js';
 import { openDestination, parseDockerDestination, putTags } from './destination.js';
 import type { PushResult } from './push-conf.js';
 import { silentProgress, type PushProgress } from './progress.js';

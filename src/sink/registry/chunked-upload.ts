@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import { ExitCode, NixregError } from '../errors.js';
-import { UploadSessionGone } from '../registry/client.js';
-import type { RegistryClientApi } from '../registry/types.js';
+import { ExitCode, NixregError } from '../../errors.js';
+import { UploadSessionGone } from '../../registry/client.js';
+import type { RegistryClientApi } from '../../registry/types.js';
 
 /**
  * The chunked upload (OCI distribution spec, "Pushing a blob in chunks"), for registries that refuse the single
