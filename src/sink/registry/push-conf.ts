@@ -6,6 +6,7 @@ import { sha256Digest } from '../../digest/sha256.js';
 import { loadStreamConf, type StreamConf } from '../../nix/stream/index.js';
 import type { BlobPushContext, LayerPushResult } from './blob-upload.js';
 import { pushLayers, pushLayersWithArchive } from './layer-scheduler.js';
+import { storedBlobContext, writeStoredBlob } from './write.js';
 import { loadConfImage, type PushImage, type PushLayerKind } from './conf-source.js';
 import type { RegistryAccess } from '../../registry/access.js';
 import { openDestination, putTags, type Destination } from './destination.js';
@@ -121,6 +122,7 @@ export async function pushConfInto(
       repository: dest.ref.repository,
       compression,
       ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
+      codec: codecId(compression, opts.compressionLevel),
       ...(cache ? { cache } : {}),
       mountFrom: opts.mountFrom ?? [],
       ...(opts.precomputeDigests ? { precompute: true } : {}),
@@ -129,7 +131,7 @@ export async function pushConfInto(
       attempts: (opts.retry?.times ?? 4) + 1,
       ...(opts.retry?.totalMs !== undefined ? { retryMaxTimeMs: opts.retry.totalMs } : {}),
       ...(opts.log ? { log: opts.log } : {}),
-      ...(known ? { previous: { client: dest.client, repository: dest.ref.repository, repoName: dest.repoName, known, mediaType: layerType, codec: codecId(compression, opts.compressionLevel), ...(cache ? { cache } : {}), ...(opts.log ? { log: opts.log } : {}) } } : {}),
+      ...(known ? { previous: { known, mediaType: layerType } } : {}),
     };
     const results = archive
       ? await pushLayersWithArchive(image.layers, ctx, progress, opts.jobs ?? 4, archive)
@@ -137,7 +139,7 @@ export async function pushConfInto(
     const config = image.config(results.map((r) => r.diffID));
     await archive?.complete(image.layers, results.map((r) => r.diffID), config, opts.repoTag || conf!.repoTag!);
     const configDesc = { digest: sha256Digest(config), size: config.length };
-    await dest.client.pushBlob(configDesc.digest, config, config.length);
+    await writeStoredBlob(storedBlobContext(dest, opts), { ...configDesc, open: async () => config });
     const manifest = buildPushManifest(format, compression, configDesc, results.map((r) => ({ digest: r.digest, size: r.blobSize })));
     const digest = how.tag ? await putTags(dest, manifest, manifestMediaType(format)) : await dest.client.putManifest(sha256Digest(manifest), manifest, manifestMediaType(format));
     await archive?.commit();
