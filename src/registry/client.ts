@@ -312,14 +312,14 @@ export class RegistryClient implements RegistryClientApi {
       if (res.status === 415 && mediaType.startsWith('application/vnd.docker.')) {
         // Registries that store only OCI media types (zot without its docker compatibility) refuse these.
         const summary = await summarizeErrorBody(res);
-        throw new NixregError(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci`));
+        throw new DockerTypesRefused(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci (or --format auto)`));
       }
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
       // zot 2.x answers the same refusal with 400 MANIFEST_INVALID "unsupported media type"
       // (https://github.com/project-zot/zot/issues/3104).
       if (mediaType.startsWith('application/vnd.docker.') && body.codes.includes('MANIFEST_INVALID') && /media ?type/i.test(body.summary))
-        throw new NixregError(this.redact(`${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci`));
+        throw new DockerTypesRefused(this.redact(`${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci (or --format auto)`));
       if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
         return this.fail(res, what, body);
       const delay = 250 * 2 ** attempt;
@@ -674,6 +674,9 @@ export function nextPageLink(link: string | undefined): string | undefined {
 
 /** The registry dropped an upload session (404 on its URL): the blob must go up again in a new session. */
 export class UploadSessionGone extends NixregError {}
+
+/** A manifest PUT refused for its Docker media types (a registry storing only OCI ones): `push --format auto` PUTs it again as OCI. */
+export class DockerTypesRefused extends NixregError {}
 
 export class StreamedUploadRejected extends NixregError {
   constructor(

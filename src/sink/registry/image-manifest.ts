@@ -9,6 +9,9 @@ import { MediaType } from '../../manifest/media-types.js';
  */
 export type PushFormat = 'docker' | 'oci';
 
+/** `--format auto`: Docker, or OCI where the registry refuses Docker media types (format-auto.ts). */
+export type PushFormatChoice = PushFormat | 'auto';
+
 export interface BlobDescriptor {
   digest: string;
   size: number;

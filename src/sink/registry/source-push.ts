@@ -7,7 +7,7 @@ import { openSource, type OpenSourceOptions, type SourceImage } from '../../sour
 import { countedStream, type BlobStatus } from './blob-upload.js';
 import type { PushImage, PushLayer } from './conf-source.js';
 import { openDestination, putTags } from './destination.js';
-import type { PushFormat } from './image-manifest.js';
+import type { PushFormat, PushFormatChoice } from './image-manifest.js';
 import { checkOptions, pushConfInto, type PushConfOptions, type PushResult } from './push-conf.js';
 import { silentProgress } from './progress.js';
 import { storedBlobContext, writeStoredBlob } from './write.js';
@@ -26,8 +26,8 @@ import { storedBlobContext, writeStoredBlob } from './write.js';
 export interface PushSourceOptions extends Omit<PushConfOptions, 'confFile' | 'conf' | 'output' | 'repoTag' | 'storeRoot' | 'format' | 'compression'> {
   source: string;
   sourceOptions: OpenSourceOptions;
-  /** undefined: keep the source's when it has a manifest, else docker */
-  format?: PushFormat;
+  /** undefined or auto: keep the source's when it has a manifest; else docker (auto: OCI where Docker types are refused) */
+  format?: PushFormatChoice;
   /** undefined: keep the source's when it has a manifest, else gzip */
   compression?: PushCompression;
 }
@@ -39,7 +39,8 @@ export async function pushSource(opts: PushSourceOptions): Promise<PushResult> {
     // A compressed archive can only be read front to back: parallel layer reads would each decompress it from
     // the start, so such sources go one layer at a time.
     if (src.sequentialReads) opts = { ...opts, jobs: 1 };
-    const keep = stored && (opts.format ?? stored.format) === stored.format && (opts.compression ?? stored.compression) === stored.compression;
+    const wanted = opts.format === 'auto' ? undefined : opts.format;
+    const keep = stored && (wanted ?? stored.format) === stored.format && (opts.compression ?? stored.compression) === stored.compression;
     if (keep) return await pushAsStored(src, opts);
     const format = opts.format ?? 'docker';
     const compression = opts.compression ?? 'gzip';
