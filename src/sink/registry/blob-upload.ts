@@ -6,9 +6,9 @@ import { compressorStages, type PushCompression } from '../../compression/compre
 import { HashingStream } from '../../digest/sha256.js';
 import { ExitCode, NixregError, describeSystemError, integrityError } from '../../errors.js';
 import type { RegistryClientApi } from '../../registry/types.js';
-import { UploadSessionGone } from '../../registry/client.js';
+import { ChunkedUploadRejected, StreamedUploadRejected, UploadSessionGone } from '../../registry/client.js';
 import { STREAM_BUFFER } from '../../util/stream-buffer.js';
-import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
+import { ChunksTooSmall, effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
 import { releaseLayerChunk } from '../../nix/stream/store-layer.js';
@@ -87,9 +87,40 @@ export interface BlobPushContext {
  * refusal: it cannot be told apart from a network fault, which the ordinary retry handles.
  */
 const chunkedRegistries = new Set<string>();
+/** Registries that refused a chunked upload (GAR): one streamed PATCH per blob, even with --chunk-size. */
+const streamedOnlyRegistries = new Set<string>();
+/** The smallest chunk each registry was found to take without advertising it (ECR). */
+const learnedChunkMinimum = new Map<string, number>();
 
 function uploadsInChunks(ctx: BlobPushContext): boolean {
+  if (streamedOnlyRegistries.has(ctx.registry)) return false;
   return ctx.chunkSize !== undefined || chunkedRegistries.has(ctx.registry);
+}
+
+/**
+ * The registry refused the way a blob was sent, in a way that says how it wants it: remember that for the run and
+ * return true (the attempt is repeated the new way, not counted as a failure); false when there is nothing left
+ * to change.
+ */
+export function adaptUploads(ctx: BlobPushContext, err: unknown): boolean {
+  const r = ctx.registry;
+  if (err instanceof StreamedUploadRejected && !streamedOnlyRegistries.has(r)) {
+    // not a failed attempt: the registry wants chunks. Regenerate the layer into a chunked upload.
+    if (!chunkedRegistries.has(r)) ctx.log?.(`${r} refused a streamed upload (HTTP ${err.status}); using chunked uploads for it from now on`);
+    chunkedRegistries.add(r);
+    return true;
+  }
+  if (err instanceof ChunkedUploadRejected && !chunkedRegistries.has(r) && !streamedOnlyRegistries.has(r)) {
+    ctx.log?.(`${r} refused a chunked upload (HTTP ${err.status}); using one streamed PATCH per blob for it from now on`);
+    streamedOnlyRegistries.add(r);
+    return true;
+  }
+  if (err instanceof ChunksTooSmall && (learnedChunkMinimum.get(r) ?? 0) < err.minimum) {
+    ctx.log?.(`${r} refuses chunks under ${err.minimum} bytes without advertising OCI-Chunk-Min-Length (${err.message}); using chunks of at least ${err.minimum} bytes for it from now on`);
+    learnedChunkMinimum.set(r, err.minimum);
+    return true;
+  }
+  return false;
 }
 
 /**
@@ -138,11 +169,6 @@ export async function precomputeDigests(ctx: BlobPushContext, layer: UploadableL
   return { diffID, size: diffHash.size, digest: blobHash.digest(), blobSize: blobHash.size };
 }
 
-/** The registry refused a streamed PATCH: every later upload to it, in this run, goes in chunks. */
-export function noteStreamRejected(ctx: BlobPushContext, status: number): void {
-  if (!chunkedRegistries.has(ctx.registry)) ctx.log?.(`${ctx.registry} refused a streamed upload (HTTP ${status}); using chunked uploads for it from now on`);
-  chunkedRegistries.add(ctx.registry);
-}
 
 /**
  * One attempt: POST, then the layer generated → diffID hash → compressor → blob hash in one streaming pass into
@@ -156,8 +182,9 @@ export async function generateAndUpload(ctx: BlobPushContext, layer: UploadableL
   // the session's latest URL: registries that keep state in it (distribution's _state) cancel only by that one
   let location = start.location;
   try {
-    const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, start.chunkMinLength) : undefined;
-    const chunks = chunkSize !== undefined ? { size: chunkSize, ...(start.chunkMinLength ? { registryMin: start.chunkMinLength } : {}) } : undefined;
+    const registryMin = Math.max(start.chunkMinLength ?? 0, learnedChunkMinimum.get(ctx.registry) ?? 0) || undefined;
+    const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, registryMin) : undefined;
+    const chunks = chunkSize !== undefined ? { size: chunkSize, ...(registryMin ? { registryMin } : {}) } : undefined;
     const r = await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunks, (loc) => (location = loc));
     return { ...r, chunked: chunks !== undefined };
   } catch (err) {

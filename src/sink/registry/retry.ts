@@ -1,5 +1,4 @@
 import { ExitCode, NixregError } from '../../errors.js';
-import { StreamedUploadRejected } from '../../registry/client.js';
 import { QuotaExhausted, RetryLater } from '../../registry/upload-errors.js';
 
 /**
@@ -24,13 +23,15 @@ export interface RetryHooks<T> {
   /** The log line announcing a retry. */
   retryLine(message: string, waitMs: number, next: number, attempts: number): string;
   /**
-   * The registry refused a streamed PATCH: the caller switches to a chunked upload and the attempt is repeated
-   * without counting as a failure (once per blob).
+   * The registry refused how the body was sent (a streamed PATCH, chunks, chunks this small): true when the caller
+   * changed how, and the attempt is repeated without counting as a failure (at most MAX_ADAPTATIONS times a blob).
    */
-  onStreamRejected?(err: StreamedUploadRejected): void;
+  adapt?(err: unknown): boolean;
   /** Asked before each retry: the failed attempt's blob may have arrived with only its answer lost. */
   alreadyThere?(): Promise<T | undefined>;
 }
+
+const MAX_ADAPTATIONS = 3;
 
 const permanent = new WeakSet<object>();
 
@@ -48,15 +49,14 @@ export function isRetryable(err: unknown): boolean {
 }
 
 export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, hooks: RetryHooks<T>): Promise<T> {
-  let switched = false;
+  let adapted = 0;
   const started = Date.now();
   for (let n = 1; ; n++) {
     try {
       return await attempt(n);
     } catch (err) {
-      if (err instanceof StreamedUploadRejected && hooks.onStreamRejected && !switched) {
-        switched = true;
-        hooks.onStreamRejected(err);
+      if (adapted < MAX_ADAPTATIONS && hooks.adapt?.(err)) {
+        adapted++;
         n--;
         continue;
       }

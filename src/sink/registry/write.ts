@@ -5,7 +5,7 @@ import type { RegistryClientApi } from '../../registry/types.js';
 import {
   generateAndUpload,
   knownBlob,
-  noteStreamRejected,
+  adaptUploads,
   precomputeDigests,
   uploadStored,
   type BlobPushContext,
@@ -119,7 +119,7 @@ async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer): Promis
   const seen: { diffID?: string } = {};
   const r = await withRetries(policyOf(ctx), () => generateAndUpload(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen), {
     retryLine: (m, wait, next, all) => `upload failed (${m}); regenerating the layer and retrying in ${wait} ms (${next}/${all})`,
-    onStreamRejected: (err) => noteStreamRejected(ctx, err.status),
+    adapt: (err) => adaptUploads(ctx, err),
   });
   // the registry assembled the chunks: its blob must be the size we sent (a registry that dropped or doubled
   // a chunk could still commit if its digest check is lax)
