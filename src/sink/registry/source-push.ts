@@ -114,10 +114,10 @@ async function pushAsStored(src: SourceImage, opts: PushSourceOptions): Promise<
     const d = blobs[i]!;
     progress.layerStart(i, d.digest.slice(7, 19), { config: i === 0, size: d.size });
     const open = async () => (i === 0 ? src.configBytes : countedStream(await src.openLayer(i - 1), (n) => progress.layerBytes(i, n)));
-    const { status } = await writeStoredBlob(ctx, { digest: d.digest, size: d.size, open }, { uploading: () => progress.layerUploading(i) });
+    const { status, from } = await writeStoredBlob(ctx, { digest: d.digest, size: d.size, open }, { uploading: () => progress.layerUploading(i) });
     if (status === 'uploaded') counts.bytesUploaded += d.size;
     counts[status]++;
-    progress.layerDone(i, status, d.digest, d.size);
+    progress.layerDone(i, status, d.digest, d.size, from);
     return status;
   };
   try {
