@@ -3,10 +3,10 @@ import { createReadStream } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { NixregError, describeSystemError, fileError, usageError } from '../errors.js';
-import { reclaimStaleTemps, removeOnSignal } from '../util/atomic-file.js';
-import type { ByteSink } from '../nix/stream/sink.js';
-import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
+import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
+import { reclaimStaleTemps, removeOnSignal } from '../../util/atomic-file.js';
+import type { ByteSink } from '../../nix/stream/sink.js';
+import { TAR_TRAILER, padding } from '../../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
 
 /**
@@ -76,7 +76,7 @@ export class DirTarget implements LayoutTarget {
       await reclaimStaleTemps(join(target, 'blobs', 'sha256'));
       await reclaimStaleTemps(join(target, 'index.json'));
       await reclaimStaleTemps(join(target, 'oci-layout'));
-      await t.io(() => mkdir(join(target, 'blobs', 'sha256'), { recursive: true }));
+      await t.io(() => makeDirs(join(target, 'blobs', 'sha256')));
       return t;
     }
     if (st && !force) throw usageError(`output ${target} already exists; remove it or pass --force`);
@@ -84,7 +84,7 @@ export class DirTarget implements LayoutTarget {
     await reclaimStaleTemps(target);
     const tmp = tempName(target);
     try {
-      await mkdir(join(tmp, 'blobs', 'sha256'), { recursive: true });
+      await makeDirs(join(tmp, 'blobs', 'sha256'));
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => {});
       throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
@@ -224,6 +224,22 @@ export class DirTarget implements LayoutTarget {
 }
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
+
+/**
+ * `mkdir -p`, one level at a time: Node's mkdir({ recursive: true }) never returns when the kernel answers ENOENT
+ * for a directory whose parent exists (as /proc does: seen with Node 20).
+ */
+async function makeDirs(path: string): Promise<void> {
+  try {
+    await mkdir(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await stat(path)).isDirectory()) return;
+    if (code !== 'ENOENT' || dirname(path) === path || (await exists(dirname(path)))) throw err;
+    await makeDirs(dirname(path));
+    await mkdir(path);
+  }
+}
 
 /** A hidden temp name beside `path` that reclaimStaleTemps recognises (and removes once this PID is gone). */
 const tempName = (path: string) => join(dirname(path), `.${basename(path)}.nixreg-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
