@@ -7,7 +7,7 @@ import type { LayerCache } from '../nix/layer-cache.js';
 import { buildImageConfig } from '../nix/stream/image-json.js';
 import type { PreparedImage } from '../nix/stream/image.js';
 import { storeLayerCacheKey } from '../nix/stream/store-layer.js';
-import { buildPushManifest } from '../push/image-manifest.js';
+import { buildPushManifest } from '../sink/registry/image-manifest.js';
 import type { LayoutTarget } from '../sink/oci-layout/layout-target.js';
 import { OCI_LAYOUT_FILE, buildLayoutIndex, refNameOf } from '../sink/oci-layout/layout-index.js';
 
