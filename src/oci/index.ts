@@ -1,7 +1,7 @@
 import { prepareImage, type StreamImageOptions } from '../nix/stream/image.js';
 import type { StreamConf } from '../nix/stream/conf.js';
 import { WritableSink, seekableStdoutSink, writeAtomicFile } from '../nix/stream/sink.js';
-import { DirTarget, TarTarget } from './layout-target.js';
+import { DirTarget, TarTarget } from '../sink/oci-layout/layout-target.js';
 import { writeOciImage, type OciImageOptions, type OciImageResult } from './write-image.js';
 
 /**
@@ -10,8 +10,9 @@ import { writeOciImage, type OciImageOptions, type OciImageResult } from './writ
  * - writeOciArchive(conf, file | '-'): `--format oci-archive`, the same tree as one tar (atomic file, or stdout).
  * Both validate everything (prepareImage) before creating any output.
  */
-export { writeOciImage, buildLayoutIndex, refNameOf, OCI_LAYOUT_FILE, type OciImageOptions, type OciImageResult } from './write-image.js';
-export { DirTarget, TarTarget, type LayoutTarget, type BlobWriter } from './layout-target.js';
+export { writeOciImage, type OciImageOptions, type OciImageResult } from './write-image.js';
+export { buildLayoutIndex, refNameOf, OCI_LAYOUT_FILE } from '../sink/oci-layout/layout-index.js';
+export { DirTarget, TarTarget, type LayoutTarget, type BlobWriter } from '../sink/oci-layout/layout-target.js';
 
 export type OciOutputOptions = Omit<StreamImageOptions, 'log'> & OciImageOptions & { force?: boolean };
 

@@ -3,13 +3,13 @@ import { pipeline } from 'node:stream/promises';
 import { compressorStages, type PushCompression } from '../compression/compress.js';
 import { HashingStream, sha256Digest } from '../digest/sha256.js';
 import { NixregError, integrityError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
 import type { LayerCache } from '../nix/layer-cache.js';
 import { buildImageConfig } from '../nix/stream/image-json.js';
 import type { PreparedImage } from '../nix/stream/image.js';
 import { storeLayerCacheKey } from '../nix/stream/store-layer.js';
-import { buildPushManifest } from '../push/image-manifest.js';
-import type { LayoutTarget } from './layout-target.js';
+import { buildPushManifest } from '../sink/registry/image-manifest.js';
+import type { LayoutTarget } from '../sink/oci-layout/layout-target.js';
+import { OCI_LAYOUT_FILE, buildLayoutIndex, refNameOf } from '../sink/oci-layout/layout-index.js';
 
 /**
  * A prepared streamLayeredImage (the same `prepareImage` as `nixreg stream`) written as an OCI image layout.
@@ -33,24 +33,6 @@ export interface OciImageResult {
   layers: Array<{ kind: string; diffID: string; digest: string; size: number; uncompressedSize: number }>;
   refName: string;
 }
-
-/** The `org.opencontainers.image.ref.name` skopeo writes for `oci:DIR:TAG`: the tag alone. */
-export function refNameOf(repoTag: string): string {
-  const colon = repoTag.lastIndexOf(':');
-  return colon > repoTag.lastIndexOf('/') ? repoTag.slice(colon + 1) : 'latest';
-}
-
-/** index.json exactly as skopeo 1.9 writes it for one image copied to `oci:DIR:TAG` (compact, no index mediaType). */
-export function buildLayoutIndex(manifestDigest: string, manifestSize: number, refName: string): Buffer {
-  const index = {
-    schemaVersion: 2,
-    manifests: [{ mediaType: MediaType.ociManifest, digest: manifestDigest, size: manifestSize, annotations: { 'org.opencontainers.image.ref.name': refName } }],
-  };
-  return Buffer.from(JSON.stringify(index), 'utf8');
-}
-
-/** `oci-layout` as c/image writes it (with the space, no newline). */
-export const OCI_LAYOUT_FILE = Buffer.from('{"imageLayoutVersion": "1.0.0"}', 'utf8');
 
 export async function writeOciImage(img: PreparedImage, target: LayoutTarget, opts: OciImageOptions = {}): Promise<OciImageResult> {
   const compression = opts.compression ?? 'gzip';

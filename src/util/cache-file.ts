@@ -1,6 +1,7 @@
+import { makeDirs } from './make-dirs.js';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -34,7 +35,7 @@ export function readCacheEntry(file: string, version: number): any {
 export async function writeCacheEntry(file: string, version: number, value: Record<string, unknown>): Promise<void> {
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    await mkdir(dirname(file), { recursive: true });
+    await makeDirs(dirname(file));
     await writeFile(tmp, JSON.stringify({ v: version, ...value }) + '\n');
     await rename(tmp, file);
   } catch {

@@ -9,7 +9,7 @@ import { sha256Digest } from '../../src/digest/sha256.js';
 import type { ByteSink } from '../../src/nix/stream/sink.js';
 import type { PreparedImage } from '../../src/nix/stream/image.js';
 import { DirTarget, OCI_LAYOUT_FILE, TarTarget, buildLayoutIndex, refNameOf, writeOciImage } from '../../src/oci/index.js';
-import { ociDirHeader, ociFileHeader } from '../../src/oci/tar-entry.js';
+import { ociDirHeader, ociFileHeader } from '../../src/sink/oci-layout/tar-entry.js';
 
 class MemorySink implements ByteSink {
   buf = Buffer.alloc(0);

@@ -1,7 +1,7 @@
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DirTarget } from '../../src/oci/layout-target.js';
+import { DirTarget } from '../../src/sink/oci-layout/layout-target.js';
 import { describe, expect, it } from 'vitest';
 import { ErrorCode, NixregError } from '../../src/errors.js';
 import { openAtomic } from '../../src/util/atomic-file.js';

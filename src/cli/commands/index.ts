@@ -15,6 +15,7 @@ export const commands: CommandEntry[] = [
   { name: 'pull', describe: 'download an image into a docker-archive identical to dockerTools.pullImage (skopeo) output', load: () => import('./pull.js') },
   { name: 'prefetch', describe: 'nix-prefetch-docker without skopeo: pullImage attributes, streamed hash, per-platform digest', load: () => import('./prefetch.js') },
   { name: 'push', describe: 'push a conf, store paths (--path), an image archive or OCI layout, or a docker:// image to a registry, skipping layers it has', load: () => import('./push.js') },
+  { name: 'copy', describe: 'copy an image between registries, docker-archives, OCI layouts and archives (skopeo copy), one platform or --all', load: () => import('./copy.js') },
   { name: 'stream', describe: "write a streamLayeredImage conf's image, byte-identical to nixpkgs' stream_layered_image.py", load: () => import('./stream.js') },
   { name: 'build', describe: 'build a layered image from store paths (closure, layers, customisation layer) like streamLayeredImage', load: () => import('./build.js') },
   { name: 'layers', describe: "split a closure graph into store layers exactly like nixpkgs' dockerTools (auto-layer, popularity)", load: () => import('./layers.js') },

@@ -1,5 +1,6 @@
+import { makeDirs } from '../../util/make-dirs.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { NixregError, describeSystemError } from '../../errors.js';
 import { compareTarPaths, gnuTar, type GnuTarEntry } from './gnu-tar.js';
@@ -87,7 +88,7 @@ export async function writeLayerDir(dir: string, tar: Buffer, checksum: string):
   if (done) return;
   const tmp = `${dir}.tmp-${randomBytes(6).toString('hex')}`;
   try {
-    await mkdir(tmp, { recursive: true });
+    await makeDirs(tmp);
     await writeFile(join(tmp, 'layer.tar'), tar, { mode: 0o444 });
     await writeFile(join(tmp, 'checksum'), checksum + '\n', { mode: 0o444 });
     await rename(tmp, dir).catch(async (err: NodeJS.ErrnoException) => {

@@ -1,5 +1,6 @@
+import { makeDirs } from '../../util/make-dirs.js';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { describeSystemError, NixregError, usageError } from '../../errors.js';
 import { removeOnSignal } from '../../util/atomic-file.js';
@@ -51,7 +52,7 @@ async function readAuthJson(path: string): Promise<AuthJson> {
 async function writeAuthJson(path: string, file: AuthJson): Promise<void> {
   const dir = dirname(path);
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeDirs(dir, 0o700);
   } catch (e) {
     throw new NixregError(`cannot create ${dir} for auth file ${path}: ${describeSystemError(e)}; pass --authfile`);
   }

@@ -1,4 +1,4 @@
-import { BLOCK, MAX_OCTAL_SIZE, goTarHeader } from '../tar/go-ustar.js';
+import { BLOCK, MAX_OCTAL_SIZE, goTarHeader } from '../../tar/go-ustar.js';
 
 /**
  * Headers of the oci-archive tar. Always exactly one 512-byte block, whatever the size, so a blob's header can be

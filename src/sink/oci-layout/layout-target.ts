@@ -1,12 +1,13 @@
+import { makeDirs } from '../../util/make-dirs.js';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { NixregError, describeSystemError, fileError, usageError } from '../errors.js';
-import { reclaimStaleTemps, removeOnSignal } from '../util/atomic-file.js';
-import type { ByteSink } from '../nix/stream/sink.js';
-import { TAR_TRAILER, padding } from '../tar/go-ustar.js';
+import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
+import { reclaimStaleTemps, removeOnSignal } from '../../util/atomic-file.js';
+import type { ByteSink } from '../../nix/stream/sink.js';
+import { TAR_TRAILER, padding } from '../../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
 
 /**
@@ -76,7 +77,7 @@ export class DirTarget implements LayoutTarget {
       await reclaimStaleTemps(join(target, 'blobs', 'sha256'));
       await reclaimStaleTemps(join(target, 'index.json'));
       await reclaimStaleTemps(join(target, 'oci-layout'));
-      await t.io(() => mkdir(join(target, 'blobs', 'sha256'), { recursive: true }));
+      await t.io(() => makeDirs(join(target, 'blobs', 'sha256')));
       return t;
     }
     if (st && !force) throw usageError(`output ${target} already exists; remove it or pass --force`);
@@ -84,7 +85,7 @@ export class DirTarget implements LayoutTarget {
     await reclaimStaleTemps(target);
     const tmp = tempName(target);
     try {
-      await mkdir(join(tmp, 'blobs', 'sha256'), { recursive: true });
+      await makeDirs(join(tmp, 'blobs', 'sha256'));
     } catch (err) {
       await rm(tmp, { recursive: true, force: true }).catch(() => {});
       throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
