@@ -59,6 +59,12 @@ describe.each([
     expect(listed.via).toBe(via);
     expect(listed.subject).toBe(`${dest}@${pushed.digest}`);
     expect(listed.referrers.map((x) => x.artifactType).sort()).toEqual(['application/vnd.cyclonedx+json', 'application/vnd.in-toto+json']);
+    // push --json names what it attached, as the registry lists it
+    const attached = (JSON.parse(r.stdout) as { attached?: Array<{ digest: string; artifactType: string; via: string }> }).attached ?? [];
+    expect(attached.map((x) => ({ digest: x.digest, artifactType: x.artifactType })).sort((p, q) => p.artifactType.localeCompare(q.artifactType))).toEqual(
+      listed.referrers.map((x) => ({ digest: x.digest, artifactType: x.artifactType })).sort((p, q) => p.artifactType.localeCompare(q.artifactType)),
+    );
+    expect(attached.every((x) => x.via === via)).toBe(true);
 
     // read the artifacts back with skopeo: subject, empty config, one layer each
     const docs: Record<string, any> = {};

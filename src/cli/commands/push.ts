@@ -200,10 +200,10 @@ export const command: CommandModule<object, Args> = {
         ...(a.force ? { force: true } : {}),
       });
     }
-    await attachFromPushArgs(a, access, result); // --sbom / --provenance: documents referring to the pushed manifest
+    const attached = await attachFromPushArgs(a, access, result); // --sbom / --provenance: documents referring to the pushed manifest
     if (a.digestfile) await writeDigestFile(a.digestfile, result.digest);
     const reference = `${result.name}@${result.digest}`;
-    if (a.json) process.stdout.write(JSON.stringify({ ...result, reference }) + '\n');
+    if (a.json) process.stdout.write(JSON.stringify({ ...result, reference, ...(attached.length ? { attached } : {}) }) + '\n');
     else process.stdout.write(`${result.digest}\n${reference}\n`);
   },
 };
