@@ -79,9 +79,17 @@ export async function attachArtifact(
   const bytes = Buffer.from(JSON.stringify(manifest));
   const digest = await client.putManifest(sha256Digest(bytes), bytes, MediaType.ociManifest);
   const descriptor: OciDescriptor = { mediaType: MediaType.ociManifest, digest, size: bytes.length, artifactType, ...(manifest.annotations ? { annotations } : {}) };
-  if ((await apiReferrers(client, subject.digest)) !== undefined) return { descriptor, via: 'referrers-api' };
-  await addToTagIndex(client, subject.digest, descriptor);
-  return { descriptor, via: 'tag-schema' };
+  return { descriptor, via: await recordReferrer(client, subject.digest, descriptor) };
+}
+
+/**
+ * Make the artifact `d` (already in the registry) findable as a referrer of `subject`: the referrers API lists it
+ * by its `subject` field on its own; without the API it is added to the `sha256-<hex>` index.
+ */
+export async function recordReferrer(client: RegistryClient, subject: string, d: OciDescriptor): Promise<ReferrersVia> {
+  if ((await apiReferrers(client, subject)) !== undefined) return 'referrers-api';
+  await addToTagIndex(client, subject, d);
+  return 'tag-schema';
 }
 
 /** What is attached to `digest`: from the referrers API, or from the tag schema's index where there is none. */

@@ -1,0 +1,89 @@
+import { NixregError } from '../errors.js';
+import { parseManifest } from '../manifest/manifest.js';
+import { clientOptions, type RegistryAccess } from '../registry/access.js';
+import { RegistryClient } from '../registry/client.js';
+import type { Credentials } from '../registry/types.js';
+import { SIMPLE_SIGNING_MEDIA_TYPE } from '../sbom/simple-signing.js';
+import { openDestination, parseDockerDestination } from '../sink/registry/destination.js';
+import { listReferrers, recordReferrer, type ReferrersVia } from '../sink/registry/referrers.js';
+import { storedBlobContext, writeStoredBlob, type StoredBlobContext } from '../sink/registry/write.js';
+import { signatureTag } from './sign.js';
+
+export interface CopiedReferrer {
+  /** the manifest it refers to (the same digest on both sides: manifests are copied verbatim) */
+  subject: string;
+  digest: string;
+  artifactType: string;
+  /** how the destination lists it: its referrers API, the `sha256-<hex>` index, or cosign's `.sig` tag */
+  via: ReferrersVia | 'signature-tag';
+}
+
+export interface CopyReferrersOptions extends RegistryAccess {
+  /** docker://REGISTRY/REPO[:TAG|@DIGEST] of the source and the destination */
+  source: string;
+  destination: string;
+  /** manifests already copied whose referrers follow them */
+  subjects: string[];
+  srcTlsVerify?: boolean;
+  srcCreds?: Credentials;
+}
+
+/** An index of artifacts inside an artifact is followed this deep, no deeper. */
+const MAX_DEPTH = 4;
+
+/**
+ * `copy --referrers`: what refers to each copied manifest on the source (its referrers API or the `sha256-<hex>`
+ * index, and cosign's `sha256-<hex>.sig` tag), copied blob for blob with its manifest verbatim, then recorded the
+ * destination's own way (referrers API where it has one, else its `sha256-<hex>` index). Referrers of referrers
+ * (a signature of an SBOM) follow too.
+ */
+export async function copyReferrers(o: CopyReferrersOptions): Promise<CopiedReferrer[]> {
+  const dest = openDestination(o.destination, [], o);
+  const src = RegistryClient.forReference(parseDockerDestination(o.source, 'source'), {
+    ...clientOptions({ ...o, ...(o.srcTlsVerify !== undefined ? { tlsVerify: o.srcTlsVerify } : {}), creds: o.srcCreds }),
+  });
+  const sameRegistry = src.registry === dest.ref.registry;
+  const ctx = storedBlobContext(dest, o, sameRegistry ? { sourceRepository: src.repository } : {});
+  try {
+    const out: CopiedReferrer[] = [];
+    const seen = new Set(o.subjects);
+    const queue = [...o.subjects];
+    while (queue.length) {
+      const subject = queue.shift()!;
+      for (const d of (await listReferrers(src, subject)).referrers) {
+        await copyManifest(src, dest.client, ctx, d.digest, 0);
+        out.push({ subject, digest: d.digest, artifactType: d.artifactType ?? '', via: await recordReferrer(dest.client, subject, d) });
+        if (!seen.has(d.digest)) {
+          seen.add(d.digest);
+          queue.push(d.digest);
+        }
+      }
+      const tag = signatureTag(subject);
+      const sig = await src.headManifest(tag);
+      if (sig) {
+        await copyManifest(src, dest.client, ctx, tag, 0);
+        out.push({ subject, digest: sig.digest, artifactType: SIMPLE_SIGNING_MEDIA_TYPE, via: 'signature-tag' });
+      }
+    }
+    return out;
+  } finally {
+    await src.close().catch(() => {});
+    await dest.client.close().catch(() => {});
+  }
+}
+
+/** The manifest `ref` (digest or tag) and every blob it names, PUT under the same reference at the destination. */
+async function copyManifest(src: RegistryClient, dst: RegistryClient, ctx: StoredBlobContext, ref: string, depth: number): Promise<void> {
+  const m = await src.getManifest(ref);
+  const what = `referrer ${src.registry}/${src.repository}@${m.digest}`;
+  const p = parseManifest(m.bytes, m.mediaType, what);
+  if (p.kind === 'index') {
+    if (depth >= MAX_DEPTH) throw new NixregError(`${what}: indexes nested more than ${MAX_DEPTH} deep; not copied`);
+    for (const child of p.manifests) await copyManifest(src, dst, ctx, child.digest, depth + 1);
+  } else {
+    // foreign layers (with urls) stay where they are, as in an image copy
+    for (const b of [p.config, ...p.layers.filter((l) => !l.urls?.length)])
+      await writeStoredBlob(ctx, { digest: b.digest, size: b.size, open: () => src.getBlob(b.digest, { size: b.size }) });
+  }
+  await dst.putManifest(ref, m.bytes, m.mediaType);
+}

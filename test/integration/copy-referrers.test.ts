@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startDistribution, type Distribution } from '../helpers/distribution.js';
+import { startRegistry, type Registry } from '../../mock-registry/index.js';
+import { errorLines, runCli } from '../helpers/cli.js';
+import { buildTestClosure } from '../helpers/nix-closure.js';
+import { requireTool } from '../helpers/tools.js';
+
+// `nixreg copy --referrers`: the SBOM, the provenance statement and the cosign signature of an image follow it
+// from Debian's distribution 2.8 (no referrers API: the sha256-<hex> index) to the mock registry (referrers API),
+// to another repository of distribution, and back from the mock to distribution.
+const closure = `app = mk "copyref-app-1.0" "mkdir -p $out/bin && echo hi > $out/bin/hello";`;
+
+let tmp: string;
+let app: string;
+let dist: Distribution;
+let mock: Registry;
+let digest: string;
+const nixreg = (...args: string[]) => runCli(args, { cacheHome: join(tmp, 'cache') });
+const key = (n: string) => join(tmp, n);
+
+interface Listed {
+  via: string;
+  subject: string;
+  referrers: Array<{ digest: string; artifactType: string }>;
+}
+async function referrers(ref: string): Promise<Listed> {
+  const l = await nixreg('referrers', ref, '--tls-verify=false', '--json');
+  expect(errorLines(l.stderr)).toEqual([]);
+  expect(l.status).toBe(0);
+  return JSON.parse(l.stdout) as Listed;
+}
+const artifacts = (l: Listed) => l.referrers.map((r) => ({ digest: r.digest, artifactType: r.artifactType }));
+
+beforeAll(async () => {
+  for (const t of ['nix-build', 'openssl']) requireTool(t);
+  tmp = mkdtempSync(join(tmpdir(), 'nixreg-copy-referrers-'));
+  app = buildTestClosure(tmp, closure);
+  execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key('k.pem')], { stdio: 'ignore' });
+  execFileSync('openssl', ['pkey', '-in', key('k.pem'), '-pubout', '-out', key('k.pub')], { stdio: 'ignore' });
+  dist = await startDistribution();
+  mock = await startRegistry();
+  const p = await nixreg('push', '--path', app, `docker://${dist.host}/app:1`, '--tls-verify=false', '--json', '--sbom', 'spdx', '--provenance');
+  expect(errorLines(p.stderr)).toEqual([]);
+  digest = (JSON.parse(p.stdout) as { digest: string }).digest;
+  const s = await nixreg('sign', `${dist.host}/app:1`, '--key', key('k.pem'), '--tls-verify=false');
+  expect(errorLines(s.stderr)).toEqual([]);
+}, 120_000);
+afterAll(async () => {
+  await dist?.stop();
+  await mock?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('copy --referrers', () => {
+  it.each([
+    ['distribution → mock (referrers API)', () => `${dist.host}/app:1`, () => `${mock.host}/app:1`, 'referrers-api'],
+    ['distribution → another repository of distribution (tag schema)', () => `${dist.host}/app:1`, () => `${dist.host}/copied:1`, 'tag-schema'],
+    ['mock → distribution (tag schema)', () => `${mock.host}/app:1`, () => `${dist.host}/back:1`, 'tag-schema'],
+  ])('%s: the destination lists the same artifacts and the signature verifies', async (_label, from, to, via) => {
+    const source = await referrers(from());
+    expect(source.referrers.map((r) => r.artifactType).sort()).toEqual(['application/spdx+json', 'application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.in-toto+json']);
+
+    const c = await nixreg('copy', '--referrers', `docker://${from()}`, `docker://${to()}`, '--src-tls-verify=false', '--dest-tls-verify=false');
+    expect(errorLines(c.stderr)).toEqual([]);
+    expect(c.status).toBe(0);
+    for (const r of source.referrers) expect(c.stderr).toContain(`${r.digest} referring to ${digest}`);
+
+    const copied = await referrers(to());
+    expect(copied.via).toBe(via);
+    expect(copied.subject).toBe(`${to().replace(/:1$/, '')}@${digest}`);
+    expect(artifacts(copied)).toEqual(artifacts(source));
+
+    const v = await nixreg('verify', to(), '--key', key('k.pub'), '--tls-verify=false');
+    expect(errorLines(v.stderr)).toEqual([]);
+    expect(v.status).toBe(0);
+  }, 120_000);
+
+  it('copied again, the destination lists each artifact once', async () => {
+    const c = await nixreg('copy', '--referrers', `docker://${dist.host}/app:1`, `docker://${dist.host}/copied:1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet');
+    expect(errorLines(c.stderr)).toEqual([]);
+    expect((await referrers(`${dist.host}/copied:1`)).referrers).toHaveLength(3);
+  }, 120_000);
+
+  it('without --referrers nothing attached follows; --referrers out of a registry copy is refused in one line', async () => {
+    const c = await nixreg('copy', `docker://${dist.host}/app:1`, `docker://${dist.host}/bare:1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet');
+    expect(c.status).toBe(0);
+    expect((await referrers(`${dist.host}/bare:1`)).referrers).toEqual([]);
+    const r = await nixreg('copy', '--referrers', `docker://${dist.host}/app:1`, `oci:${join(tmp, 'layout')}`, '--src-tls-verify=false');
+    expect(r.status).toBe(2);
+    expect(errorLines(r.stderr)).toEqual(['nixreg: --referrers copies from a registry into a registry (docker://SRC docker://DST): only there are artifacts attached to a manifest']);
+  }, 120_000);
+});
