@@ -9,6 +9,7 @@ import { runCli, errorLines } from '../helpers/cli.js';
 import { LAYERS, layerTar, manifestOf, pushBlob, pushManifest, pushTestImage, sha } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { requireTool } from '../helpers/tools.js';
+import { startRegistry } from '../../mock-registry/index.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { attachArtifact, listReferrers } from '../../src/sink/registry/referrers.js';
 
@@ -228,6 +229,31 @@ describe('nixreg gc and what is attached to a manifest', () => {
       await client.close();
     }
   }
+
+  it('on a registry with the referrers API (mock), --tagged-only: the untagged referrers of a deleted image go with it', async () => {
+    const mock = await startRegistry();
+    const client = new RegistryClient({ registry: mock.host, repository: 'api', tlsVerify: false, pushScope: true });
+    try {
+      const attach = async (name: string, tag: string) => {
+        const digest = await pushTestImage(mock.url, 'api', img(name), tag);
+        const head = (await client.headManifest(digest))!;
+        const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) }]);
+        expect(a.via).toBe('referrers-api');
+        return { digest, artifact: a.descriptor.digest };
+      };
+      const kept = await attach('api-kept', 'v1');
+      const old = await attach('api-old', 'old');
+      const r = await runCli(['gc', `${mock.host}/api`, '--keep', 'v*', '--tagged-only']);
+      expect(errorLines(r.stderr)).toEqual([]);
+      expect(r.status).toBe(0);
+      expect(r.stdout.trim().split('\n').sort()).toEqual([`deleting ${old.digest} (old)`, `deleting ${old.artifact} (untagged), attached to ${old.digest}`].sort());
+      expect(await client.headManifest(old.artifact)).toBeUndefined();
+      expect((await listReferrers(client, kept.digest)).referrers.map((x) => x.digest)).toEqual([kept.artifact]);
+    } finally {
+      await client.close();
+      await mock.close();
+    }
+  }, 120_000);
 
   it.each([
     ['--tagged-only (distribution itself)', 'sc1', () => reg.host, ['--tagged-only']],
