@@ -51,8 +51,12 @@ export async function copyReferrers(o: CopyReferrersOptions): Promise<CopiedRefe
     while (queue.length) {
       const subject = queue.shift()!;
       for (const d of (await listReferrers(src, subject)).referrers) {
-        await copyManifest(src, dest.client, ctx, d.digest, 0);
-        out.push({ subject, digest: d.digest, artifactType: d.artifactType ?? '', via: await recordReferrer(dest.client, subject, d) });
+        const what = `${d.digest}${d.artifactType ? ` (${d.artifactType})` : ''} attached to ${subject}`;
+        const via = await notCopied(what, async () => {
+          await copyManifest(src, dest.client, ctx, d.digest, 0);
+          return recordReferrer(dest.client, subject, d);
+        });
+        out.push({ subject, digest: d.digest, artifactType: d.artifactType ?? '', via });
         if (!seen.has(d.digest)) {
           seen.add(d.digest);
           queue.push(d.digest);
@@ -61,7 +65,7 @@ export async function copyReferrers(o: CopyReferrersOptions): Promise<CopiedRefe
       const tag = signatureTag(subject);
       const sig = await src.headManifest(tag);
       if (sig) {
-        await copyManifest(src, dest.client, ctx, tag, 0);
+        await notCopied(`${src.repository}:${tag} (the cosign signature of ${subject})`, () => copyManifest(src, dest.client, ctx, tag, 0));
         out.push({ subject, digest: sig.digest, artifactType: SIMPLE_SIGNING_MEDIA_TYPE, via: 'signature-tag' });
       }
     }
@@ -86,4 +90,18 @@ async function copyManifest(src: RegistryClient, dst: RegistryClient, ctx: Store
       await writeStoredBlob(ctx, { digest: b.digest, size: b.size, open: () => src.getBlob(b.digest, { size: b.size }) });
   }
   await dst.putManifest(ref, m.bytes, m.mediaType);
+}
+
+/** A referrer that fails to copy fails the copy, saying that the image itself is there. */
+async function notCopied<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (!(e instanceof NixregError)) throw e;
+    throw new NixregError(`the image is copied, but not its referrer ${what}: ${e.message}; copy again once that is fixed, or without --referrers`, e.exitCode, {
+      cause: e,
+      code: e.code,
+      retryable: e.retryable,
+    });
+  }
 }

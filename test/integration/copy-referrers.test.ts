@@ -8,6 +8,10 @@ import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { errorLines, runCli } from '../helpers/cli.js';
 import { buildTestClosure } from '../helpers/nix-closure.js';
 import { requireTool } from '../helpers/tools.js';
+import { layerTar, pushAmdArmIndex } from '../helpers/images.js';
+import { simpleImage } from '../helpers/simple-image.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { attachArtifact } from '../../src/sink/registry/referrers.js';
 
 // `nixreg copy --referrers`: the SBOM, the provenance statement and the cosign signature of an image follow it
 // from Debian's distribution 2.8 (no referrers API: the sha256-<hex> index) to the mock registry (referrers API),
@@ -33,6 +37,19 @@ async function referrers(ref: string): Promise<Listed> {
   expect(l.status).toBe(0);
   return JSON.parse(l.stdout) as Listed;
 }
+const img = (name: string, arch: string) => simpleImage([layerTar({ [`etc/${name}`]: name })], { Cmd: [`/bin/${name}`] }, arch);
+
+/** An artifact of type `type` attached to `digest` in `repo` of distribution (its sha256-<hex> index). */
+async function attach(repo: string, digest: string, type: string): Promise<string> {
+  const c = new RegistryClient({ registry: dist.host, repository: repo, tlsVerify: false, pushScope: true });
+  try {
+    const head = (await c.headManifest(digest))!;
+    return (await attachArtifact(c, { mediaType: head.mediaType, digest, size: head.size }, type, [{ mediaType: type, bytes: Buffer.from(`{"of":"${digest}"}`) }])).descriptor.digest;
+  } finally {
+    await c.close();
+  }
+}
+
 const artifacts = (l: Listed) => l.referrers.map((r) => ({ digest: r.digest, artifactType: r.artifactType }));
 
 beforeAll(async () => {
@@ -93,4 +110,29 @@ describe('copy --referrers', () => {
     expect(r.status).toBe(2);
     expect(errorLines(r.stderr)).toEqual(['nixreg: --referrers copies from a registry into a registry (docker://SRC docker://DST): only there are artifacts attached to a manifest']);
   }, 120_000);
+
+  it('--all: the referrers of the index and of each platform manifest come along', async () => {
+    const ix = await pushAmdArmIndex(dist.url, 'multi', img('amd', 'amd64'), img('arm', 'arm64'), { index: 'v1' });
+    const onIndex = await attach('multi', ix.index, 'application/vnd.example.index-note');
+    const onArm = await attach('multi', ix.arm, 'application/spdx+json');
+    const c = await nixreg('copy', '--all', '--referrers', `docker://${dist.host}/multi:v1`, `docker://${mock.host}/multi:v1`, '--src-tls-verify=false', '--dest-tls-verify=false');
+    expect(errorLines(c.stderr)).toEqual([]);
+    expect(c.status).toBe(0);
+    expect(artifacts(await referrers(`${mock.host}/multi@${ix.index}`))).toEqual([{ digest: onIndex, artifactType: 'application/vnd.example.index-note' }]);
+    expect(artifacts(await referrers(`${mock.host}/multi@${ix.arm}`))).toEqual([{ digest: onArm, artifactType: 'application/spdx+json' }]);
+    expect((await referrers(`${mock.host}/multi@${ix.amd}`)).referrers).toEqual([]);
+  }, 120_000);
+
+  it('a referrer the source lists but no longer has fails the copy in one line that says the image is there', async () => {
+    const ix = await pushAmdArmIndex(dist.url, 'gone', img('gamd', 'amd64'), img('garm', 'arm64'), { amd: 'v1', index: 'ix' });
+    const lost = await attach('gone', ix.amd, 'application/spdx+json');
+    const del = await fetch(`${dist.url}/v2/gone/manifests/${lost}`, { method: 'DELETE' });
+    expect(del.status).toBe(202);
+    const c = await nixreg('copy', '--referrers', `docker://${dist.host}/gone:v1`, `docker://${mock.host}/gone:v1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet');
+    expect(c.status).not.toBe(0);
+    expect(errorLines(c.stderr)).toHaveLength(1);
+    expect(errorLines(c.stderr)[0]).toMatch(new RegExp(`^nixreg: the image is copied, but not its referrer ${lost} \\(application/spdx\\+json\\) attached to ${ix.amd}: .*not found.*; copy again once that is fixed, or without --referrers$`));
+    expect(c.stderr).not.toMatch(/\n\s+at /);
+  }, 120_000);
 });
+
