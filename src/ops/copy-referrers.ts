@@ -1,8 +1,7 @@
 import { NixregError } from '../errors.js';
 import { parseManifest } from '../manifest/manifest.js';
-import { clientOptions, type RegistryAccess } from '../registry/access.js';
-import { RegistryClient } from '../registry/client.js';
-import type { Credentials } from '../registry/types.js';
+import type { RegistryAccess } from '../registry/access.js';
+import { RegistryClient, type RegistryClientOptions } from '../registry/client.js';
 import { SIMPLE_SIGNING_MEDIA_TYPE } from '../sbom/simple-signing.js';
 import { openDestination, parseDockerDestination } from '../sink/registry/destination.js';
 import { listReferrers, recordReferrer, type ReferrersVia } from '../sink/registry/referrers.js';
@@ -18,14 +17,15 @@ export interface CopiedReferrer {
   via: ReferrersVia | 'signature-tag';
 }
 
-export interface CopyReferrersOptions extends RegistryAccess {
+export interface CopyReferrersOptions {
   /** docker://REGISTRY/REPO[:TAG|@DIGEST] of the source and the destination */
   source: string;
   destination: string;
   /** manifests already copied whose referrers follow them */
   subjects: string[];
-  srcTlsVerify?: boolean;
-  srcCreds?: Credentials;
+  /** each side's access (credentials, TLS, certificates), never sent to the other */
+  sourceAccess: Omit<RegistryClientOptions, 'registry' | 'repository'>;
+  destinationAccess: RegistryAccess;
 }
 
 /** An index of artifacts inside an artifact is followed this deep, no deeper. */
@@ -38,12 +38,10 @@ const MAX_DEPTH = 4;
  * (a signature of an SBOM) follow too.
  */
 export async function copyReferrers(o: CopyReferrersOptions): Promise<CopiedReferrer[]> {
-  const dest = openDestination(o.destination, [], o);
-  const src = RegistryClient.forReference(parseDockerDestination(o.source, 'source'), {
-    ...clientOptions({ ...o, ...(o.srcTlsVerify !== undefined ? { tlsVerify: o.srcTlsVerify } : {}), creds: o.srcCreds }),
-  });
+  const dest = openDestination(o.destination, [], o.destinationAccess);
+  const src = RegistryClient.forReference(parseDockerDestination(o.source, 'source'), o.sourceAccess);
   const sameRegistry = src.registry === dest.ref.registry;
-  const ctx = storedBlobContext(dest, o, sameRegistry ? { sourceRepository: src.repository } : {});
+  const ctx = storedBlobContext(dest, o.destinationAccess, sameRegistry ? { sourceRepository: src.repository } : {});
   try {
     const out: CopiedReferrer[] = [];
     const seen = new Set(o.subjects);

@@ -192,14 +192,7 @@ async function copyToRegistry(o: CopyCommandOptions, destination: string): Promi
     const result: CopyCommandResult = { destination: o.destination, digest: r.digest, mediaType: r.mediaType };
     if (!o.referrers) return result;
     const subjects = [r.digest, ...(await indexChildren(source, o.sourceOptions, r.digest))];
-    const referrers = await copyReferrers({
-      ...access,
-      source,
-      destination,
-      subjects,
-      ...(src.tlsVerify !== undefined ? { srcTlsVerify: src.tlsVerify } : {}),
-      ...(src.creds ? { srcCreds: src.creds } : {}),
-    });
+    const referrers = await copyReferrers({ source, destination, subjects, sourceAccess: src, destinationAccess: access });
     return { ...result, referrers };
   }
   if (o.all) throw usageError('--all into docker:// copies a registry index; for an OCI layout or archive, push one platform at a time (--os/--arch/--variant)');

@@ -8,7 +8,7 @@ import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { errorLines, runCli } from '../helpers/cli.js';
 import { buildTestClosure } from '../helpers/nix-closure.js';
 import { requireTool } from '../helpers/tools.js';
-import { layerTar, pushAmdArmIndex } from '../helpers/images.js';
+import { basicAuth, layerTar, pushAmdArmIndex, pushTestImage } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { attachArtifact } from '../../src/sink/registry/referrers.js';
@@ -133,6 +133,34 @@ describe('copy --referrers', () => {
     expect(errorLines(c.stderr)).toHaveLength(1);
     expect(errorLines(c.stderr)[0]).toMatch(new RegExp(`^nixreg: the image is copied, but not its referrer ${lost} \\(application/spdx\\+json\\) attached to ${ix.amd}: .*not found.*; copy again once that is fixed, or without --referrers$`));
     expect(c.stderr).not.toMatch(/\n\s+at /);
+  }, 120_000);
+
+  it('each side gets only its own credentials, for the referrers as for the image', async () => {
+    const from = await startDistribution({ htpasswd: { alice: 'src-pw' } });
+    const to = await startDistribution({ htpasswd: { bob: 'dst-pw' } });
+    try {
+      const digest = await pushTestImage(from.url, 'priv', img('priv', 'amd64'), 'v1', basicAuth('alice', 'src-pw'));
+      const c = new RegistryClient({ registry: from.host, repository: 'priv', tlsVerify: false, pushScope: true, creds: { username: 'alice', password: 'src-pw' } });
+      let sbom: string;
+      try {
+        const head = (await c.headManifest(digest))!;
+        sbom = (await attachArtifact(c, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from('{}') }])).descriptor.digest;
+      } finally {
+        await c.close();
+      }
+      const args = [`docker://${from.host}/priv:v1`, `docker://${to.host}/priv:v1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet'];
+      const ok = await nixreg('copy', '--referrers', '--src-creds', 'alice:src-pw', '--dest-creds', 'bob:dst-pw', ...args);
+      expect(errorLines(ok.stderr)).toEqual([]);
+      expect(ok.status).toBe(0);
+      const l = await nixreg('referrers', `${to.host}/priv:v1`, '--tls-verify=false', '--creds', 'bob:dst-pw', '--json');
+      expect(artifacts(JSON.parse(l.stdout) as Listed)).toEqual([{ digest: sbom, artifactType: 'application/spdx+json' }]);
+      const swapped = await nixreg('copy', '--referrers', '--src-creds', 'bob:dst-pw', '--dest-creds', 'alice:src-pw', ...args);
+      expect(swapped.status).toBe(3);
+      expect(swapped.stderr).not.toContain('-pw');
+    } finally {
+      await from.stop();
+      await to.stop();
+    }
   }, 120_000);
 });
 
