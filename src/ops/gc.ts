@@ -58,7 +58,8 @@ interface Known {
 
 /**
  * Delete the manifests of a repository that no kept tag reaches: not through an index's children, not as a
- * referrer (`subject`) of anything kept, recursively. What it deletes is reported before each delete (or only
+ * referrer (`subject`, the `sha256-<hex>` referrers index, cosign's `.sig` tag) of anything kept, recursively.
+ * The referrers of what is deleted are deleted with it. What it deletes is reported before each delete (or only
  * reported, with dryRun). Refuses when the registry cannot list untagged manifests, unless taggedOnly.
  */
 export async function gcRepository(repo: string, access: RegistryAccess, o: GcOptions): Promise<GcResult> {
