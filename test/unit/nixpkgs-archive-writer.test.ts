@@ -1,8 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
-import { NixregError } from '../../src/errors.js';
-import type { ByteSink } from '../../src/nix/stream/sink.js';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileSink, type ByteSink } from '../../src/nix/stream/sink.js';
 import { NixpkgsArchiveWriter, layerMemberPath } from '../../src/sink/nixpkgs-archive/archive-writer.js';
 
 /**
@@ -11,21 +14,44 @@ import { NixpkgsArchiveWriter, layerMemberPath } from '../../src/sink/nixpkgs-ar
  * name is known first or patched in afterwards.
  */
 
-/** An in-memory sink; `seekable` adds patch(). */
+/** An in-memory file; `seekable` adds patch() and seek() (finish then cuts what lies past the end, as FileSink does). */
 function memorySink(seekable: boolean): ByteSink & { bytes(): Buffer } {
   let buf = Buffer.alloc(0);
+  let pos = 0;
   const sink: ByteSink & { bytes(): Buffer } = {
     async write(b) {
-      buf = Buffer.concat([buf, Buffer.from(b)]);
+      if (pos + b.length > buf.length) buf = Buffer.concat([buf, Buffer.alloc(pos + b.length - buf.length)]);
+      b.copy(buf, pos);
+      pos += b.length;
     },
-    async finish() {},
+    async finish() {
+      buf = buf.subarray(0, pos);
+    },
     bytes: () => buf,
   };
-  if (seekable) sink.patch = async (offset, b) => void b.copy(buf, offset);
+  if (seekable) {
+    sink.patch = async (offset, b) => void b.copy(buf, offset);
+    sink.seek = async (offset) => void (pos = offset);
+  }
   return sink;
 }
 
 const MTIME = 1700000000;
+const sha256Hex = (s: string) => 'sha256:' + createHash('sha256').update(s).digest('hex');
+
+/** Spool files go to os.tmpdir(): a private one, so the test sees exactly the writer's. */
+let spoolRoot: string;
+let savedTmp: string | undefined;
+beforeAll(() => {
+  spoolRoot = mkdtempSync(join(tmpdir(), 'nixreg-writer-test-'));
+  savedTmp = process.env.TMPDIR;
+  process.env.TMPDIR = spoolRoot;
+});
+afterAll(() => {
+  if (savedTmp === undefined) delete process.env.TMPDIR;
+  else process.env.TMPDIR = savedTmp;
+  rmSync(spoolRoot, { recursive: true, force: true });
+});
 const layer = Buffer.alloc(3000, 7);
 const diffID = 'sha256:' + createHash('sha256').update(layer).digest('hex');
 const config = Buffer.from('{"rootfs": {"diff_ids": ["x"]}}');
@@ -51,17 +77,23 @@ sys.stdout.buffer.write(out.getvalue())
   return r.stdout;
 }
 
-async function write(seekable: boolean, known: boolean): Promise<Buffer> {
-  const sink = memorySink(seekable);
+async function write(seekable: boolean, known: boolean, retried = false, file?: ByteSink, firstAttempt = 1700): Promise<Buffer> {
+  const sink = file ?? memorySink(seekable);
   const w = new NixpkgsArchiveWriter(sink, MTIME);
-  const member = await w.beginLayer(layer.length, 'layer 1', (name) => w.regular(name, layer.length), known ? diffID : undefined);
+  const member = await w.beginLayer(layer.length, 'layer 1', (name) => w.regular(name, layer.length), { diffID: known ? diffID : undefined, rewindable: retried });
+  if (retried) {
+    // a first attempt that got part-way with other bytes (an upload that failed), then the layer from its start
+    await member.put(Buffer.alloc(firstAttempt, 9));
+    await member.rewind();
+  }
   for (let off = 0; off < layer.length; off += 1000) await member.put(layer.subarray(off, off + 1000));
   await member.finish(diffID);
   await w.addFile('c.json', config);
   await w.addFile('manifest.json', manifest);
   const size = await w.finish();
-  expect(size).toBe(sink.bytes().length);
-  return sink.bytes();
+  if (file) return Buffer.alloc(size);
+  expect(size).toBe((sink as ReturnType<typeof memorySink>).bytes().length);
+  return (sink as ReturnType<typeof memorySink>).bytes();
 }
 
 describe('NixpkgsArchiveWriter', () => {
@@ -82,10 +114,45 @@ describe('NixpkgsArchiveWriter', () => {
     expect(sink.bytes().equals(pythonArchive())).toBe(true);
   });
 
-  it('refuses a layer of unknown diffID on an output that cannot be patched', async () => {
+  it('a layer of unknown diffID on an output that cannot be patched is spooled, then copied in header first', async () => {
+    expect(new NixpkgsArchiveWriter(memorySink(false), MTIME).canPatch).toBe(false);
+    expect((await write(false, false)).equals(pythonArchive())).toBe(true);
+    expect(readdirSync(spoolRoot)).toEqual([]);
+  });
+
+  it('a rewound layer (a retried upload through the tee) leaves exactly one copy, seekable or spooled', async () => {
+    const py = pythonArchive();
+    for (const [seekable, known] of [[true, false], [true, true], [false, false], [false, true]] as const)
+      expect((await write(seekable, known, true)).equals(py), `seekable=${seekable} known=${known}`).toBe(true);
+    expect(readdirSync(spoolRoot)).toEqual([]);
+  });
+
+  it('on a real file (FileSink), a rewound layer leaves exactly the archive: nothing of the first attempt past its end', async () => {
+    const path = join(spoolRoot, 'out.tar');
+    const fh = await open(path, 'w+');
+    try {
+      // the first attempt runs past where the whole archive ends
+      await write(true, false, true, new FileSink(fh, path), 64 << 10);
+    } finally {
+      await fh.close();
+    }
+    expect(readFileSync(path).equals(pythonArchive())).toBe(true);
+    rmSync(path);
+  });
+
+  it('a diffID given beforehand that the bytes do not match is an integrity error; abort removes spool files', async () => {
+    for (const seekable of [true, false]) {
+      const w = new NixpkgsArchiveWriter(memorySink(seekable), MTIME);
+      const member = await w.beginLayer(layer.length, 'layer 1', (name) => w.regular(name, layer.length), { diffID: sha256Hex('other'), rewindable: true });
+      await member.put(layer);
+      await expect(member.finish(diffID)).rejects.toMatchObject({ code: 'E_INTEGRITY', message: expect.stringMatching(/^layer 1 came out as sha256:/) });
+    }
     const w = new NixpkgsArchiveWriter(memorySink(false), MTIME);
-    expect(w.canPatch).toBe(false);
-    await expect(w.beginLayer(10, 'layer 1', (name) => w.regular(name, 10))).rejects.toThrow(NixregError);
+    const member = await w.beginLayer(layer.length, 'layer 2', (name) => w.regular(name, layer.length));
+    await member.put(layer.subarray(0, 100));
+    expect(readdirSync(spoolRoot)).toHaveLength(1);
+    await w.abort();
+    expect(readdirSync(spoolRoot)).toEqual([]);
   });
 
   it('names the member whose data is shorter or longer than its header says, as one NixregError', async () => {

@@ -13,6 +13,8 @@ export interface ByteSink {
   write(b: Buffer): Promise<void>;
   /** Present only on seekable sinks: overwrite already-written bytes at `offset`. */
   patch?(offset: number, b: Buffer): Promise<void>;
+  /** Present only on sinks that can go back: the next write lands at `offset` (an earlier one), as if nothing followed it. */
+  seek?(offset: number): Promise<void>;
   finish(): Promise<void>;
 }
 
@@ -22,6 +24,7 @@ const QUEUE_HIGH = 8 << 20;
 /** Positional writes to an open file, several in flight so disk writes overlap reading and hashing. */
 export class FileSink implements ByteSink {
   private pos = 0;
+  private sought = false;
   private inflight: Array<Promise<unknown>> = [];
   private failed?: unknown;
   constructor(
@@ -49,8 +52,17 @@ export class FileSink implements ByteSink {
       throw this.fail(err);
     });
   }
+  async seek(offset: number): Promise<void> {
+    await this.drain();
+    this.pos = offset;
+    this.sought = true;
+  }
   async finish(): Promise<void> {
     await this.drain();
+    // after a seek back, what the earlier writes left past the end goes
+    if (this.sought) await this.fh.truncate(this.pos).catch((err) => {
+      throw this.fail(err);
+    });
   }
   private async drain(): Promise<void> {
     await Promise.all(this.inflight);
