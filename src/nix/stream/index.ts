@@ -30,7 +30,7 @@ export {
   type StreamImageOptions,
   type CustomisationOwner,
 } from './image.js';
-export { buildImageConfig, buildManifest, layerMemberName } from './image-json.js';
+export { buildImageConfig, buildManifest, layerMemberName, type ImageConfigParts, type ImageManifestParts } from './image-json.js';
 export {
   planStoreLayer,
   fingerprintStoreLayer,
