@@ -45,7 +45,7 @@ export {
   type LayerOwner,
   type LayerPassStats,
 } from './store-layer.js';
-export { FileSink, WritableSink, seekableStdoutSink, type ByteSink } from './sink.js';
+export { FileSink, WritableSink, seekableStdoutSink, writeAtomicFile, type ByteSink } from './sink.js';
 export { LayerCache } from '../layer-cache.js';
 export {
   checkOutputOptions,
