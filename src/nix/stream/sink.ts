@@ -30,6 +30,11 @@ export class FileSink implements ByteSink {
   constructor(
     private readonly fh: FileHandle,
     private readonly label: string,
+    /**
+     * Hand written layer chunks back to the chunk pool (see write). False when the same chunks go elsewhere too
+     * (the push --output tee also feeds them to an upload, whose compressor hands them back).
+     */
+    private readonly recycle = true,
   ) {}
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.fail(this.failed);
@@ -38,7 +43,9 @@ export class FileSink implements ByteSink {
     // write() takes ownership of b: once written, a layer chunk is held by no one (image.ts and the OCI writer only
     // hash it synchronously before), so it is recycled (other buffers are ignored by releaseLayerChunk).
     const p = writeAll(this.fh, b, at).then(
-      () => releaseLayerChunk(b),
+      () => {
+        if (this.recycle) releaseLayerChunk(b);
+      },
       (err) => {
         this.failed ??= err;
       },

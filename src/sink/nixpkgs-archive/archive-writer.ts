@@ -55,7 +55,10 @@ export interface BeginLayerOptions {
   rewindable?: boolean;
 }
 
-/** A pass-through stage that puts every chunk into `member` on its way (the push tee: archive and upload). */
+/**
+ * A pass-through stage that puts every chunk into `member` on its way (the push tee: archive and upload). The
+ * chunk goes on to the next stage too, so the archive's sink must not recycle it (FileSink with `recycle` false).
+ */
 export function teeStage(member: LayerMember): Transform {
   return new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
