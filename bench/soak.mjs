@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { startRegistry } from '../dist/mock-registry/index.js';
 import { PULL_FAULTS, PUSH_FAULTS } from '../dist/mock-registry/faults.js';
 import { pullImage } from '../dist/src/image/pull.js';
-import { pushConf } from '../dist/src/push/push-conf.js';
+import { pushConf } from '../dist/src/sink/registry/push-conf.js';
 import { goTarFile, TAR_TRAILER } from '../dist/src/tar/go-ustar.js';
 
 const { values: args } = parseArgs({

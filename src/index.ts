@@ -24,10 +24,13 @@ export { pullImage, type PullOptions, type PullResult } from './image/pull.js';
 export { prefetch, type PrefetchOptions, type PrefetchRun } from './prefetch/prefetch.js';
 
 /** `nixreg push`: a streamLayeredImage conf, any image source, or a registry → registry copy. */
-export { pushConf, type PushConfOptions, type PushResult, type PushedLayer } from './push/push-conf.js';
-export { pushSource, type PushSourceOptions } from './push/source-push.js';
-export { copyRegistryImage, type RegistryCopyOptions } from './push/registry-copy.js';
-export { PushCache } from './push/push-cache.js';
+export { pushConf, type PushConfOptions, type PushResult, type PushedLayer } from './sink/registry/push-conf.js';
+export { pushSource, type PushSourceOptions } from './sink/registry/source-push.js';
+export { copyRegistryImage, type RegistryCopyOptions } from './sink/registry/registry-copy.js';
+export { PushCache } from './sink/registry/push-cache.js';
+
+/** `nixreg copy`: any source (docker://, docker-archive:, oci:, oci-archive:, conf) into a registry, a docker-archive or an OCI layout. */
+export { copy, type CopyCommandOptions, type CopyCommandResult } from './ops/copy.js';
 
 /** `nixreg stream` / `nixreg build`: nixpkgs' stream_layered_image output for a conf, or a conf built from flags. */
 export { loadStreamConf, parseStreamConf, writeImageOutput, LayerCache, type StreamConf, type StreamOutputOptions, type StreamOutputResult } from './nix/stream/index.js';

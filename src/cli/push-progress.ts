@@ -1,5 +1,5 @@
-import type { BlobStatus } from '../push/blob-upload.js';
-import { silentProgress, type BlobInfo, type PushProgress } from '../push/progress.js';
+import type { BlobStatus } from '../sink/registry/blob-upload.js';
+import { silentProgress, type BlobInfo, type PushProgress } from '../sink/registry/progress.js';
 import { LiveRows, formatBytes, shortDigest, transferLine } from './live-rows.js';
 
 /**

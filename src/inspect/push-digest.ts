@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { compressorStages, type PushCompression } from '../compression/compress.js';
 import { HashingStream, sha256Digest } from '../digest/sha256.js';
 import { usageError } from '../errors.js';
-import { buildPushManifest, layerMediaType, type PushFormat } from '../push/image-manifest.js';
+import { buildPushManifest, layerMediaType, type PushFormat } from '../sink/registry/image-manifest.js';
 import type { SourceImage } from '../source/types.js';
 
 /**

@@ -3,7 +3,7 @@ import type { LayerCache } from '../nix/layer-cache.js';
 import { buildImageConfig } from '../nix/stream/image-json.js';
 import type { PreparedImage } from '../nix/stream/image.js';
 import { storeLayerCacheKey } from '../nix/stream/store-layer.js';
-import { buildPushManifest } from '../push/image-manifest.js';
+import { buildPushManifest } from '../sink/registry/image-manifest.js';
 import type { StreamedLayer } from '../sink/oci-layout/image-writer.js';
 import { refNameOf } from '../sink/oci-layout/layout-index.js';
 import { writeLayoutTarget } from '../sink/oci-layout/layout-sink.js';

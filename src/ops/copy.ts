@@ -14,8 +14,8 @@ import { writeIndexImages, writeLayout, type LayoutDestination } from '../sink/o
 import { openSource, parseSourceSpec, rawManifest, type OpenSourceOptions, type SourceImage, type SourceIndex } from '../source/index.js';
 import { openAtomic } from '../util/atomic-file.js';
 // The registry writer (docker:// destinations).
-import { copyRegistryImage } from '../push/registry-copy.js';
-import { pushSource } from '../push/source-push.js';
+import { copyRegistryImage } from '../sink/registry/registry-copy.js';
+import { pushSource } from '../sink/registry/source-push.js';
 import { checkSourceTransport, parseCopyDestination, type CopyDestination } from './copy-spec.js';
 
 type PushProgress = NonNullable<Parameters<typeof copyRegistryImage>[0]['progress']>;

@@ -312,14 +312,14 @@ export class RegistryClient implements RegistryClientApi {
       if (res.status === 415 && mediaType.startsWith('application/vnd.docker.')) {
         // Registries that store only OCI media types (zot without its docker compatibility) refuse these.
         const summary = await summarizeErrorBody(res);
-        throw new NixregError(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci`));
+        throw new DockerTypesRefused(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci (or --format auto)`));
       }
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
       // zot 2.x answers the same refusal with 400 MANIFEST_INVALID "unsupported media type"
       // (https://github.com/project-zot/zot/issues/3104).
       if (mediaType.startsWith('application/vnd.docker.') && body.codes.includes('MANIFEST_INVALID') && /media ?type/i.test(body.summary))
-        throw new NixregError(this.redact(`${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci`));
+        throw new DockerTypesRefused(this.redact(`${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci (or --format auto)`));
       if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
         return this.fail(res, what, body);
       const delay = 250 * 2 ** attempt;
@@ -546,6 +546,10 @@ export class RegistryClient implements RegistryClientApi {
     }
     const what = `blob upload chunk ${start}-${start + chunk.length - 1} to ${this.imageName}`;
     if (res.status === 404) return this.sessionGone(res, what);
+    if (start === 0 && CHUNKS_REJECTED.has(res.status)) {
+      const summary = await summarizeErrorBody(res);
+      throw new ChunkedUploadRejected(this.redact(`${what}: HTTP ${res.status} from ${this.registry}${summary ? `: ${summary}` : ''}`), res.status);
+    }
     if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, what);
     await res.body.dump().catch(() => {});
     const range = /^\s*(?:bytes=)?\d+-(\d+)\s*$/.exec(headerValue(res.headers, 'range') ?? '');
@@ -646,6 +650,13 @@ export class RegistryClient implements RegistryClientApi {
  */
 const STREAM_REJECTED = new Set([400, 411, 413, 415, 416, 501]);
 
+/**
+ * Answers to the first chunk PATCH (Content-Range 0-…) that mean "this registry takes no chunked uploads" (GAR:
+ * 400 UNSUPPORTED, https://cloud.google.com/artifact-registry/docs/docker/pushing-and-pulling): the pusher then
+ * sends each blob as one streamed PATCH.
+ */
+const CHUNKS_REJECTED = new Set([400, 405, 415, 501]);
+
 /** --retry-max-time's default, as the transport has it. */
 const DEFAULT_RETRY_TOTAL_MS = 5 * 60_000;
 
@@ -674,6 +685,19 @@ export function nextPageLink(link: string | undefined): string | undefined {
 
 /** The registry dropped an upload session (404 on its URL): the blob must go up again in a new session. */
 export class UploadSessionGone extends NixregError {}
+
+/** A manifest PUT refused for its Docker media types (a registry storing only OCI ones): `push --format auto` PUTs it again as OCI. */
+export class DockerTypesRefused extends NixregError {}
+
+/** The registry refused the first chunk of a chunked upload: it takes blobs in one PATCH only. */
+export class ChunkedUploadRejected extends NixregError {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}
 
 export class StreamedUploadRejected extends NixregError {
   constructor(

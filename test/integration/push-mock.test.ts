@@ -6,14 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { NixregError } from '../../src/errors.js';
-import { PushCache } from '../../src/push/push-cache.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
 import { codecId } from '../../src/compression/compress.js';
-import { loadConfImage } from '../../src/push/conf-source.js';
+import { loadConfImage } from '../../src/sink/registry/conf-source.js';
 import { loadStreamConf } from '../../src/nix/stream/index.js';
-import { pushConf, type PushResult } from '../../src/push/push-conf.js';
-import { pushSource } from '../../src/push/source-push.js';
+import { pushConf, type PushResult } from '../../src/sink/registry/push-conf.js';
+import { pushSource } from '../../src/sink/registry/source-push.js';
 import { wantedPlatform } from '../../src/cli/source-flags.js';
-import { copyRegistryImage } from '../../src/push/registry-copy.js';
+import { copyRegistryImage } from '../../src/sink/registry/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 // Push paths that need a registry misbehaving on purpose (the mock's fault injection and grants), and

@@ -5,8 +5,8 @@ import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rm
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry } from '../../mock-registry/index.js';
-import { PushCache } from '../../src/push/push-cache.js';
-import { pushConf } from '../../src/push/push-conf.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
+import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { errorLines, runCli } from '../helpers/cli.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startRegistry, type LogEntry } from '../../mock-registry/index.js';
 import { NixregError } from '../../src/errors.js';
-import { PushCache } from '../../src/push/push-cache.js';
-import { pushConf } from '../../src/push/push-conf.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
+import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 // 429 on the streamed layer PATCH (a body the transport cannot replay): the push waits the registry's

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startRegistry } from '../../mock-registry/index.js';
-import { pushConf, type PushResult } from '../../src/push/push-conf.js';
+import { pushConf, type PushResult } from '../../src/sink/registry/push-conf.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { pullTo, runCli, tempDir } from './faults-helper.js';

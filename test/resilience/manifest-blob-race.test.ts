@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import type { FaultRule } from '../../mock-registry/faults.js';
-import { pushConf } from '../../src/push/push-conf.js';
+import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { FAST_NET, tempDir } from './faults-helper.js';
 

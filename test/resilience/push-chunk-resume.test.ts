@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { startFaultProxy, type ProxyRule } from '../helpers/fault-proxy.js';
-import { PushCache } from '../../src/push/push-cache.js';
-import { pushConf } from '../../src/push/push-conf.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
+import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 // Chunked uploads (--chunk-size) against Debian's distribution behind a fault proxy: a chunk PATCH that the

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
-import { pushConf, type PushResult } from '../../src/push/push-conf.js';
-import { copyRegistryImage } from '../../src/push/registry-copy.js';
+import { pushConf, type PushResult } from '../../src/sink/registry/push-conf.js';
+import { copyRegistryImage } from '../../src/sink/registry/registry-copy.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 import { FAST_NET, PUSH_FAULTS, countingLog, pullTo, tempDir } from './faults-helper.js';
 

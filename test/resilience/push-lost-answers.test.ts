@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { startFaultProxy } from '../helpers/fault-proxy.js';
-import { PushCache } from '../../src/push/push-cache.js';
-import { pushConf } from '../../src/push/push-conf.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
+import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
 
 // Lost answers: distribution stores what was sent, the proxy drops its answer. The push must decide from the

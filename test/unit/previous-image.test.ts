@@ -11,14 +11,14 @@ import {
   loadPreviousLayers,
   previousImageRefs,
   previousLayersForPush,
-  reuseLayerFromPreviousImage,
-  reusePreviousBlob,
+  previousCandidate,
   type PreviousLayer,
 } from '../../src/sink/registry/previous-image.js';
 import { layerDiffID } from '../../src/nix/stream/layer-diffid.js';
+import { placePreviousBlob } from '../../src/sink/registry/write.js';
 import { NixregError } from '../../src/errors.js';
 
-// loadPreviousLayers / reusePreviousBlob against Debian's distribution 2.8 on loopback, with images pushed through
+// loadPreviousLayers / placePreviousBlob against Debian's distribution 2.8 on loopback, with images pushed through
 // the registry API; a token server that grants only push stands in for "auth that only allows push".
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
@@ -178,43 +178,39 @@ describe('previousImageRefs', () => {
   });
 });
 
-describe('reusePreviousBlob', () => {
+describe('placePreviousBlob (the writer) and previousCandidate', () => {
   it('HEAD in the destination, a mount from another repository, or undefined when the blob is gone', async () => {
     const ls = [layer('r1'), layer('r2')];
     const img = await pushImage('reuse/src', '1', ls);
     const known = await loadPreviousLayers(clientFor, [{ repository: 'reuse/src', reference: '1' }]);
-    const ctx = (repository: string) => ({ client: clientFor(repository), repository, known, mediaType: MediaType.dockerLayerGzip });
-    expect(await reusePreviousBlob(ctx('reuse/src'), ls[0]!.diffID)).toEqual({ digest: img.layers[0]!.digest, size: img.layers[0]!.size, status: 'exists' });
-    expect(await reusePreviousBlob(ctx('reuse/dst'), ls[0]!.diffID)).toEqual({ digest: img.layers[0]!.digest, size: img.layers[0]!.size, status: 'mounted', from: 'reuse/src' });
-    expect(await reusePreviousBlob(ctx('reuse/dst'), ls[0]!.diffID)).toMatchObject({ status: 'exists' }); // mounted now
-    expect(await reusePreviousBlob({ ...ctx('reuse/dst'), mediaType: MediaType.ociLayerGzip }, ls[1]!.diffID)).toBeUndefined();
-    expect(await reusePreviousBlob(ctx('reuse/dst'), sha(Buffer.from('unknown')))).toBeUndefined();
+    const hit = (i: number) => known.get(ls[i]!.diffID)!;
+    expect(hit(0)).toEqual({ mediaType: MediaType.dockerLayerGzip, digest: img.layers[0]!.digest, size: img.layers[0]!.size, repository: 'reuse/src' });
+    expect(await placePreviousBlob(clientFor('reuse/src'), 'reuse/src', hit(0))).toEqual({ status: 'exists' });
+    expect(await placePreviousBlob(clientFor('reuse/dst'), 'reuse/dst', hit(0))).toEqual({ status: 'mounted', from: 'reuse/src' });
+    expect(await placePreviousBlob(clientFor('reuse/dst'), 'reuse/dst', hit(0))).toEqual({ status: 'exists' }); // mounted now
+    // a size the registry contradicts is not the blob the map named
+    expect(await placePreviousBlob(clientFor('reuse/src'), 'reuse/src', { ...hit(0), size: hit(0).size + 1 })).toBeUndefined();
     const del = await fetch(`${reg.url}/v2/reuse/src/blobs/${img.layers[1]!.digest}`, { method: 'DELETE' });
     expect(del.status).toBe(202);
-    expect(await reusePreviousBlob(ctx('reuse/src'), ls[1]!.diffID)).toBeUndefined();
+    expect(await placePreviousBlob(clientFor('reuse/src'), 'reuse/src', hit(1))).toBeUndefined();
   });
 
-  it('reuseLayerFromPreviousImage hashes a layer without a diffID, records the blob, and never reads the map twice', async () => {
+  it('previousCandidate hashes a layer without a diffID, matches the media type, and never reads the map twice', async () => {
     const ls = [layer('h1')];
     const img = await pushImage('reuse/hash', '1', ls);
     let loads = 0;
-    const recorded: unknown[] = [];
-    const ctx = {
-      client: clientFor('reuse/hash'),
-      repository: 'reuse/hash',
-      repoName: `${reg.host}/reuse/hash`,
-      mediaType: MediaType.dockerLayerGzip,
-      codec: 'gzip-1',
-      cache: { recordBlob: async (...a: unknown[]) => void recorded.push(a) },
-      known: async (): Promise<ReadonlyMap<string, PreviousLayer>> => {
-        loads++;
-        return loadPreviousLayers(clientFor, [{ repository: 'reuse/hash', reference: '1' }]);
-      },
+    let map: Promise<ReadonlyMap<string, PreviousLayer>> | undefined;
+    const known = (): Promise<ReadonlyMap<string, PreviousLayer>> => {
+      loads++;
+      return (map ??= loadPreviousLayers(clientFor, [{ repository: 'reuse/hash', reference: '1' }]));
     };
-    const r = await reuseLayerFromPreviousImage(ctx, { inputsKey: 'k', open: async () => Readable.from([ls[0]!.tar.subarray(0, 100), ls[0]!.tar.subarray(100)]) });
-    expect(r).toEqual({ diffID: ls[0]!.diffID, size: ls[0]!.tar.length, digest: img.layers[0]!.digest, blobSize: img.layers[0]!.size, status: 'exists', reused: 'registry' });
-    expect(recorded).toEqual([[{ diffID: ls[0]!.diffID, size: ls[0]!.tar.length, inputsKey: 'k' }, 'gzip-1', { digest: img.layers[0]!.digest, size: img.layers[0]!.size }, `${reg.host}/reuse/hash`]]);
+    const open = async () => Readable.from([ls[0]!.tar.subarray(0, 100), ls[0]!.tar.subarray(100)]);
+    const r = await previousCandidate({ known, mediaType: MediaType.dockerLayerGzip }, { inputsKey: 'k', open });
+    expect(r).toEqual({ diffID: ls[0]!.diffID, size: ls[0]!.tar.length, blob: { mediaType: MediaType.dockerLayerGzip, digest: img.layers[0]!.digest, size: img.layers[0]!.size, repository: 'reuse/hash' } });
     expect(loads).toBe(1);
+    expect(await previousCandidate({ known, mediaType: MediaType.ociLayerGzip }, { inputsKey: 'k', open })).toBeUndefined();
+    expect(await previousCandidate({ known, mediaType: MediaType.dockerLayerGzip }, { diffID: sha(Buffer.from('unknown')), size: 7, open })).toBeUndefined();
+    expect(await previousCandidate({ known: async () => new Map(), mediaType: MediaType.dockerLayerGzip }, { open: () => Promise.reject(new Error('must not be read')) })).toBeUndefined();
   });
 });
 

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { PushCache } from '../../src/push/push-cache.js';
+import { PushCache } from '../../src/sink/registry/push-cache.js';
 
 const hex = (c: string) => c.repeat(64);
 const A = { diffID: `sha256:${hex('a')}`, size: 100, inputsKey: 'key-a' };

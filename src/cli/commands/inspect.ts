@@ -5,7 +5,7 @@ import { sourceOptions, withOneSource, type SourceArgs } from '../source-flags.j
 import { formatInspect, inspectImage, listedTags } from '../../inspect/inspect.js';
 import { renderTemplate } from '../../inspect/format-template.js';
 import { pushManifestDigest } from '../../inspect/push-digest.js';
-import type { PushFormat } from '../../push/image-manifest.js';
+import type { PushFormat } from '../../sink/registry/image-manifest.js';
 import type { PushCompression } from '../../compression/compress.js';
 
 interface Args extends SourceArgs {

@@ -2,21 +2,22 @@ import type { Argv, CommandModule } from 'yargs';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { usageError } from '../../errors.js';
 import type { PushCompression } from '../../compression/compress.js';
-import { pushConf, type PushResult } from '../../push/push-conf.js';
-import { pushSource } from '../../push/source-push.js';
+import { pushConf, type PushResult } from '../../sink/registry/push-conf.js';
+import { pushSource } from '../../sink/registry/source-push.js';
 import { wantedPlatform } from '../source-flags.js';
 import { checkRequiredPlatforms } from '../../manifest/required-platforms.js';
 import { parsePlatform } from '../../manifest/platform-string.js';
-import { isConfFile } from '../../push/archive-source.js';
-import { copyRegistryImage } from '../../push/registry-copy.js';
+import { isConfFile } from '../../sink/registry/archive-source.js';
+import { copyRegistryImage } from '../../sink/registry/registry-copy.js';
 import { createPushProgress } from '../push-progress.js';
-import { writeDigestFile } from '../../push/digest-file.js';
-import { parsePlatformConf, pushPlatforms, type PlatformsResult } from '../../push/push-platforms.js';
-import type { PushFormat } from '../../push/image-manifest.js';
-import { pushBuild } from '../../push/push-build.js';
-import { parseDockerDestination } from '../../push/destination.js';
+import { writeDigestFile } from '../../sink/registry/digest-file.js';
+import { parsePlatformConf, pushPlatforms, type PlatformsResult } from '../../sink/registry/push-platforms.js';
+import type { PushFormatChoice } from '../../sink/registry/image-manifest.js';
+import { pushBuild } from '../../sink/registry/push-build.js';
+import { parseDockerDestination } from '../../sink/registry/destination.js';
 import { buildImageFlagsOnePerFlag, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
 import { networkOptions, parseSize, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
+import { attachFromPushArgs, checkSupplyChainSource, supplyChainFlags } from '../supply-chain-flags.js';
 
 interface Args extends NetworkArgs, BuildImageArgs {
   source: string;
@@ -26,7 +27,7 @@ interface Args extends NetworkArgs, BuildImageArgs {
   platform?: string;
   additionalTag?: string[];
   storeRoot?: string;
-  format?: PushFormat;
+  format?: PushFormatChoice;
   compression?: PushCompression;
   compressionLevel?: number;
   jobs: number;
@@ -60,12 +61,13 @@ export const command: CommandModule<object, Args> = {
       .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), oci:DIR[:REF], oci-archive:FILE[:REF], or docker://REGISTRY/REPO:TAG' })
       .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf or --path: the only argument)' })
       .options(buildImageFlagsOnePerFlag())
+      .options(supplyChainFlags).check(checkSupplyChainSource)
       .option('platform-conf', { type: 'string', array: true, nargs: 1, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
       .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'with --platform-conf: os/arch[/variant] the index must hold, or nothing is pushed (repeatable)' })
       .option('platform', { type: 'string', describe: 'OCI layout/archive source holding an index: os/arch[/variant] to push (default linux and the host)' })
       .option('additional-tag', { type: 'string', array: true, nargs: 1, describe: 'more tags for the same manifest' })
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
-      .option('format', { choices: ['docker', 'oci'] as const, describe: 'manifest and media types (default docker; an OCI layout/archive source keeps its own)' })
+      .option('format', { choices: ['docker', 'oci', 'auto'] as const, describe: 'manifest and media types (default docker; auto: OCI where the registry refuses Docker types; an OCI layout/archive source keeps its own)' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression, deterministic (default gzip; an OCI layout/archive source keeps its own)' })
       .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 1, BestSpeed like crane), zstd 1-19 (default 3)' })
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
@@ -198,6 +200,7 @@ export const command: CommandModule<object, Args> = {
         ...(a.force ? { force: true } : {}),
       });
     }
+    await attachFromPushArgs(a, access, result); // --sbom / --provenance: documents referring to the pushed manifest
     if (a.digestfile) await writeDigestFile(a.digestfile, result.digest);
     const reference = `${result.name}@${result.digest}`;
     if (a.json) process.stdout.write(JSON.stringify({ ...result, reference }) + '\n');

@@ -8,16 +8,14 @@ import { parseImageReference, type ImageReference } from '../../reference/refere
 import { RegistryClient } from '../../registry/client.js';
 import { clientOptions, type RegistryAccess } from '../../registry/access.js';
 import type { RegistryClientApi } from '../../registry/types.js';
-import { mountFromAny } from '../../push/mount.js';
-import type { PushCache } from '../../push/push-cache.js';
 import { layerDiffID } from '../../nix/stream/layer-diffid.js';
 
 /**
  * What the registry already holds for a push that starts with an empty cache: the images the destination's tags
  * (and any `--cache-from` images) point to. Their configs' `rootfs.diff_ids[i]` name the uncompressed content of
  * their manifests' `layers[i]`, so each maps a diffID to the compressed blob that holds it. A layer whose diffID
- * is in the map, with the media type the push asks for, need not be compressed or uploaded: the blob is HEADed in
- * the destination repository or mounted from the repository it was found in.
+ * is in the map, with the media type the push asks for, need not be compressed or uploaded: the writer (write.ts)
+ * HEADs the blob in the destination repository or mounts it from the repository it was found in.
  *
  * Trust: the map comes from the registry being pushed to. Manifests and configs are verified against their
  * digests (a tag's manifest is only as good as the registry's answer), an image whose layer count differs from
@@ -223,41 +221,12 @@ export async function previousLayersForPush(
   }
 }
 
-/** What the push needs to reuse a previous image's blob: the destination, the map, the media type it writes. */
-export interface ReuseContext {
-  client: Pick<RegistryClientApi, 'headBlob' | 'startUpload' | 'cancelUpload'>;
-  /** The destination repository (a hit found there needs no mount). */
-  repository: string;
-  known: ReadonlyMap<string, PreviousLayer>;
+/** The previous images' layers as a push asks for them. */
+export interface PreviousLayers {
+  /** The map, read when the first layer asks (a push whose cache knows every layer reads nothing). */
+  known(): Promise<ReadonlyMap<string, PreviousLayer>>;
   /** Media type of the layers the push writes: a blob of another (gzip vs zstd vs none, Docker vs OCI) is not reused. */
   mediaType: string;
-  log?: (line: string) => void;
-}
-
-export interface ReusedBlob {
-  digest: string;
-  size: number;
-  status: 'exists' | 'mounted';
-  /** For 'mounted': the repository mounted from. */
-  from?: string;
-}
-
-/**
- * The previous image's blob for `diffID`, made sure to be in the destination repository: HEAD there, else a
- * cross-repository mount from the repository it was found in. undefined: not known with this media type, or the
- * registry no longer has it (the caller uploads as without the map).
- */
-export async function reusePreviousBlob(ctx: ReuseContext, diffID: string): Promise<ReusedBlob | undefined> {
-  const hit = ctx.known.get(diffID);
-  if (!hit || hit.mediaType !== ctx.mediaType) return undefined;
-  const head = await ctx.client.headBlob(hit.digest);
-  if (head && (!Number.isSafeInteger(head.size) || head.size === hit.size)) return { digest: hit.digest, size: hit.size, status: 'exists' };
-  if (hit.repository !== ctx.repository) {
-    const from = await mountFromAny(ctx.client, hit.digest, [hit.repository], ctx.log);
-    if (from) return { digest: hit.digest, size: hit.size, status: 'mounted', from };
-  }
-  ctx.log?.(`${diffID}: blob ${hit.digest} of the previous image is not in ${hit.repository}; uploading it`);
-  return undefined;
 }
 
 /** A layer as the push holds it: its diffID may only be known after one pass over its bytes. */
@@ -268,21 +237,18 @@ export interface ReusableLayer {
   open(): Promise<Readable>;
 }
 
-export interface LayerReuseContext extends Omit<ReuseContext, 'known'> {
-  /** The map, read when the first layer asks (a push whose cache knows every layer reads nothing). */
-  known(): Promise<ReadonlyMap<string, PreviousLayer>>;
-  /** The push cache and the codec id its blob entries are kept under: a reused blob is recorded like an uploaded one. */
-  cache?: Pick<PushCache, 'recordBlob'>;
-  codec: string;
-  /** `registry/repository` of the destination (cache bookkeeping). */
-  repoName: string;
+export interface PreviousCandidate {
+  diffID: string;
+  size: number;
+  blob: PreviousLayer;
 }
 
 /**
- * One layer the push cache did not know: its diffID by a tar + sha256 pass (no compression; none at all when the
- * layer knows it up front), then reusePreviousBlob. Costs nothing when the map is empty (a first push).
+ * The previous images' blob for one layer the push cache did not know, with this media type: a candidate only,
+ * its presence in the destination is for the writer to check. The layer's diffID comes from a tar + sha256 pass
+ * (no compression; none at all when the layer knows it up front). Costs nothing when the map is empty (a first push).
  */
-export async function reuseLayerFromPreviousImage(ctx: LayerReuseContext, layer: ReusableLayer): Promise<(ReusedBlob & { diffID: string; blobSize: number; reused: 'registry' }) | undefined> {
+export async function previousCandidate(ctx: PreviousLayers, layer: ReusableLayer): Promise<PreviousCandidate | undefined> {
   const known = await ctx.known();
   if (known.size === 0) return undefined;
   let { diffID, size } = layer;
@@ -294,9 +260,7 @@ export async function reuseLayerFromPreviousImage(ctx: LayerReuseContext, layer:
       ({ diffID, size } = layer);
     } else ({ diffID, size } = await layerDiffID(bytes));
   }
-  const blob = await reusePreviousBlob({ ...ctx, known }, diffID!);
-  if (!blob) return undefined;
-  await ctx.cache?.recordBlob({ diffID: diffID!, size: size!, ...(layer.inputsKey ? { inputsKey: layer.inputsKey } : {}) }, ctx.codec, { digest: blob.digest, size: blob.size }, ctx.repoName);
-  ctx.log?.(`${diffID}: reused from registry as ${blob.digest}${blob.from ? ` (mounted from ${blob.from})` : ''}`);
-  return { ...blob, diffID: diffID!, size: size!, blobSize: blob.size, reused: 'registry' };
+  const blob = known.get(diffID!);
+  if (!blob || blob.mediaType !== ctx.mediaType) return undefined;
+  return { diffID: diffID!, size: size!, blob };
 }

@@ -1,16 +1,15 @@
 import pLimit from 'p-limit';
-import type { Readable } from 'node:stream';
-import { ExitCode, NixregError, usageError } from '../errors.js';
-import { parseManifest, type Descriptor } from '../manifest/manifest.js';
-import { RegistryClient } from '../registry/client.js';
-import type { Credentials } from '../registry/types.js';
-import { ProgressCounter, type BlobStatus } from './blob-upload.js';
-import { clientOptions, type RegistryAccess } from '../registry/access.js';
+import { usageError } from '../../errors.js';
+import { parseManifest, type Descriptor } from '../../manifest/manifest.js';
+import { RegistryClient } from '../../registry/client.js';
+import type { Credentials } from '../../registry/types.js';
+import { countedStream, type BlobStatus } from './blob-upload.js';
+import { clientOptions, type RegistryAccess } from '../../registry/access.js';
 import { openDestination, parseDockerDestination, putTags } from './destination.js';
 import type { PushResult } from './push-conf.js';
 import { silentProgress, type PushProgress } from './progress.js';
 import { PushCache } from './push-cache.js';
-import { mountCandidates, mountFromAny } from './mount.js';
+import { storedBlobContext, writeStoredBlob } from './write.js';
 
 /**
  * `nixreg push docker://a/x:1 docker://b/y:1`: a registry-to-registry copy that keeps every digest. Manifests
@@ -42,62 +41,21 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   const progress = opts.progress ?? silentProgress;
   const sameRegistry = srcRef.registry === dest.ref.registry;
   const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
-  // another repository of the destination registry known to hold the blob: --mount-from first, then the cache
-  // (the source repository, on the same registry, is tried by the upload itself)
-  const mountKnown = (d: Descriptor, known: string[]) =>
-    mountFromAny(dest.client, d.digest, mountCandidates(dest.ref.registry, opts.mountFrom ?? [], known, [dest.ref.repository, ...(sameRegistry ? [srcRef.repository] : [])]), opts.log);
+  // mounts: --mount-from, then where the cache saw the blob, then (in the upload's own POST) the source repository
+  const ctx = storedBlobContext(dest, opts, { mountFrom: opts.mountFrom ?? [], ...(cache ? { cache } : {}), ...(sameRegistry ? { sourceRepository: srcRef.repository } : {}) });
   const limit = pLimit(opts.jobs ?? 4);
   const counts = { exists: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
   let blobIndex = 0;
-  const uploadOnce = async (d: Descriptor, i: number): Promise<BlobStatus> => {
-    const start = await dest.client.startUpload(sameRegistry && srcRef.repository !== dest.ref.repository ? { mount: d.digest, from: srcRef.repository } : {});
-    if (start.mounted) return 'mounted';
-    progress.layerUploading(i);
-    let raw: Readable | undefined;
-    try {
-      raw = await src.getBlob(d.digest, { size: d.size });
-      const body = raw.pipe(new ProgressCounter((n) => progress.layerBytes(i, n)));
-      const next = await dest.client.uploadBlobStream(start.location, body, d.size);
-      await dest.client.finishUpload(next, d.digest);
-    } catch (err) {
-      raw?.destroy(); // pipe() does not pass the upload's failure back: free the source connection here
-      await dest.client.cancelUpload(start.location).catch(() => {});
-      throw err;
-    }
-    return 'uploaded';
-  };
   const copyBlob = async (d: Descriptor, config: boolean): Promise<BlobStatus> => {
     const i = blobIndex++;
     progress.layerStart(i, d.digest.slice(7, 19), { config, size: d.size });
-    const known = (await cache?.reposOf(d.digest)) ?? [];
-    let status: BlobStatus = 'exists';
-    let from = srcRef.repository;
-    if (!(await dest.client.headBlob(d.digest))) {
-      const mountedFrom = await mountKnown(d, known);
-      if (mountedFrom) {
-        status = 'mounted';
-        from = mountedFrom;
-      } else {
-        // The streamed PATCH is never replayed by the transport: a failed attempt (session cancelled, source
-        // download dropped) is retried whole, --retry-times bounding the attempts like the transport's retries.
-        const attempts = (opts.retry?.times ?? 4) + 1;
-        for (let attempt = 1; ; attempt++) {
-          try {
-            status = await uploadOnce(d, i);
-            break;
-          } catch (err) {
-            if (attempt >= attempts || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
-            opts.log?.(`copy of ${d.digest} failed (${err.message}); retrying (${attempt + 1}/${attempts})`);
-            await new Promise((r) => setTimeout(r, Math.min(opts.retry?.maxDelayMs ?? 30_000, (opts.retry?.baseDelayMs ?? 1000) * attempt)));
-          }
-        }
-        if (status === 'uploaded') counts.bytesUploaded += d.size;
-      }
-    }
-    await cache?.recordRepo(d.digest, dest.repoName, known);
-    counts[status]++;
-    progress.layerDone(i, status, d.digest, d.size, from);
-    return status;
+    // the source stream is verified on the way (size and digest): a damaged download fails the attempt
+    const open = async () => countedStream(await src.getBlob(d.digest, { size: d.size }), (n) => progress.layerBytes(i, n));
+    const r = await writeStoredBlob(ctx, { digest: d.digest, size: d.size, open }, { uploading: () => progress.layerUploading(i) });
+    if (r.status === 'uploaded') counts.bytesUploaded += d.size;
+    counts[r.status]++;
+    progress.layerDone(i, r.status, d.digest, d.size, r.from ?? srcRef.repository);
+    return r.status;
   };
   const copyImage = async (bytes: Buffer, mediaType: string, to: string | null, what: string) => {
     const m = parseManifest(bytes, mediaType, what);

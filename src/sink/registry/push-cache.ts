@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { nixregCacheDir, readCacheEntry, writeCacheEntry } from '../util/cache-file.js';
+import { nixregCacheDir, readCacheEntry, writeCacheEntry } from '../../util/cache-file.js';
 
 /**
  * What `nixreg push` remembers between runs, so an unchanged layer costs one HEAD and no store read:

@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
-import { NixregError, describeSystemError } from '../errors.js';
-import { storeFsPath } from '../nix/store-root.js';
-import { describeCustomisationLayer } from '../nix/stream/customisation.js';
-import { loadBaseImage, type BaseImage } from '../nix/stream/base-image.js';
+import { NixregError, describeSystemError } from '../../errors.js';
+import { storeFsPath } from '../../nix/store-root.js';
+import { describeCustomisationLayer } from '../../nix/stream/customisation.js';
+import { loadBaseImage, type BaseImage } from '../../nix/stream/base-image.js';
 import {
   buildImageConfig,
   fingerprintStoreLayer,
@@ -14,8 +14,8 @@ import {
   type PreparedImage,
   type StoreLayerPlan,
   type StreamConf,
-} from '../nix/stream/index.js';
-import type { PyTarInfo } from '../tar/python-pax.js';
+} from '../../nix/stream/index.js';
+import type { PyTarInfo } from '../../tar/python-pax.js';
 import { inputsKey } from './push-cache.js';
 
 /**

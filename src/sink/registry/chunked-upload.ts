@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
-import { ExitCode, NixregError } from '../errors.js';
-import { UploadSessionGone } from '../registry/client.js';
-import type { RegistryClientApi } from '../registry/types.js';
+import { ExitCode, NixregError } from '../../errors.js';
+import { ChunkedUploadRejected, UploadSessionGone } from '../../registry/client.js';
+import type { RegistryClientApi } from '../../registry/types.js';
 
 /**
  * The chunked upload (OCI distribution spec, "Pushing a blob in chunks"), for registries that refuse the single
@@ -24,6 +24,25 @@ export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 /** Smallest chunk a 413 ("too large") halves down to. */
 export const MIN_CHUNK_SIZE = 64 * 1024;
 const MAX_RANGE_RECOVERIES = 3;
+/**
+ * The smallest chunk (but the last) ECR takes, which it does not advertise as OCI-Chunk-Min-Length; it refuses the
+ * chunk after a shorter one with 416 (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_UploadLayerPart.html).
+ */
+export const UNADVERTISED_MIN_CHUNK = 5 * 1024 * 1024;
+
+/**
+ * A chunk was refused (416, nothing of it applied) right after a chunk under UNADVERTISED_MIN_CHUNK, and the
+ * registry advertised no minimum: the session holds a short chunk it will not build on. The caller starts a new
+ * session with chunks of at least `minimum` bytes.
+ */
+export class ChunksTooSmall extends NixregError {
+  constructor(
+    message: string,
+    readonly minimum: number,
+  ) {
+    super(message);
+  }
+}
 
 /** Chunk size to use: the requested one (or the default), never below the registry's minimum. */
 export function effectiveChunkSize(requested: number | undefined, registryMin: number | undefined): number {
@@ -48,6 +67,7 @@ export async function uploadInChunks(
     onLocation?.(next);
   };
   let offset = 0; // bytes the registry holds
+  let previous: number | undefined; // length of the last chunk the registry took
   let pending: Buffer[] = [];
   let pendingBytes = 0;
 
@@ -57,7 +77,7 @@ export async function uploadInChunks(
       const end = offset + chunk.length;
       let lost: NixregError | undefined;
       const r = await client.uploadChunk(loc, chunk, offset).catch((err: unknown) => {
-        if (err instanceof UploadSessionGone || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
+        if (err instanceof UploadSessionGone || err instanceof ChunkedUploadRejected || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
         lost = err; // no answer (or a failure answer after the transport's retries): the registry's state decides
         return undefined;
       });
@@ -73,6 +93,7 @@ export async function uploadInChunks(
         // a Range that disagrees with what was sent (or none at all) is settled by the upload's status
         if (r.rangeEnd === end - 1) {
           offset = end;
+          previous = chunk.length;
           return undefined;
         }
       }
@@ -82,13 +103,17 @@ export async function uploadInChunks(
       moveTo(status.location);
       if (status.offset === end) {
         offset = end; // it had applied this chunk already (a replayed PATCH)
+        previous = chunk.length;
         return undefined;
       }
+      if (r && 'outOfRange' in r && status.offset === offset && registryMin === undefined && previous !== undefined && previous < UNADVERTISED_MIN_CHUNK)
+        throw new ChunksTooSmall(`blob upload: the registry refused chunk ${offset}-${end - 1} (HTTP 416) after a chunk of ${previous} bytes`, UNADVERTISED_MIN_CHUNK);
       if (status.offset < offset || status.offset > end)
         throw new NixregError(`blob upload: the registry holds ${status.offset} bytes, but only bytes ${offset}-${end - 1} can still be sent`);
       if (status.offset === offset) continue; // nothing of it applied: send it again
       // Part of it applied: the rest leads the next chunk, so that every chunk but the last stays >= the minimum.
       const rest = chunk.subarray(status.offset - offset);
+      previous = status.offset - offset;
       offset = status.offset;
       return rest;
     }

@@ -4,10 +4,10 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
-import { NixregError, describeSystemError, fileError, integrityError } from '../errors.js';
-import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, type PreparedImage, type StreamConf } from '../nix/stream/index.js';
-import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../tar/python-pax.js';
-import { openAtomic, removeOnSignal, type AtomicFile } from '../util/atomic-file.js';
+import { NixregError, describeSystemError, fileError, integrityError } from '../../errors.js';
+import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, type PreparedImage, type StreamConf } from '../../nix/stream/index.js';
+import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../../tar/python-pax.js';
+import { openAtomic, removeOnSignal, type AtomicFile } from '../../util/atomic-file.js';
 import type { PushLayer } from './conf-source.js';
 
 /**

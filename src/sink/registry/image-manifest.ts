@@ -1,6 +1,6 @@
-import type { PushCompression } from '../compression/compress.js';
-import { usageError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
+import type { PushCompression } from '../../compression/compress.js';
+import { usageError } from '../../errors.js';
+import { MediaType } from '../../manifest/media-types.js';
 
 /**
  * The single-image manifest `nixreg push` writes: Docker schema2 (what skopeo writes when copying a
@@ -8,6 +8,9 @@ import { MediaType } from '../manifest/media-types.js';
  * bytes look like what c/image would send for the same descriptors.
  */
 export type PushFormat = 'docker' | 'oci';
+
+/** `--format auto`: Docker, or OCI where the registry refuses Docker media types (format-auto.ts). */
+export type PushFormatChoice = PushFormat | 'auto';
 
 export interface BlobDescriptor {
   digest: string;

@@ -2,31 +2,25 @@ import { Transform, Writable, type Duplex, type Readable, type TransformCallback
 import { pipeline } from 'node:stream/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { codecId, compressorStages, type PushCompression } from '../compression/compress.js';
-import { HashingStream } from '../digest/sha256.js';
-import { ExitCode, NixregError, describeSystemError, integrityError } from '../errors.js';
-import type { RegistryClientApi } from '../registry/types.js';
-import { StreamedUploadRejected, UploadSessionGone } from '../registry/client.js';
-import { QuotaExhausted, RetryLater } from '../registry/upload-errors.js';
-import { STREAM_BUFFER } from '../util/stream-buffer.js';
-import { effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
+import { compressorStages, type PushCompression } from '../../compression/compress.js';
+import { HashingStream } from '../../digest/sha256.js';
+import { ExitCode, NixregError, describeSystemError, integrityError } from '../../errors.js';
+import type { RegistryClientApi } from '../../registry/types.js';
+import { ChunkedUploadRejected, StreamedUploadRejected, UploadSessionGone } from '../../registry/client.js';
+import { STREAM_BUFFER } from '../../util/stream-buffer.js';
+import { ChunksTooSmall, effectiveChunkSize, uploadInChunks } from './chunked-upload.js';
 import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
-import { releaseLayerChunk } from '../nix/stream/store-layer.js';
-import { mountCandidates, mountFromAny } from './mount.js';
-import type { LayerReuseContext } from '../sink/registry/previous-image.js';
+import { releaseLayerChunk } from '../../nix/stream/store-layer.js';
+import type { PreviousLayers } from './previous-image.js';
+import { markPermanent } from './retry.js';
 
 /**
- * How one generated layer reaches the registry:
- * 1. compressed digest known from the push cache → HEAD; present → done, the store is never read;
- * 2. known digest, and a repository on the same registry that has it (--mount-from, or where the cache saw it)
- *    → `POST ?mount=&from=`; a 202 means "not mounted": that upload session is cancelled and we go on;
- * 3. otherwise POST, then the layer generated → diffID hash → compressor → blob hash in one streaming pass
- *    into a single PATCH (chunked transfer: the compressed size and digest are not known in advance, and no
- *    temporary file is written), closed with `PUT ?digest=`. The registry checks that digest against what it
- *    received; we check the diffID against the one we knew (base/customisation layers, cached store layers).
- *    A failed attempt is retried by regenerating the layer: generation is deterministic.
- *    A registry that refuses the streamed PATCH gets the same pass sent as a chunked upload (chunked-upload.ts).
+ * The upload steps of the registry writer (write.ts decides which runs): what the push cache knows of a layer,
+ * the --precompute-digests pass, and one upload attempt — of a generated layer (generate → diffID hash →
+ * compressor → blob hash in one streaming pass into a single PATCH, chunked transfer: the compressed size and
+ * digest are not known in advance, and no temporary file is written; a registry refusing that gets chunks,
+ * chunked-upload.ts) or of a blob whose bytes are stored (one PATCH with Content-Length).
  */
 export type BlobStatus = 'exists' | 'mounted' | 'uploaded';
 
@@ -60,6 +54,8 @@ export interface BlobPushContext {
   compression: PushCompression;
   /** Compression level (default: the codec's default). */
   level?: number;
+  /** codecId(compression, level): the push cache's key for blobs of this codec, computed once per push. */
+  codec: string;
   cache?: PushCache;
   /** Extra mount sources on the destination registry (`--mount-from`), repository paths. */
   mountFrom: string[];
@@ -80,7 +76,7 @@ export interface BlobPushContext {
   /** --retry-max-time: the longest a layer's upload keeps trying (waits included). */
   retryMaxTimeMs?: number;
   /** The registry's previous images (destination tags, --cache-from): tried before generating and compressing. */
-  previous?: LayerReuseContext;
+  previous?: PreviousLayers;
 }
 
 /**
@@ -91,31 +87,48 @@ export interface BlobPushContext {
  * refusal: it cannot be told apart from a network fault, which the ordinary retry handles.
  */
 const chunkedRegistries = new Set<string>();
+/** Registries that refused a chunked upload (GAR): one streamed PATCH per blob, even with --chunk-size. */
+const streamedOnlyRegistries = new Set<string>();
+/** The smallest chunk each registry was found to take without advertising it (ECR). */
+const learnedChunkMinimum = new Map<string, number>();
 
 function uploadsInChunks(ctx: BlobPushContext): boolean {
+  if (streamedOnlyRegistries.has(ctx.registry)) return false;
   return ctx.chunkSize !== undefined || chunkedRegistries.has(ctx.registry);
 }
 
-/** Step 1 and 2: what the cache lets us do without reading the store. undefined = needs an upload. */
-export async function tryKnownLayer(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult | undefined> {
-  const known = await knownBlob(ctx, layer);
-  if (!known) return undefined;
-  const { diffID, size, blob } = known;
-  const record = () => ctx.cache?.recordBlob({ diffID, size, ...(layer.inputsKey ? { inputsKey: layer.inputsKey } : {}) }, codecId(ctx.compression, ctx.level), blob, ctx.repoName, blob);
-  const head = await ctx.client.headBlob(blob.digest);
-  if (head) {
-    await record();
-    return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'exists' };
+/**
+ * The registry refused the way a blob was sent, in a way that says how it wants it: remember that for the run and
+ * return true (the attempt is repeated the new way, not counted as a failure); false when there is nothing left
+ * to change.
+ */
+export function adaptUploads(ctx: BlobPushContext, err: unknown): boolean {
+  const r = ctx.registry;
+  if (err instanceof StreamedUploadRejected && !streamedOnlyRegistries.has(r)) {
+    // not a failed attempt: the registry wants chunks. Regenerate the layer into a chunked upload.
+    if (!chunkedRegistries.has(r)) ctx.log?.(`${r} refused a streamed upload (HTTP ${err.status}); using chunked uploads for it from now on`);
+    chunkedRegistries.add(r);
+    return true;
   }
-  const from = await mountFromAny(ctx.client, blob.digest, mountCandidates(ctx.registry, ctx.mountFrom, blob.repos, [ctx.repository]), ctx.log);
-  if (!from) return undefined;
-  await record();
-  return { diffID, size, digest: blob.digest, blobSize: blob.size, status: 'mounted', from };
+  if (err instanceof ChunkedUploadRejected && !chunkedRegistries.has(r) && !streamedOnlyRegistries.has(r)) {
+    ctx.log?.(`${r} refused a chunked upload (HTTP ${err.status}); using one streamed PATCH per blob for it from now on`);
+    streamedOnlyRegistries.add(r);
+    return true;
+  }
+  if (err instanceof ChunksTooSmall && (learnedChunkMinimum.get(r) ?? 0) < err.minimum) {
+    ctx.log?.(`${r} refuses chunks under ${err.minimum} bytes without advertising OCI-Chunk-Min-Length (${err.message}); using chunks of at least ${err.minimum} bytes for it from now on`);
+    learnedChunkMinimum.set(r, err.minimum);
+    return true;
+  }
+  return false;
 }
 
-async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<{ diffID: string; size: number; blob: BlobEntry } | undefined> {
+/**
+ * What the push cache knows of a layer: its diffID, tar size and blob under the push's codec. Read once per layer.
+ * Without a cache only an uncompressed push of a layer with a known diffID knows its blob digest.
+ */
+export async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<{ diffID: string; size: number; blob: BlobEntry } | undefined> {
   if (!ctx.cache) {
-    // Without a cache only an uncompressed push of a layer with a known diffID knows its blob digest.
     if (ctx.compression === 'none' && layer.diffID && layer.size !== undefined)
       return { diffID: layer.diffID, size: layer.size, blob: { digest: layer.diffID, size: layer.size, repos: [] } };
     return undefined;
@@ -127,11 +140,11 @@ async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<
     const hit = await ctx.cache.getLayer(layer.inputsKey);
     if (hit && (size === undefined || hit.size === size)) {
       ({ diffID, size } = hit);
-      blob = hit.blobs?.[codecId(ctx.compression, ctx.level)];
+      blob = hit.blobs?.[ctx.codec];
     }
   }
   if (!diffID) return undefined;
-  blob ??= await ctx.cache.getBlob(diffID, codecId(ctx.compression, ctx.level));
+  blob ??= await ctx.cache.getBlob(diffID, ctx.codec);
   if (size === undefined) {
     // A layer known by diffID alone (an OCI source's compressed layer being converted): its tar size is not known
     // without decompressing it, and a known blob does not need it; it is reported as 0.
@@ -142,11 +155,8 @@ async function knownBlob(ctx: BlobPushContext, layer: UploadableLayer): Promise<
   return blob ? { diffID, size, blob } : undefined;
 }
 
-/**
- * --precompute-digests: learn the layer's digests by one generate+compress pass (nothing sent), remember them,
- * and then try the cheap path again. undefined when the registry still lacks the blob.
- */
-export async function precomputeAndCheck(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult | undefined> {
+/** --precompute-digests: the layer's digests by one generate+compress pass; nothing is sent. */
+export async function precomputeDigests(ctx: BlobPushContext, layer: UploadableLayer): Promise<Omit<LayerPushResult, 'status'>> {
   const diffHash = new HashingStream();
   const blobHash = new HashingStream();
   const source = await layer.open();
@@ -156,71 +166,60 @@ export async function precomputeAndCheck(ctx: BlobPushContext, layer: Uploadable
   const diffID = diffHash.digest();
   if (layer.diffID && layer.diffID !== diffID)
     throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
-  const inputs = layer.inputsKey ? { inputsKey: layer.inputsKey } : {};
-  await ctx.cache?.recordBlob({ diffID, size: diffHash.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: blobHash.digest(), size: blobHash.size }, undefined);
-  if (!(await ctx.client.headBlob(blobHash.digest()))) return undefined;
-  await ctx.cache?.recordBlob({ diffID, size: diffHash.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: blobHash.digest(), size: blobHash.size }, ctx.repoName);
-  return { diffID, size: diffHash.size, digest: blobHash.digest(), blobSize: blobHash.size, status: 'exists' };
+  return { diffID, size: diffHash.size, digest: blobHash.digest(), blobSize: blobHash.size };
 }
 
-/** Step 3, with retries: generate, compress, hash and upload in one pass. */
-export async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer): Promise<LayerPushResult> {
-  const attempts = ctx.attempts ?? 3;
-  // A retry regenerates the layer; if an earlier attempt got as far as its diffID, the new bytes must match it.
-  const seen: { diffID?: string } = {};
-  let switched = false;
-  const started = Date.now();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const r = await uploadOnce(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen);
-      const inputs = layer.inputsKey ? { inputsKey: layer.inputsKey } : {};
-      await ctx.cache?.recordBlob({ diffID: r.diffID, size: r.size, ...inputs }, codecId(ctx.compression, ctx.level), { digest: r.digest, size: r.blobSize }, ctx.repoName);
-      return r;
-    } catch (err) {
-      if (err instanceof StreamedUploadRejected && !switched) {
-        // not a failed attempt: the registry wants chunks. Regenerate the layer into a chunked upload.
-        switched = true;
-        if (!chunkedRegistries.has(ctx.registry)) ctx.log?.(`${ctx.registry} refused a streamed upload (HTTP ${err.status}); using chunked uploads for it from now on`);
-        chunkedRegistries.add(ctx.registry);
-        attempt--;
-        continue;
-      }
-      if (attempt >= attempts || !isRetryable(err)) throw err;
-      // a 429's Retry-After is honoured, within --retry-max-time counted from this layer's first attempt
-      const wait = err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : 250 * attempt;
-      if (ctx.retryMaxTimeMs !== undefined && Date.now() - started + wait > ctx.retryMaxTimeMs)
-        throw new NixregError(`${(err as Error).message}; gave up after ${attempt} attempts: waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, ExitCode.failure, { cause: err });
-      ctx.log?.(`upload failed (${err instanceof Error ? err.message : String(err)}); regenerating the layer and retrying in ${wait} ms (${attempt + 1}/${attempts})`);
-      await new Promise((r) => setTimeout(r, wait));
-    }
-  }
-}
 
-/** Errors of the layer's own generation (store read, zstd): regenerating would fail the same way. */
-const generationErrors = new WeakSet<object>();
-
-function isRetryable(err: unknown): boolean {
-  if (typeof err === 'object' && err !== null && generationErrors.has(err)) return false;
-  if (err instanceof QuotaExhausted) return false;
-  if (err instanceof NixregError) return err.exitCode === ExitCode.failure;
-  return true;
-}
-
-async function uploadOnce(ctx: BlobPushContext, layer: UploadableLayer, seen: { diffID?: string }): Promise<LayerPushResult> {
+/**
+ * One attempt: POST, then the layer generated → diffID hash → compressor → blob hash in one streaming pass into
+ * a single PATCH (or chunks), closed with `PUT ?digest=`. `chunked`: the registry assembled chunks, and the
+ * caller must check the blob's size. A failed attempt cancels its session.
+ */
+export async function generateAndUpload(ctx: BlobPushContext, layer: UploadableLayer, seen: { diffID?: string }): Promise<Omit<LayerPushResult, 'status'> & { chunked: boolean }> {
   const start = await ctx.client.startUpload();
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
   let tee: LayerTee | undefined;
   // the session's latest URL: registries that keep state in it (distribution's _state) cancel only by that one
   let location = start.location;
   try {
-    const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, start.chunkMinLength) : undefined;
-    const chunks = chunkSize !== undefined ? { size: chunkSize, ...(start.chunkMinLength ? { registryMin: start.chunkMinLength } : {}) } : undefined;
-    return await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunks, (loc) => (location = loc));
+    const registryMin = Math.max(start.chunkMinLength ?? 0, learnedChunkMinimum.get(ctx.registry) ?? 0) || undefined;
+    const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, registryMin) : undefined;
+    const chunks = chunkSize !== undefined ? { size: chunkSize, ...(registryMin ? { registryMin } : {}) } : undefined;
+    const r = await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunks, (loc) => (location = loc));
+    return { ...r, chunked: chunks !== undefined };
   } catch (err) {
     tee?.rewind();
     if (!(err instanceof UploadSessionGone)) await ctx.client.cancelUpload(location).catch(() => {});
     throw err;
   }
+}
+
+/**
+ * One attempt at a blob whose bytes and digest are known (a stored layer, a config): POST (with `?mount=&from=`
+ * when a same-registry repository may hold it), one PATCH with Content-Length, `PUT ?digest=`.
+ */
+export async function uploadStored(
+  client: RegistryClientApi,
+  blob: { digest: string; size: number },
+  body: () => Promise<Readable | Buffer>,
+  mountFrom?: string,
+): Promise<'uploaded' | 'mounted'> {
+  const start = await client.startUpload(mountFrom ? { mount: blob.digest, from: mountFrom } : {});
+  if (start.mounted) {
+    if (mountFrom) return 'mounted';
+    throw new NixregError('registry mounted a blob on a plain upload request');
+  }
+  let raw: Readable | Buffer | undefined;
+  try {
+    raw = await body();
+    // size known: one PATCH with Content-Length, which registries refusing streamed PATCHes accept too
+    await client.finishUpload(await client.uploadBlobStream(start.location, raw, blob.size), blob.digest);
+  } catch (err) {
+    if (raw && !Buffer.isBuffer(raw)) raw.destroy(); // a failed upload does not end its source: free it here
+    await client.cancelUpload(start.location).catch(() => {});
+    throw err;
+  }
+  return 'uploaded';
 }
 
 async function uploadAttempt(
@@ -231,7 +230,7 @@ async function uploadAttempt(
   onTee: (t: LayerTee) => void,
   chunks: { size: number; registryMin?: number } | undefined,
   onLocation: (loc: string) => void,
-): Promise<LayerPushResult> {
+): Promise<Omit<LayerPushResult, 'status'>> {
   const source = await layer.open();
   const tee = ctx.tee ? await ctx.tee() : undefined;
   if (tee) onTee(tee);
@@ -248,10 +247,7 @@ async function uploadAttempt(
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
-  if (gen.status === 'rejected' && gen.reason instanceof NixregError) {
-    generationErrors.add(gen.reason);
-    throw gen.reason;
-  }
+  if (gen.status === 'rejected' && gen.reason instanceof NixregError) throw markPermanent(gen.reason);
   if (sent.status === 'rejected') throw asOneLine(sent.reason, `blob upload to ${ctx.repoName}`);
   if (gen.status === 'rejected') throw asOneLine(gen.reason, `blob upload to ${ctx.repoName}`);
   const diffID = diffHash.digest();
@@ -261,14 +257,7 @@ async function uploadAttempt(
   const digest = blobHash.digest();
   await tee?.finish(diffID, diffHash.size);
   await ctx.client.finishUpload(sent.value, digest);
-  if (chunks) {
-    // the registry assembled the chunks: its blob must be the size we sent (a registry that dropped or doubled
-    // a chunk could still commit if its digest check is lax)
-    const head = await ctx.client.headBlob(digest);
-    if (head?.size !== blobHash.size)
-      throw integrityError(`blob ${digest} on ${ctx.repoName} is ${head ? `${head.size} bytes` : 'missing'} after a chunked upload of ${blobHash.size} bytes`);
-  }
-  return { diffID, size: diffHash.size, digest, blobSize: blobHash.size, status: 'uploaded' };
+  return { diffID, size: diffHash.size, digest, blobSize: blobHash.size };
 }
 
 /**
@@ -331,4 +320,15 @@ export class ProgressCounter extends Transform {
     this.onBytes(chunk.length);
     cb(null, chunk);
   }
+}
+
+/**
+ * `source` through a byte counter: a failure of the source (its verification) ends the counter with it, and the
+ * counter ending early (the upload failed) frees the source, which pipe() would leave open.
+ */
+export function countedStream(source: Readable, onBytes: (n: number) => void): Readable {
+  const counter = new ProgressCounter(onBytes);
+  source.on('error', (e) => counter.destroy(e));
+  counter.on('close', () => source.destroy());
+  return source.pipe(counter);
 }

@@ -1,5 +1,5 @@
-import { usageError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
+import { usageError } from '../../errors.js';
+import { MediaType } from '../../manifest/media-types.js';
 import { openDestination, putTags } from './destination.js';
 import { buildIndex, type IndexEntry } from './image-manifest.js';
 import { checkOptions, pushConfInto, type PushConfOptions, type PushResult } from './push-conf.js';
@@ -43,8 +43,10 @@ export async function pushPlatforms(opts: Omit<PushConfOptions, 'confFile' | 'ou
       entries.push({ digest: r.digest, size: r.manifestSize, mediaType: r.mediaType, platform: p.platform });
       manifests.push({ platform: names[i]!, digest: r.digest, size: r.manifestSize, stats: r.stats });
     }
-    const index = buildIndex(entries, opts.format ?? 'docker');
-    const mediaType = (opts.format ?? 'docker') === 'oci' ? MediaType.ociIndex : MediaType.dockerManifestList;
+    // --format auto: an OCI index once any image went up as OCI
+    const format = opts.format === 'auto' ? (entries.some((e) => e.mediaType === MediaType.ociManifest) ? 'oci' : 'docker') : (opts.format ?? 'docker');
+    const index = buildIndex(entries, format);
+    const mediaType = format === 'oci' ? MediaType.ociIndex : MediaType.dockerManifestList;
     const digest = await putTags(dest, index, mediaType);
     const sum = (k: keyof PushResult['stats']) => manifests.reduce((n, m) => n + m.stats[k], 0);
     return {

@@ -1,5 +1,5 @@
-import { ExitCode, NixregError } from '../errors.js';
-import type { RegistryClientApi } from '../registry/types.js';
+import { ExitCode, NixregError } from '../../errors.js';
+import type { RegistryClientApi } from '../../registry/types.js';
 
 /**
  * Cross-repository mount (`POST ?mount=&from=`) from the first of `candidates` that has the blob. A 202 means

@@ -1,15 +1,16 @@
 import pLimit from 'p-limit';
-import type { PushCompression } from '../compression/compress.js';
-import { Readable } from 'node:stream';
-import { NixregError, integrityError } from '../errors.js';
-import { MediaType } from '../manifest/media-types.js';
-import { openSource, type OpenSourceOptions, type SourceImage } from '../source/index.js';
-import { ProgressCounter, type BlobStatus } from './blob-upload.js';
+import type { PushCompression } from '../../compression/compress.js';
+import type { Readable } from 'node:stream';
+import { integrityError } from '../../errors.js';
+import { MediaType } from '../../manifest/media-types.js';
+import { openSource, type OpenSourceOptions, type SourceImage } from '../../source/index.js';
+import { countedStream, type BlobStatus } from './blob-upload.js';
 import type { PushImage, PushLayer } from './conf-source.js';
 import { openDestination, putTags } from './destination.js';
-import type { PushFormat } from './image-manifest.js';
+import type { PushFormat, PushFormatChoice } from './image-manifest.js';
 import { checkOptions, pushConfInto, type PushConfOptions, type PushResult } from './push-conf.js';
 import { silentProgress } from './progress.js';
+import { storedBlobContext, writeStoredBlob } from './write.js';
 
 /**
  * An image read through `openSource` — `docker-archive:` (plain, gzip or zstd), `oci:DIR[:REF]`,
@@ -25,8 +26,8 @@ import { silentProgress } from './progress.js';
 export interface PushSourceOptions extends Omit<PushConfOptions, 'confFile' | 'conf' | 'output' | 'repoTag' | 'storeRoot' | 'format' | 'compression'> {
   source: string;
   sourceOptions: OpenSourceOptions;
-  /** undefined: keep the source's when it has a manifest, else docker */
-  format?: PushFormat;
+  /** undefined or auto: keep the source's when it has a manifest; else docker (auto: OCI where Docker types are refused) */
+  format?: PushFormatChoice;
   /** undefined: keep the source's when it has a manifest, else gzip */
   compression?: PushCompression;
 }
@@ -38,7 +39,8 @@ export async function pushSource(opts: PushSourceOptions): Promise<PushResult> {
     // A compressed archive can only be read front to back: parallel layer reads would each decompress it from
     // the start, so such sources go one layer at a time.
     if (src.sequentialReads) opts = { ...opts, jobs: 1 };
-    const keep = stored && (opts.format ?? stored.format) === stored.format && (opts.compression ?? stored.compression) === stored.compression;
+    const wanted = opts.format === 'auto' ? undefined : opts.format;
+    const keep = stored && (wanted ?? stored.format) === stored.format && (opts.compression ?? stored.compression) === stored.compression;
     if (keep) return await pushAsStored(src, opts);
     const format = opts.format ?? 'docker';
     const compression = opts.compression ?? 'gzip';
@@ -99,7 +101,7 @@ function sourcePushImage(src: SourceImage): PushImage {
   };
 }
 
-/** Blobs byte for byte (HEAD, mount from --mount-from, else one PATCH with Content-Length), manifest verbatim. */
+/** Blobs byte for byte through the writer (HEAD, mount from --mount-from, else one PATCH with Content-Length, retried), manifest verbatim. */
 async function pushAsStored(src: SourceImage, opts: PushSourceOptions): Promise<PushResult> {
   const dest = openDestination(opts.destination, opts.additionalTags ?? [], opts);
   const progress = opts.progress ?? silentProgress;
@@ -107,34 +109,15 @@ async function pushAsStored(src: SourceImage, opts: PushSourceOptions): Promise<
   const counts = { exists: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
   const blobs = [src.config, ...src.layers]; // foreign layers never get here: storedShape refuses their media types
   progress.begin(blobs.length);
+  const ctx = storedBlobContext(dest, opts, { mountFrom: opts.mountFrom ?? [] });
   const copyBlob = async (i: number): Promise<BlobStatus> => {
     const d = blobs[i]!;
     progress.layerStart(i, d.digest.slice(7, 19), { config: i === 0, size: d.size });
-    let status: BlobStatus | undefined;
-    if (await dest.client.headBlob(d.digest)) status = 'exists';
-    for (const from of opts.mountFrom ?? []) {
-      if (status) break;
-      const start = await dest.client.startUpload({ mount: d.digest, from });
-      if (start.mounted) status = 'mounted';
-      else await dest.client.cancelUpload(start.location).catch(() => {});
-    }
-    if (!status) {
-      progress.layerUploading(i);
-      const start = await dest.client.startUpload();
-      if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request');
-      try {
-        const body = i === 0 ? Readable.from([src.configBytes], { objectMode: false }) : counted(await src.openLayer(i - 1), (n) => progress.layerBytes(i, n));
-        // size known: one PATCH with Content-Length, which registries refusing streamed PATCHes accept too
-        await dest.client.finishUpload(await dest.client.uploadBlobStream(start.location, body, d.size), d.digest);
-      } catch (err) {
-        await dest.client.cancelUpload(start.location).catch(() => {});
-        throw err;
-      }
-      status = 'uploaded';
-      counts.bytesUploaded += d.size;
-    }
+    const open = async () => (i === 0 ? src.configBytes : countedStream(await src.openLayer(i - 1), (n) => progress.layerBytes(i, n)));
+    const { status, from } = await writeStoredBlob(ctx, { digest: d.digest, size: d.size, open }, { uploading: () => progress.layerUploading(i) });
+    if (status === 'uploaded') counts.bytesUploaded += d.size;
     counts[status]++;
-    progress.layerDone(i, status, d.digest, d.size);
+    progress.layerDone(i, status, d.digest, d.size, from);
     return status;
   };
   try {
@@ -161,11 +144,4 @@ async function pushAsStored(src: SourceImage, opts: PushSourceOptions): Promise<
   } finally {
     await dest.client.close().catch(() => {});
   }
-}
-
-/** The stored layer through a byte counter; a verification error of the source ends the upload body with it. */
-function counted(layer: Readable, onBytes: (n: number) => void): Readable {
-  const counter = new ProgressCounter(onBytes);
-  layer.on('error', (e) => counter.destroy(e));
-  return layer.pipe(counter);
 }

@@ -1,4 +1,4 @@
-import { openAtomic } from '../util/atomic-file.js';
+import { openAtomic } from '../../util/atomic-file.js';
 
 /** `--digestfile FILE`: the manifest digest, no newline (as skopeo writes it), replaced atomically. */
 export async function writeDigestFile(file: string, digest: string): Promise<void> {

@@ -1,5 +1,5 @@
 import { open } from 'node:fs/promises';
-import { describeSystemError, usageError } from '../errors.js';
+import { describeSystemError, usageError } from '../../errors.js';
 
 /**
  * conf.json (JSON: starts with `{`) or an image (archive: tar / gzip / zstd; directory: OCI layout)? Only the

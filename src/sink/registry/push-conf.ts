@@ -1,15 +1,18 @@
-import { checkLevel, codecId, type PushCompression } from '../compression/compress.js';
-import { previousImageRefs, previousLayersOnce } from '../sink/registry/previous-image.js';
-import { usageError } from '../errors.js';
+import { checkLevel, codecId, type PushCompression } from '../../compression/compress.js';
+import { previousImageRefs, previousLayersOnce } from './previous-image.js';
+import { usageError } from '../../errors.js';
 import { ArchiveTee } from './archive-tee.js';
-import { sha256Digest } from '../digest/sha256.js';
-import { loadStreamConf, type StreamConf } from '../nix/stream/index.js';
+import { sha256Digest } from '../../digest/sha256.js';
+import { loadStreamConf, type StreamConf } from '../../nix/stream/index.js';
 import type { BlobPushContext, LayerPushResult } from './blob-upload.js';
 import { pushLayers, pushLayersWithArchive } from './layer-scheduler.js';
+import { storedBlobContext, writeStoredBlob } from './write.js';
 import { loadConfImage, type PushImage, type PushLayerKind } from './conf-source.js';
-import type { RegistryAccess } from '../registry/access.js';
+import type { RegistryAccess } from '../../registry/access.js';
 import { openDestination, putTags, type Destination } from './destination.js';
-import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, type PushFormat } from './image-manifest.js';
+import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, type PushFormat, type PushFormatChoice } from './image-manifest.js';
+import { firstFormat, noteDockerRefused } from './format-auto.js';
+import { DockerTypesRefused } from '../../registry/client.js';
 import { PushCache } from './push-cache.js';
 import { silentProgress, type PushProgress } from './progress.js';
 
@@ -20,7 +23,8 @@ export interface PushConfOptions extends RegistryAccess {
   destination: string;
   additionalTags?: string[];
   storeRoot?: string;
-  format?: PushFormat;
+  /** auto: Docker, or OCI where the registry refuses Docker media types (format-auto.ts). */
+  format?: PushFormatChoice;
   compression?: PushCompression;
   /** gzip 1–9 (default 6), zstd 1–19 (default 3). */
   compressionLevel?: number;
@@ -76,7 +80,7 @@ export async function pushConf(opts: PushConfOptions): Promise<PushResult> {
 }
 
 export function checkOptions(opts: Pick<PushConfOptions, 'format' | 'compression' | 'compressionLevel'>): void {
-  layerMediaType(opts.format ?? 'docker', opts.compression ?? 'gzip'); // validates the combination before any work
+  layerMediaType(firstFormat(opts.format, opts.compression ?? 'gzip'), opts.compression ?? 'gzip'); // validates the combination before any work
   if (opts.compressionLevel !== undefined) {
     const bad = checkLevel(opts.compression ?? 'gzip', opts.compressionLevel);
     if (bad) throw usageError(bad);
@@ -92,8 +96,8 @@ export async function pushConfInto(
   opts: PushConfOptions,
   how: { tag: boolean; architecture?: string; image?: PushImage },
 ): Promise<PushResult & { manifestSize: number }> {
-  const format = opts.format ?? 'docker';
   const compression = opts.compression ?? 'gzip';
+  let format = firstFormat(opts.format, compression, dest.ref.registry);
   const layerType = layerMediaType(format, compression);
   let conf: StreamConf | undefined;
   let image: PushImage;
@@ -121,6 +125,7 @@ export async function pushConfInto(
       repository: dest.ref.repository,
       compression,
       ...(opts.compressionLevel !== undefined ? { level: opts.compressionLevel } : {}),
+      codec: codecId(compression, opts.compressionLevel),
       ...(cache ? { cache } : {}),
       mountFrom: opts.mountFrom ?? [],
       ...(opts.precomputeDigests ? { precompute: true } : {}),
@@ -129,7 +134,7 @@ export async function pushConfInto(
       attempts: (opts.retry?.times ?? 4) + 1,
       ...(opts.retry?.totalMs !== undefined ? { retryMaxTimeMs: opts.retry.totalMs } : {}),
       ...(opts.log ? { log: opts.log } : {}),
-      ...(known ? { previous: { client: dest.client, repository: dest.ref.repository, repoName: dest.repoName, known, mediaType: layerType, codec: codecId(compression, opts.compressionLevel), ...(cache ? { cache } : {}), ...(opts.log ? { log: opts.log } : {}) } } : {}),
+      ...(known ? { previous: { known, mediaType: layerType } } : {}),
     };
     const results = archive
       ? await pushLayersWithArchive(image.layers, ctx, progress, opts.jobs ?? 4, archive)
@@ -137,9 +142,22 @@ export async function pushConfInto(
     const config = image.config(results.map((r) => r.diffID));
     await archive?.complete(image.layers, results.map((r) => r.diffID), config, opts.repoTag || conf!.repoTag!);
     const configDesc = { digest: sha256Digest(config), size: config.length };
-    await dest.client.pushBlob(configDesc.digest, config, config.length);
-    const manifest = buildPushManifest(format, compression, configDesc, results.map((r) => ({ digest: r.digest, size: r.blobSize })));
-    const digest = how.tag ? await putTags(dest, manifest, manifestMediaType(format)) : await dest.client.putManifest(sha256Digest(manifest), manifest, manifestMediaType(format));
+    await writeStoredBlob(storedBlobContext(dest, opts), { ...configDesc, open: async () => config });
+    let manifest: Buffer = Buffer.alloc(0);
+    const put = (f: PushFormat) => {
+      manifest = buildPushManifest(f, compression, configDesc, results.map((r) => ({ digest: r.digest, size: r.blobSize })));
+      return how.tag ? putTags(dest, manifest, manifestMediaType(f)) : dest.client.putManifest(sha256Digest(manifest), manifest, manifestMediaType(f));
+    };
+    let digest: string;
+    try {
+      digest = await put(format);
+    } catch (err) {
+      if (opts.format !== 'auto' || format !== 'docker' || !(err instanceof DockerTypesRefused)) throw err;
+      noteDockerRefused(dest.ref.registry);
+      opts.log?.(`${dest.ref.registry} refused Docker media types (${err.message}); pushing the manifest as OCI (--format auto)`);
+      format = 'oci';
+      digest = await put(format);
+    }
     await archive?.commit();
     archive = undefined;
     progress.done();
@@ -150,7 +168,7 @@ export async function pushConfInto(
       manifestSize: manifest.length,
       mediaType: manifestMediaType(format),
       config: { ...configDesc, mediaType: configMediaType(format) },
-      layers: results.map((r, i) => ({ ...r, kind: image.layers[i]!.kind, mediaType: layerType })),
+      layers: results.map((r, i) => ({ ...r, kind: image.layers[i]!.kind, mediaType: layerMediaType(format, compression) })),
       stats: {
         exists: results.filter((r) => r.status === 'exists').length,
         mounted: results.filter((r) => r.status === 'mounted').length,

@@ -1,7 +1,7 @@
-import { usageError } from '../errors.js';
-import { parseImageReference, TAG_RE, type ImageReference } from '../reference/reference.js';
-import { RegistryClient } from '../registry/client.js';
-import { clientOptions, type RegistryAccess } from '../registry/access.js';
+import { usageError } from '../../errors.js';
+import { parseImageReference, TAG_RE, type ImageReference } from '../../reference/reference.js';
+import { RegistryClient } from '../../registry/client.js';
+import { clientOptions, type RegistryAccess } from '../../registry/access.js';
 
 
 export interface Destination {

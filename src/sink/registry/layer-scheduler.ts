@@ -1,14 +1,14 @@
 import pLimit from 'p-limit';
-import { integrityError } from '../errors.js';
+import { integrityError } from '../../errors.js';
 import type { ArchiveTee, LayerTee } from './archive-tee.js';
-import { precomputeAndCheck, tryKnownLayer, uploadLayer, type BlobPushContext, type LayerPushResult } from './blob-upload.js';
+import type { BlobPushContext, LayerPushResult } from './blob-upload.js';
 import type { PushLayer } from './conf-source.js';
 import type { PushProgress } from './progress.js';
-import { reuseLayerFromPreviousImage } from '../sink/registry/previous-image.js';
+import { writeKnownLayer, writeNewLayer } from './write.js';
 
 /**
- * In which order and how many at a time layers are checked and uploaded. The cheap step (cache lookup + HEAD or
- * mount) runs with a wide limit — 100+ HEADs should not queue behind uploads (https://github.com/nlewo/nix2container/pull/125) — and the
+ * In which order and how many at a time layers go through the writer (write.ts). Its cheap step (cache lookup +
+ * HEAD or mount) runs with a wide limit — 100+ HEADs should not queue behind uploads (https://github.com/nlewo/nix2container/pull/125) — and the
  * expensive step (generate + compress + upload) with `jobs`.
  */
 const headConcurrency = (jobs: number) => Math.max(16, jobs * 4);
@@ -29,7 +29,7 @@ export async function pushLayers(layers: readonly PushLayer[], ctx: BlobPushCont
         let r = await heads(
           unlessFailed(() => {
             progress.layerStart(layer.index, label(layer));
-            return tryKnownLayer(ctx, layer);
+            return writeKnownLayer(ctx, layer);
           }),
         );
         // the failure is recorded inside the limiter's slot, before the next queued upload is let in
@@ -69,7 +69,7 @@ export async function pushLayersWithArchive(
     layers.map((layer) =>
       heads(() => {
         progress.layerStart(layer.index, label(layer));
-        return tryKnownLayer(ctx, layer);
+        return writeKnownLayer(ctx, layer);
       }),
     ),
   );
@@ -86,15 +86,9 @@ export async function pushLayersWithArchive(
   return results;
 }
 
-async function upload(layer: PushLayer, ctx: BlobPushContext, progress: PushProgress, tee?: () => Promise<LayerTee>): Promise<LayerPushResult> {
-  const reused = ctx.previous && !tee ? await reuseLayerFromPreviousImage(ctx.previous, layer) : undefined;
-  if (reused) return reused;
-  if (ctx.precompute && !tee) {
-    const present = await precomputeAndCheck(ctx, layer);
-    if (present) return present;
-  }
-  progress.layerUploading(layer.index);
-  return uploadLayer({ ...ctx, onBytes: (n) => progress.layerBytes(layer.index, n), ...(tee ? { tee } : {}) }, layer);
+/** The expensive steps of the writer, reporting progress. */
+function upload(layer: PushLayer, ctx: BlobPushContext, progress: PushProgress, tee?: () => Promise<LayerTee>): Promise<LayerPushResult> {
+  return writeNewLayer(ctx, layer, { uploading: () => progress.layerUploading(layer.index), onBytes: (n) => progress.layerBytes(layer.index, n), ...(tee ? { tee } : {}) });
 }
 
 function label(layer: PushLayer): string {
