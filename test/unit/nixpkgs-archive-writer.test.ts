@@ -132,11 +132,29 @@ describe('NixpkgsArchiveWriter', () => {
     const fh = await open(path, 'w+');
     try {
       // the first attempt runs past where the whole archive ends
-      await write(true, false, true, new FileSink(fh, path), 64 << 10);
+      await write(true, false, true, new FileSink(fh, path, true), 64 << 10);
     } finally {
       await fh.close();
     }
     expect(readFileSync(path).equals(pythonArchive())).toBe(true);
+    rmSync(path);
+  });
+
+  it('FileSink with sharedChunks: each write has landed when write() resolves (the tee passes the chunk on)', async () => {
+    const path = join(spoolRoot, 'shared.bin');
+    const fh = await open(path, 'w+');
+    const chunk = Buffer.alloc(8 << 20, 1);
+    try {
+      const sink = new FileSink(fh, path, true);
+      await sink.write(chunk);
+      chunk.fill(2); // what the next stage (or the chunk pool) may do with it once write() resolved
+      await sink.finish();
+    } finally {
+      await fh.close();
+    }
+    const got = readFileSync(path);
+    expect(got.length).toBe(8 << 20);
+    expect(got.every((b) => b === 1)).toBe(true);
     rmSync(path);
   });
 

@@ -31,10 +31,10 @@ export class FileSink implements ByteSink {
     private readonly fh: FileHandle,
     private readonly label: string,
     /**
-     * Hand written layer chunks back to the chunk pool (see write). False when the same chunks go elsewhere too
-     * (the push --output tee also feeds them to an upload, whose compressor hands them back).
+     * The chunks also go elsewhere (the push --output tee feeds them to an upload, whose compressor hands them back
+     * to the chunk pool): each write then completes before write() returns, and no chunk is handed back here.
      */
-    private readonly recycle = true,
+    private readonly sharedChunks = false,
   ) {}
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.fail(this.failed);
@@ -44,14 +44,15 @@ export class FileSink implements ByteSink {
     // hash it synchronously before), so it is recycled (other buffers are ignored by releaseLayerChunk).
     const p = writeAll(this.fh, b, at).then(
       () => {
-        if (this.recycle) releaseLayerChunk(b);
+        if (!this.sharedChunks) releaseLayerChunk(b);
       },
       (err) => {
         this.failed ??= err;
       },
     );
     this.inflight.push(p);
-    if (this.inflight.length >= IN_FLIGHT) await this.inflight.shift();
+    if (this.inflight.length >= (this.sharedChunks ? 1 : IN_FLIGHT)) await this.inflight.shift();
+    if (this.sharedChunks && this.failed) throw this.fail(this.failed);
   }
   async patch(offset: number, b: Buffer): Promise<void> {
     await this.drain();

@@ -57,7 +57,9 @@ export interface BeginLayerOptions {
 
 /**
  * A pass-through stage that puts every chunk into `member` on its way (the push tee: archive and upload). The
- * chunk goes on to the next stage too, so the archive's sink must not recycle it (FileSink with `recycle` false).
+ * chunk goes on to the next stage too, so the archive must be done with it when `put` resolves and never recycle it:
+ * begin the layer `rewindable` on a FileSink with `sharedChunks`, or on an output that cannot seek, where the layer
+ * is spooled (each spool write completes before `put` resolves).
  */
 export function teeStage(member: LayerMember): Transform {
   return new Transform({
