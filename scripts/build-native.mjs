@@ -23,16 +23,13 @@ function main() {
   const nodeDirs = [process.env.npm_config_nodedir, join(dirname(process.execPath), '..'), '/usr'].filter(Boolean);
   const include = nodeDirs.map((d) => join(d, 'include/node')).find((d) => existsSync(join(d, 'node_api.h')));
   if (!include) return say(`Node's headers (include/node/node_api.h) not found next to ${process.execPath}: not built`);
-  const has = (header) => spawnSync(cc, ['-E', '-x', 'c', '-', '-I', include], { input: `#include <${header}>\n`, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0;
+  const has = (header) => spawnSync(cc, ['-E', '-x', 'c', '-', '-o', '/dev/stdout'], { input: `#include <${header}>\n`, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0;
   if (spawnSync(cc, ['--version'], { stdio: 'ignore' }).status !== 0) return say(`no C compiler (${cc}): not built`);
   const defs = [];
   const libs = [];
   if (has('zstd.h')) defs.push('-DHAVE_ZSTD'), libs.push('-lzstd');
   if (has('isa-l/igzip_lib.h')) defs.push('-DHAVE_ISAL'), libs.push('-lisal');
   if (!defs.length) return say('neither libzstd nor ISA-L headers found (libzstd-dev, libisal-dev): not built');
-  // sha256 on the thread pool with the OpenSSL inside Node (its symbols are exported to addons; headers ship
-  // in include/node/openssl): not linked, resolved from the running node when the addon loads
-  if (has('openssl/evp.h')) defs.push('-DHAVE_NODE_OPENSSL');
   mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const args = ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-Wno-unused-parameter', '-DNODE_GYP_MODULE_NAME=codecs', ...defs, '-I', include, source, '-o', tmp, ...libs];
@@ -42,8 +39,7 @@ function main() {
     return say(`compiling failed, not built: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(0, 3).join(' | ')}`);
   }
   renameSync(tmp, out);
-  const names = { '-DHAVE_ZSTD': 'zstd', '-DHAVE_ISAL': 'gzip', '-DHAVE_NODE_OPENSSL': 'sha256' };
-  say(`built dist/native/codecs.node (${defs.map((d) => names[d]).join(', ')})`);
+  say(`built dist/native/codecs.node (${defs.map((d) => (d === '-DHAVE_ZSTD' ? 'zstd' : 'gzip')).join(', ')})`);
 }
 
 main();

@@ -12,9 +12,6 @@
  *       about maxOut bytes came out (a caller that stops reading gets no more than that: a compression bomb
  *       cannot fill memory), or the rest of the input is not enough for another step; consumed counts from offset.
  *   finish(handle) -> undefined              throws when the input ended inside a frame/member
- *   sha256Open() -> handle; sha256Update(handle, [buffer, ...], cb) hashes on the thread pool, then cb(err);
- *   sha256Digest(handle) -> hex string. One update per handle at a time. (HAVE_NODE_OPENSSL: Node's own
- *   OpenSSL, so the main thread is free while a stream's bytes are hashed.)
  * Errors are thrown as Error with a message naming what is wrong in the data.
  *
  * gzip members follow one another as in Node's zlib (src/node_zlib.cc): after a member's trailer, input that
@@ -30,10 +27,6 @@
 #endif
 #ifdef HAVE_ISAL
 #include <isa-l/igzip_lib.h>
-#endif
-#ifdef HAVE_NODE_OPENSSL
-/* the OpenSSL that Node itself links and exports (the same sha256 as node:crypto, SHA-NI where the CPU has it) */
-#include <openssl/evp.h>
 #endif
 
 #define OUT_CHUNK (256 << 10)
@@ -366,137 +359,6 @@ static napi_value js_finish(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-#ifdef HAVE_NODE_OPENSSL
-static void release_md(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  EVP_MD_CTX_free(data);
-}
-
-static napi_value js_sha256_open(napi_env env, napi_callback_info info) {
-  (void)info;
-  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-  if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-    EVP_MD_CTX_free(ctx);
-    napi_throw_error(env, NULL, "cannot create a sha256 context");
-    return NULL;
-  }
-  napi_value handle;
-  if (napi_create_external(env, ctx, release_md, NULL, &handle) != napi_ok) {
-    EVP_MD_CTX_free(ctx);
-    napi_throw_error(env, NULL, "nixreg native codec: napi_create_external failed");
-    return NULL;
-  }
-  return handle;
-}
-
-typedef struct {
-  napi_async_work work;
-  napi_ref parts_ref, cb_ref;
-  EVP_MD_CTX *ctx;
-  uint32_t n;
-  const uint8_t **data;
-  size_t *len;
-  int failed;
-} hash_job;
-
-static void hash_run(napi_env env, void *p) {
-  (void)env;
-  hash_job *j = p;
-  for (uint32_t i = 0; i < j->n; i++)
-    if (EVP_DigestUpdate(j->ctx, j->data[i], j->len[i]) != 1) j->failed = 1;
-}
-
-static void hash_done(napi_env env, napi_status status, void *p) {
-  hash_job *j = p;
-  napi_value cb, global, arg;
-  napi_get_reference_value(env, j->cb_ref, &cb);
-  napi_get_global(env, &global);
-  if (status != napi_ok || j->failed) {
-    napi_value msg;
-    napi_create_string_utf8(env, "sha256 update failed", NAPI_AUTO_LENGTH, &msg);
-    napi_create_error(env, NULL, msg, &arg);
-  } else {
-    napi_get_undefined(env, &arg);
-  }
-  napi_delete_reference(env, j->parts_ref);
-  napi_delete_reference(env, j->cb_ref);
-  napi_delete_async_work(env, j->work);
-  free(j->data);
-  free(j->len);
-  free(j);
-  napi_call_function(env, global, cb, 1, &arg, NULL);
-}
-
-static napi_value js_sha256_update(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  EVP_MD_CTX *ctx = NULL;
-  uint32_t n = 0;
-  if (argc < 3 || napi_get_value_external(env, argv[0], (void **)&ctx) != napi_ok || !ctx || napi_get_array_length(env, argv[1], &n) != napi_ok) {
-    napi_throw_type_error(env, NULL, "sha256Update(handle, buffers, callback)");
-    return NULL;
-  }
-  hash_job *j = calloc(1, sizeof *j);
-  if (!j || !(j->data = calloc(n ? n : 1, sizeof *j->data)) || !(j->len = calloc(n ? n : 1, sizeof *j->len))) {
-    if (j) free(j->data);
-    free(j);
-    napi_throw_error(env, NULL, "out of memory");
-    return NULL;
-  }
-  j->ctx = ctx;
-  j->n = n;
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value b;
-    void *d;
-    if (napi_get_element(env, argv[1], i, &b) != napi_ok || napi_get_buffer_info(env, b, &d, &j->len[i]) != napi_ok) {
-      free(j->data);
-      free(j->len);
-      free(j);
-      napi_throw_type_error(env, NULL, "sha256Update: buffers must be Buffers");
-      return NULL;
-    }
-    j->data[i] = d;
-  }
-  napi_value name;
-  /* the array keeps its buffers alive until the hash has read them */
-  CHECK(napi_create_reference(env, argv[1], 1, &j->parts_ref));
-  CHECK(napi_create_reference(env, argv[2], 1, &j->cb_ref));
-  CHECK(napi_create_string_utf8(env, "nixreg-sha256", NAPI_AUTO_LENGTH, &name));
-  CHECK(napi_create_async_work(env, NULL, name, hash_run, hash_done, j, &j->work));
-  CHECK(napi_queue_async_work(env, j->work));
-  return NULL;
-}
-
-static napi_value js_sha256_digest(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  EVP_MD_CTX *ctx = NULL;
-  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&ctx) != napi_ok || !ctx) {
-    napi_throw_type_error(env, NULL, "sha256Digest(handle)");
-    return NULL;
-  }
-  unsigned char md[32];
-  unsigned int mdlen = 0;
-  if (EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 || mdlen != 32) {
-    napi_throw_error(env, NULL, "sha256 final failed");
-    return NULL;
-  }
-  static const char hexd[] = "0123456789abcdef";
-  char hex[65];
-  for (int i = 0; i < 32; i++) {
-    hex[2 * i] = hexd[md[i] >> 4];
-    hex[2 * i + 1] = hexd[md[i] & 15];
-  }
-  hex[64] = 0;
-  napi_value out;
-  CHECK(napi_create_string_utf8(env, hex, 64, &out));
-  return out;
-}
-#endif
-
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, kinds, s;
   uint32_t n = 0;
@@ -506,14 +368,6 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(napi_set_named_property(env, exports, "decode", fn));
   CHECK(napi_create_function(env, "finish", NAPI_AUTO_LENGTH, js_finish, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "finish", fn));
-#ifdef HAVE_NODE_OPENSSL
-  CHECK(napi_create_function(env, "sha256Open", NAPI_AUTO_LENGTH, js_sha256_open, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "sha256Open", fn));
-  CHECK(napi_create_function(env, "sha256Update", NAPI_AUTO_LENGTH, js_sha256_update, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "sha256Update", fn));
-  CHECK(napi_create_function(env, "sha256Digest", NAPI_AUTO_LENGTH, js_sha256_digest, NULL, &fn));
-  CHECK(napi_set_named_property(env, exports, "sha256Digest", fn));
-#endif
   CHECK(napi_create_array(env, &kinds));
 #ifdef HAVE_ZSTD
   CHECK(napi_create_string_utf8(env, "zstd", NAPI_AUTO_LENGTH, &s));

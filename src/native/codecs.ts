@@ -23,12 +23,6 @@ export interface NativeCodecs {
   decode(handle: unknown, input: Buffer, offset: number, maxOut: number, cb: (err: Error | undefined, r: DecodeResult) => void): void;
   /** Throws when the input ended inside a frame or gzip member. */
   finish(handle: unknown): void;
-  /** sha256 with Node's own OpenSSL, hashing on the thread pool (absent when the addon was built without it). */
-  sha256Open?: () => unknown;
-  /** Hashes the buffers in order, then cb(err). One update per handle at a time; the buffers must not change. */
-  sha256Update?: (handle: unknown, buffers: Buffer[], cb: (err?: Error) => void) => void;
-  /** The hex digest (once, after the last update). */
-  sha256Digest?: (handle: unknown) => string;
 }
 
 // tsc output (dist/src/native/), the bundle (dist/bundle/) and the sources run by vitest (src/native/)
@@ -58,18 +52,6 @@ function load(): NativeCodecs | null {
 const debug = (line: string) => {
   if (process.env.NIXREG_DEBUG) process.stderr.write(`nixreg: debug: ${line}\n`);
 };
-
-/** The native sha256 when this install has it (else undefined, and one debug line). */
-export function nativeSha256(): Required<Pick<NativeCodecs, 'sha256Open' | 'sha256Update' | 'sha256Digest'>> | undefined {
-  const codecs = load();
-  const ok = !!codecs?.sha256Open && !!codecs.sha256Update && !!codecs.sha256Digest;
-  if (!announcedSha) {
-    announcedSha = true;
-    debug(ok ? 'sha256 of downloads runs on the thread pool' : 'no native sha256: hashing downloads on the main thread (node:crypto)');
-  }
-  return ok ? (codecs as Required<NativeCodecs>) : undefined;
-}
-let announcedSha = false;
 
 /** The native decoders when this install has one for `kind` (else undefined, and one debug line per kind). */
 export function nativeDecoder(kind: NativeKind): NativeCodecs | undefined {

@@ -1,4 +1,4 @@
-import { StreamHash } from '../digest/stream-hash.js';
+import { createHash } from 'node:crypto';
 import { describeSystemError, integrityError, NixregError } from '../errors.js';
 import { abandonBody, errorCode, headerValue, sleep, type HttpResponse } from './transport.js';
 
@@ -39,7 +39,7 @@ const MAX_IDLE_RESUMES = 5;
 
 export async function* verifiedBlobChunks(o: BlobStreamParams): AsyncGenerator<Buffer> {
   const { digest, what, first, start, size } = o;
-  const hash = start === 0 ? new StreamHash() : undefined;
+  const hash = start === 0 ? createHash('sha256') : undefined;
   let res = first;
   let skip = o.firstSkip; // bytes of this response that were already delivered
   let delivered = start;
@@ -86,7 +86,7 @@ export async function* verifiedBlobChunks(o: BlobStreamParams): AsyncGenerator<B
   }
   if (size !== undefined && delivered !== size) throw integrityError(`${what}: size mismatch: expected ${size} bytes, got ${delivered}`);
   if (hash) {
-    const got = await hash.digest();
+    const got = 'sha256:' + hash.digest('hex');
     if (got !== digest) throw integrityError(`${what}: digest mismatch: expected ${digest}, got ${got}`);
   }
 }
