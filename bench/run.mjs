@@ -166,7 +166,9 @@ function snapshotCli() {
   mkdirSync(join(work, 'cli/bin'), { recursive: true });
   cpSync(join(ROOT, 'bin/nixreg.js'), join(work, 'cli/bin/nixreg.js'));
   cpSync(join(ROOT, 'dist/bundle'), join(work, 'cli/dist/bundle'), { recursive: true });
-  cliKind = 'bundle (dist/bundle, snapshot taken at start)';
+  // the optional native decoders, found by the bundle at ../native/ (without them the fallbacks would be measured)
+  if (statSync(join(ROOT, 'dist/native'), { throwIfNoEntry: false })) cpSync(join(ROOT, 'dist/native'), join(work, 'cli/dist/native'), { recursive: true });
+  cliKind = `bundle (dist/bundle, snapshot taken at start; native decoders: ${statSync(join(work, 'cli/dist/native/codecs.node'), { throwIfNoEntry: false }) ? 'yes' : 'no'}${process.env.NIXREG_NO_NATIVE === '1' ? ', disabled by NIXREG_NO_NATIVE=1' : ''})`;
   return join(work, 'cli/bin/nixreg.js');
 }
 
