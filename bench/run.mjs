@@ -114,8 +114,15 @@ try {
   const tarSample = closure
     ? spawnSync('bash', ['-o', 'pipefail', '-c', `tar -C ${closure.root} -cf - ${closure.paths} | head -c ${48 * MiB}`], { maxBuffer: 64 * MiB }).stdout
     : image && gunzipSync(readFileSync(image.layers[0].file));
-  speeds = await measureSpeeds({ root: ROOT, gzFiles: image?.layers.map((l) => l.file), tarSample });
+  // best of every measurement in the run (once before and after each run): on a shared machine the quiet moments
+  // give the speeds the hardware has
+  const measureBest = async () => {
+    const now = await measureSpeeds({ root: ROOT, gzFiles: image?.layers.map((l) => l.file), tarSample });
+    for (const [k, v] of Object.entries(now)) speeds[k] = k === 'deflateRatio' || k === 'cores' ? v : Math.max(speeds[k] ?? 0, v);
+  };
+  await measureBest();
   for (let run = 1; run <= runs; run++) {
+    if (run > 1) await measureBest();
     log(`run ${run}/${runs}`);
     if (only.has('startup')) {
       record('startup', 'nixreg', m(nixreg('--help'), { env }));
@@ -398,7 +405,7 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
     closure && `Closure: ${closure.storePaths.length} store paths, ${closure.files} files, ${(closure.bytes / MiB).toFixed(0)} MiB, one layer per path.`,
     '"ratio" compares wall times (the targets); "CPU ratio" compares CPU seconds, the steadier figure when other work loads the machine.',
     `Pipelines for reference: gunzip+sha256 ${floorRate.gunzip ? floorRate.gunzip.toFixed(0) + ' MiB/s' : '—'} (uncompressed bytes), tar|sha256sum ${floorRate.tar ? floorRate.tar.toFixed(0) + ' MiB/s' : '—'}.`,
-    `Floor of this machine per row ("floor s"): the codec and hash passes the work cannot avoid, each at the best single-core speed measured in this run, summed and divided by ${speeds.cores ?? '?'} cores (bench/floors.mjs; pull: sha256 of the blobs, inflate, sha256 of the layers; prefetch: + sha256 of the archive; copy: sha256 of the blobs; stream: sha256 of the tar; cold push: sha256 of the tar, deflate level 1, sha256 of the blobs; warm pushes have no such pass). Speeds in MiB/s: sha256 ${fmtSpeed(speeds.sha256)}, inflate ${fmtSpeed(speeds.inflate)} (node:zlib ${fmtSpeed(speeds.inflateZlib)}, native ISA-L ${fmtSpeed(speeds.inflateNative)}), deflate-1 ${fmtSpeed(speeds.deflate1)} (ratio ${speeds.deflateRatio ? speeds.deflateRatio.toFixed(2) : '—'}). "× floor" = nixreg wall / floor.`,
+    `Floor of this machine per row ("floor s"): the codec and hash passes the work cannot avoid, each at the best single-core speed measured in this run (before every run), summed and divided by ${speeds.cores ?? '?'} cores (bench/floors.mjs; pull: sha256 of the blobs, inflate, sha256 of the layers; prefetch: + sha256 of the archive; copy: sha256 of the blobs; stream: sha256 of the tar; cold push: sha256 of the tar, deflate level 1, sha256 of the blobs; warm pushes have no such pass). Speeds in MiB/s: sha256 ${fmtSpeed(speeds.sha256)}, inflate ${fmtSpeed(speeds.inflate)} (node:zlib ${fmtSpeed(speeds.inflateZlib)}, native ISA-L ${fmtSpeed(speeds.inflateNative)}), deflate-1 ${fmtSpeed(speeds.deflate1)} (ratio ${speeds.deflateRatio ? speeds.deflateRatio.toFixed(2) : '—'}). "× floor" = nixreg wall / floor.`,
   ].filter(Boolean);
   const cols = ['benchmark', 'nixreg wall s', 'compared with', 'other wall s', 'ratio', 'CPU ratio', 'target', 'met', 'CPU s nixreg / other', 'peak RSS MB nixreg / other', 'nixreg MiB/s', 'floor s', '× floor'];
   const cells = rows.map((r) => [

@@ -1,8 +1,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import type { DecodeResult, NativeCodecs, NativeKind } from '../native/codecs.js';
+import { STREAM_BUFFER } from '../util/stream-buffer.js';
 
 /** Output decoded per step before the stream looks at backpressure again: a compression bomb stays bounded. */
-const MAX_OUT_PER_STEP = 1 << 20;
+const MAX_OUT_PER_STEP = 512 << 10;
 
 /**
  * A Transform over a native streaming decoder (src/native/codecs.c). Each step runs on libuv's thread pool, as
@@ -23,7 +24,7 @@ export class NativeDecompressStream extends Transform {
     kind: NativeKind,
     private readonly wrapError: (e: unknown) => Error,
   ) {
-    super({ readableHighWaterMark: 1 << 20 });
+    super({ readableHighWaterMark: STREAM_BUFFER });
     this.handle = codecs.open(kind);
   }
 
