@@ -13,6 +13,8 @@ import { cpSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync,
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { floorSeconds, measureSpeeds } from './floors.mjs';
 import { makeClosure, makeImageLayers, MiB } from './gen.mjs';
 import { manifestDigest, measure, measureShell, putBlob, sameBytes, startRegistry, stats } from './lib.mjs';
 
@@ -68,6 +70,7 @@ const stopRegistry = async (r) => (await r.stop(), registries.splice(registries.
 let image; // { layers, digest, ref, usize, ... } in the source registry
 let closure; // { conf, root, storePaths, paths, bytes, realConf?, added?, ... }
 let realStore; // benchPushRealStore's registry, cache and cold digest, kept across runs
+let speeds = {}; // bench/floors.mjs measureSpeeds()
 const loadStart = loadavg()[0];
 const t0 = Date.now();
 try {
@@ -82,20 +85,44 @@ try {
     for (const c of STARTUP_COMMANDS) define(`startup-${c}`, `\`nixreg ${c} --help\` (start-up)`, '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
     define('startup-inspect', '`nixreg inspect docker://…` (start-up + 3 requests)', '`skopeo inspect docker://…`', { target: { ratio: 2 } });
   }
-  if (only.has('pull')) define('pull', 'pull → docker-archive', '`skopeo copy docker://…@digest docker-archive:` (pullImage)', { bytes: image.usize, floor: 'gunzip', target: { ratio: 0.5 } });
-  if (only.has('prefetch')) define('prefetch', 'prefetch', '`skopeo inspect` + `skopeo copy` + `nix-hash --flat` (nix-prefetch-docker)', { bytes: image.usize, floor: 'gunzip', target: { ratio: 0.3 } });
-  if (only.has('copy')) define('copy', 'registry → registry copy', '`skopeo copy docker://a docker://b`', { bytes: image.usize, floor: 'gunzip' });
-  if (only.has('stream')) define('stream', '`stream conf -o FILE` (cold cache)', '`tar -cf - paths | sha256sum` (floor)', { bytes: closure.bytes, floor: 'tar', target: { ratio: 1.5 } });
+  // the passes each row cannot avoid (bench/floors.mjs): C compressed and U uncompressed image bytes, A archive,
+  // T closure tar bytes, Z its deflate-1 size
+  const C = () => image.csize;
+  const U = () => image.usize;
+  const pullPasses = () => [['sha256', C()], ['inflate', U()], ['sha256', U()]]; // blob digests, decode, diffIDs
+  const T = () => closure.bytes;
+  if (only.has('pull')) define('pull', 'pull → docker-archive', '`skopeo copy docker://…@digest docker-archive:` (pullImage)', { bytes: image.usize, floor: 'gunzip', passes: pullPasses, target: { ratio: 0.5 } });
+  if (only.has('prefetch'))
+    define('prefetch', 'prefetch', '`skopeo inspect` + `skopeo copy` + `nix-hash --flat` (nix-prefetch-docker)', { bytes: image.usize, floor: 'gunzip', passes: () => [...pullPasses(), ['sha256', image.archiveSize ?? U()]], target: { ratio: 0.3 } });
+  if (only.has('copy')) define('copy', 'registry → registry copy', '`skopeo copy docker://a docker://b`', { bytes: image.usize, floor: 'gunzip', passes: () => [['sha256', C()]] });
+  if (only.has('stream')) define('stream', '`stream conf -o FILE` (cold cache)', '`tar -cf - paths | sha256sum` (floor)', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]], target: { ratio: 1.5 } });
   if (only.has('push')) {
-    define('push-cold', 'push conf (cold: empty registry and cache)', '`nixreg stream -o F` + `skopeo copy docker-archive:F docker://…`', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.7 } });
+    define('push-cold', 'push conf (cold: empty registry and cache)', '`nixreg stream -o F` + `skopeo copy docker-archive:F docker://…`', {
+      bytes: closure.bytes,
+      floor: 'tar',
+      passes: (sp) => [['sha256', T()], ['deflate1', T()], ['sha256', T() * sp.deflateRatio]],
+      target: { ratio: 0.7 },
+    });
     define('push-warm', 'push conf (warm: nothing changed)', 'same, warm (skopeo blob-info cache, registry has the blobs)', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
-    define('push-fresh', 'push conf (fresh runner: empty cache, registry has the image)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar' });
+    define('push-fresh', 'push conf (fresh runner: empty cache, registry has the image)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]] });
     if (closure.realConf)
       define('push-warm-store', 'push conf (warm, paths in the real /nix/store: no tree walk)', 'same as the row above', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
   }
   if (image) define('floor-gunzip', 'floor: `gzip -dc layers | sha256sum`', '', { bytes: image.usize });
 
+  log('measuring codec and hash speeds for the floors');
+  const tarSample = closure
+    ? spawnSync('bash', ['-o', 'pipefail', '-c', `tar -C ${closure.root} -cf - ${closure.paths} | head -c ${48 * MiB}`], { maxBuffer: 64 * MiB }).stdout
+    : image && gunzipSync(readFileSync(image.layers[0].file));
+  // best of every measurement in the run (once before and after each run): on a shared machine the quiet moments
+  // give the speeds the hardware has
+  const measureBest = async () => {
+    const now = await measureSpeeds({ root: ROOT, gzFiles: image?.layers.map((l) => l.file), tarSample });
+    for (const [k, v] of Object.entries(now)) speeds[k] = k === 'deflateRatio' || k === 'cores' ? v : Math.max(speeds[k] ?? 0, v);
+  };
+  await measureBest();
   for (let run = 1; run <= runs; run++) {
+    if (run > 1) await measureBest();
     log(`run ${run}/${runs}`);
     if (only.has('startup')) {
       record('startup', 'nixreg', m(nixreg('--help'), { env }));
@@ -146,7 +173,9 @@ function snapshotCli() {
   mkdirSync(join(work, 'cli/bin'), { recursive: true });
   cpSync(join(ROOT, 'bin/nixreg.js'), join(work, 'cli/bin/nixreg.js'));
   cpSync(join(ROOT, 'dist/bundle'), join(work, 'cli/dist/bundle'), { recursive: true });
-  cliKind = 'bundle (dist/bundle, snapshot taken at start)';
+  // the optional native decoders, found by the bundle at ../native/ (without them the fallbacks would be measured)
+  if (statSync(join(ROOT, 'dist/native'), { throwIfNoEntry: false })) cpSync(join(ROOT, 'dist/native'), join(work, 'cli/dist/native'), { recursive: true });
+  cliKind = `bundle (dist/bundle, snapshot taken at start; native decoders: ${statSync(join(work, 'cli/dist/native/codecs.node'), { throwIfNoEntry: false }) ? 'yes' : 'no'}${process.env.NIXREG_NO_NATIVE === '1' ? ', disabled by NIXREG_NO_NATIVE=1' : ''})`;
   return join(work, 'cli/bin/nixreg.js');
 }
 
@@ -330,6 +359,10 @@ async function benchPushRealStore(run) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+function fmtSpeed(x) {
+  return x ? x.toFixed(0) : '—';
+}
+
 function render({ image, closure, loadStart, loadEnd, minutes }) {
   const f2 = (x) => x.toFixed(2);
   const mb = (mib) => mib * 1.048576; // GNU time reports KiB; targets are in MB
@@ -354,7 +387,8 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
       Object.assign(row, { baseWall: b, baseCpu: stats(r.base.map((x) => x.cpu)).median, baseRssMB: Math.max(...r.base.map((x) => mb(x.rssMiB))), ratio: w.median / b.median });
     }
     if (r.bytes) row.mibps = r.bytes / MiB / w.median;
-    if (r.floor && floorRate[r.floor]) row.ofFloor = row.mibps / floorRate[r.floor];
+    const floor = floorSeconds(r.passes?.(speeds), speeds);
+    if (floor) Object.assign(row, { floor, xFloor: w.median / floor });
     if (r.target) {
       const t = r.target;
       row.target = [t.ratio !== undefined && `≤ ${t.ratio}×`, t.abs !== undefined && `< ${t.abs} s`].filter(Boolean).join(', ');
@@ -370,9 +404,10 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
     image && `Image: ${size.layers} gzip layers, ${(image.csize / MiB).toFixed(0)} MiB compressed, ${(image.usize / MiB).toFixed(0)} MiB uncompressed${image.archiveSize ? `, archive ${(image.archiveSize / MiB).toFixed(0)} MiB` : ''}.`,
     closure && `Closure: ${closure.storePaths.length} store paths, ${closure.files} files, ${(closure.bytes / MiB).toFixed(0)} MiB, one layer per path.`,
     '"ratio" compares wall times (the targets); "CPU ratio" compares CPU seconds, the steadier figure when other work loads the machine.',
-    `Floors: gunzip+sha256 ${floorRate.gunzip ? floorRate.gunzip.toFixed(0) + ' MiB/s' : '—'} (pull, prefetch, copy rows; uncompressed bytes), tar|sha256sum ${floorRate.tar ? floorRate.tar.toFixed(0) + ' MiB/s' : '—'} (stream, push rows). "of floor" = nixreg throughput / floor throughput.`,
+    `Pipelines for reference: gunzip+sha256 ${floorRate.gunzip ? floorRate.gunzip.toFixed(0) + ' MiB/s' : '—'} (uncompressed bytes), tar|sha256sum ${floorRate.tar ? floorRate.tar.toFixed(0) + ' MiB/s' : '—'}.`,
+    `Floor of this machine per row ("floor s"): the codec and hash passes the work cannot avoid, each at the best single-core speed measured in this run (before every run), summed and divided by ${speeds.cores ?? '?'} cores (bench/floors.mjs; pull: sha256 of the blobs, inflate, sha256 of the layers; prefetch: + sha256 of the archive; copy: sha256 of the blobs; stream: sha256 of the tar; cold push: sha256 of the tar, deflate level 1, sha256 of the blobs; warm pushes have no such pass). Speeds in MiB/s: sha256 ${fmtSpeed(speeds.sha256)}, inflate ${fmtSpeed(speeds.inflate)} (node:zlib ${fmtSpeed(speeds.inflateZlib)}, native ISA-L ${fmtSpeed(speeds.inflateNative)}), deflate-1 ${fmtSpeed(speeds.deflate1)} (ratio ${speeds.deflateRatio ? speeds.deflateRatio.toFixed(2) : '—'}). "× floor" = nixreg wall / floor.`,
   ].filter(Boolean);
-  const cols = ['benchmark', 'nixreg wall s', 'compared with', 'other wall s', 'ratio', 'CPU ratio', 'target', 'met', 'CPU s nixreg / other', 'peak RSS MB nixreg / other', 'nixreg MiB/s', 'of floor'];
+  const cols = ['benchmark', 'nixreg wall s', 'compared with', 'other wall s', 'ratio', 'CPU ratio', 'target', 'met', 'CPU s nixreg / other', 'peak RSS MB nixreg / other', 'nixreg MiB/s', 'floor s', '× floor'];
   const cells = rows.map((r) => [
     r.what,
     span(r.wall),
@@ -385,7 +420,8 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
     `${f2(r.cpu)}${r.baseCpu !== undefined ? ' / ' + f2(r.baseCpu) : ''}`,
     `${r.rssMB.toFixed(0)}${r.baseRssMB !== undefined ? ' / ' + r.baseRssMB.toFixed(0) : ''}`,
     r.mibps ? r.mibps.toFixed(0) : '—',
-    r.ofFloor ? r.ofFloor.toFixed(2) : '—',
+    r.floor ? r.floor.toFixed(2) : '—',
+    r.xFloor ? `${r.xFloor.toFixed(1)}×` : '—',
   ]);
   const md = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`, ...cells.map((c) => `| ${c.join(' | ')} |`)];
   const tail = [

@@ -2,7 +2,7 @@
 #
 # npm dependencies come through importNpmLock: one fixed-output fetch per package, hashed by the `integrity` of
 # package-lock.json, so there is no single npmDepsHash to update whenever the lock changes.
-{ lib, buildNpmPackage, importNpmLock, nodejs_20 }:
+{ lib, buildNpmPackage, importNpmLock, nodejs_20, zstd, isa-l }:
 
 let
   root = toString ./..;
@@ -40,7 +40,9 @@ buildNpmPackage {
   nodejs = nodejs_20;
   npmDeps = importNpmLock { npmRoot = src; inherit package packageLock; };
   npmConfigHook = importNpmLock.npmConfigHook;
-  # `npm run build`: tsc, then the esbuild bundle bin/nixreg.js prefers.
+  # The optional native layer decoders (scripts/build-native.mjs) link against these; the stdenv's cc builds them.
+  buildInputs = [ zstd isa-l ];
+  # `npm run build`: the native decoders, tsc, then the esbuild bundle bin/nixreg.js prefers.
   # The test suite needs a registry, skopeo and Nix itself: it runs in CI, not in this build.
   doCheck = false;
   passthru = { inherit packageLock; };

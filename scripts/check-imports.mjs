@@ -14,6 +14,7 @@ const RANK = {
   util: 1,
   io: 1,
   types: 1,
+  native: 1,
   tar: 2,
   manifest: 2,
   compression: 2,
