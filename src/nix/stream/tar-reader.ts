@@ -1,8 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
-import { createGunzip } from 'node:zlib';
-import { ZstdDecompressStream } from '../../compression/decompress.js';
+import { createLayerDecoder } from '../../compression/decompress.js';
 import { NixregError } from '../../errors.js';
 import type { PyTarInfo, PyTarType } from '../../tar/python-pax.js';
 
@@ -71,7 +70,7 @@ class DecompressCursor implements Cursor {
     private readonly kind: 'gzip' | 'zstd',
   ) {
     // pipeline (not .pipe): a read error must fail the decompressing side instead of leaving it waiting forever
-    this.stream = pipeline(createReadStream(path), kind === 'gzip' ? createGunzip() : new ZstdDecompressStream(), () => {});
+    this.stream = pipeline(createReadStream(path), createLayerDecoder(kind), () => {});
     this.it = this.stream[Symbol.asyncIterator]();
   }
   private async next(): Promise<IteratorResult<Buffer>> {
