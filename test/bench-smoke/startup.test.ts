@@ -46,6 +46,27 @@ describe('nixreg start-up', () => {
     expect(readFileSync(join(ROOT, `dist/bundle/help/${cmd}-110.txt`), 'utf8')).toBe(wide.stdout);
   });
 
+  // What a command parses with (its chunk and the chunks it imports statically) must not hold the HTTP client or
+  // the image pipeline: those load in the handler, so --help at another width, a usage error, and the parse itself
+  // do not pay for them. esbuild marks each bundled npm file with a `// node_modules/...` comment.
+  test.each(['pull', 'prefetch', 'push', 'inspect', 'copy'])('the `%s` command chunk imports no undici statically', (cmd) => {
+    const dir = join(ROOT, 'dist/bundle');
+    const main = readFileSync(join(dir, 'main.js'), 'utf8');
+    const file = cmd === 'index' ? 'index-cmd' : cmd;
+    const entry = new RegExp(`import\\("\\./(${file}-[A-Z0-9]+\\.js)"\\)`).exec(main)?.[1];
+    expect(entry, `main.js loads ${file}-*.js`).toBeDefined();
+    const seen = new Set<string>();
+    const todo = [entry!];
+    while (todo.length) {
+      const f = todo.pop()!;
+      if (seen.has(f)) continue;
+      seen.add(f);
+      for (const m of readFileSync(join(dir, f), 'utf8').matchAll(/^import[^;]*?from\s*"\.\/([^"]+)"/gms)) todo.push(m[1]!);
+    }
+    const withUndici = [...seen].filter((f) => readFileSync(join(dir, f), 'utf8').includes('// node_modules/undici/'));
+    expect(withUndici).toEqual([]);
+  });
+
   test('commands still run through the launcher (hash of a known string, usage error exit code)', () => {
     const ok = node([join(ROOT, 'bin/nixreg.js'), 'hash', 'sha256:' + 'ab'.repeat(32), '--to', 'nix32']);
     expect(ok.status, ok.stderr).toBe(0);
