@@ -49,7 +49,7 @@ describe('nixreg start-up', () => {
   // What a command parses with (its chunk and the chunks it imports statically) must not hold the HTTP client or
   // the image pipeline: those load in the handler, so --help at another width, a usage error, and the parse itself
   // do not pay for them. esbuild marks each bundled npm file with a `// node_modules/...` comment.
-  test.each(['pull', 'prefetch', 'push', 'inspect', 'copy'])('the `%s` command chunk imports no undici statically', (cmd) => {
+  test.each(['pull', 'prefetch', 'push', 'inspect', 'copy', 'export', 'tags', 'digest', 'tag', 'delete', 'login', 'logout', 'index', 'gc', 'sign', 'verify', 'referrers'])('the `%s` command chunk imports no undici statically', (cmd) => {
     const dir = join(ROOT, 'dist/bundle');
     const main = readFileSync(join(dir, 'main.js'), 'utf8');
     const file = cmd === 'index' ? 'index-cmd' : cmd;
