@@ -81,8 +81,10 @@ try {
   const define = (id, what, other, extra = {}) => (results[id] = { what, other, ...extra });
   if (only.has('startup')) {
     define('startup', '`nixreg --help` (start-up)', '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
-    // a command's fixed cost: its --help loads the command's module and everything it imports, then exits
+    // a command's --help: text rendered at build time (scripts/bundle.mjs), served by bin/nixreg.js without yargs
     for (const c of STARTUP_COMMANDS) define(`startup-${c}`, `\`nixreg ${c} --help\` (start-up)`, '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
+    // a whole command through yargs, no network: what every real command pays before its own work
+    define('startup-hash', '`nixreg hash sha256:… --to nix32` (start-up, yargs parse, no I/O)', '`node -e 0` (bare Node)', { target: { abs: 0.15 } });
     define('startup-inspect', '`nixreg inspect docker://…` (start-up + 3 requests)', '`skopeo inspect docker://…`', { target: { ratio: 2 } });
   }
   // the passes each row cannot avoid (bench/floors.mjs): C compressed and U uncompressed image bytes, A archive,
@@ -132,6 +134,8 @@ try {
         record(`startup-${c}`, 'nixreg', m(nixreg(c, '--help'), { env }));
         record(`startup-${c}`, 'base', bare);
       }
+      record('startup-hash', 'nixreg', m(nixreg('hash', 'sha256:' + 'ab'.repeat(32), '--to', 'nix32'), { env }));
+      record('startup-hash', 'base', bare);
       record('startup-inspect', 'nixreg', m(nixreg('inspect', `docker://${image.ref}:latest`, '--tls-verify=false', '--arch', 'amd64'), { env }));
       record('startup-inspect', 'base', measure('skopeo', ['--override-os', 'linux', '--override-arch', 'amd64', 'inspect', '--tls-verify=false', `docker://${image.ref}:latest`], { env }));
     }

@@ -9,14 +9,20 @@ const mtime = (rel) => statSync(at(rel), { throwIfNoEntry: false })?.mtimeMs ?? 
 const bundled = mtime('../dist/bundle/main.js') >= mtime('../dist/src/cli/main.js');
 const argv = process.argv.slice(2);
 
-// `nixreg --help`: the text the bundle's yargs rendered at build time, for the two widths main.ts can pick
-// without a narrower terminal (not a terminal: 100; 110+ columns: 110). Saves loading yargs (~70 ms).
+// `nixreg --help` and `nixreg COMMAND --help`: the text the bundle's yargs rendered at build time, for the two
+// widths main.ts can pick without a narrower terminal (not a terminal: 100; 110+ columns: 110). The bundled yargs
+// prints English whatever the locale (its translations are files it cannot find inside the bundle), so the text is
+// the same. Saves loading yargs and the command's module (70-250 ms). Anything else, or a name without rendered
+// text, goes to yargs.
+const isHelp = (a) => a === '--help' || a === '-h';
+const helpFile =
+  argv.length === 1 && isHelp(argv[0]) ? 'help-WIDTH.txt' : argv.length === 2 && isHelp(argv[1]) && /^[a-z][a-z-]*$/.test(argv[0]) ? `help/${argv[0]}-WIDTH.txt` : '';
 let help = '';
-if (bundled && argv.length === 1 && (argv[0] === '--help' || argv[0] === '-h')) {
+if (bundled && helpFile) {
   const cols = process.stdout.columns;
   const width = !cols ? 100 : cols >= 110 ? 110 : 0;
   try {
-    if (width) help = readFileSync(at(`../dist/bundle/help-${width}.txt`), 'utf8');
+    if (width) help = readFileSync(at(`../dist/bundle/${helpFile.replace('WIDTH', String(width))}`), 'utf8');
   } catch {}
 }
 if (help) process.stdout.write(help);

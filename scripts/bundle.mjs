@@ -5,10 +5,10 @@
 // command. bin/nixreg.js uses the bundle only while it is newer than tsc's output, so a plain `tsc` rebuild is
 // never shadowed by a stale bundle.
 import { build } from 'esbuild';
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -67,12 +67,28 @@ await build({
   banner: { js: "import { createRequire as __nixregRequire } from 'node:module'; const require = __nixregRequire(import.meta.url);" },
 });
 
-// `nixreg --help`, the one command that needs no module at all, is served from text rendered here by the same
-// bundle (yargs alone costs ~70 ms of start-up). main.ts wraps help at min(110, terminal columns), 100 when not a
-// terminal: both fixed widths are kept; any other terminal width falls back to yargs.
+// `nixreg --help` and every `nixreg COMMAND --help` are served from text rendered here by the same bundle (yargs
+// and a command's module cost 70-250 ms of start-up; the text depends on nothing but the width).
+// main.ts wraps help at min(110, terminal columns), 100 when not a terminal: both fixed widths are kept; any other
+// terminal width falls back to yargs (bin/nixreg.js). The bundled yargs prints English in every locale (its
+// translation files are not in the bundle); rendered two processes at a time.
+const { commands } = await import(pathToFileURL(join(root, 'dist/src/cli/commands/index.js')).href);
+const render = (args, width) =>
+  new Promise((resolveRender, reject) => {
+    const setColumns = width === 100 ? '' : `Object.defineProperty(process.stdout, 'columns', { value: ${width} });`;
+    const script = `${setColumns} const { main } = await import(${JSON.stringify(pathToFileURL(join(outdir, 'main.js')).href)}); await main(${JSON.stringify(args)});`;
+    execFile(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err || !stdout.includes('Options:')) reject(new Error(`rendering nixreg ${args.join(' ')} at width ${width} failed: ${stderr || err}`));
+      else resolveRender(stdout);
+    });
+  });
+const jobs = [];
 for (const width of [100, 110]) {
-  const setColumns = width === 100 ? '' : `Object.defineProperty(process.stdout, 'columns', { value: ${width} });`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `${setColumns} const { main } = await import(${JSON.stringify(join(outdir, 'main.js'))}); await main(['--help']);`], { encoding: 'utf8' });
-  if (r.status !== 0 || !r.stdout.includes('Commands:')) throw new Error(`rendering --help failed: ${r.stderr}`);
-  writeFileSync(join(outdir, `help-${width}.txt`), r.stdout);
+  jobs.push({ args: ['--help'], file: join(outdir, `help-${width}.txt`), width });
+  for (const c of commands) jobs.push({ args: [c.name, '--help'], file: join(outdir, 'help', `${c.name}-${width}.txt`), width });
 }
+mkdirSync(join(outdir, 'help'), { recursive: true });
+const worker = async () => {
+  for (let job = jobs.shift(); job; job = jobs.shift()) writeFileSync(job.file, await render(job.args, job.width));
+};
+await Promise.all([worker(), worker()]);

@@ -1,9 +1,7 @@
 import type { Options } from 'yargs';
-import { attachSupplyChain, type AttachedArtifact } from '../ops/referrers.js';
-import { SBOM_FORMATS, type SbomFormat } from '../ops/sbom.js';
+import type { attachSupplyChain, AttachedArtifact } from '../ops/referrers.js';
+import { SBOM_FORMATS, type SbomFormat } from '../sbom/model.js';
 import type { RegistryAccess } from '../registry/access.js';
-import { parseDockerDestination } from '../sink/registry/destination.js';
-import { isConfFile } from '../sink/registry/archive-source.js';
 import { usageError } from '../errors.js';
 import { buildOptionsFromArgs, type BuildImageArgs } from './build-flags.js';
 import { ownVersion } from './own-version.js';
@@ -40,6 +38,12 @@ interface Pushed {
 /** The hook push calls once its manifest is in the registry; prints one line per attached document on stderr. */
 export async function attachFromPushArgs(a: PushArgs, access: RegistryAccess, result: Pushed): Promise<AttachedArtifact[]> {
   if (!a.sbom && !a.provenance) return [];
+  // loaded only when asked for: a push without --sbom/--provenance never reads them
+  const [{ attachSupplyChain }, { parseDockerDestination }, { isConfFile }] = await Promise.all([
+    import('../ops/referrers.js'),
+    import('../sink/registry/destination.js'),
+    import('../sink/registry/archive-source.js'),
+  ]);
   let source: Parameters<typeof attachSupplyChain>[0]['source'];
   if (a.path?.length) {
     const ref = parseDockerDestination(a.source);

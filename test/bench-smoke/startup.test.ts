@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'vitest';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { commands } from '../../src/cli/commands/index.js';
 
 /**
  * The start-up shortcuts must not change what users see: `nixreg --help` served from the text rendered at build
@@ -24,15 +26,45 @@ describe('nixreg start-up', () => {
     }
   });
 
-  // Each command's help goes through yargs' layout, whose string-width the bundle rebuilds to construct its
-  // segmenter and Unicode regular expressions on first use (scripts/bundle.mjs); pull's and prefetch's help hold
-  // non-ASCII text (→, —), which takes string-width's segmenter path rather than its ASCII fast path.
-  test.each(['pull', 'prefetch', 'push', 'merge'])('`%s --help` through the bundle equals tsc output', (cmd) => {
-    const want = node(['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(['${cmd}', '--help']);`]);
+  // Each command's --help is pre-rendered at build time (scripts/bundle.mjs) at the two widths main.ts picks without a
+  // narrower terminal: 100 when stdout is not a terminal (what the launcher serves here), 110 on a wide one. Both
+  // must equal what yargs in tsc's output prints. pull's and prefetch's help hold non-ASCII text (→, —), which takes
+  // string-width's segmenter path rather than its ASCII fast path.
+  const tscHelp = (args: string[], width: number) =>
+    node(['--input-type=module', '-e', `${width === 100 ? '' : `Object.defineProperty(process.stdout, 'columns', { value: ${width} });`} const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(${JSON.stringify(args)});`]);
+  test.each(commands.map((c) => c.name))('`%s --help` and `-h` through the launcher equal tsc output, at both widths', (cmd) => {
+    const want = tscHelp([cmd, '--help'], 100);
     expect(want.status, want.stderr).toBe(0);
-    const got = node([join(ROOT, 'bin/nixreg.js'), cmd, '--help']);
-    expect(got.status, got.stderr).toBe(0);
-    expect(got.stdout).toBe(want.stdout);
+    for (const flag of ['--help', '-h']) {
+      const got = node([join(ROOT, 'bin/nixreg.js'), cmd, flag]);
+      expect(got.status, got.stderr).toBe(0);
+      expect(got.stdout).toBe(want.stdout);
+      expect(got.stderr).toBe('');
+    }
+    const wide = tscHelp([cmd, '--help'], 110);
+    expect(wide.status, wide.stderr).toBe(0);
+    expect(readFileSync(join(ROOT, `dist/bundle/help/${cmd}-110.txt`), 'utf8')).toBe(wide.stdout);
+  });
+
+  // What a command parses with (its chunk and the chunks it imports statically) must not hold the HTTP client or
+  // the image pipeline: those load in the handler, so --help at another width, a usage error, and the parse itself
+  // do not pay for them. esbuild marks each bundled npm file with a `// node_modules/...` comment.
+  test.each(['pull', 'prefetch', 'push', 'inspect', 'copy', 'export', 'tags', 'digest', 'tag', 'delete', 'login', 'logout', 'index', 'gc', 'sign', 'verify', 'referrers'])('the `%s` command chunk imports no undici statically', (cmd) => {
+    const dir = join(ROOT, 'dist/bundle');
+    const main = readFileSync(join(dir, 'main.js'), 'utf8');
+    const file = cmd === 'index' ? 'index-cmd' : cmd;
+    const entry = new RegExp(`import\\("\\./(${file}-[A-Z0-9]+\\.js)"\\)`).exec(main)?.[1];
+    expect(entry, `main.js loads ${file}-*.js`).toBeDefined();
+    const seen = new Set<string>();
+    const todo = [entry!];
+    while (todo.length) {
+      const f = todo.pop()!;
+      if (seen.has(f)) continue;
+      seen.add(f);
+      for (const m of readFileSync(join(dir, f), 'utf8').matchAll(/^import[^;]*?from\s*"\.\/([^"]+)"/gms)) todo.push(m[1]!);
+    }
+    const withUndici = [...seen].filter((f) => readFileSync(join(dir, f), 'utf8').includes('// node_modules/undici/'));
+    expect(withUndici).toEqual([]);
   });
 
   test('commands still run through the launcher (hash of a known string, usage error exit code)', () => {

@@ -1,11 +1,8 @@
 import type { Argv, CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
 import { LayerCache } from '../../nix/layer-cache.js';
-import { copy } from '../../ops/copy.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
-import { createProgress } from '../progress.js';
-import { createPushProgress } from '../push-progress.js';
 import { wantedPlatform } from '../source-flags.js';
 
 interface Args extends NetworkArgs {
@@ -60,6 +57,12 @@ export const command: CommandModule<object, Args> = {
       .option('referrers', { type: 'boolean', describe: 'docker:// to docker://: bring along the SBOMs, provenance and signatures attached to each copied manifest' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const [{ copy }, { createProgress }, { createPushProgress }] = await Promise.all([
+      import('../../ops/copy.js'),
+      import('../progress.js'),
+      import('../push-progress.js'),
+    ]);
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
     if (a.all && (a.platform !== undefined || a.os !== undefined || a.arch !== undefined || a.variant !== undefined))
       throw usageError('--all copies every platform; leave out --platform/--os/--arch/--variant');

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { manifestDigest } from '../../ops/digest.js';
 import { parsePlatform } from '../../manifest/platform-string.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
@@ -17,6 +16,8 @@ export const command: CommandModule<object, Args> = {
       .positional('reference', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO[:TAG|@DIGEST]' })
       .option('platform', { type: 'string', describe: "os/arch[/variant]: the digest of that platform's image in an index" }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { manifestDigest } = await import('../../ops/digest.js');
     const platform = a.platform !== undefined ? parsePlatform(a.platform) : undefined;
     const r = await manifestDigest(a.reference, registryAccess(a), platform);
     printResult(a, r, [r.digest]);

@@ -1,7 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { openSource } from '../../source/index.js';
 import { sourceOptions, withOneSource, type SourceArgs } from '../source-flags.js';
-import { exportImage } from '../../export/index.js';
 
 interface Args extends SourceArgs {
   source: string;
@@ -19,6 +17,11 @@ export const command: CommandModule<object, Args> = {
       .option('output', { alias: 'o', type: 'string', demandOption: true, describe: 'output tar (atomic), or - for stdout' })
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const [{ openSource }, { exportImage }] = await Promise.all([
+      import('../../source/index.js'),
+      import('../../export/index.js'),
+    ]);
     const src = await openSource(a.source, sourceOptions(a));
     try {
       const stats = await exportImage(src, a.output, { force: a.force });

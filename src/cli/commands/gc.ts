@@ -1,5 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
-import { gcRepository, type GcManifest } from '../../ops/gc.js';
+import type { GcManifest } from '../../ops/gc.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
 interface Args extends RegistryArgs {
@@ -23,6 +23,8 @@ export const command: CommandModule<object, Args> = {
       .option('dry-run', { type: 'boolean', describe: 'list what would be deleted; delete nothing' })
       .option('tagged-only', { type: 'boolean', describe: 'when the registry cannot list untagged manifests: collect only those of tags --keep does not match' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { gcRepository } = await import('../../ops/gc.js');
     const text = !a.json && !a.quiet;
     const r = await gcRepository(a.repository, registryAccess(a), {
       keep: a.keep.map(String),

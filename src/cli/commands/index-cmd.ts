@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { appendIndex, createIndex } from '../../ops/image-index.js';
 import { parsePlatform } from '../../manifest/platform-string.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
@@ -23,6 +22,8 @@ export const command: CommandModule<object, Args> = {
       .option('format', { choices: ['oci', 'docker'] as const, describe: 'OCI index (create default) or Docker manifest list; append keeps what DEST is' })
       .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'os/arch[/variant] the index must hold, or nothing is tagged (repeatable)' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { appendIndex, createIndex } = await import('../../ops/image-index.js');
     const requirePlatforms = (a.requirePlatform ?? []).map((p) => parsePlatform(String(p), '--require-platform'));
     const run = a.action === 'append' ? appendIndex : createIndex;
     const r = await run(a.dest, a.sources.map(String), registryAccess(a), { ...(a.format ? { format: a.format } : {}), requirePlatforms });

@@ -1,10 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
-import { openSource, rawManifest } from '../../source/index.js';
 import { usageError } from '../../errors.js';
 import { sourceOptions, withOneSource, type SourceArgs } from '../source-flags.js';
-import { formatInspect, inspectImage, listedTags } from '../../inspect/inspect.js';
-import { renderTemplate } from '../../inspect/format-template.js';
-import { pushManifestDigest } from '../../inspect/push-digest.js';
 import type { PushFormat } from '../../sink/registry/image-manifest.js';
 import type { PushCompression } from '../../compression/compress.js';
 
@@ -36,6 +32,13 @@ export const command: CommandModule<object, Args> = {
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'with --push-digest: as push --compression (default gzip)' })
       .option('tags', { type: 'boolean', default: true, describe: "docker://: list the repository's tags as RepoTags (--no-tags skips the request)" }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const [{ openSource, rawManifest }, { formatInspect, inspectImage, listedTags }, { renderTemplate }, { pushManifestDigest }] = await Promise.all([
+      import('../../source/index.js'),
+      import('../../inspect/inspect.js'),
+      import('../../inspect/format-template.js'),
+      import('../../inspect/push-digest.js'),
+    ]);
     // --config --raw: the config blob's bytes, as skopeo inspect --config --raw
     const raw = a.raw && !a.config;
     if ([a.json, raw, a.config].filter(Boolean).length > 1) throw usageError('give at most one of --json, --raw, --config');

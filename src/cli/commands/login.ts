@@ -1,6 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
-import { login } from '../../ops/login.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
 interface Args extends RegistryArgs {
@@ -27,6 +26,8 @@ export const command: CommandModule<object, Args> = {
       .option('username', { alias: 'u', type: 'string', describe: 'default: $NIXREG_USERNAME' })
       .option('password-stdin', { type: 'boolean', describe: 'read the password from stdin (default: $NIXREG_PASSWORD); never pass it as an argument' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { login } = await import('../../ops/login.js');
     if (a.creds !== undefined) throw usageError('login takes --username and --password-stdin, not --creds');
     const username = a.username ?? process.env.NIXREG_USERNAME ?? '';
     const password = a.passwordStdin ? await readPassword() : process.env.NIXREG_PASSWORD;

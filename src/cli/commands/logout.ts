@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { logout } from '../../ops/login.js';
 import { printResult, type RegistryArgs } from '../registry-flags.js';
 
 interface Args extends Pick<RegistryArgs, 'json' | 'quiet' | 'authfile'> {
@@ -17,6 +16,8 @@ export const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'print one JSON document' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { logout } = await import('../../ops/login.js');
     const r = await logout(a.registry, a.authfile ? { authfile: a.authfile } : {});
     printResult(a, { Registry: r.registry, AuthFile: r.authfile, Removed: true }, [`Removed login credentials for ${r.registry} from ${r.authfile}`]);
   },

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { mergeImages } from '../../merge/index.js';
 import { ARCHIVE_COMPRESSIONS, parseArchiveCompression } from '../../compression/archive.js';
 
 interface Args {
@@ -26,6 +25,8 @@ export const command: CommandModule<object, Args> = {
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
       .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { mergeImages } = await import('../../merge/index.js');
     const r = await mergeImages(a.inputs, a.output, {
       force: a.force,
       ...(a.compress !== undefined ? { compress: parseArchiveCompression(a.compress) } : {}),

@@ -2,10 +2,8 @@ import type { Argv, CommandModule } from 'yargs';
 import { execFileSync } from 'node:child_process';
 import { usageError, NixregError, ExitCode } from '../../errors.js';
 import { fixedOutputPath, pullImageName } from '../../nix/store-path.js';
-import { prefetch } from '../../prefetch/prefetch.js';
 import { parseImageReference } from '../../reference/reference.js';
-import { formatJson, formatMulti, formatNix, formatNixExpr, type PrefetchFormat } from '../../prefetch/output.js';
-import { createProgress } from '../progress.js';
+import type { PrefetchFormat } from '../../prefetch/output.js';
 import { wantedPlatform } from '../source-flags.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
@@ -93,6 +91,12 @@ export const command: CommandModule<object, Args> = {
       .option('cert-dir', { type: 'string' })
       .option('jobs', { type: 'number', default: 4 }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const [{ prefetch }, { formatJson, formatMulti, formatNix, formatNixExpr }, { createProgress }] = await Promise.all([
+      import('../../prefetch/prefetch.js'),
+      import('../../prefetch/output.js'),
+      import('../progress.js'),
+    ]);
     const { imageName, imageTag, imageDigest } = prefetchTarget(a.positionals ?? [], a);
     const format: PrefetchFormat = a.format ?? (a.json ? 'json' : 'nix');
     const all = a.platform === 'all';

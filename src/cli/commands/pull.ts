@@ -1,14 +1,11 @@
 import type { Argv, CommandModule } from 'yargs';
 import { parseSha256, toNix32, toSRI } from '../../digest/nixhash.js';
 import { usageError } from '../../errors.js';
-import { parseArchiveCompression } from '../../compression/archive.js';
 import { wantedPlatform } from '../source-flags.js';
-import { pullImage } from '../../image/pull.js';
 import { parseImageReference } from '../../reference/reference.js';
 import { pullImageName } from '../../nix/store-path.js';
 import { refuseTarOnTerminal } from '../terminal-guard.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
-import { createProgress, formatBytes } from '../progress.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 
 interface Args extends NetworkArgs {
@@ -61,6 +58,12 @@ export const command: CommandModule<object, Args> = {
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
       .option('compress', { type: 'string', describe: 'compress the archive: none (default), gz or zstd (deterministic); --sha256/--hash still pin the uncompressed archive' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const [{ parseArchiveCompression }, { pullImage }, { createProgress, formatBytes }] = await Promise.all([
+      import('../../compression/archive.js'),
+      import('../../image/pull.js'),
+      import('../progress.js'),
+    ]);
     if (a.sha256 && a.hash) throw usageError('give either --sha256 or --hash, not both');
     if (a.output === '-') refuseTarOnTerminal(a.output, 'pull');
     if (a.json && a.output === '-') throw usageError('--json prints to stdout, so it cannot be combined with -o -');

@@ -1,20 +1,9 @@
 import type { Argv, CommandModule } from 'yargs';
-import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { usageError } from '../../errors.js';
 import type { PushCompression } from '../../compression/compress.js';
-import { pushConf, type PushResult } from '../../sink/registry/push-conf.js';
-import { pushSource } from '../../sink/registry/source-push.js';
-import { wantedPlatform } from '../source-flags.js';
-import { checkRequiredPlatforms } from '../../manifest/required-platforms.js';
-import { parsePlatform } from '../../manifest/platform-string.js';
-import { isConfFile } from '../../sink/registry/archive-source.js';
-import { copyRegistryImage } from '../../sink/registry/registry-copy.js';
-import { createPushProgress } from '../push-progress.js';
-import { writeDigestFile } from '../../sink/registry/digest-file.js';
-import { parsePlatformConf, pushPlatforms, type PlatformsResult } from '../../sink/registry/push-platforms.js';
+import type { PushResult } from '../../sink/registry/push-conf.js';
+import type { PlatformsResult } from '../../sink/registry/push-platforms.js';
 import type { PushFormatChoice } from '../../sink/registry/image-manifest.js';
-import { pushBuild } from '../../sink/registry/push-build.js';
-import { parseDockerDestination } from '../../sink/registry/destination.js';
 import { buildImageFlagsOnePerFlag, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
 import { networkOptions, parseSize, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
 import { attachFromPushArgs, checkSupplyChainSource, supplyChainFlags } from '../supply-chain-flags.js';
@@ -91,6 +80,23 @@ export const command: CommandModule<object, Args> = {
       .option('debug', { type: 'boolean', describe: 'log registry requests on stderr (never secrets)' }) as unknown as Argv<Args>,
   handler: async (a) => {
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const [{ parseCredsFlag }, { pushConf }, { pushSource }, { wantedPlatform }, { checkRequiredPlatforms }, { parsePlatform }, { isConfFile }, { copyRegistryImage }, { createPushProgress }, { writeDigestFile }, { parsePlatformConf, pushPlatforms }, { pushBuild }, { parseDockerDestination }] =
+      await Promise.all([
+        import('../../registry/auth/credentials.js'),
+        import('../../sink/registry/push-conf.js'),
+        import('../../sink/registry/source-push.js'),
+        import('../source-flags.js'),
+        import('../../manifest/required-platforms.js'),
+        import('../../manifest/platform-string.js'),
+        import('../../sink/registry/archive-source.js'),
+        import('../../sink/registry/registry-copy.js'),
+        import('../push-progress.js'),
+        import('../../sink/registry/digest-file.js'),
+        import('../../sink/registry/push-platforms.js'),
+        import('../../sink/registry/push-build.js'),
+        import('../../sink/registry/destination.js'),
+      ]);
     const log = a.debug ? (line: string) => process.stderr.write(`debug: ${line}\n`) : undefined;
     const access = {
       tlsVerify: a.tlsVerify,

@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { referrersOf } from '../../ops/referrers.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
 interface Args extends RegistryArgs {
@@ -16,6 +15,8 @@ export const command: CommandModule<object, Args> = {
       .positional('reference', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO[:TAG|@DIGEST]' })
       .option('artifact-type', { type: 'string', describe: 'only artifacts of this type (e.g. application/vnd.cyclonedx+json)' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { referrersOf } = await import('../../ops/referrers.js');
     const r = await referrersOf(a.reference.replace(/^docker:\/\//, ''), registryAccess(a), a.artifactType ? { artifactType: a.artifactType } : {});
     printResult(a, r, r.referrers.map((d) => `${d.digest} ${d.artifactType ?? d.mediaType}`));
   },

@@ -1,6 +1,6 @@
 import type { Argv, CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
-import { renderSbom, sbomInput, writeDocument, SBOM_FORMATS, type SbomFormat } from '../../ops/sbom.js';
+import { SBOM_FORMATS, type SbomFormat } from '../../sbom/model.js';
 import { buildImageFlags, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
 import { ownVersion } from '../own-version.js';
 
@@ -29,6 +29,8 @@ export const command: CommandModule<object, Args> = {
       .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' })
       .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { renderSbom, sbomInput, writeDocument } = await import('../../ops/sbom.js');
     const fromPaths = (a.path?.length ?? 0) > 0;
     if (fromPaths && a.source !== undefined) throw usageError('give a conf.json or --path STORE_PATH..., not both');
     if (!fromPaths && a.source === undefined) throw usageError('give a conf.json or --path STORE_PATH...');

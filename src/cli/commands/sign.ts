@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { signImage } from '../../ops/sign.js';
 import { keyPassword } from '../key-password.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
@@ -19,6 +18,8 @@ export const command: CommandModule<object, Args> = {
       .option('key', { type: 'string', demandOption: true, describe: 'PEM P-256 private key (PKCS#8 as openssl genpkey writes it; encrypted PKCS#8 takes a password)' })
       .option('key-password-stdin', { type: 'boolean', describe: 'read the key password from stdin (default: COSIGN_PASSWORD)' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { signImage } = await import('../../ops/sign.js');
     const password = await keyPassword(a.keyPasswordStdin);
     const r = await signImage(a.reference.replace(/^docker:\/\//, ''), { key: a.key, ...(password !== undefined ? { password } : {}) }, registryAccess(a));
     printResult(a, r, [`signed ${r.signed} -> ${r.signatureTag}`]);

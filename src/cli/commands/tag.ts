@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { addTags } from '../../ops/tag.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
 interface Args extends RegistryArgs {
@@ -16,6 +15,8 @@ export const command: CommandModule<object, Args> = {
       .positional('reference', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO[:TAG|@DIGEST]' })
       .positional('tags', { type: 'string', array: true, demandOption: true, describe: 'new tags in the same repository' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { addTags } = await import('../../ops/tag.js');
     const r = await addTags(a.reference, a.tags.map(String), registryAccess(a));
     printResult(a, r, r.tagged.map((t) => `${t} ${r.digest}`));
   },

@@ -1,6 +1,5 @@
 import type { Argv, CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
-import { listTags } from '../../ops/tags.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
 const pageSize = (n: number | undefined): number | undefined => {
@@ -21,6 +20,8 @@ export const command: CommandModule<object, Args> = {
     withRegistryFlags(y).positional('repository', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO (docker:// prefix optional)' })
       .option('page-size', { type: 'number', describe: 'ask for N tags a page (n=N); every page is read either way' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { listTags } = await import('../../ops/tags.js');
     const r = await listTags(a.repository, registryAccess(a), pageSize(a.pageSize));
     printResult(a, { Repository: r.repository, Tags: r.tags }, r.tags);
   },

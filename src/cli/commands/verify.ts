@@ -1,5 +1,4 @@
 import type { Argv, CommandModule } from 'yargs';
-import { verifyImage } from '../../ops/sign.js';
 import { keyPassword } from '../key-password.js';
 import { printResult, registryAccess, withRegistryFlags, type RegistryArgs } from '../registry-flags.js';
 
@@ -19,6 +18,8 @@ export const command: CommandModule<object, Args> = {
       .option('key', { type: 'string', demandOption: true, describe: 'PEM P-256 public key (cosign.pub, openssl pkey -pubout), or the private key' })
       .option('key-password-stdin', { type: 'boolean', describe: 'with a private key: read its password from stdin' }) as unknown as Argv<Args>,
   handler: async (a) => {
+    // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
+    const { verifyImage } = await import('../../ops/sign.js');
     const password = await keyPassword(a.keyPasswordStdin);
     const r = await verifyImage(a.reference.replace(/^docker:\/\//, ''), { key: a.key, ...(password !== undefined ? { password } : {}) }, registryAccess(a));
     printResult(a, r, [`verified ${r.verified} (${r.signatures.length} signature${r.signatures.length === 1 ? '' : 's'})`]);
