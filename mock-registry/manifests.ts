@@ -62,7 +62,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined, dig
     throw invalid('body is not JSON');
   }
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw invalid('body is not a JSON object');
-  const ct = contentType?.split(';')[0]!.trim().toLowerCase() || undefined;
+  const ct = contentType ? contentType.split(';')[0]!.trim().toLowerCase() || undefined : undefined;
   const field = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
   if (field && ct && ct !== field && ct !== 'application/json')
     throw invalid(`Content-Type ${ct} differs from the manifest's mediaType ${field}`);
