@@ -8,6 +8,7 @@ import { startFaultProxy } from '../helpers/fault-proxy.js';
 import { PushCache } from '../../src/sink/registry/push-cache.js';
 import { pushConf } from '../../src/sink/registry/push-conf.js';
 import { buildStoreTree, removeStoreTree, FIXTURES } from '../helpers/store-tree.js';
+import { runCli } from './faults-helper.js';
 
 // 429s and 5xx answered by a proxy in front of Debian's distribution 2.8 before the request reaches it (a load
 // balancer shedding load): every push must still end with the manifest of a clean push, every blob in place, one
@@ -102,6 +103,29 @@ describe.each(KINDS)('$name on upload requests and the manifest PUT, seeded', (k
       const tags = (await (await fetch(`${reg.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] };
       expect(tags.tags).toEqual(['1']);
       expect(await openUploads(repo)).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});
+
+describe('a registry refusing every attempt', () => {
+  it('the push fails with one line naming the layer, each attempt\'s answer and what to do, and leaves no session open', async () => {
+    const proxy = await startFaultProxy(reg.url, [{ kind: 'refuse', status: 503, method: 'PATCH', path: /\/blobs\/uploads\// }]);
+    try {
+      const run = await runCli(
+        ['push', join(CASE, 'conf.json'), `docker://${proxy.host}/refused-all/app:1`, '--store-root', storeRoot, '--tls-verify=false', '--quiet', '--retry-times', '2', '--jobs', '1'],
+        { env: { XDG_CACHE_HOME: join(tmp, 'cache-refused-all') }, timeoutMs: 120_000 },
+      );
+      expect(run.code).toBe(1);
+      const lines = run.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        new RegExp(`^nixreg: layer sha256:[0-9a-f]{64} upload to ${proxy.host.replace(/\./g, '\\.')}/refused-all/app failed after 3 attempts \\(503, 503, 503\\): .*HTTP 503.*; check the registry or raise --retry-times$`),
+      );
+      expect(await openUploads('refused-all/app')).toEqual([]);
+      const tags = await fetch(`${reg.url}/v2/refused-all/app/tags/list`);
+      expect(tags.status).toBe(404);
     } finally {
       await proxy.close();
     }
