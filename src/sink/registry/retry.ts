@@ -56,6 +56,8 @@ const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_C
 /** A failed attempt in a word or a status, for the final error's list: `429`, `503`, `reset`, `timeout`, `refused`. */
 export function attemptLabel(err: unknown): string {
   if (err instanceof RetryLater) return '429';
+  const answered = (err as { status?: unknown } | null)?.status;
+  if (typeof answered === 'number') return String(answered);
   const message = err instanceof Error ? err.message : String(err);
   const status = /\bHTTP (\d{3})\b/.exec(message)?.[1];
   if (status) return status;
@@ -66,6 +68,9 @@ export function attemptLabel(err: unknown): string {
   if (/timed? ?out/i.test(message)) return 'timeout';
   return code ? code.toLowerCase() : 'error';
 }
+
+/** Labels of failures in the exchange with the registry (an answer's status, or the connection). */
+const REGISTRY_FAILURE = /^(\d{3}|reset|timeout|refused)$/;
 
 function gaveUp(hooks: RetryHooks<unknown>, tried: string[], err: unknown, why: string, raise: string): NixregError {
   const n = tried.length;
@@ -89,8 +94,10 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) =
       }
       if (!isRetryable(err)) throw err;
       tried.push(attemptLabel(err));
-      // a registry no attempt could connect to: "cannot reach" already says all there is
-      if (n >= policy.attempts) throw tried.every((t) => t === 'refused') ? err : gaveUp(hooks as RetryHooks<unknown>, tried, err, '', '--retry-times');
+      // a registry no attempt could connect to ("cannot reach" says all there is), or a last failure that is not the
+      // registry's (the --output file, the layer's own bytes): that error as it is
+      if (n >= policy.attempts)
+        throw tried.every((t) => t === 'refused') || !REGISTRY_FAILURE.test(tried[tried.length - 1]!) ? err : gaveUp(hooks as RetryHooks<unknown>, tried, err, '', '--retry-times');
       const wait = err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : Math.min(policy.maxDelayMs ?? 30_000, policy.baseDelayMs * n);
       if (policy.maxTimeMs !== undefined && Date.now() - started + wait > policy.maxTimeMs)
         throw gaveUp(hooks as RetryHooks<unknown>, tried, err, `; waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, '--retry-max-time');
