@@ -316,13 +316,13 @@ async function benchPush(run) {
   record('push-cold', 'base', measureShell(today, { env: skEnv }));
   record('push-warm', 'base', measureShell(today, { env: skEnv }));
   record('push-fresh', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-${run}`) }));
+  if (run === 1 && closure.streamSha256) check('stream: output identical to the archive the push baseline streamed', closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'));
   const restoreBase = changeOneStorePath();
   try {
     record('push-fresh-changed', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-changed-${run}`) }));
   } finally {
     restoreBase();
   }
-  if (run === 1 && closure.streamSha256) check('stream: output identical to the archive the push baseline streamed', closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'));
   rmSync(archive, { force: true });
   await stopRegistry(skTo);
   if (closure.realConf) await benchPushRealStore(run);
