@@ -19,6 +19,7 @@ const RANK = {
   compression: 2,
   reference: 2,
   digest: 2,
+  sbom: 2,
   nix: 3,
   registry: 3,
   image: 4,

@@ -29,6 +29,9 @@ export { pushSource, type PushSourceOptions } from './sink/registry/source-push.
 export { copyRegistryImage, type RegistryCopyOptions } from './sink/registry/registry-copy.js';
 export { PushCache } from './sink/registry/push-cache.js';
 
+/** `nixreg copy`: any source (docker://, docker-archive:, oci:, oci-archive:, conf) into a registry, a docker-archive or an OCI layout. */
+export { copy, type CopyCommandOptions, type CopyCommandResult } from './ops/copy.js';
+
 /** `nixreg stream` / `nixreg build`: nixpkgs' stream_layered_image output for a conf, or a conf built from flags. */
 export { loadStreamConf, parseStreamConf, writeImageOutput, LayerCache, type StreamConf, type StreamOutputOptions, type StreamOutputResult } from './nix/stream/index.js';
 export { runBuild, loadConfig, type RunBuildOptions, type BuildOptions } from './nix/build/index.js';

@@ -42,7 +42,7 @@ export async function mergeImages(inputs: string[], output: string, opts: MergeO
     const out = await openAtomic(output, { force: opts.force });
     try {
       const c = compressArchiveStream(compress, out.stream, { endOut: false });
-      const result = await writeMerge(plan, c.input);
+      const result = await writeMerge(plan, c.input, output);
       c.input.end();
       await c.done;
       await out.commit();

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { PassThrough, type Writable } from 'node:stream';
 import { decompressByMagic } from '../compression/decompress.js';
 import { integrityError, NixregError, usageError } from '../errors.js';
-import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../tar/python-pax.js';
+import type { PyTarInfo } from '../tar/python-pax.js';
+import { WritableSink } from '../nix/stream/sink.js';
+import { NixpkgsArchiveWriter } from '../sink/nixpkgs-archive/archive-writer.js';
 import type { TarMember } from '../nix/stream/tar-reader.js';
 import { ArchiveMembers, cleanName } from '../source/archive-members.js';
 import { keepArchiveJson, normalTag, readArchiveManifest, type DockerArchiveEntry } from '../source/docker-archive.js';
@@ -150,61 +152,36 @@ function buildPlan(inputs: MergePlan['inputs']): MergePlan {
   return { inputs, members, manifest, repositories, layerRefs, warnings: [...new Set(warnings)] };
 }
 
-/** Write the merged archive: member headers re-serialised (PAX, as stream_layered_image.py does), data copied. */
-export async function writeMerge(plan: MergePlan, out: Writable): Promise<MergeResult> {
-  let offset = 0;
-  // One listener for the whole write: an error (disk full, or the abort after a failure) must never go unhandled.
-  let failed: Error | undefined;
-  let wake: (() => void) | undefined;
-  out.on('error', (e) => {
-    failed ??= e;
-    wake?.();
-  });
-  const put = async (b: Buffer) => {
-    if (failed) throw failed;
-    if (b.length === 0) return;
-    offset += b.length;
-    if (!out.write(b)) {
-      await new Promise<void>((res) => {
-        wake = res;
-        out.once('drain', res);
-      });
-      wake = undefined;
-      if (failed) throw failed;
-    }
-  };
+/**
+ * Write the merged archive through the nixpkgs-archive writer: member headers re-serialised (PAX, as
+ * stream_layered_image.py writes them), data copied, layers verified on the way; manifest.json and repositories last.
+ */
+export async function writeMerge(plan: MergePlan, out: Writable, label = 'output'): Promise<MergeResult> {
+  const archive = new NixpkgsArchiveWriter(new WritableSink(out, label, false), 0);
   let layersStored = 0;
   for (const { input, member, name, diffID } of plan.members) {
     const a = plan.inputs[input]!.archive;
-    await put(encodePythonPaxHeader(outputInfo(member, name)));
+    const info = outputInfo(member, name);
     const hasData = member.info.type === 'file' || member.info.type === 'raw';
-    if (!hasData) continue;
-    const verify = diffID ? layerVerifier(`${a.label}: layer ${member.name}`, diffID) : undefined;
-    let n = 0;
-    for await (const c of a.archive.memberData(member)) {
-      n += c.length;
-      await verify?.push(c);
-      await put(c);
+    if (!hasData) {
+      await archive.addMember(info);
+      continue;
     }
-    if (n !== member.size) throw usageError(`${a.label} is truncated inside ${member.name}`);
+    const what = `${a.label}: layer ${member.name}`;
+    const verify = diffID ? layerVerifier(what, diffID) : undefined;
+    await archive.addMember(info, {
+      chunks: a.archive.memberData(member),
+      what: `${a.label}: ${member.name}`,
+      onChunk: verify ? (c) => verify.push(c) : undefined,
+      sizeError: () => usageError(`${a.label} is truncated inside ${member.name}`),
+    });
     await verify?.done();
     if (diffID) layersStored++;
-    await put(Buffer.alloc(padTo512(member.size)));
   }
-  const mtime = 0;
-  const file = (name: string, data: Buffer): PyTarInfo => ({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', size: data.length, mtime });
-  const manifest = Buffer.from(JSON.stringify(plan.manifest));
-  await put(encodePythonPaxHeader(file('manifest.json', manifest)));
-  await put(manifest);
-  await put(Buffer.alloc(padTo512(manifest.length)));
-  if (plan.repositories) {
-    const repos = Buffer.from(JSON.stringify(plan.repositories));
-    await put(encodePythonPaxHeader(file('repositories', repos)));
-    await put(repos);
-    await put(Buffer.alloc(padTo512(repos.length)));
-  }
-  await put(endOfArchive(offset));
-  return { images: plan.manifest.length, layersStored, layersShared: plan.layerRefs - layersStored, size: offset, warnings: plan.warnings };
+  await archive.addFile('manifest.json', Buffer.from(JSON.stringify(plan.manifest)));
+  if (plan.repositories) await archive.addFile('repositories', Buffer.from(JSON.stringify(plan.repositories)));
+  const size = await archive.finish();
+  return { images: plan.manifest.length, layersStored, layersShared: plan.layerRefs - layersStored, size, warnings: plan.warnings };
 }
 
 /** The member's header under its clean name; a hard link then points at its target's clean name too. */

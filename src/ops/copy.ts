@@ -17,6 +17,7 @@ import { openAtomic } from '../util/atomic-file.js';
 import { copyRegistryImage } from '../sink/registry/registry-copy.js';
 import { pushSource } from '../sink/registry/source-push.js';
 import { checkSourceTransport, parseCopyDestination, type CopyDestination } from './copy-spec.js';
+import { copyReferrers, type CopiedReferrer } from './copy-referrers.js';
 
 type PushProgress = NonNullable<Parameters<typeof copyRegistryImage>[0]['progress']>;
 
@@ -45,6 +46,8 @@ export interface CopyCommandOptions {
   progress?: CopyProgress;
   /** Progress of a docker:// destination. */
   pushProgress?: PushProgress;
+  /** Registry to registry: bring along the referrers (SBOMs, provenance, signatures) of every copied manifest. */
+  referrers?: boolean;
 }
 
 export interface CopyCommandResult {
@@ -52,11 +55,15 @@ export interface CopyCommandResult {
   /** What the destination names: the manifest digest, or the index digest with `all`. */
   digest: string;
   mediaType: string;
+  /** With `referrers`: what was brought along, each with the manifest it refers to. */
+  referrers?: CopiedReferrer[];
 }
 
 export async function copy(o: CopyCommandOptions): Promise<CopyCommandResult> {
   const dest = parseCopyDestination(o.destination);
   await checkSourceTransport(o.source);
+  if (o.referrers && (dest.kind !== 'registry' || !isRegistry(o.source)))
+    throw usageError('--referrers copies from a registry into a registry (docker://SRC docker://DST): only there are artifacts attached to a manifest');
   switch (dest.kind) {
     case 'registry':
       return copyToRegistry(o, dest.ref);
@@ -182,7 +189,11 @@ async function copyToRegistry(o: CopyCommandOptions, destination: string): Promi
       ...(src.creds ? { srcCreds: src.creds } : {}),
       ...(o.pushProgress ? { progress: o.pushProgress } : {}),
     });
-    return { destination: o.destination, digest: r.digest, mediaType: r.mediaType };
+    const result: CopyCommandResult = { destination: o.destination, digest: r.digest, mediaType: r.mediaType };
+    if (!o.referrers) return result;
+    const subjects = [r.digest, ...(await indexChildren(source, o.sourceOptions, r.digest))];
+    const referrers = await copyReferrers({ source, destination, subjects, sourceAccess: src, destinationAccess: access });
+    return { ...result, referrers };
   }
   if (o.all) throw usageError('--all into docker:// copies a registry index; for an OCI layout or archive, push one platform at a time (--os/--arch/--variant)');
   await parseSourceSpec(o.source); // a missing file fails here, before the destination is contacted
@@ -195,4 +206,12 @@ async function copyToRegistry(o: CopyCommandOptions, destination: string): Promi
     ...(o.pushProgress ? { progress: o.pushProgress } : {}),
   });
   return { destination: o.destination, digest: r.digest, mediaType: r.mediaType };
+}
+
+/** The manifests an index names (none for an image manifest), read from the source as copied. */
+async function indexChildren(source: string, access: OpenSourceOptions, digest: string): Promise<string[]> {
+  const ref = parseImageReference(source);
+  const bytes = await rawManifest(`docker://${ref.registry}/${ref.repository}@${digest}`, access);
+  const doc = JSON.parse(bytes.toString('utf8')) as { manifests?: Array<{ digest?: unknown }> };
+  return Array.isArray(doc.manifests) ? doc.manifests.map((m) => m.digest).filter((d): d is string => typeof d === 'string') : [];
 }

@@ -5,6 +5,7 @@ import type { RegistryAccess } from '../registry/access.js';
 import type { RegistryClient } from '../registry/client.js';
 import { deleteManifest } from '../registry/manifest-delete.js';
 import { listManifests } from '../registry/manifest-listing.js';
+import { listReferrers } from '../sink/registry/referrers.js';
 import { withClient } from './registry-client.js';
 
 export interface GcOptions {
@@ -21,6 +22,8 @@ export interface GcManifest {
   digest: string;
   tags: string[];
   mediaType: string;
+  /** for an artifact (SBOM, signature, the `sha256-<hex>` referrers index): the manifest it is attached to */
+  subject?: string;
 }
 
 export interface GcResult {
@@ -38,6 +41,15 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
 }
 
+/**
+ * The manifest a tag of the referrers tag schema (`sha256-<hex>`) or of cosign (`sha256-<hex>.sig`, `.att`,
+ * `.sbom`) is about; undefined for any other tag.
+ */
+export function attachedTagSubject(tag: string): string | undefined {
+  const m = /^sha256-([0-9a-f]{64})(?:\.(?:sig|att|sbom))?$/.exec(tag);
+  return m ? `sha256:${m[1]}` : undefined;
+}
+
 interface Known {
   mediaType: string;
   children: string[];
@@ -46,7 +58,8 @@ interface Known {
 
 /**
  * Delete the manifests of a repository that no kept tag reaches: not through an index's children, not as a
- * referrer (`subject`) of anything kept, recursively. What it deletes is reported before each delete (or only
+ * referrer (`subject`, the `sha256-<hex>` referrers index, cosign's `.sig` tag) of anything kept, recursively.
+ * The referrers of what is deleted are deleted with it. What it deletes is reported before each delete (or only
  * reported, with dryRun). Refuses when the registry cannot list untagged manifests, unless taggedOnly.
  */
 export async function gcRepository(repo: string, access: RegistryAccess, o: GcOptions): Promise<GcResult> {
@@ -112,7 +125,9 @@ export async function gcRepository(repo: string, access: RegistryAccess, o: GcOp
         // and the children of those, recursively (candidates grows while it is walked)
         for (let i = 0; i < candidates.length; i++) (await read(candidates[i]!))?.info.children.forEach((ch) => addCandidate(ch));
       }
-      // referrers of anything kept are kept, and what they reach, until nothing changes
+      // referrers of anything kept are kept, and what they reach, until nothing changes: artifacts whose
+      // `subject` is kept, and the referrers index and cosign tags (`sha256-<hex>[.sig]`) of kept manifests
+      const attachedTags = tags.filter((t) => !keptTags.includes(t) && attachedTagSubject(t));
       for (let changed = true; changed; ) {
         changed = false;
         for (const d of candidates) {
@@ -123,14 +138,35 @@ export async function gcRepository(repo: string, access: RegistryAccess, o: GcOp
             changed = true;
           }
         }
+        for (const t of attachedTags) {
+          if (!reachable.has(attachedTagSubject(t)!)) continue;
+          const got = await read(t);
+          if (got && !reachable.has(got.digest)) {
+            await reach(t);
+            changed = true;
+          }
+        }
       }
       const doomed = candidates.filter((d) => !reachable.has(d));
+      if (!listing) {
+        // untagged referrers of what goes (a registry with the referrers API lists them) go with it
+        for (let i = 0; i < doomed.length; i++) {
+          for (const ref of (await listReferrers(c, doomed[i]!)).referrers) {
+            if (reachable.has(ref.digest) || tagsOf.has(ref.digest)) continue;
+            addCandidate(ref.digest);
+            await read(ref.digest);
+            doomed.push(ref.digest);
+          }
+        }
+      }
+      const subjectOf = (d: string) => known.get(d)?.subject ?? (tagsOf.get(d) ?? []).map(attachedTagSubject).find((x) => x !== undefined);
       // indexes before their children, so a failure half way never leaves an index whose children are gone
       const isIndex = (d: string) => (known.get(d)?.children.length ?? 0) > 0;
       doomed.sort((a, b) => Number(isIndex(b)) - Number(isIndex(a)));
       const deleted: GcManifest[] = [];
       for (const d of doomed) {
-        const m: GcManifest = { digest: d, tags: tagsOf.get(d) ?? [], mediaType: known.get(d)?.mediaType ?? '' };
+        const subject = subjectOf(d);
+        const m: GcManifest = { digest: d, tags: tagsOf.get(d) ?? [], mediaType: known.get(d)?.mediaType ?? '', ...(subject ? { subject } : {}) };
         o.onCandidate?.(m);
         if (!o.dryRun) await deleteManifestIfThere(c, d);
         deleted.push(m);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from '../helpers/tools.js';
@@ -94,6 +94,30 @@ describe('nixreg build --single-layer with real Nix', () => {
     expect(readFileSync(a).equals(readFileSync(b))).toBe(true);
     expect(readFileSync(a).equals(readFileSync(c))).toBe(true);
   });
+
+  it('writes into a FIFO with a reader, the same bytes as a file, and leaves no temp file', async () => {
+    const dir = mkdtempSync(join(tmp, 'fifo-'));
+    const plain = join(dir, 'plain.tar');
+    const r0 = build(plain);
+    expect(r0.status, r0.stderr).toBe(0);
+    const fifo = join(dir, 'fifo');
+    const copy = join(dir, 'copy.tar');
+    execFileSync('mkfifo', [fifo]);
+    const copyFd = openSync(copy, 'w');
+    const reader = spawn('cat', [fifo], { stdio: ['ignore', copyFd, 'ignore'] });
+    closeSync(copyFd);
+    const done = new Promise((res) => reader.on('close', res));
+    try {
+      const r = build(fifo);
+      expect(r.status, r.stderr).toBe(0);
+      await done;
+    } finally {
+      reader.kill();
+    }
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    expect(readFileSync(copy).equals(readFileSync(plain))).toBe(true);
+    expect(readdirSync(dir).sort()).toEqual(['copy.tar', 'fifo', 'plain.tar']);
+  }, 180_000);
 
   it('changes the default tag when an overlay file changes', () => {
     const tagOf = (file: string) => JSON.parse(execFileSync('tar', ['-xOf', file, 'manifest.json'], { encoding: 'utf8' }))[0].RepoTags[0] as string;

@@ -1,4 +1,6 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -6,6 +8,10 @@ import { startDistribution, type Distribution } from '../helpers/distribution.js
 import { runCli, errorLines } from '../helpers/cli.js';
 import { LAYERS, layerTar, manifestOf, pushBlob, pushManifest, pushTestImage, sha } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
+import { requireTool } from '../helpers/tools.js';
+import { startRegistry } from '../../mock-registry/index.js';
+import { RegistryClient } from '../../src/registry/client.js';
+import { attachArtifact, listReferrers } from '../../src/sink/registry/referrers.js';
 
 /**
  * `nixreg gc` against Debian's registry. distribution 2.8 cannot list a repository's untagged manifests, so the
@@ -194,4 +200,96 @@ describe('nixreg gc', () => {
       await ro.stop();
     }
   }, 60_000);
+});
+
+describe('nixreg gc and what is attached to a manifest', () => {
+  let keys: string;
+  beforeAll(() => {
+    requireTool('openssl');
+    keys = mkdtempSync(join(tmpdir(), 'nixreg-gc-keys-'));
+    execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(keys, 'k.pem')], { stdio: 'ignore' });
+    execFileSync('openssl', ['pkey', '-in', join(keys, 'k.pem'), '-pubout', '-out', join(keys, 'k.pub')], { stdio: 'ignore' });
+  });
+  afterAll(() => rmSync(keys, { recursive: true, force: true }));
+
+  /** An image tagged `tag`, signed by nixreg (cosign's .sig tag) with an SBOM-like artifact in its sha256-<hex> index. */
+  async function attachedImage(repo: string, name: string, tag: string) {
+    const digest = await pushTestImage(reg.url, repo, img(name), tag);
+    const s = await runCli(['sign', `${reg.host}/${repo}:${tag}`, '--key', join(keys, 'k.pem')]);
+    expect(errorLines(s.stderr)).toEqual([]);
+    const client = new RegistryClient({ registry: reg.host, repository: repo, tlsVerify: false, pushScope: true });
+    try {
+      const head = (await client.headManifest(digest))!;
+      const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) }]);
+      expect(a.via).toBe('tag-schema');
+      const sig = (await client.headManifest(`${digest.replace(':', '-')}.sig`))!.digest;
+      const index = (await client.headManifest(digest.replace(':', '-')))!.digest;
+      return { digest, artifact: a.descriptor.digest, sig, index };
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('on a registry with the referrers API (mock), --tagged-only: the untagged referrers of a deleted image go with it', async () => {
+    const mock = await startRegistry();
+    const client = new RegistryClient({ registry: mock.host, repository: 'api', tlsVerify: false, pushScope: true });
+    try {
+      const attach = async (name: string, tag: string) => {
+        const digest = await pushTestImage(mock.url, 'api', img(name), tag);
+        const head = (await client.headManifest(digest))!;
+        const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) }]);
+        expect(a.via).toBe('referrers-api');
+        return { digest, artifact: a.descriptor.digest };
+      };
+      const kept = await attach('api-kept', 'v1');
+      const old = await attach('api-old', 'old');
+      const r = await runCli(['gc', `${mock.host}/api`, '--keep', 'v*', '--tagged-only']);
+      expect(errorLines(r.stderr)).toEqual([]);
+      expect(r.status).toBe(0);
+      expect(r.stdout.trim().split('\n').sort()).toEqual([`deleting ${old.digest} (old)`, `deleting ${old.artifact} (untagged), attached to ${old.digest}`].sort());
+      expect(await client.headManifest(old.artifact)).toBeUndefined();
+      expect((await listReferrers(client, kept.digest)).referrers.map((x) => x.digest)).toEqual([kept.artifact]);
+    } finally {
+      await client.close();
+      await mock.close();
+    }
+  }, 120_000);
+
+  it.each([
+    ['--tagged-only (distribution itself)', 'sc1', () => reg.host, ['--tagged-only']],
+    ['the manifest listing (front)', 'sc2', () => front.host, []],
+  ])('%s: keeps the signature, referrers index and artifact of a kept image; deletes those of a deleted one, and says so', async (_label, repo, host, flags) => {
+    const kept = await attachedImage(repo, `${repo}-kept`, 'v1');
+    const old = await attachedImage(repo, `${repo}-old`, 'old');
+    const dry = await runCli(['gc', `${host()}/${repo}`, '--keep', 'v*', '--dry-run', ...flags]);
+    expect(errorLines(dry.stderr)).toEqual([]);
+    expect(dry.status).toBe(0);
+    const hex = old.digest.slice(7);
+    expect(dry.stdout.trim().split('\n').sort()).toEqual(
+      [
+        `would delete ${old.digest} (old)`,
+        `would delete ${old.sig} (sha256-${hex}.sig), attached to ${old.digest}`,
+        `would delete ${old.index} (sha256-${hex}), attached to ${old.digest}`,
+        `would delete ${old.artifact} (untagged), attached to ${old.digest}`,
+      ].sort(),
+    );
+
+    const r = await runCli(['gc', `${host()}/${repo}`, '--keep', 'v*', ...flags, '--quiet']);
+    expect(errorLines(r.stderr)).toEqual([]);
+    expect(r.status).toBe(0);
+    const head = async (d: string) => (await fetch(`${reg.url}/v2/${repo}/manifests/${d}`, { method: 'HEAD', headers: { accept: OCI_INDEX + ', application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' } })).status;
+    for (const d of [old.digest, old.sig, old.index, old.artifact]) expect(await head(d)).toBe(404);
+    for (const d of [kept.digest, kept.sig, kept.index, kept.artifact]) expect(await head(d)).toBe(200);
+    const l = await runCli(['referrers', `${reg.host}/${repo}:v1`, '--json']);
+    expect((JSON.parse(l.stdout) as { referrers: Array<{ digest: string }> }).referrers.map((x) => x.digest).sort()).toEqual([kept.artifact, kept.sig].sort());
+    const v = await runCli(['verify', `${reg.host}/${repo}:v1`, '--key', join(keys, 'k.pub')]);
+    expect(errorLines(v.stderr)).toEqual([]);
+    expect(v.status).toBe(0);
+    const client = new RegistryClient({ registry: reg.host, repository: repo, tlsVerify: false });
+    try {
+      expect((await listReferrers(client, old.digest)).referrers).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  }, 120_000);
 });

@@ -10,6 +10,8 @@ import type { ByteSink } from '../../src/nix/stream/sink.js';
 import type { PreparedImage } from '../../src/nix/stream/image.js';
 import { DirTarget, OCI_LAYOUT_FILE, TarTarget, buildLayoutIndex, refNameOf, writeOciImage } from '../../src/oci/index.js';
 import { ociDirHeader, ociFileHeader } from '../../src/sink/oci-layout/tar-entry.js';
+import { LayoutImageWriter, type StreamedLayer } from '../../src/sink/oci-layout/image-writer.js';
+import { writeLayoutTarget } from '../../src/sink/oci-layout/layout-sink.js';
 
 class MemorySink implements ByteSink {
   buf = Buffer.alloc(0);
@@ -125,6 +127,63 @@ describe('OCI layout pieces', () => {
       const dir = join(tmp, 'layout');
       await expect(writeOciImage(img, await DirTarget.open(dir))).rejects.toThrow(/disk on fire/);
       expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('OCI-layout sink: layers whose properties are known only once streamed', () => {
+  const tarBytes = Buffer.alloc(4096, 3);
+  const counted = () => {
+    const layer: StreamedLayer & { opened: number } = {
+      opened: 0,
+      what: 'layer 1 (/nix/store/x)',
+      open() {
+        layer.opened++;
+        return Readable.from([tarBytes.subarray(0, 1000), tarBytes.subarray(1000)]);
+      },
+    };
+    return layer;
+  };
+
+  it('fills in diffID, size and the stored blob as the layer streams, generating it once', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'nixreg-oci-unit-'));
+    try {
+      const layer = counted();
+      expect(layer.diffID).toBeUndefined();
+      const dir = join(tmp, 'layout');
+      const top = await writeLayoutTarget(await DirTarget.open(dir), 'v1', {}, async (w: LayoutImageWriter) => {
+        const stored = await w.writeStreamedLayer(layer, 'gzip');
+        const config = await w.putConfig(Buffer.from(JSON.stringify({ rootfs: { type: 'layers', diff_ids: [layer.diffID] } })));
+        const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, config, layers: [stored] }));
+        return (await w.putManifest(manifest)).manifest;
+      });
+      expect(layer.opened).toBe(1);
+      expect(layer.diffID).toBe(sha256Digest(tarBytes));
+      expect(layer.size).toBe(tarBytes.length);
+      expect(layer.stored?.mediaType).toBe('application/vnd.oci.image.layer.v1.tar+gzip');
+      const blob = readFileSync(join(dir, 'blobs/sha256', layer.stored!.digest.slice(7)));
+      expect(sha256Digest(blob)).toBe(layer.stored!.digest);
+      expect(blob.length).toBe(layer.stored!.size);
+      expect(gunzipSync(blob).equals(tarBytes)).toBe(true);
+      expect(readFileSync(join(dir, 'index.json')).equals(buildLayoutIndex(top.digest, top.size, 'v1'))).toBe(true);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('a diffID or size known beforehand that the bytes do not match is an integrity error, and no layout is left', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'nixreg-oci-unit-'));
+    try {
+      for (const wrong of [{ diffID: sha256Digest('other') }, { size: tarBytes.length + 1 }]) {
+        const layer = Object.assign(counted(), wrong);
+        const dir = join(tmp, 'layout');
+        const run = writeLayoutTarget(await DirTarget.open(dir), 'v1', {}, async (w) => w.writeStreamedLayer(layer, 'zstd'));
+        await expect(run).rejects.toMatchObject({ code: 'E_INTEGRITY', message: expect.stringMatching(/^layer 1 \(\/nix\/store\/x\)/) });
+        expect(layer.opened).toBe(1);
+        expect(readdirSync(tmp)).toEqual([]);
+      }
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

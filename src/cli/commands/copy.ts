@@ -29,6 +29,7 @@ interface Args extends NetworkArgs {
   jobs: number;
   force?: boolean;
   quiet?: boolean;
+  referrers?: boolean;
 }
 
 /** `nixreg copy SRC DST`: skopeo copy's transports on both sides, one platform or (--all) a whole index. */
@@ -56,6 +57,7 @@ export const command: CommandModule<object, Args> = {
       .option('tag', { alias: 't', type: 'string', describe: 'conf source: override repo_tag (NAME:TAG)' })
       .option('jobs', { type: 'number', default: 4, describe: 'layers copied in parallel' })
       .option('force', { type: 'boolean', describe: 'replace an existing output file (an existing OCI layout directory is added to)' })
+      .option('referrers', { type: 'boolean', describe: 'docker:// to docker://: bring along the SBOMs, provenance and signatures attached to each copied manifest' })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' }) as unknown as Argv<Args>,
   handler: async (a) => {
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
@@ -69,6 +71,7 @@ export const command: CommandModule<object, Args> = {
       all: a.all,
       jobs: a.jobs,
       force: a.force,
+      ...(a.referrers ? { referrers: true } : {}),
       sourceOptions: {
         platform: wantedPlatform(a),
         tlsVerify: a.srcTlsVerify,
@@ -91,6 +94,7 @@ export const command: CommandModule<object, Args> = {
       pushProgress: createPushProgress({ quiet: a.quiet }),
     });
     progress.done();
+    for (const x of r.referrers ?? []) progress.info(`copied ${x.artifactType || 'artifact'} ${x.digest} referring to ${x.subject} (${x.via})`);
     progress.info(`copied ${a.source} to ${a.destination}: ${r.digest}`);
   },
 };

@@ -9,7 +9,8 @@ interface Args extends RegistryArgs {
   taggedOnly?: boolean;
 }
 
-const line = (verb: string, m: GcManifest) => `${verb} ${m.digest}${m.tags.length ? ` (${m.tags.join(', ')})` : ' (untagged)'}`;
+const line = (verb: string, m: GcManifest) =>
+  `${verb} ${m.digest}${m.tags.length ? ` (${m.tags.join(', ')})` : ' (untagged)'}${m.subject ? `, attached to ${m.subject}` : ''}`;
 
 /** `nixreg gc REPO --keep GLOB...`: delete what no kept tag reaches (index children and referrers included). */
 export const command: CommandModule<object, Args> = {

@@ -30,5 +30,9 @@ export const commands: CommandEntry[] = [
   { name: 'login', describe: 'check and store registry credentials where docker, podman and skopeo read them', load: () => import('./login.js') },
   { name: 'logout', describe: "remove a registry's stored credentials", load: () => import('./logout.js') },
   { name: 'index', describe: 'make or extend a multi-platform index from images in the registry (--require-platform)', load: () => import('./index-cmd.js') },
+  { name: 'sbom', describe: 'write a CycloneDX or SPDX SBOM of the image a conf or store paths make (every store path, its layer)', load: () => import('./sbom.js') },
+  { name: 'referrers', describe: 'list the artifacts (SBOM, provenance, signatures) attached to an image', load: () => import('./referrers.js') },
+  { name: 'sign', describe: "sign an image's manifest digest like cosign sign --key (ECDSA P-256, the .sig tag)", load: () => import('./sign.js') },
+  { name: 'verify', describe: "check an image's cosign key-based signature against a public key", load: () => import('./verify.js') },
   { name: 'gc', describe: 'delete the manifests of a repository that no kept tag reaches (--keep, --dry-run)', load: () => import('./gc.js') },
 ];

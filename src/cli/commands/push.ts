@@ -17,6 +17,7 @@ import { pushBuild } from '../../sink/registry/push-build.js';
 import { parseDockerDestination } from '../../sink/registry/destination.js';
 import { buildImageFlagsOnePerFlag, buildOptionsFromArgs, givenBuildFlags, type BuildImageArgs } from '../build-flags.js';
 import { networkOptions, parseSize, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
+import { attachFromPushArgs, checkSupplyChainSource, supplyChainFlags } from '../supply-chain-flags.js';
 
 interface Args extends NetworkArgs, BuildImageArgs {
   source: string;
@@ -60,6 +61,7 @@ export const command: CommandModule<object, Args> = {
       .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), oci:DIR[:REF], oci-archive:FILE[:REF], or docker://REGISTRY/REPO:TAG' })
       .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf or --path: the only argument)' })
       .options(buildImageFlagsOnePerFlag())
+      .options(supplyChainFlags).check(checkSupplyChainSource)
       .option('platform-conf', { type: 'string', array: true, nargs: 1, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
       .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'with --platform-conf: os/arch[/variant] the index must hold, or nothing is pushed (repeatable)' })
       .option('platform', { type: 'string', describe: 'OCI layout/archive source holding an index: os/arch[/variant] to push (default linux and the host)' })
@@ -198,9 +200,10 @@ export const command: CommandModule<object, Args> = {
         ...(a.force ? { force: true } : {}),
       });
     }
+    const attached = await attachFromPushArgs(a, access, result); // --sbom / --provenance: documents referring to the pushed manifest
     if (a.digestfile) await writeDigestFile(a.digestfile, result.digest);
     const reference = `${result.name}@${result.digest}`;
-    if (a.json) process.stdout.write(JSON.stringify({ ...result, reference }) + '\n');
+    if (a.json) process.stdout.write(JSON.stringify({ ...result, reference, ...(attached.length ? { attached } : {}) }) + '\n');
     else process.stdout.write(`${result.digest}\n${reference}\n`);
   },
 };

@@ -1,21 +1,19 @@
 import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
-import { NixregError, describeSystemError, usageError } from '../../errors.js';
+import { describeSystemError, usageError } from '../../errors.js';
 import { endOfArchive, padTo512, pythonPaxHeaderLength } from '../../tar/python-pax.js';
-import { openAtomic } from '../../util/atomic-file.js';
 import { closureGraph, resolveRoot } from '../closure.js';
 import { compareCodePoints, readGraphFile } from '../layering/graph.js';
 import { storeFsPath } from '../store-root.js';
 import {
-  FileSink,
   LayerCache,
   WritableSink,
   parseStreamConf,
   planStoreLayer,
   seekableStdoutSink,
+  writeAtomicFile,
   storeLayerChunks,
   writeImage,
   type ImageLayer,
@@ -193,24 +191,7 @@ export async function runSingleLayerBuild(o: RunSingleLayerOptions): Promise<{ p
     const sink = seekableStdoutSink(1) ?? new WritableSink(process.stdout, 'stdout', false);
     return { prepared, result: await writeImage(prepared.image, sink, opts) };
   }
-  const out = await openAtomic(o.output, { force: o.force });
-  try {
-    let fh;
-    try {
-      fh = await open(out.tempPath, 'r+');
-    } catch (err) {
-      throw new NixregError(`cannot write output ${o.output}: ${describeSystemError(err)}`);
-    }
-    let result: StreamResult;
-    try {
-      result = await writeImage(prepared.image, new FileSink(fh, o.output), opts);
-    } finally {
-      await fh.close();
-    }
-    await out.commit();
-    return { prepared, result };
-  } catch (err) {
-    await out.abort();
-    throw err;
-  }
+  // the one file-output path of stream and build: atomic, layers hashed on the way and headers patched (FIFOs in order)
+  const result = await writeAtomicFile(o.output, o.force, (sink) => writeImage(prepared.image, sink, opts));
+  return { prepared, result };
 }

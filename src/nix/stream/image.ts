@@ -1,28 +1,16 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { NixregError, usageError } from '../../errors.js';
-import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarInfo } from '../../tar/python-pax.js';
 import { describeCustomisationLayer } from './customisation.js';
 import type { LayerCache } from '../layer-cache.js';
 import type { StreamConf } from './conf.js';
 import { loadBaseImage, type BaseImage } from './base-image.js';
-import { pyListRepr } from './py-json.js';
-import { buildImageConfig, buildManifest, layerMemberName } from './image-json.js';
-import {
-  planStoreLayer,
-  storeLayerCacheKey,
-  storeLayerChunks,
-  storeLayerDigest,
-  type LayerPassStats,
-  type StoreLayerPlan,
-} from './store-layer.js';
-import type { ByteSink } from './sink.js';
+import { planStoreLayer, storeLayerChunks, storeLayerDigest, type LayerPassStats } from './store-layer.js';
 
 /**
- * The stream_layered_image.py pipeline: base layers, store layers, customisation layer, config, manifest.json,
- * in one outer Python-PAX tar. `prepareImage` does every check (conf, store paths, customisation layer,
- * from_image) and the metadata walk before any byte is written; `writeImage` then writes each layer once.
+ * The stream_layered_image.py image, planned: `prepareImage` does every check (conf, store paths, customisation
+ * layer, from_image) and the metadata walk before any byte is written; the sinks (sink/nixpkgs-archive,
+ * sink/oci-layout, the registry writer) then generate each layer once.
  */
 
 export interface CustomisationOwner {
@@ -52,7 +40,7 @@ export interface StreamImageOptions {
 }
 
 export type { LayerKind, ImageLayer, PreparedImage } from './prepared-image.js';
-import type { ImageLayer, LayerKind, PreparedImage } from './prepared-image.js';
+import type { ImageLayer, PreparedImage } from './prepared-image.js';
 
 export async function prepareImage(conf: StreamConf, opts: StreamImageOptions = {}): Promise<PreparedImage> {
   const repoTag = opts.repoTag || conf.repoTag;
@@ -108,127 +96,3 @@ async function* fileChunks(path: string, size: number): AsyncGenerator<Buffer> {
   }
   if (got !== size) throw new NixregError(`${path} changed size while being copied (expected ${size} bytes, read ${got})`);
 }
-
-export interface StreamResult {
-  layers: Array<{ kind: LayerKind; diffID: string; size: number; member: string }>;
-  config: { name: string; digest: string; size: number };
-  manifest: Buffer;
-  /** Total bytes of the outer tar. */
-  size: number;
-  stats: LayerPassStats & { hashedWhileWriting: number };
-}
-
-/**
- * Write the whole image. Per store layer:
- * - digest cached → header + one generation straight to the output;
- * - seekable output → header with a placeholder name, one generation hashed on the way, header patched
- *   (the name is the only thing that depends on the digest; the size is known from the plan);
- * - otherwise → one hashing pass (cached for next time), then one generation to the output, like the script.
- */
-export async function writeImage(img: PreparedImage, sink: ByteSink, opts: StreamImageOptions = {}): Promise<StreamResult> {
-  try {
-    return await writeOuterTar(img, sink, opts);
-  } finally {
-    await img.base?.archive.close();
-  }
-}
-
-async function writeOuterTar(img: PreparedImage, sink: ByteSink, opts: StreamImageOptions): Promise<StreamResult> {
-  const { conf } = img;
-  const log = opts.log ?? (() => {});
-  const stats = { hashPasses: 0, writePasses: 0, cacheHits: 0, hashedWhileWriting: 0 };
-  const owner = opts.customisationOwner ?? DEFAULT_CUSTOMISATION_OWNER;
-  let offset = 0;
-  const put = async (b: Buffer) => {
-    if (b.length === 0) return;
-    await sink.write(b);
-    offset += b.length;
-  };
-  const regular = (name: string, size: number): PyTarInfo => ({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', size, mtime: conf.mtime });
-  const copy = async (what: string, chunks: AsyncIterable<Buffer>, size: number, hash?: ReturnType<typeof createHash>) => {
-    let n = 0;
-    try {
-      for await (const c of chunks) {
-        hash?.update(c);
-        n += c.length;
-        await put(c);
-      }
-    } catch (err) {
-      if (err instanceof NixregError) throw err;
-      throw new NixregError(`${what}: ${(err as Error).message}`);
-    }
-    if (n !== size) throw new NixregError(`${what} came out ${n} bytes, expected ${size}`);
-    await put(Buffer.alloc(padTo512(size)));
-  };
-  const results: StreamResult['layers'] = [];
-  if (!img.base) log("No 'fromImage' provided");
-  let num = 0;
-  for (const l of img.layers) {
-    num++;
-    if ('base' in l.source) {
-      const m = l.source.base.layers[l.source.index]!.member;
-      await put(encodePythonPaxHeader(m.info));
-      await copy(`from_image layer ${m.name}`, l.source.base.archive.memberData(m), m.size);
-      log(`Adding base layer ${num} from ${m.name}`);
-    } else if ('plan' in l.source) {
-      log(`Creating layer ${num} from paths: ${pyListRepr(l.paths)}`);
-      const plan = l.source.plan;
-      let diffID = l.diffID;
-      if (!diffID && opts.cache) {
-        const hit = await opts.cache.get(storeLayerCacheKey(plan));
-        if (hit && hit.size === plan.size) {
-          diffID = hit.diffID;
-          stats.cacheHits++;
-        }
-      }
-      if (!diffID && !sink.patch) diffID = (await storeLayerDigest(plan, opts.cache, stats)).diffID;
-      stats.writePasses++;
-      if (diffID) {
-        await put(encodePythonPaxHeader(regular(`${diffID.slice(7)}/layer.tar`, plan.size)));
-        await copy(`layer ${num}`, storeLayerChunks(plan), plan.size);
-      } else {
-        const headerAt = offset;
-        const placeholder = encodePythonPaxHeader(regular(`${'0'.repeat(64)}/layer.tar`, plan.size));
-        await put(placeholder);
-        const h = createHash('sha256');
-        await copy(`layer ${num}`, storeLayerChunks(plan), plan.size, h);
-        stats.hashedWhileWriting++;
-        diffID = 'sha256:' + h.digest('hex');
-        const real = encodePythonPaxHeader(regular(`${diffID.slice(7)}/layer.tar`, plan.size));
-        if (real.length !== placeholder.length) throw new NixregError('internal error: layer header length changed');
-        await sink.patch!(headerAt, real);
-        await opts.cache?.put(storeLayerCacheKey(plan), { diffID, size: plan.size });
-      }
-      l.diffID = diffID;
-    } else {
-      log(`Creating layer ${num} with customisation...`);
-      const info: PyTarInfo = { ...regular(`${l.diffID!.slice(7)}/layer.tar`, l.size), ...owner };
-      await put(encodePythonPaxHeader(info));
-      await copy(`customisation layer ${l.paths[0]}`, l.open(), l.size);
-    }
-    results.push({ kind: l.kind, diffID: l.diffID!, size: l.size, member: layerMemberName(l, l.diffID!) });
-  }
-  log('Adding manifests...');
-  const diffIDs = img.layers.map((l) => l.diffID!);
-  const config = buildImageConfig(img, diffIDs);
-  const configHex = createHash('sha256').update(config).digest('hex');
-  const configName = `${configHex}.json`;
-  await put(encodePythonPaxHeader(regular(configName, config.length)));
-  await put(config);
-  await put(Buffer.alloc(padTo512(config.length)));
-  const manifest = buildManifest(img, diffIDs, configName);
-  await put(encodePythonPaxHeader(regular('manifest.json', manifest.length)));
-  await put(manifest);
-  await put(Buffer.alloc(padTo512(manifest.length)));
-  await put(endOfArchive(offset));
-  await sink.finish();
-  log('Done.');
-  return {
-    layers: results,
-    config: { name: configName, digest: `sha256:${configHex}`, size: config.length },
-    manifest,
-    size: offset,
-    stats,
-  };
-}
-

@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { StreamConf } from './conf.js';
-import { prepareImage, writeImage, type StreamImageOptions, type StreamResult } from './image.js';
+import { writeImage, type StreamResult } from '../../sink/nixpkgs-archive/stream-image.js';
+import { prepareImage, type StreamImageOptions } from './image.js';
 import { WritableSink, seekableStdoutSink, writeAtomicFile } from './sink.js';
 import { checkOutputOptions, writeStreamOutput, type StreamOutputOptions, type StreamOutputResult } from './output.js';
 
@@ -18,19 +19,18 @@ import { checkOutputOptions, writeStreamOutput, type StreamOutputOptions, type S
  *   single store layers.
  */
 export { loadStreamConf, parseStreamConf, type StreamConf } from './conf.js';
+export { writeImage, type StreamResult } from '../../sink/nixpkgs-archive/stream-image.js';
 export {
   prepareImage,
-  writeImage,
   resolveLayerDigests,
   DEFAULT_CUSTOMISATION_OWNER,
   type PreparedImage,
   type ImageLayer,
   type LayerKind,
   type StreamImageOptions,
-  type StreamResult,
   type CustomisationOwner,
 } from './image.js';
-export { buildImageConfig, buildManifest, layerMemberName } from './image-json.js';
+export { buildImageConfig, buildManifest, layerMemberName, type ImageConfigParts, type ImageManifestParts } from './image-json.js';
 export {
   planStoreLayer,
   fingerprintStoreLayer,
@@ -45,7 +45,7 @@ export {
   type LayerOwner,
   type LayerPassStats,
 } from './store-layer.js';
-export { FileSink, WritableSink, seekableStdoutSink, type ByteSink } from './sink.js';
+export { FileSink, WritableSink, seekableStdoutSink, writeAtomicFile, type ByteSink } from './sink.js';
 export { LayerCache } from '../layer-cache.js';
 export {
   checkOutputOptions,

@@ -5,7 +5,8 @@ import { usageError } from '../../errors.js';
 import { writeOciArchive, writeOciDirectory, type OciImageResult } from '../../oci/index.js';
 import { openAtomic } from '../../util/atomic-file.js';
 import type { StreamConf } from './conf.js';
-import { prepareImage, writeImage, type StreamImageOptions, type StreamResult } from './image.js';
+import { writeImage, type StreamResult } from '../../sink/nixpkgs-archive/stream-image.js';
+import { prepareImage, type StreamImageOptions } from './image.js';
 import { WritableSink } from './sink.js';
 
 /**

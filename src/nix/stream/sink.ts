@@ -13,6 +13,8 @@ export interface ByteSink {
   write(b: Buffer): Promise<void>;
   /** Present only on seekable sinks: overwrite already-written bytes at `offset`. */
   patch?(offset: number, b: Buffer): Promise<void>;
+  /** Present only on sinks that can go back: the next write lands at `offset` (an earlier one), as if nothing followed it. */
+  seek?(offset: number): Promise<void>;
   finish(): Promise<void>;
 }
 
@@ -22,11 +24,17 @@ const QUEUE_HIGH = 8 << 20;
 /** Positional writes to an open file, several in flight so disk writes overlap reading and hashing. */
 export class FileSink implements ByteSink {
   private pos = 0;
+  private sought = false;
   private inflight: Array<Promise<unknown>> = [];
   private failed?: unknown;
   constructor(
     private readonly fh: FileHandle,
     private readonly label: string,
+    /**
+     * The chunks also go elsewhere (the push --output tee feeds them to an upload, whose compressor hands them back
+     * to the chunk pool): each write then completes before write() returns, and no chunk is handed back here.
+     */
+    private readonly sharedChunks = false,
   ) {}
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.fail(this.failed);
@@ -35,13 +43,16 @@ export class FileSink implements ByteSink {
     // write() takes ownership of b: once written, a layer chunk is held by no one (image.ts and the OCI writer only
     // hash it synchronously before), so it is recycled (other buffers are ignored by releaseLayerChunk).
     const p = writeAll(this.fh, b, at).then(
-      () => releaseLayerChunk(b),
+      () => {
+        if (!this.sharedChunks) releaseLayerChunk(b);
+      },
       (err) => {
         this.failed ??= err;
       },
     );
     this.inflight.push(p);
-    if (this.inflight.length >= IN_FLIGHT) await this.inflight.shift();
+    if (this.inflight.length >= (this.sharedChunks ? 1 : IN_FLIGHT)) await this.inflight.shift();
+    if (this.sharedChunks && this.failed) throw this.fail(this.failed);
   }
   async patch(offset: number, b: Buffer): Promise<void> {
     await this.drain();
@@ -49,8 +60,17 @@ export class FileSink implements ByteSink {
       throw this.fail(err);
     });
   }
+  async seek(offset: number): Promise<void> {
+    await this.drain();
+    this.pos = offset;
+    this.sought = true;
+  }
   async finish(): Promise<void> {
     await this.drain();
+    // after a seek back, what the earlier writes left past the end goes
+    if (this.sought) await this.fh.truncate(this.pos).catch((err) => {
+      throw this.fail(err);
+    });
   }
   private async drain(): Promise<void> {
     await Promise.all(this.inflight);

@@ -1,9 +1,9 @@
 import pLimit from 'p-limit';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { compressorStages } from '../../compression/compress.js';
+import { compressorStages, type PushCompression } from '../../compression/compress.js';
 import { HashingStream, sha256Digest } from '../../digest/sha256.js';
-import { NixregError } from '../../errors.js';
+import { NixregError, integrityError } from '../../errors.js';
 import type { CopyProgress } from '../../image/types.js';
 import type { Descriptor } from '../../manifest/manifest.js';
 import { MediaType } from '../../manifest/media-types.js';
@@ -47,6 +47,24 @@ const OCI_LAYER_FOR: Record<string, string> = {
 };
 
 type Plan = 'keep' | 'retype' | 'compress';
+
+/**
+ * A layer generated on its way into the layout (a conf's store layer): `open()` yields its tar. What is known
+ * beforehand (`size`, and `diffID` for base and customisation layers) is checked; what is known only once it has
+ * streamed is filled in by `LayoutImageWriter.writeStreamedLayer`: `diffID`, `size`, and `stored`, the blob as
+ * written (compressed on the way). Nothing is generated twice.
+ */
+export interface StreamedLayer {
+  open(): Readable;
+  /** Names the layer in errors. */
+  readonly what: string;
+  diffID?: string;
+  /** The tar's size. */
+  size?: number;
+  stored?: Descriptor;
+}
+
+const OCI_LAYER_OF: Record<PushCompression, string> = { gzip: MediaType.ociLayerGzip, zstd: MediaType.ociLayerZstd, none: MediaType.ociLayer };
 
 /** How an image goes into a layout: see LayoutImageWriter. Foreign (non-distributable) or unknown layers are regenerated. */
 function planOf(src: SourceImage): Plan {
@@ -117,7 +135,44 @@ export class LayoutImageWriter {
     return digest;
   }
 
-  private async putManifest(bytes: Buffer, kept: boolean): Promise<LayoutImageResult> {
+  /**
+   * Stream one generated layer: tar → diffID hash → compressor → blob hash → target, once. On return the layer's
+   * `diffID`, `size` and `stored` are set; a diffID or size known beforehand that the bytes do not match is an
+   * integrity error (the files changed since they were planned).
+   */
+  async writeStreamedLayer(layer: StreamedLayer, compression: PushCompression, level?: number): Promise<Descriptor> {
+    this.checkStopped();
+    const blob = await this.target.beginBlob();
+    const diff = new HashingStream();
+    const comp = new HashingStream();
+    const tail = new PassThrough();
+    const done = pipeline([layer.open(), diff, ...compressorStages(compression, level), comp, tail]);
+    done.catch(() => {}); // observed below; a failed write destroys `tail`, which rejects `done` too
+    try {
+      for await (const chunk of tail) await blob.write(chunk as Buffer);
+      await done;
+    } catch (err) {
+      tail.destroy();
+      throw asNixreg(err, layer.what);
+    }
+    const diffID = diff.digest();
+    if (layer.size !== undefined && diff.size !== layer.size) throw integrityError(`${layer.what} came out ${diff.size} bytes, expected ${layer.size}: its files changed`);
+    if (layer.diffID && layer.diffID !== diffID) throw integrityError(`${layer.what}: expected diffID ${layer.diffID}, got ${diffID}`);
+    await blob.finish(comp.digest(), comp.size);
+    layer.diffID = diffID;
+    layer.size = diff.size;
+    layer.stored = { mediaType: OCI_LAYER_OF[compression], digest: comp.digest(), size: comp.size };
+    return layer.stored;
+  }
+
+  /** Put a config blob (bytes verbatim). */
+  async putConfig(bytes: Buffer): Promise<Descriptor> {
+    const digest = await this.putDocument(bytes);
+    return { mediaType: MediaType.ociConfig, digest, size: bytes.length };
+  }
+
+  /** Put manifest bytes made elsewhere; the descriptor is index.json's (or an index's) entry for it. */
+  async putManifest(bytes: Buffer, kept = false): Promise<LayoutImageResult> {
     const digest = await this.putDocument(bytes);
     return { manifest: { mediaType: MediaType.ociManifest, digest, size: bytes.length }, manifestBytes: bytes, keptManifest: kept };
   }

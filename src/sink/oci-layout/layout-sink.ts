@@ -31,20 +31,30 @@ export async function writeLayout(
   opts: LayoutSinkOptions,
   fill: (writer: LayoutImageWriter) => Promise<Descriptor>,
 ): Promise<Descriptor> {
-  const run = async (target: LayoutTarget, serialBlobs: boolean): Promise<Descriptor> => {
-    try {
-      const top = await fill(new LayoutImageWriter(target, { ...opts, serialBlobs }));
-      await target.putFile('index.json', buildLayoutIndex(top.digest, top.size, dest.refName, top.mediaType));
-      await target.putFile('oci-layout', OCI_LAYOUT_FILE);
-      await target.commit();
-      return top;
-    } catch (err) {
-      await target.abort();
-      throw err;
-    }
-  };
-  if (dest.kind === 'oci-layout') return run(await DirTarget.open(dest.path, opts.force), false);
-  return writeAtomicFile(dest.path, opts.force, (sink) => run(new TarTarget(sink, dest.path), true));
+  if (dest.kind === 'oci-layout') return writeLayoutTarget(await DirTarget.open(dest.path, opts.force), dest.refName, opts, fill);
+  return writeAtomicFile(dest.path, opts.force, (sink) => writeLayoutTarget(new TarTarget(sink, dest.path), dest.refName, { ...opts, serialBlobs: true }, fill));
+}
+
+/**
+ * The same on a target the caller opened (a directory, or a tar on a file or stdout): `fill` writes the blobs,
+ * then index.json names the descriptor it returns under `refName`, then `oci-layout`, then commit; abort on any failure.
+ */
+export async function writeLayoutTarget(
+  target: LayoutTarget,
+  refName: string,
+  opts: LayoutImageOptions,
+  fill: (writer: LayoutImageWriter) => Promise<Descriptor>,
+): Promise<Descriptor> {
+  try {
+    const top = await fill(new LayoutImageWriter(target, { ...opts, serialBlobs: opts.serialBlobs || target instanceof TarTarget }));
+    await target.putFile('index.json', buildLayoutIndex(top.digest, top.size, refName, top.mediaType));
+    await target.putFile('oci-layout', OCI_LAYOUT_FILE);
+    await target.commit();
+    return top;
+  } catch (err) {
+    await target.abort();
+    throw err;
+  }
 }
 
 /** One image: its manifest is the entry. */

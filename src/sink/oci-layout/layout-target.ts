@@ -55,6 +55,8 @@ export class DirTarget implements LayoutTarget {
   private readonly temps = new Map<string, () => void>();
   /** Blobs this run added to an existing layout (removed again by abort). */
   private readonly added: string[] = [];
+  /** Blob files still open (a blob abandoned mid-way is closed by abort). */
+  private readonly open = new Set<FileHandle>();
   private constructor(
     private readonly target: string,
     /** Where the layout is written: the temp directory, or the target itself when updating a layout. */
@@ -132,6 +134,7 @@ export class DirTarget implements LayoutTarget {
     const partial = this.inPlace ? tempName(join(this.root, 'blobs', 'sha256')) : join(this.root, 'blobs', 'sha256', `.partial-${this.n++}`);
     if (this.inPlace) this.track(partial);
     const fh = await this.io(() => open(partial, 'wx'));
+    this.open.add(fh);
     let pos = 0;
     return {
       write: async (b) => {
@@ -139,6 +142,7 @@ export class DirTarget implements LayoutTarget {
         pos += b.length;
       },
       finish: async (digest) => {
+        this.open.delete(fh);
         await this.io(() => fh.close());
         await this.placeBlob(partial, digest);
         if (this.inPlace) await this.untrack(partial);
@@ -208,6 +212,8 @@ export class DirTarget implements LayoutTarget {
   }
 
   async abort(): Promise<void> {
+    for (const fh of this.open) await fh.close().catch(() => {});
+    this.open.clear();
     for (const p of [...this.temps.keys()]) {
       await rm(p, { recursive: true, force: true }).catch(() => {});
       await this.untrack(p);
@@ -245,6 +251,8 @@ export class TarTarget implements LayoutTarget {
   private started = false;
   /** Spool directories of blobs not yet finished (removed by abort when a layer fails mid-way). */
   private readonly spools = new Set<string>();
+  /** Spool files still open (closed by abort). */
+  private readonly spoolFiles = new Set<FileHandle>();
   constructor(
     private readonly sink: ByteSink,
     private readonly label: string,
@@ -277,6 +285,7 @@ export class TarTarget implements LayoutTarget {
     this.spools.add(dir);
     const file = join(dir, 'blob');
     const fh = await open(file, 'wx');
+    this.spoolFiles.add(fh);
     let pos = 0;
     return {
       write: async (b) => {
@@ -285,6 +294,7 @@ export class TarTarget implements LayoutTarget {
       },
       finish: async (digest, size) => {
         try {
+          this.spoolFiles.delete(fh);
           await fh.close();
           await this.put(ociFileHeader(blobPath(digest), size));
           for await (const c of createReadStream(file, { highWaterMark: 1 << 20 })) await this.put(c as Buffer);
@@ -313,6 +323,8 @@ export class TarTarget implements LayoutTarget {
   }
 
   async abort(): Promise<void> {
+    for (const fh of this.spoolFiles) await fh.close().catch(() => {});
+    this.spoolFiles.clear();
     for (const dir of this.spools) await rm(dir, { recursive: true, force: true }).catch(() => {});
     this.spools.clear();
   }
