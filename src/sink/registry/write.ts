@@ -189,6 +189,20 @@ export async function writeStoredBlob(ctx: StoredBlobContext, blob: StoredBlob, 
   return done(status === 'mounted' ? { status, ...(sourceMount ? { from: sourceMount } : {}) } : { status });
 }
 
+/**
+ * A blob held in memory (an artifact's layer, a signature payload, a config) written into `client`'s own
+ * repository: HEAD, else one upload, retried like every other blob.
+ */
+export async function writeBufferBlob(
+  client: RegistryClientApi & { registry: string; repository: string },
+  bytes: Buffer,
+  digest: string,
+  retry: RetryPolicy = uploadRetryPolicy({}),
+): Promise<BlobStatus> {
+  const ctx: StoredBlobContext = { client, registry: client.registry, repository: client.repository, repoName: `${client.registry}/${client.repository}`, mountFrom: [], retry };
+  return (await writeStoredBlob(ctx, { digest, size: bytes.length, open: async () => bytes })).status;
+}
+
 /** Whole-upload retries as --retry-times/--retry-delay/--retry-max-time ask for them (the transport's own are per request). */
 export function uploadRetryPolicy(access: RegistryAccess): RetryPolicy {
   const r = access.retry;
