@@ -9,7 +9,7 @@
 // Needs (after npm run build): docker-registry, skopeo, nix-hash, GNU time (/usr/bin/time), tar, gzip, sha256sum.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -107,6 +107,7 @@ try {
     });
     define('push-warm', 'push conf (warm: nothing changed)', 'same, warm (skopeo blob-info cache, registry has the blobs)', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
     define('push-fresh', 'push conf (fresh runner: empty cache, registry has the image)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]] });
+    define('push-fresh-changed', 'push conf (fresh runner, one store path changed)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]], target: { ratio: 0.15 } });
     if (closure.realConf)
       define('push-warm-store', 'push conf (warm, paths in the real /nix/store: no tree walk)', 'same as the row above', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
   }
@@ -330,6 +331,13 @@ async function benchPush(run) {
   // a CI runner's first push: empty cache, the registry already holds the image (reused by its config's diff_ids)
   record('push-fresh', 'nixreg', m(nixreg(...pushArgs), { env: cacheEnv(`push-fresh-${run}`) }));
   if (run === 1) check('push: a fresh-runner push leaves the same manifest as the cold one', coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')));
+  const restore = changeOneStorePath();
+  try {
+    record('push-fresh-changed', 'nixreg', m(nixreg(...pushArgs), { env: cacheEnv(`push-fresh-changed-${run}`) }));
+    if (run === 1) check('push: a fresh-runner push of one changed path leaves a new manifest', coldDigest !== null && coldDigest !== (await manifestDigest(pushTo.url, 'bench/app', '1')));
+  } finally {
+    restore();
+  }
   await stopRegistry(pushTo);
 
   const skTo = await registry('push-skopeo');
@@ -342,9 +350,32 @@ async function benchPush(run) {
   record('push-warm', 'base', measureShell(today, { env: skEnv }));
   record('push-fresh', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-${run}`) }));
   if (run === 1 && closure.streamSha256) check('stream: output identical to the archive the push baseline streamed', closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'));
+  const restoreBase = changeOneStorePath();
+  try {
+    record('push-fresh-changed', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-changed-${run}`) }));
+  } finally {
+    restoreBase();
+  }
   rmSync(archive, { force: true });
   await stopRegistry(skTo);
   if (closure.realConf) await benchPushRealStore(run);
+}
+
+/**
+ * Appends bytes to the first file of the middle store path (one layer of the closure changes) and returns the
+ * function that puts the original bytes back, so later rows and runs push the closure they measured before.
+ */
+function changeOneStorePath() {
+  let dir = join(closure.root, closure.storePaths[Math.floor(closure.storePaths.length / 2)]);
+  for (;;) {
+    const first = readdirSync(dir).sort()[0];
+    dir = join(dir, first);
+    if (!statSync(dir).isDirectory()) break;
+  }
+  const file = dir;
+  const original = readFileSync(file);
+  writeFileSync(file, Buffer.concat([original, Buffer.from('one more line\n')]));
+  return () => writeFileSync(file, original);
 }
 
 /** Warm push of the real-store conf: one unmeasured cold push fills the registry and the cache, once for all runs. */

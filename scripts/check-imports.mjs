@@ -26,7 +26,6 @@ const RANK = {
   image: 4,
   source: 5,
   sink: 5,
-  push: 5,
   oci: 5,
   archive: 5,
   prefetch: 6,
@@ -54,9 +53,7 @@ const rankOf = (file) => {
   return undefined;
 };
 
-const ALLOWED = new Set([
-  // src/push/** belongs to the registry writer's rewrite (src/sink/registry/); listed until it lands.
-]);
+const ALLOWED = new Set([]);
 
 function walk(dir, out = []) {
   for (const name of readdirSync(dir)) {

@@ -16,6 +16,7 @@ import {
   verifyPayload,
 } from '../sbom/simple-signing.js';
 import { refOf, withClient } from './registry-client.js';
+import { uploadRetryPolicy, writeBufferBlob } from '../sink/registry/write.js';
 
 /** cosign's signature tag for a manifest digest: `sha256-<hex>.sig` in the image's repository. */
 export const signatureTag = (digest: string): string => `${digest.replace(':', '-')}.sig`;
@@ -48,7 +49,7 @@ export async function signImage(ref: string, o: KeyOptions, access: RegistryAcce
       const digest = await manifestDigest(c, refOf(r), r.name);
       const payload = simpleSigningPayload(r.name, digest);
       const layer = { mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest: sha256Digest(payload), size: payload.length, annotations: { [SIGNATURE_ANNOTATION]: signPayload(payload, key) } };
-      await c.pushBlob(layer.digest, payload, payload.length);
+      await writeBufferBlob(c, payload, layer.digest, uploadRetryPolicy(access));
       const tag = signatureTag(digest);
       const layers = [...(await existingSignatures(c, tag)), layer];
       // the config go-containerregistry's empty image gets once cosign appends its layers
@@ -63,7 +64,7 @@ export async function signImage(ref: string, o: KeyOptions, access: RegistryAcce
         }),
       );
       const configDigest = sha256Digest(config);
-      await c.pushBlob(configDigest, config, config.length);
+      await writeBufferBlob(c, config, configDigest, uploadRetryPolicy(access));
       const manifest = Buffer.from(
         JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, size: config.length, digest: configDigest }, layers }),
       );

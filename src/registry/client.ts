@@ -615,32 +615,6 @@ export class RegistryClient implements RegistryClientApi {
     await res.body.dump().catch(() => {});
     if (res.status >= 400 && res.status !== 404) this.log(`cancel upload on ${this.registry}: HTTP ${res.status} (ignored)`);
   }
-
-  /**
-   * Convenience: upload a whole blob unless present (HEAD), in one PATCH. The PATCH body is a stream the transport
-   * never replays, so a failed attempt (session cancelled) is retried here as a whole: POST, PATCH, PUT again.
-   */
-  async pushBlob(digest: string, body: Buffer | (() => Readable), size: number): Promise<'exists' | 'uploaded' | 'mounted'> {
-    if (await this.headBlob(digest)) return 'exists';
-    const attempts = (this.opts.retry?.times ?? 4) + 1;
-    for (let attempt = 1; ; attempt++) {
-      const start = await this.startUpload();
-      if (start.mounted) return 'mounted';
-      // a Buffer goes as it is: the transport can then replay it and follow a 307/308
-      const stream = Buffer.isBuffer(body) ? body : body();
-      try {
-        const next = await this.uploadBlobStream(start.location, stream, size);
-        await this.finishUpload(next, digest);
-        return 'uploaded';
-      } catch (e) {
-        await this.cancelUpload(start.location).catch(() => {});
-        // only transient failures (network, 429/5xx after the transport's own retries): not auth, 404 or digest errors
-        if (attempt >= attempts || !(e instanceof NixregError) || e.exitCode !== ExitCode.failure || e instanceof QuotaExhausted) throw e;
-        this.log(`blob ${digest} upload failed (${e.message}); retrying (${attempt + 1}/${attempts})`);
-        await sleep(e instanceof RetryLater && e.retryAfterMs !== undefined ? e.retryAfterMs : Math.min(this.opts.retry?.maxDelayMs ?? 30_000, (this.opts.retry?.baseDelayMs ?? 1000) * attempt));
-      }
-    }
-  }
 }
 
 /**

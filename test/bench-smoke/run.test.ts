@@ -12,7 +12,7 @@ import { requireTool } from '../helpers/tools.js';
  * and stream deterministic) must hold, and the table must have every row. No timing is asserted. Needs dist/ built.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
-const ROWS = ['startup', 'startup-pull', 'startup-prefetch', 'startup-push', 'startup-hash', 'startup-inspect', 'pull', 'prefetch', 'copy', 'stream', 'push-cold', 'push-warm', 'push-fresh', 'push-warm-store', 'floor-gunzip'];
+const ROWS = ['startup', 'startup-pull', 'startup-prefetch', 'startup-push', 'startup-hash', 'startup-inspect', 'pull', 'prefetch', 'copy', 'stream', 'push-cold', 'push-warm', 'push-fresh', 'push-fresh-changed', 'push-warm-store', 'floor-gunzip'];
 
 describe('npm run bench (tiny, 1 run)', () => {
   test('completes, outputs identical, every row in the table', async () => {
@@ -34,7 +34,7 @@ describe('npm run bench (tiny, 1 run)', () => {
 
       const r = JSON.parse(readFileSync(json, 'utf8'));
       expect(r.rows.map((x: { id: string }) => x.id).sort()).toEqual([...ROWS].sort());
-      expect(r.checks.length).toBe(9); // "identical across runs" needs a 2nd run
+      expect(r.checks.length).toBe(10); // "identical across runs" needs a 2nd run
       for (const c of r.checks) expect(c, c.what).toMatchObject({ ok: true });
       for (const row of r.rows) {
         expect(row.wall.median, row.id).toBeGreaterThan(0);

@@ -6,15 +6,21 @@ import type { AddressInfo, Socket } from 'node:net';
  * produce: `drop-answer` lets the upstream handle the request completely, then resets the client's connection
  * instead of relaying the answer (the registry's state changed, the client never hears of it); `reset-mid-body`
  * forwards the first half of the request body (by Content-Length) and then resets both connections, so the
- * registry sees a body cut short and the client a reset. Rules match by
- * method and path; `skip` lets the first N matches through, `times` bounds how often a rule fires.
+ * registry sees a body cut short and the client a reset; `refuse` reads the whole request, forwards nothing and
+ * answers `status` (429 or a 5xx, with `Retry-After: retryAfter` when given), as a load balancer or a registry
+ * shedding load does. Rules match by method and path; `skip` lets the first N matches through, `times` bounds how
+ * often a rule fires.
  */
 export interface ProxyRule {
-  kind: 'drop-answer' | 'reset-mid-body';
+  kind: 'drop-answer' | 'reset-mid-body' | 'refuse';
   method: string;
   path: RegExp;
   skip?: number;
   times?: number;
+  /** `refuse`: the answer's status (default 503). */
+  status?: number;
+  /** `refuse`: the Retry-After header's value (seconds or an HTTP date). */
+  retryAfter?: string;
 }
 
 export interface FaultProxy {
@@ -32,19 +38,30 @@ export async function startFaultProxy(upstreamUrl: string, rules: ProxyRule[]): 
   const matched = rules.map(() => 0);
   const fired = rules.map(() => 0);
   const sockets = new Set<Socket>();
-  const pick = (method: string, path: string): ProxyRule['kind'] | undefined => {
-    let hit: ProxyRule['kind'] | undefined;
+  const pick = (method: string, path: string): ProxyRule | undefined => {
+    let hit: ProxyRule | undefined;
     rules.forEach((r, i) => {
       if (r.method !== method || !r.path.test(path)) return;
       matched[i]!++;
       if (matched[i]! <= (r.skip ?? 0) || (r.times !== undefined && fired[i]! >= r.times)) return;
       fired[i]!++;
-      hit ??= r.kind;
+      hit ??= r;
     });
     return hit;
   };
   const server: Server = createServer((req, res) => {
-    const fault = pick(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname);
+    const rule = pick(req.method ?? 'GET', new URL(req.url ?? '/', 'http://x').pathname);
+    const fault = rule?.kind;
+    if (rule?.kind === 'refuse') {
+      const status = rule.status ?? 503;
+      const body = JSON.stringify({ errors: [{ code: status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: `proxy answered ${status}` }] });
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(rule.retryAfter !== undefined ? { 'retry-after': rule.retryAfter } : {}) });
+        res.end(body);
+      });
+      return;
+    }
     const drop = fault === 'drop-answer';
     const up = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (ures: IncomingMessage) => {
       if (drop) {

@@ -132,6 +132,19 @@ describe.each(Object.keys(QUIRK_PROFILES))('--quirks %s', (name) => {
     expect(reg.storage.hasManifest('pushed/app', digest)).toBe(true);
   }, 180_000);
 
+  if (oci)
+    it('push --format auto stores the same OCI manifest, after the registry refused the Docker one', async () => {
+      const before = reg.log.length;
+      const digest = await push(reg, 'auto/app', 'auto');
+      expect(digest).toBe(reference.pushed);
+      expect(reg.storage.hasManifest('auto/app', digest)).toBe(true);
+      const puts = reg.log.slice(before).filter((e) => e.route === 'manifest' && e.method === 'PUT');
+      expect(puts.map((e) => [e.status < 300, e.headers['content-type']?.startsWith('application/vnd.oci.')])).toEqual([
+        [false, false],
+        [true, true],
+      ]);
+    }, 180_000);
+
   it('the profile showed its quirks on the wire', async () => {
     await MET[name]!(reg, reg.log);
   });

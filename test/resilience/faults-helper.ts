@@ -52,7 +52,7 @@ export function countingLog(): { log: (l: string) => void; counts: NetCounts } {
     counts,
     log: (l: string) => {
       counts.lines.push(l);
-      // transport retries; whole-upload retries of push (layer regenerated), pushBlob and registry copies
+      // transport retries; whole-upload retries of push (layer regenerated) and of stored blobs (configs, registry copies)
       if (l.startsWith('retry ') || /failed \(.*\); (regenerating the layer and )?retrying \(/.test(l)) counts.retries++;
       if (/^copy of \S+ failed/.test(l)) counts.copyRetries++;
       if (l.endsWith('; resuming')) counts.resumes++;

@@ -31,11 +31,11 @@ describe('scripts/check-imports.mjs', () => {
   it('fails on library code importing cli/, naming the import', () => {
     const src = tree({
       'cli/live-rows.ts': 'export const x = 1;\n',
-      'push/progress.ts': "import { x } from '../cli/live-rows.js';\nexport const y = x;\n",
+      'sink/progress.ts': "import { x } from '../cli/live-rows.js';\nexport const y = x;\n",
     });
     const r = check(src);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('upward import: push/progress.ts -> cli/live-rows.ts');
+    expect(r.stderr).toContain('upward import: sink/progress.ts -> cli/live-rows.ts');
   });
 
   it('fails on a cycle, even of type-only imports', () => {

@@ -17,6 +17,7 @@ import {
 import { layerDiffID } from '../../src/nix/stream/layer-diffid.js';
 import { placePreviousBlob } from '../../src/sink/registry/write.js';
 import { NixregError } from '../../src/errors.js';
+import { pushBlob } from '../helpers/images.js';
 
 // loadPreviousLayers / placePreviousBlob against Debian's distribution 2.8 on loopback, with images pushed through
 // the registry API; a token server that grants only push stands in for "auth that only allows push".
@@ -51,11 +52,11 @@ async function pushImage(
   const descs = [];
   for (const l of layers) {
     const blob = compress(l.tar);
-    await client.pushBlob(sha(blob), blob, blob.length);
+    await pushBlob(reg.url, repository, blob);
     descs.push({ mediaType: o.mediaType ?? MediaType.dockerLayerGzip, digest: sha(blob), size: blob.length });
   }
   const config = Buffer.from(JSON.stringify({ architecture: o.arch ?? 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: o.diffIDs ?? layers.map((l) => l.diffID) } }));
-  await client.pushBlob(sha(config), config, config.length);
+  await pushBlob(reg.url, repository, config);
   const mt = o.oci ? MediaType.ociManifest : MediaType.dockerManifest;
   const manifest = Buffer.from(
     JSON.stringify({ schemaVersion: 2, mediaType: mt, config: { mediaType: o.oci ? MediaType.ociConfig : MediaType.dockerConfig, digest: sha(config), size: config.length }, layers: descs }),

@@ -50,8 +50,20 @@ describe('withRetries', () => {
     const f = attempts(new RetryLater('HTTP 429', 60_000));
     const err = await withRetries(policy({ maxTimeMs: 1000 }), f, { retryLine: line }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NixregError);
-    expect((err as Error).message).toMatch(/^HTTP 429; gave up after 1 attempts: waiting 60 s more would pass --retry-max-time$/);
+    expect((err as Error).message).toBe('the upload failed after 1 attempt (429): HTTP 429; waiting 60 s more would pass --retry-max-time; check the registry or raise --retry-max-time');
     expect(f.calls).toBe(1);
+  });
+
+  it('once the attempts are used up, one line names the blob, each attempt\'s failure and what to do', async () => {
+    const reset = new NixregError('PATCH 127.0.0.1:1: other side closed', ExitCode.failure, { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) });
+    const f = attempts(reset, new NixregError('blob upload to r/x: HTTP 503 from r: UNAVAILABLE'), new RetryLater('blob upload to r/x: HTTP 429 from r'), network());
+    const err = await withRetries(policy({ attempts: 4 }), f, { retryLine: line, what: () => 'blob sha256:ab upload to r/x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NixregError);
+    expect((err as Error).message).toBe(
+      'blob sha256:ab upload to r/x failed after 4 attempts (reset, 503, 429, reset): PATCH 127.0.0.1:1: other side closed; check the registry or raise --retry-times',
+    );
+    expect((err as NixregError).exitCode).toBe(ExitCode.failure);
+    expect(f.calls).toBe(4);
   });
 
   it('an adaptation (the registry wants chunks) repeats the attempt without counting it, a bounded number of times', async () => {
@@ -62,7 +74,8 @@ describe('withRetries', () => {
     await expect(withRetries(policy(), f, { retryLine: line, adapt })).resolves.toBe('ok');
     expect(f.calls).toBe(4); // 1 adapted + 3 counted
     const always = attempts(...Array.from({ length: 10 }, rejected));
-    await expect(withRetries(policy(), always, { retryLine: line, adapt: () => true })).rejects.toBeInstanceOf(StreamedUploadRejected);
+    const err = await withRetries(policy(), always, { retryLine: line, adapt: () => true }).catch((e: unknown) => e);
+    expect((err as Error).cause).toBeInstanceOf(StreamedUploadRejected);
     expect(always.calls).toBe(3 + 3); // three adaptations, then three counted attempts
   });
 

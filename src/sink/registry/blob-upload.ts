@@ -248,6 +248,8 @@ async function uploadAttempt(
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
   if (gen.status === 'rejected' && gen.reason instanceof NixregError) throw markPermanent(gen.reason);
+  // every byte was generated and hashed though the upload failed: the retry's bytes must match, and its error can name the layer
+  if (gen.status === 'fulfilled') seen.diffID ??= diffHash.digest();
   if (sent.status === 'rejected') throw asOneLine(sent.reason, `blob upload to ${ctx.repoName}`);
   if (gen.status === 'rejected') throw asOneLine(gen.reason, `blob upload to ${ctx.repoName}`);
   const diffID = diffHash.digest();

@@ -10,10 +10,14 @@ import type { PushFormat, PushFormatChoice } from './image-manifest.js';
  */
 const ociOnlyRegistries = new Set<string>();
 
-/** The format to try first. zstd layers exist only in OCI. */
+/**
+ * The format to try first. zstd layers exist only in OCI; uncompressed layers go as OCI too, since Docker's
+ * uncompressed layer type is refused by Quay (https://github.com/containers/image/issues/1270) while the OCI one is
+ * standard everywhere.
+ */
 export function firstFormat(choice: PushFormatChoice | undefined, compression: PushCompression, registry?: string): PushFormat {
   if (choice !== 'auto') return choice ?? 'docker';
-  return compression === 'zstd' || (registry !== undefined && ociOnlyRegistries.has(registry)) ? 'oci' : 'docker';
+  return compression !== 'gzip' || (registry !== undefined && ociOnlyRegistries.has(registry)) ? 'oci' : 'docker';
 }
 
 export function noteDockerRefused(registry: string): void {

@@ -20,7 +20,18 @@ export interface BlobDescriptor {
 export function layerMediaType(format: PushFormat, compression: PushCompression): string {
   if (format === 'oci') return compression === 'gzip' ? MediaType.ociLayerGzip : compression === 'zstd' ? MediaType.ociLayerZstd : MediaType.ociLayer;
   if (compression === 'zstd') throw usageError('--compression zstd needs --format oci (Docker schema2 has no zstd layer type)');
-  return compression === 'gzip' ? MediaType.dockerLayerGzip : 'application/vnd.docker.image.rootfs.diff.tar';
+  return compression === 'gzip' ? MediaType.dockerLayerGzip : DOCKER_LAYER_UNCOMPRESSED;
+}
+
+const DOCKER_LAYER_UNCOMPRESSED = 'application/vnd.docker.image.rootfs.diff.tar';
+
+/**
+ * A one-line note for a push whose layers get Docker's uncompressed type, which Quay refuses — at the manifest,
+ * after every blob is up (https://github.com/containers/image/issues/1270); undefined for any other combination.
+ */
+export function uncompressedDockerNote(format: PushFormat, compression: PushCompression): string | undefined {
+  if (format !== 'docker' || compression !== 'none') return undefined;
+  return `note: --format docker --compression none gives layers the type ${DOCKER_LAYER_UNCOMPRESSED}, which some registries (Quay) refuse only at the manifest; --format oci stores uncompressed layers under a type every registry takes`;
 }
 
 export function configMediaType(format: PushFormat): string {

@@ -1,6 +1,6 @@
 import { checkLevel, codecId, type PushCompression } from '../../compression/compress.js';
 import { previousImageRefs, previousLayersOnce } from './previous-image.js';
-import { usageError } from '../../errors.js';
+import { NixregError, usageError } from '../../errors.js';
 import { ArchiveTee } from './archive-tee.js';
 import { sha256Digest } from '../../digest/sha256.js';
 import { loadStreamConf, type StreamConf } from '../../nix/stream/index.js';
@@ -10,7 +10,7 @@ import { storedBlobContext, writeStoredBlob } from './write.js';
 import { loadConfImage, type PushImage, type PushLayerKind } from './conf-source.js';
 import type { RegistryAccess } from '../../registry/access.js';
 import { openDestination, putTags, type Destination } from './destination.js';
-import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, type PushFormat, type PushFormatChoice } from './image-manifest.js';
+import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, uncompressedDockerNote, type PushFormat, type PushFormatChoice } from './image-manifest.js';
 import { firstFormat, noteDockerRefused } from './format-auto.js';
 import { DockerTypesRefused } from '../../registry/client.js';
 import { PushCache } from './push-cache.js';
@@ -116,6 +116,8 @@ export async function pushConfInto(
     if (opts.output && conf) archive = await ArchiveTee.open(opts.output, conf, opts.force ?? false);
     const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
     const progress = opts.progress ?? silentProgress;
+    const note = uncompressedDockerNote(format, compression);
+    if (note) progress.info(note);
     const previous = opts.registryCache === false || archive ? undefined : previousImageRefs(dest.ref, dest.tags, opts.cacheFrom ?? []);
     const known = previous && previousLayersOnce(dest, previous, opts, layerType);
     const ctx: BlobPushContext = {
@@ -152,6 +154,8 @@ export async function pushConfInto(
     try {
       digest = await put(format);
     } catch (err) {
+      if (note && err instanceof NixregError && !err.message.includes('--format oci'))
+        throw new NixregError(`${err.message}; registries such as Quay refuse the uncompressed Docker layer type: push with --format oci`, err.exitCode, { cause: err });
       if (opts.format !== 'auto' || format !== 'docker' || !(err instanceof DockerTypesRefused)) throw err;
       noteDockerRefused(dest.ref.registry);
       opts.log?.(`${dest.ref.registry} refused Docker media types (${err.message}); pushing the manifest as OCI (--format auto)`);

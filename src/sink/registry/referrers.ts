@@ -3,6 +3,7 @@ import { DIGEST_RE, sha256Digest } from '../../digest/sha256.js';
 import { MediaType, isIndexMediaType } from '../../manifest/media-types.js';
 import { nextPageLink, type RegistryClient } from '../../registry/client.js';
 import { headerValue } from '../../registry/transport.js';
+import { writeBufferBlob } from './write.js';
 
 /**
  * OCI 1.1 referrers (https://github.com/opencontainers/distribution-spec/blob/main/spec.md#listing-referrers):
@@ -60,11 +61,11 @@ export async function attachArtifact(
   annotations: Record<string, string> = {},
 ): Promise<AttachResult> {
   if (!DIGEST_RE.test(subject.digest)) throw new NixregError(`subject ${subject.digest} is not a sha256 digest`);
-  await client.pushBlob(EMPTY_DESCRIPTOR.digest, EMPTY_BLOB, EMPTY_BLOB.length);
+  await writeBufferBlob(client, EMPTY_BLOB, EMPTY_DESCRIPTOR.digest);
   const layers: OciDescriptor[] = [];
   for (const b of blobs) {
     const digest = sha256Digest(b.bytes);
-    await client.pushBlob(digest, b.bytes, b.bytes.length);
+    await writeBufferBlob(client, b.bytes, digest);
     layers.push({ mediaType: b.mediaType, digest, size: b.bytes.length, ...(b.annotations ? { annotations: b.annotations } : {}) });
   }
   const manifest = {

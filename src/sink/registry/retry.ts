@@ -1,4 +1,4 @@
-import { ExitCode, NixregError } from '../../errors.js';
+import { ExitCode, NixregError, systemErrorCode } from '../../errors.js';
 import { QuotaExhausted, RetryLater } from '../../registry/upload-errors.js';
 
 /**
@@ -29,6 +29,8 @@ export interface RetryHooks<T> {
   adapt?(err: unknown): boolean;
   /** Asked before each retry: the failed attempt's blob may have arrived with only its answer lost. */
   alreadyThere?(): Promise<T | undefined>;
+  /** What is being written, for the final error (`blob sha256:… upload to REG/REPO`). */
+  what?(): string;
 }
 
 const MAX_ADAPTATIONS = 3;
@@ -48,9 +50,39 @@ export function isRetryable(err: unknown): boolean {
   return true;
 }
 
+const TIMEOUT_CODES = new Set(['ETIMEDOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED']);
+
+/** A failed attempt in a word or a status, for the final error's list: `429`, `503`, `reset`, `timeout`, `refused`. */
+export function attemptLabel(err: unknown): string {
+  if (err instanceof RetryLater) return '429';
+  const answered = (err as { status?: unknown } | null)?.status;
+  if (typeof answered === 'number') return String(answered);
+  const message = err instanceof Error ? err.message : String(err);
+  const status = /\bHTTP (\d{3})\b/.exec(message)?.[1];
+  if (status) return status;
+  const code = systemErrorCode(err);
+  if (code && TIMEOUT_CODES.has(code)) return 'timeout';
+  if ((code && RESET_CODES.has(code)) || /other side closed|socket hang up|\breset\b/i.test(message)) return 'reset';
+  if (code === 'ECONNREFUSED') return 'refused';
+  if (/timed? ?out/i.test(message)) return 'timeout';
+  return code ? code.toLowerCase() : 'error';
+}
+
+/** Labels of failures in the exchange with the registry (an answer's status, or the connection). */
+const REGISTRY_FAILURE = /^(\d{3}|reset|timeout|refused)$/;
+
+function gaveUp(hooks: RetryHooks<unknown>, tried: string[], err: unknown, why: string, raise: string): NixregError {
+  const n = tried.length;
+  const what = hooks.what?.() ?? 'the upload';
+  const message = err instanceof Error ? err.message : String(err);
+  return new NixregError(`${what} failed after ${n} attempt${n === 1 ? '' : 's'} (${tried.join(', ')}): ${message}${why}; check the registry or raise ${raise}`, ExitCode.failure, { cause: err });
+}
+
 export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, hooks: RetryHooks<T>): Promise<T> {
   let adapted = 0;
   const started = Date.now();
+  const tried: string[] = [];
   for (let n = 1; ; n++) {
     try {
       return await attempt(n);
@@ -60,10 +92,15 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) =
         n--;
         continue;
       }
-      if (n >= policy.attempts || !isRetryable(err)) throw err;
+      if (!isRetryable(err)) throw err;
+      tried.push(attemptLabel(err));
+      // a registry no attempt could connect to ("cannot reach" says all there is), or a last failure that is not the
+      // registry's (the --output file, the layer's own bytes): that error as it is
+      if (n >= policy.attempts)
+        throw tried.every((t) => t === 'refused') || !REGISTRY_FAILURE.test(tried[tried.length - 1]!) ? err : gaveUp(hooks as RetryHooks<unknown>, tried, err, '', '--retry-times');
       const wait = err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : Math.min(policy.maxDelayMs ?? 30_000, policy.baseDelayMs * n);
       if (policy.maxTimeMs !== undefined && Date.now() - started + wait > policy.maxTimeMs)
-        throw new NixregError(`${(err as Error).message}; gave up after ${n} attempts: waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, ExitCode.failure, { cause: err });
+        throw gaveUp(hooks as RetryHooks<unknown>, tried, err, `; waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, '--retry-max-time');
       policy.log?.(hooks.retryLine(err instanceof Error ? err.message : String(err), wait, n + 1, policy.attempts));
       await new Promise((r) => setTimeout(r, wait));
       const there = await hooks.alreadyThere?.();

@@ -120,6 +120,7 @@ async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer): Promis
   const r = await withRetries(policyOf(ctx), () => generateAndUpload(ctx, seen.diffID && !layer.diffID ? { ...layer, diffID: seen.diffID } : layer, seen), {
     retryLine: (m, wait, next, all) => `upload failed (${m}); regenerating the layer and retrying in ${wait} ms (${next}/${all})`,
     adapt: (err) => adaptUploads(ctx, err),
+    what: () => `layer ${layer.diffID ?? seen.diffID ?? ''} upload to ${ctx.repoName}`.replace('layer  ', 'layer '),
   });
   // the registry assembled the chunks: its blob must be the size we sent (a registry that dropped or doubled
   // a chunk could still commit if its digest check is lax)
@@ -182,9 +183,24 @@ export async function writeStoredBlob(ctx: StoredBlobContext, blob: StoredBlob, 
     {
       retryLine: (m, _wait, next, all) => `copy of ${blob.digest} failed (${m}); retrying (${next}/${all})`,
       alreadyThere: async () => ((await present(ctx.client, blob.digest, blob.size)) ? 'uploaded' : undefined),
+      what: () => `blob ${blob.digest} upload to ${ctx.repoName}`,
     },
   );
   return done(status === 'mounted' ? { status, ...(sourceMount ? { from: sourceMount } : {}) } : { status });
+}
+
+/**
+ * A blob held in memory (an artifact's layer, a signature payload, a config) written into `client`'s own
+ * repository: HEAD, else one upload, retried like every other blob.
+ */
+export async function writeBufferBlob(
+  client: RegistryClientApi & { registry: string; repository: string },
+  bytes: Buffer,
+  digest: string,
+  retry: RetryPolicy = uploadRetryPolicy({}),
+): Promise<BlobStatus> {
+  const ctx: StoredBlobContext = { client, registry: client.registry, repository: client.repository, repoName: `${client.registry}/${client.repository}`, mountFrom: [], retry };
+  return (await writeStoredBlob(ctx, { digest, size: bytes.length, open: async () => bytes })).status;
 }
 
 /** Whole-upload retries as --retry-times/--retry-delay/--retry-max-time ask for them (the transport's own are per request). */
