@@ -185,8 +185,7 @@ async function copyToRegistry(o: CopyCommandOptions, destination: string): Promi
       source,
       destination,
       jobs: o.jobs,
-      ...(src.tlsVerify !== undefined ? { srcTlsVerify: src.tlsVerify } : {}),
-      ...(src.creds ? { srcCreds: src.creds } : {}),
+      sourceAccess: src,
       ...(o.pushProgress ? { progress: o.pushProgress } : {}),
     });
     const result: CopyCommandResult = { destination: o.destination, digest: r.digest, mediaType: r.mediaType };

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { makeSelfSignedCert } from '../helpers/tls.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
@@ -65,4 +66,25 @@ describe('nixreg copy: credentials per side', () => {
     expect(errorLines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toContain(src.host);
   }, 120_000);
+});
+
+describe('nixreg copy: TLS settings per side', () => {
+  test('docker:// (TLS, its CA in --src-cert-dir) → docker:// (plain http): the source is verified with the source cert dir', async () => {
+    const cert = makeSelfSignedCert('127.0.0.1', mkdtempSync(join(work, 'tls-')));
+    const certDir = join(work, 'src-certs');
+    mkdirSync(certDir, { recursive: true });
+    copyFileSync(cert.certFile, join(certDir, 'ca.crt'));
+    const secured = await startDistribution({ tls: cert });
+    const plain = await startDistribution();
+    try {
+      await pushTestImage(plain.url, 'test/staged', makeImage([{ tar: LAYERS.L3(), c: 'gzip' }], 'oci'), 'v1');
+      const up = await copy('--src-tls-verify=false', '--dest-cert-dir', certDir, `docker://${plain.host}/test/staged:v1`, `docker://${secured.host}/test/tls:v1`);
+      expect(up.status, up.stderr).toBe(0);
+      const r = await copy('--src-cert-dir', certDir, '--dest-tls-verify=false', `docker://${secured.host}/test/tls:v1`, `docker://${plain.host}/test/tls:v1`);
+      expect(r.status, r.stderr).toBe(0);
+    } finally {
+      await secured.stop();
+      await plain.stop();
+    }
+  }, 180_000);
 });

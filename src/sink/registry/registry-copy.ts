@@ -25,6 +25,8 @@ export interface RegistryCopyOptions extends RegistryAccess {
   jobs?: number;
   srcTlsVerify?: boolean;
   srcCreds?: Credentials;
+  /** The source registry's own access (auth file, cert dir, TLS, creds); when given, the destination's is not used for the source. */
+  sourceAccess?: RegistryAccess;
   progress?: PushProgress;
   /** Repositories on the destination registry to mount blobs from (--mount-from). */
   mountFrom?: string[];
@@ -36,7 +38,7 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   const srcRef = parseDockerDestination(opts.source, 'source');
   const dest = openDestination(opts.destination, opts.additionalTags ?? [], opts);
   const src = RegistryClient.forReference(srcRef, {
-    ...clientOptions({ ...opts, ...(opts.srcTlsVerify !== undefined ? { tlsVerify: opts.srcTlsVerify } : {}), creds: opts.srcCreds }),
+    ...clientOptions(opts.sourceAccess ?? { ...opts, ...(opts.srcTlsVerify !== undefined ? { tlsVerify: opts.srcTlsVerify } : {}), creds: opts.srcCreds }),
   });
   const progress = opts.progress ?? silentProgress;
   const sameRegistry = srcRef.registry === dest.ref.registry;
