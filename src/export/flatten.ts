@@ -2,6 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { NixregError } from '../errors.js';
 import { ancestorsOf, basenameOf, dirnameOf, joinPath, normaliseEntryPath, UnsafePathError } from './entry-path.js';
 import { MalformedTarError, readLayerTar, type LayerEntryType, type LayerTarEntry } from './layer-tar-reader.js';
+import { PathIndex, type PathIndexOptions } from './path-index.js';
 import { TarOut, type OutHeader } from './tar-out.js';
 
 /**
@@ -51,6 +52,8 @@ export interface FlattenInput {
   openLayer(index: number): Promise<Readable | AsyncIterable<Buffer>>;
   /** How errors name the layer, e.g. its diffID. */
   layerLabel(index: number): string;
+  /** Where the path index lives once it outgrows memory (path-index.ts). */
+  pathIndex?: PathIndexOptions;
 }
 
 export interface FlattenStats {
@@ -87,24 +90,36 @@ const TYPES: readonly LayerEntryType[] = ['file', 'hardlink', 'symlink', 'char',
 
 /**
  * The paths of one layer. An entry without a hard-link origin (nearly all of them) is stored as one small integer
- * (type, visibility, occurrence), not an object: with 10^6 entries that is the difference that matters.
+ * (type, visibility, occurrence) in a PathIndex, whose memory stays flat past its threshold; hard links (rare)
+ * keep their origin object in memory.
  */
 class SeenMap {
-  private readonly packed = new Map<string, number | SeenInLayer>();
+  private readonly withOrigin = new Map<string, SeenInLayer>();
+  constructor(private readonly packed: PathIndex) {}
   get(name: string): SeenInLayer | undefined {
+    const o = this.withOrigin.get(name);
+    if (o) return o;
     const v = this.packed.get(name);
-    if (typeof v !== 'number') return v;
+    if (v === undefined) return undefined;
     return { type: TYPES[v & 7]!, visible: (v & 8) !== 0, occ: v >>> 4 };
   }
   set(name: string, v: SeenInLayer): void {
-    this.packed.set(name, v.origin ? v : TYPES.indexOf(v.type) | (v.visible ? 8 : 0) | (v.occ << 4));
+    if (v.origin) {
+      this.withOrigin.set(name, v);
+      return;
+    }
+    this.withOrigin.delete(name);
+    this.packed.set(name, (TYPES.indexOf(v.type) | (v.visible ? 8 : 0) | (v.occ << 4)) >>> 0);
+  }
+  close(): void {
+    this.packed.close();
   }
 }
 
 export async function flattenLayers(input: FlattenInput, output: Writable): Promise<FlattenStats> {
   const out = new TarOut(output);
   /** Marks from the layers above the one being walked. */
-  const above = new Map<string, number>();
+  const above = new PathIndex(input.pathIndex);
   /** Directories in the output so far. (A non-directory in the output never gets an entry below it: a higher one
    * hides everything under it, one of the same layer is refused, a lower one meets `requiredDirs`.) */
   const emittedDirs = new Set<string>();
@@ -148,16 +163,27 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
     for (const l of rest) await linkHeader(l, first!.name);
   }
 
+  /** Walk one layer with its own path indexes, closed (their temp files gone) however the walk ends. */
   async function walkLayer(index: number): Promise<void> {
+    const marks = above.sibling();
+    const seen = new SeenMap(above.sibling());
+    try {
+      await walkLayerWith(index, marks, seen);
+    } finally {
+      seen.close();
+      marks.close();
+    }
+  }
+
+  async function walkLayerWith(index: number, marks: PathIndex, seen: SeenMap): Promise<void> {
     const label = input.layerLabel(index);
     const fail = (entry: string, msg: string) => new NixregError(`export: layer ${label}: entry ${q(entry)} ${msg}`);
-    const marks = new Map<string, number>();
-    const mark = (p: string, m: number) => marks.set(p, (marks.get(p) ?? 0) | m);
+    const mark = (p: string, m: number) => marks.or(p, m);
     // The bottom layer's own entries hide nothing (no layer below), unless a link from above still looks for
     // its target here: then the marks tell whether this layer deleted it. Skipping them halves the memory.
     const keepMarks = index > 0 || waiting.size > 0;
     const markEntry = (p: string, m: number) => keepMarks && mark(p, m);
-    const seen = new SeenMap();
+
     /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read.
      * Keyed by occurrence then path (`2:x` is the second `x` of this layer). */
     const deferred = new Map<string, WaitingLink[]>();
@@ -324,11 +350,15 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist below it (layer ${label} deletes it or makes a parent a non-directory)`,
         );
     }
-    if (index > 0) for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
+    if (index > 0) above.orAll(marks);
     for (const [t, ls] of waitingFromHere) push(waiting, t, ls);
   }
 
-  for (let i = input.layerCount - 1; i >= 0; i--) await walkLayer(i);
+  try {
+    for (let i = input.layerCount - 1; i >= 0; i--) await walkLayer(i);
+  } finally {
+    above.close();
+  }
 
   for (const [target, links] of waiting)
     throw new NixregError(
