@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,13 +23,13 @@ const CACHE_ENTRIES = 4096;
 const ABSENT = -1;
 
 export interface PathIndexOptions {
-  /** entries kept in memory before the index moves to disk (default 131072) */
+  /** entries kept in memory before the index moves to disk (default 65536) */
   memoryEntries?: number;
   /** directory for the table file (default: the system temp dir) */
   tmpDir?: string;
 }
 
-export const DEFAULT_MEMORY_ENTRIES = 1 << 17;
+export const DEFAULT_MEMORY_ENTRIES = 1 << 16;
 
 export class PathIndex {
   private mem: Map<string, number> | undefined = new Map();
@@ -42,7 +42,7 @@ export class PathIndex {
 
   constructor(
     private readonly opts: PathIndexOptions = {},
-    private readonly salt: Buffer = randomBytes(16),
+    private readonly salt: string = randomBytes(16).toString('hex'),
   ) {
     this.limit = opts.memoryEntries ?? DEFAULT_MEMORY_ENTRIES;
   }
@@ -114,7 +114,8 @@ export class PathIndex {
   private key(path: string): Buffer {
     if (this.lastKey && path === this.lastPath) return this.lastKey; // a get, then a set of the same path
     this.lastPath = path;
-    return (this.lastKey = createHash('sha256').update(this.salt).update(path).digest().subarray(0, KEY));
+    // crypto.hash: one call, no Hash object (whose native state would pile up until a GC)
+    return (this.lastKey = hash('sha256', this.salt + path, 'buffer').subarray(0, KEY));
   }
 
   private spill(): void {
