@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
+import { makeTempDirSync } from '../util/temp-dir.js';
 
 /**
  * Why spool: a tar header carries the entry size BEFORE the data, but a registry sends compressed bytes, so the
@@ -39,7 +40,7 @@ export class SpoolDir {
   private n = 0;
   private readonly onExit = () => rmSync(this.path, { recursive: true, force: true });
   constructor(base: string = process.env.TMPDIR || tmpdir()) {
-    this.path = mkdtempSync(join(base, 'nixreg-spool-'));
+    this.path = makeTempDirSync('nixreg-spool-', base);
     process.once('exit', this.onExit); // also covers the SIGINT handler's process.exit
   }
   next(): string {
