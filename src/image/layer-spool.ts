@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
 import { makeTempDirSync } from '../util/temp-dir.js';
+import { asWriteError } from '../util/write-error.js';
 
 /**
  * Why spool: a tar header carries the entry size BEFORE the data, but a registry sends compressed bytes, so the
@@ -84,7 +85,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
   } catch (err) {
     file?.destroy();
     if (path) await rm(path, { force: true });
-    throw err;
+    throw asWriteError(`the layer spool ${dir.path}`, err);
   }
   const diffID = 'sha256:' + hash.digest('hex');
   if (chunks) {

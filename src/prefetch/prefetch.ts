@@ -19,6 +19,7 @@ import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { toNix32, toSRI } from '../digest/nixhash.js';
 import type { PrefetchResult } from './output.js';
 import { makeTempDir } from '../util/temp-dir.js';
+import { asWriteError } from '../util/write-error.js';
 
 export interface PrefetchOptions {
   imageName: string;
@@ -127,7 +128,7 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
         });
       } catch (err) {
         await file?.abort();
-        throw err;
+        throw o.output ? asWriteError(o.output, err) : err;
       }
     }
     return runs;
