@@ -15,7 +15,8 @@ import { requireTool } from '../helpers/tools.js';
 /**
  * Every command line of the README's shell blocks, run with the bundled CLI against real parts: Debian's
  * docker-registry stands in for every registry host, nix-bin builds the store paths, a fresh temp dir (with the
- * files the README assumes: conf.json, image.tar, a layout, ...) is the cwd of each line. Each line must exit 0.
+ * files the README assumes: conf.json, image.tar, a layout, ...) is the cwd of each line. Each line must exit 0,
+ * or the status its comment gives (`# exits 5`).
  * The blocks are read from README.md here, so a new line is run (or must be listed in NOT_RUN) automatically.
  * Needs a built bin/ (`npm run build`).
  */
@@ -78,6 +79,12 @@ const MAPPING: Array<[RegExp, (c: Ctx) => string, string]> = [
   [/\|\s*docker load$/g, () => '| tar t', 'docker load: tar reads the whole archive'],
 ];
 
+/** The exit status a line's comment gives (`# exits 5`, `# exit code 4`); 0 when it gives none. */
+function expectedExit(text: string): number {
+  const m = /#.*\bexit(?:s| code| status)?\s+(\d+)\b/.exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 function mapped(cmd: ReadmeCommand, c: Ctx): string {
   let s = withoutComment(cmd.text);
   for (const [re, to] of MAPPING) {
@@ -97,7 +104,7 @@ let env: NodeJS.ProcessEnv;
 /** bash -c CMD without blocking the event loop (the ACR front answers from this process) */
 function sh(cmd: string, cwd: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const p = spawn('bash', ['-o', 'pipefail', '-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('bash', ['-o', 'pipefail', '-c', cmd], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 300_000, killSignal: 'SIGKILL' });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     p.stdout.on('data', (d: Buffer) => out.push(d));
@@ -186,7 +193,7 @@ describe('README command lines', () => {
     expect(Object.keys(NOT_RUN).filter((t) => !texts.has(t) || runsNixreg(t))).toEqual([]);
   });
 
-  it('runs every nixreg line; each exits 0', async () => {
+  it('runs every nixreg line; each exits as its comment says (0 unless `# exits N`)', async () => {
     const failures: string[] = [];
     let n = 0;
     for (const c of commands.filter((c) => runsNixreg(c.text) && !(c.text in NOT_RUN))) {
@@ -201,7 +208,9 @@ describe('README command lines', () => {
       for (const m of cmd.matchAll(/(?:^|\s)(?:-o|--output)\s+(\S+)/g)) rmSync(join(cwd, m[1]!), { recursive: true, force: true });
       const r = await sh(cmd, cwd);
       n++;
-      if (r.status !== 0) failures.push(`README:${c.line}: \`${cmd}\` exited ${r.status}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+      const want = expectedExit(c.text);
+      if (r.status !== want)
+        failures.push(`README:${c.line}: \`${cmd}\` exited ${r.status}, the README says ${want}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
       rmSync(cwd, { recursive: true, force: true });
     }
     expect(failures).toEqual([]);
