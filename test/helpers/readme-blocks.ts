@@ -59,5 +59,6 @@ export function withoutComment(text: string): string {
   return text.trimEnd();
 }
 
-/** Whether `nixreg` is run by the line (as a command word, not inside a word or a path). */
-export const runsNixreg = (text: string): boolean => /(^|[|;&]\s*|^\S+=\S+\s+(\S+=\S+\s+)*)nixreg\s/.test(withoutComment(text));
+/** Whether `nixreg` (or its `nix-prefetch-docker` alias) is run by the line, as a command word. */
+export const runsNixreg = (text: string): boolean =>
+  /(^|[|;&]\s*|^\S+=\S+\s+(\S+=\S+\s+)*)(nixreg|nix-prefetch-docker)\s/.test(withoutComment(text));

@@ -126,8 +126,11 @@ beforeAll(async () => {
   seed = join(tmp, 'seed');
   const bin = join(tmp, 'bin');
   for (const d of [seed, bin, join(tmp, 'home'), join(tmp, 'run'), join(tmp, 'cache')]) mkdirSync(d, { recursive: true });
-  writeFileSync(join(bin, 'nixreg'), `#!/bin/sh\nexec '${process.execPath}' '${NIXREG_BIN}' "$@"\n`);
-  chmodSync(join(bin, 'nixreg'), 0o755);
+  // the two names package.json installs, as shims running this checkout's bin/
+  for (const [name, file] of [['nixreg', NIXREG_BIN], ['nix-prefetch-docker', join(NIXREG_BIN, '..', 'nix-prefetch-docker.js')]] as const) {
+    writeFileSync(join(bin, name), `#!/bin/sh\nexec '${process.execPath}' '${file}' "$@"\n`);
+    chmodSync(join(bin, name), 0o755);
+  }
   env = {
     PATH: `${bin}:${process.env.PATH}`,
     HOME: join(tmp, 'home'),
