@@ -2,6 +2,7 @@ import type { Readable, Writable } from 'node:stream';
 import { NixregError } from '../errors.js';
 import { ancestorsOf, basenameOf, dirnameOf, joinPath, normaliseEntryPath, UnsafePathError } from './entry-path.js';
 import { MalformedTarError, readLayerTar, type LayerEntryType, type LayerTarEntry } from './layer-tar-reader.js';
+import { DirHeaders } from './dir-headers.js';
 import { PathIndex, type PathIndexOptions } from './path-index.js';
 import { TarOut, type OutHeader } from './tar-out.js';
 
@@ -122,14 +123,14 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
   const above = new PathIndex(input.pathIndex);
   /** Directories in the output so far. (A non-directory in the output never gets an entry below it: a higher one
    * hides everything under it, one of the same layer is refused, a lower one meets `requiredDirs`.) */
-  const emittedDirs = new Set<string>();
+  const emittedDirs = new PathIndex(input.pathIndex);
   /** Paths that must end up directories because something is in the output below them → one such entry. */
   const requiredDirs = new Map<string, string>();
   /** Links from higher layers waiting for the content of a path in a lower layer. */
   const waiting = new Map<string, WaitingLink[]>();
   let layersReread = 0;
   /** Directory headers, written after all other entries (see "Output order"). */
-  const dirs: OutHeader[] = [];
+  const dirs = new DirHeaders(input.pathIndex);
 
   const isHidden = (name: string): boolean => {
     if ((above.get(name) ?? 0) & SELF) return true;
@@ -216,7 +217,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
 
     function checkParents(name: string, e: LayerTarEntry): void {
       for (const a of ancestorsOf(name)) {
-        if (emittedDirs.has(a)) continue;
+        if (emittedDirs.get(a) !== undefined) continue;
         if (!requiredDirs.has(a)) requiredDirs.set(a, `${q(name)} (layer ${label})`);
       }
       const child = requiredDirs.get(name);
@@ -242,8 +243,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         if (prev) {
           if (prev.type === 'dir' && e.type === 'dir') {
             // Repeated directory: its last header's mode/owner/mtime win (Docker's applier applies each header).
-            const i = prev.visible ? dirs.findIndex((d) => d.name === name) : -1;
-            if (i >= 0) dirs[i] = entryHeader(name, e);
+            if (prev.visible) dirs.add(entryHeader(name, e));
             continue;
           }
           if (prev.type === 'dir' || e.type === 'dir')
@@ -302,10 +302,10 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         }
         checkParents(name, e);
         if (e.type === 'dir') {
-          emittedDirs.add(name);
+          emittedDirs.set(name, 1);
           requiredDirs.delete(name);
           markEntry(name, SELF);
-          dirs.push(entryHeader(name, e));
+          dirs.add(entryHeader(name, e));
           continue;
         }
         markEntry(name, SELF | CHILDREN);
@@ -356,18 +356,21 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
 
   try {
     for (let i = input.layerCount - 1; i >= 0; i--) await walkLayer(i);
+  } catch (err) {
+    dirs.close();
+    throw err;
   } finally {
     above.close();
+    emittedDirs.close();
   }
 
   for (const [target, links] of waiting)
     throw new NixregError(
       `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist in the layers below it`,
     );
-  for (const d of requiredDirs.keys()) dirs.push({ name: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
+  for (const d of requiredDirs.keys()) dirs.add({ name: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
   // Deepest first: a path sorts after every proper prefix of it, so descending order puts "a/b" before "a".
-  dirs.sort((x, y) => (x.name < y.name ? 1 : x.name > y.name ? -1 : 0));
-  for (const d of dirs) await out.header(d);
+  for (const d of dirs.deepestFirst()) await out.header(d);
   await out.finish();
   return { entries: out.entries, bytes: out.offset, layersReread };
 }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { flattenLayers } from '../../src/export/flatten.js';
 import { PathIndex } from '../../src/export/path-index.js';
 import { encodePythonPaxHeader, endOfArchive, padTo512 } from '../../src/tar/python-pax.js';
-import { layer, type E } from '../helpers/export-layers.js';
+import { layer, list, type E } from '../helpers/export-layers.js';
 import { FIXTURES } from '../helpers/store-tree.js';
 
 /**
@@ -121,6 +121,59 @@ describe('export path index: on disk and in memory give the same bytes', () => {
     const mem = await flattenWith(layers, Number.MAX_SAFE_INTEGER);
     expect('sha' in mem).toBe(true);
     expect(await flattenWith(layers, 1000)).toEqual(mem);
+  }, 300_000);
+});
+
+/** 10^4 directories (nested, some listed twice with other modes, names in several scripts, xattrs) over two layers. */
+function manyDirs(n: number): Array<() => AsyncIterable<Buffer>> {
+  const dir = (name: string, mode: number, xattr?: string) =>
+    encodePythonPaxHeader({ name, type: 'dir', mode, uid: 0, gid: 0, mtime: 1, size: 0, ...(xattr ? { paxHeaders: [['SCHILY.xattr.user.note', Buffer.from(xattr)]] as Array<[string, Buffer]> } : {}) });
+  const file = (name: string) => encodePythonPaxHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 0 });
+  const names = (i: number) => [`srv/${i % 97}`, `srv/${i % 97}/d-${i}`, `srv/${i % 97}/d-${i}/ü-${i}-日本`];
+  function tarOf(parts: Buffer[]): Buffer {
+    const b = Buffer.concat(parts);
+    return Buffer.concat([b, endOfArchive(b.length)]);
+  }
+  const lower = () => {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      for (const d of names(i)) parts.push(dir(d, 0o755, i % 13 === 0 ? `x${i}` : undefined));
+      if (i % 5 === 0) parts.push(dir(names(i)[1]!, 0o700)); // listed again: the last header wins
+      parts.push(file(`${names(i)[2]}/f`));
+    }
+    return tarOf(parts);
+  };
+  const upper = () => {
+    const parts: Buffer[] = [];
+    for (let i = 0; i < n; i += 3) parts.push(dir(names(i)[1]!, 0o711, `up${i}`));
+    for (let i = 1; i < n; i += 17) parts.push(file(`${names(i)[1]}/.wh..wh..opq`));
+    parts.push(file('orphan/parent/file')); // parents no layer lists
+    return tarOf(parts);
+  };
+  const stream = (make: () => Buffer) => async function* () {
+    const b = make();
+    for (let o = 0; o < b.length; o += 1 << 16) yield b.subarray(o, o + (1 << 16));
+  };
+  return [stream(lower), stream(upper)];
+}
+
+describe('export directory headers: spilled to run files and merged, the same bytes', () => {
+  it('10^4 directories, repeated headers, xattrs and non-ASCII names', async () => {
+    const layers = manyDirs(10_000);
+    const mem = await flattenWith(layers, Number.MAX_SAFE_INTEGER);
+    expect('sha' in mem).toBe(true);
+    // each directory once, with its last header (upper layer's 0o711 over the repeated 0o700 over 0o755)
+    const chunks: Buffer[] = [];
+    await flattenLayers(
+      { layerCount: 2, openLayer: async (i) => layers[i]!(), layerLabel: (i) => `L${i}`, pathIndex: { memoryEntries: 1000 } },
+      new Writable({ write: (c: Buffer, _e, cb) => (chunks.push(c), cb()) }),
+    );
+    const dirs = (await list(Buffer.concat(chunks))).filter((e) => e.type === 'directory');
+    expect(new Set(dirs.map((d) => d.name)).size).toBe(dirs.length);
+    const modeOf = (i: number) => dirs.find((d) => d.name === `srv/${i % 97}/d-${i}/`)?.mode;
+    expect([modeOf(3), modeOf(5), modeOf(15), modeOf(7)]).toEqual([0o711, 0o700, 0o711, 0o755]);
+    expect(await flattenWith(layers, 1000)).toEqual(mem); // 30 runs: merged into one at 16
+    expect(await flattenWith(layers, 200)).toEqual(mem);
   }, 300_000);
 });
 
