@@ -70,6 +70,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
         if (size <= memLimit) continue;
         path = dir.next();
         file = createWriteStream(path, { highWaterMark: SPOOL_IO_CHUNK });
+        file.on('error', () => {}); // surfaces through drained()/finished(); a late one (after destroy) must not crash
         let ok = true;
         for (const b of chunks) ok = file.write(b);
         chunks = undefined;
@@ -103,6 +104,8 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
 }
 
 function drained(w: NodeJS.WritableStream): Promise<void> {
+  const ws = w as NodeJS.WritableStream & { errored?: Error | null; destroyed?: boolean };
+  if (ws.errored || ws.destroyed) return Promise.reject(ws.errored ?? new Error('the spool file was closed while writing'));
   return new Promise<void>((res, rej) => {
     const ok = () => (w.off('error', bad), res());
     const bad = (e: Error) => (w.off('drain', ok), rej(e));
