@@ -1,11 +1,15 @@
 // Peak RSS of `flattenLayers` over one generated layer of N small files in N/1000 directories (bytes streamed,
-// output discarded). Usage: node bench/export-entries.mjs N   (after `npm run build`)
-import { Readable, Writable } from 'node:stream';
+// output hashed, not kept). Usage: node bench/export-entries.mjs N [MEMORY_ENTRIES]   (after `npm run build`;
+// MEMORY_ENTRIES: the path index's in-memory threshold, see src/export/path-index.ts)
+import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { flattenLayers } from '../dist/src/export/flatten.js';
 import { encodePythonPaxHeader, endOfArchive, padTo512 } from '../dist/src/tar/python-pax.js';
 
 const n = Number(process.argv[2] ?? 100000);
-function* layer() {
+const memoryEntries = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
+// An async generator, not Readable.from(generator): the latter retains every chunk it ever yielded here (Node 20).
+async function* layer() {
   let off = 0;
   const put = (b) => ((off += b.length), b);
   for (let i = 0; i < n; i++) {
@@ -19,10 +23,11 @@ function* layer() {
 let peak = 0;
 const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
 let bytes = 0;
+const sha = createHash('sha256');
 const stats = await flattenLayers(
-  { layerCount: 1, openLayer: async () => Readable.from(layer()), layerLabel: () => 'L0' },
-  new Writable({ write(c, _e, cb) { bytes += c.length; cb(); } }),
+  { layerCount: 1, openLayer: async () => layer(), layerLabel: () => 'L0', ...(memoryEntries === undefined ? {} : { pathIndex: { memoryEntries } }) },
+  new Writable({ write(c, _e, cb) { bytes += c.length; sha.update(c); cb(); } }),
 );
 clearInterval(timer);
 peak = Math.max(peak, process.memoryUsage().rss);
-console.log(JSON.stringify({ entries: n, outEntries: stats.entries, outBytes: bytes, peakRssMiB: Math.round(peak / 2 ** 20) }));
+console.log(JSON.stringify({ entries: n, outEntries: stats.entries, outBytes: bytes, sha256: sha.digest('hex'), peakRssMiB: Math.round(peak / 2 ** 20) }));

@@ -114,6 +114,7 @@ class Out {
         if (bytesRead === 0) break;
         await landed; // the other buffer is written out: it may be refilled next round
         landed = this.writeAndLand(bufs[i]!.subarray(0, bytesRead));
+        landed.catch(() => {}); // handled now (awaited below): a write error during the next read is not unhandled
         n += bytesRead;
       }
       await landed;

@@ -2,6 +2,8 @@ import type { Readable, Writable } from 'node:stream';
 import { NixregError } from '../errors.js';
 import { ancestorsOf, basenameOf, dirnameOf, joinPath, normaliseEntryPath, UnsafePathError } from './entry-path.js';
 import { MalformedTarError, readLayerTar, type LayerEntryType, type LayerTarEntry } from './layer-tar-reader.js';
+import { DirHeaders } from './dir-headers.js';
+import { PathIndex, type PathIndexOptions } from './path-index.js';
 import { TarOut, type OutHeader } from './tar-out.js';
 
 /**
@@ -51,6 +53,8 @@ export interface FlattenInput {
   openLayer(index: number): Promise<Readable | AsyncIterable<Buffer>>;
   /** How errors name the layer, e.g. its diffID. */
   layerLabel(index: number): string;
+  /** Where the path index lives once it outgrows memory (path-index.ts). */
+  pathIndex?: PathIndexOptions;
 }
 
 export interface FlattenStats {
@@ -87,34 +91,46 @@ const TYPES: readonly LayerEntryType[] = ['file', 'hardlink', 'symlink', 'char',
 
 /**
  * The paths of one layer. An entry without a hard-link origin (nearly all of them) is stored as one small integer
- * (type, visibility, occurrence), not an object: with 10^6 entries that is the difference that matters.
+ * (type, visibility, occurrence) in a PathIndex, whose memory stays flat past its threshold; hard links (rare)
+ * keep their origin object in memory.
  */
 class SeenMap {
-  private readonly packed = new Map<string, number | SeenInLayer>();
+  private readonly withOrigin = new Map<string, SeenInLayer>();
+  constructor(private readonly packed: PathIndex) {}
   get(name: string): SeenInLayer | undefined {
+    const o = this.withOrigin.get(name);
+    if (o) return o;
     const v = this.packed.get(name);
-    if (typeof v !== 'number') return v;
+    if (v === undefined) return undefined;
     return { type: TYPES[v & 7]!, visible: (v & 8) !== 0, occ: v >>> 4 };
   }
   set(name: string, v: SeenInLayer): void {
-    this.packed.set(name, v.origin ? v : TYPES.indexOf(v.type) | (v.visible ? 8 : 0) | (v.occ << 4));
+    if (v.origin) {
+      this.withOrigin.set(name, v);
+      return;
+    }
+    this.withOrigin.delete(name);
+    this.packed.set(name, (TYPES.indexOf(v.type) | (v.visible ? 8 : 0) | (v.occ << 4)) >>> 0);
+  }
+  close(): void {
+    this.packed.close();
   }
 }
 
 export async function flattenLayers(input: FlattenInput, output: Writable): Promise<FlattenStats> {
   const out = new TarOut(output);
   /** Marks from the layers above the one being walked. */
-  const above = new Map<string, number>();
+  const above = new PathIndex(input.pathIndex);
   /** Directories in the output so far. (A non-directory in the output never gets an entry below it: a higher one
    * hides everything under it, one of the same layer is refused, a lower one meets `requiredDirs`.) */
-  const emittedDirs = new Set<string>();
+  const emittedDirs = new PathIndex(input.pathIndex);
   /** Paths that must end up directories because something is in the output below them → one such entry. */
   const requiredDirs = new Map<string, string>();
   /** Links from higher layers waiting for the content of a path in a lower layer. */
   const waiting = new Map<string, WaitingLink[]>();
   let layersReread = 0;
   /** Directory headers, written after all other entries (see "Output order"). */
-  const dirs: OutHeader[] = [];
+  const dirs = new DirHeaders(input.pathIndex);
 
   const isHidden = (name: string): boolean => {
     if ((above.get(name) ?? 0) & SELF) return true;
@@ -148,16 +164,27 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
     for (const l of rest) await linkHeader(l, first!.name);
   }
 
+  /** Walk one layer with its own path indexes, closed (their temp files gone) however the walk ends. */
   async function walkLayer(index: number): Promise<void> {
+    const marks = above.sibling();
+    const seen = new SeenMap(above.sibling());
+    try {
+      await walkLayerWith(index, marks, seen);
+    } finally {
+      seen.close();
+      marks.close();
+    }
+  }
+
+  async function walkLayerWith(index: number, marks: PathIndex, seen: SeenMap): Promise<void> {
     const label = input.layerLabel(index);
     const fail = (entry: string, msg: string) => new NixregError(`export: layer ${label}: entry ${q(entry)} ${msg}`);
-    const marks = new Map<string, number>();
-    const mark = (p: string, m: number) => marks.set(p, (marks.get(p) ?? 0) | m);
+    const mark = (p: string, m: number) => marks.or(p, m);
     // The bottom layer's own entries hide nothing (no layer below), unless a link from above still looks for
     // its target here: then the marks tell whether this layer deleted it. Skipping them halves the memory.
     const keepMarks = index > 0 || waiting.size > 0;
     const markEntry = (p: string, m: number) => keepMarks && mark(p, m);
-    const seen = new SeenMap();
+
     /** In-layer origins whose content is needed after all (their entry was hidden): filled by a re-read.
      * Keyed by occurrence then path (`2:x` is the second `x` of this layer). */
     const deferred = new Map<string, WaitingLink[]>();
@@ -190,7 +217,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
 
     function checkParents(name: string, e: LayerTarEntry): void {
       for (const a of ancestorsOf(name)) {
-        if (emittedDirs.has(a)) continue;
+        if (emittedDirs.get(a) !== undefined) continue;
         if (!requiredDirs.has(a)) requiredDirs.set(a, `${q(name)} (layer ${label})`);
       }
       const child = requiredDirs.get(name);
@@ -216,8 +243,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         if (prev) {
           if (prev.type === 'dir' && e.type === 'dir') {
             // Repeated directory: its last header's mode/owner/mtime win (Docker's applier applies each header).
-            const i = prev.visible ? dirs.findIndex((d) => d.name === name) : -1;
-            if (i >= 0) dirs[i] = entryHeader(name, e);
+            if (prev.visible) dirs.add(entryHeader(name, e));
             continue;
           }
           if (prev.type === 'dir' || e.type === 'dir')
@@ -276,10 +302,10 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         }
         checkParents(name, e);
         if (e.type === 'dir') {
-          emittedDirs.add(name);
+          emittedDirs.set(name, 1);
           requiredDirs.delete(name);
           markEntry(name, SELF);
-          dirs.push(entryHeader(name, e));
+          dirs.add(entryHeader(name, e));
           continue;
         }
         markEntry(name, SELF | CHILDREN);
@@ -324,20 +350,27 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
           `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist below it (layer ${label} deletes it or makes a parent a non-directory)`,
         );
     }
-    if (index > 0) for (const [p, m] of marks) above.set(p, (above.get(p) ?? 0) | m);
+    if (index > 0) above.orAll(marks);
     for (const [t, ls] of waitingFromHere) push(waiting, t, ls);
   }
 
-  for (let i = input.layerCount - 1; i >= 0; i--) await walkLayer(i);
+  try {
+    for (let i = input.layerCount - 1; i >= 0; i--) await walkLayer(i);
+  } catch (err) {
+    dirs.close();
+    throw err;
+  } finally {
+    above.close();
+    emittedDirs.close();
+  }
 
   for (const [target, links] of waiting)
     throw new NixregError(
       `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist in the layers below it`,
     );
-  for (const d of requiredDirs.keys()) dirs.push({ name: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
+  for (const d of requiredDirs.keys()) dirs.add({ name: d, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 0 });
   // Deepest first: a path sorts after every proper prefix of it, so descending order puts "a/b" before "a".
-  dirs.sort((x, y) => (x.name < y.name ? 1 : x.name > y.name ? -1 : 0));
-  for (const d of dirs) await out.header(d);
+  for (const d of dirs.deepestFirst()) await out.header(d);
   await out.finish();
   return { entries: out.entries, bytes: out.offset, layersReread };
 }

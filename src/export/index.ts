@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { SourceImage } from '../source/types.js';
 import { openAtomic } from '../util/atomic-file.js';
+import { asWriteError } from '../util/write-error.js';
 import { flattenLayers, type FlattenStats } from './flatten.js';
 import { ForwardLayers } from './forward-layers.js';
 
@@ -36,6 +37,6 @@ export async function exportImage(src: SourceImage, output: string, opts: { forc
     return stats;
   } catch (err) {
     await file.abort();
-    throw err;
+    throw asWriteError(output, err);
   }
 }

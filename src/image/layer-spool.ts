@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, mkdtempSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
+import { makeTempDirSync } from '../util/temp-dir.js';
+import { asWriteError } from '../util/write-error.js';
 
 /**
  * Why spool: a tar header carries the entry size BEFORE the data, but a registry sends compressed bytes, so the
@@ -39,7 +41,7 @@ export class SpoolDir {
   private n = 0;
   private readonly onExit = () => rmSync(this.path, { recursive: true, force: true });
   constructor(base: string = process.env.TMPDIR || tmpdir()) {
-    this.path = mkdtempSync(join(base, 'nixreg-spool-'));
+    this.path = makeTempDirSync('nixreg-spool-', base);
     process.once('exit', this.onExit); // also covers the SIGINT handler's process.exit
   }
   next(): string {
@@ -68,6 +70,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
         if (size <= memLimit) continue;
         path = dir.next();
         file = createWriteStream(path, { highWaterMark: SPOOL_IO_CHUNK });
+        file.on('error', () => {}); // surfaces through drained()/finished(); a late one (after destroy) must not crash
         let ok = true;
         for (const b of chunks) ok = file.write(b);
         chunks = undefined;
@@ -83,7 +86,7 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
   } catch (err) {
     file?.destroy();
     if (path) await rm(path, { force: true });
-    throw err;
+    throw asWriteError(`the layer spool ${dir.path}`, err);
   }
   const diffID = 'sha256:' + hash.digest('hex');
   if (chunks) {
@@ -101,6 +104,8 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
 }
 
 function drained(w: NodeJS.WritableStream): Promise<void> {
+  const ws = w as NodeJS.WritableStream & { errored?: Error | null; destroyed?: boolean };
+  if (ws.errored || ws.destroyed) return Promise.reject(ws.errored ?? new Error('the spool file was closed while writing'));
   return new Promise<void>((res, rej) => {
     const ok = () => (w.off('error', bad), res());
     const bad = (e: Error) => (w.off('drain', ok), rej(e));

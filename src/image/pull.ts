@@ -12,6 +12,7 @@ import { clientOptions, type RegistryAccess } from '../registry/access.js';
 import { openAtomic, type AtomicFile } from '../util/atomic-file.js';
 import { copyImage } from './copy.js';
 import { pullIntoFile, SizeMispredicted } from './direct-pull.js';
+import { asWriteError } from '../util/write-error.js';
 import { openRegistrySource } from './registry-source.js';
 import type { CopyProgress, ImageSource } from './types.js';
 
@@ -107,7 +108,7 @@ async function pullDirect(
   try {
     return await pullIntoFile(source, fh, repoTags, opts);
   } catch (err) {
-    if (!(err instanceof SizeMispredicted)) throw err;
+    if (!(err instanceof SizeMispredicted)) throw asWriteError(file.path, err);
     opts.log?.(`${err.message}; pulling again through the spool`);
     await fh.truncate(0);
     return undefined;

@@ -1,6 +1,6 @@
 import { Writable, type Readable } from 'node:stream';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -18,6 +18,8 @@ import { openAtomic } from '../util/atomic-file.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { toNix32, toSRI } from '../digest/nixhash.js';
 import type { PrefetchResult } from './output.js';
+import { makeTempDir } from '../util/temp-dir.js';
+import { asWriteError } from '../util/write-error.js';
 
 export interface PrefetchOptions {
   imageName: string;
@@ -126,7 +128,7 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
         });
       } catch (err) {
         await file?.abort();
-        throw err;
+        throw o.output ? asWriteError(o.output, err) : err;
       }
     }
     return runs;
@@ -144,7 +146,7 @@ class BlobRunCache {
   private constructor(private readonly dir: string) {}
   static async create(): Promise<BlobRunCache> {
     try {
-      return new BlobRunCache(await mkdtemp(join(tmpdir(), 'nixreg-prefetch-')));
+      return new BlobRunCache(await makeTempDir('nixreg-prefetch-'));
     } catch (err) {
       throw spoolWriteError(tmpdir(), err);
     }

@@ -7,6 +7,7 @@ import type { PrefetchFormat } from '../../prefetch/output.js';
 import { wantedPlatform } from '../source-flags.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
+import { makeTempDirSync } from '../../util/temp-dir.js';
 
 interface Args extends NetworkArgs {
   positionals: string[];
@@ -107,10 +108,7 @@ export const command: CommandModule<object, Args> = {
     let output = a.output;
     let tempForStore: string | undefined;
     if (a.addToStore && !output) {
-      const { mkdtempSync } = await import('node:fs');
-      const { join } = await import('node:path');
-      const { tmpdir } = await import('node:os');
-      tempForStore = mkdtempSync(join(tmpdir(), 'nixreg-prefetch-store-'));
+      tempForStore = makeTempDirSync('nixreg-prefetch-store-');
     }
     const runs = await prefetch({
       imageName,

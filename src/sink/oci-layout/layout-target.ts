@@ -1,14 +1,14 @@
 import { makeDirs } from '../../util/make-dirs.js';
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
 import { reclaimStaleTemps, removeOnSignal } from '../../util/atomic-file.js';
 import type { ByteSink } from '../../nix/stream/sink.js';
 import { TAR_TRAILER, padding } from '../../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
+import { makeTempDir } from '../../util/temp-dir.js';
 
 /**
  * Where an OCI image layout goes: a directory (`--format oci`) or a tar of the same tree (`--format oci-archive`).
@@ -281,7 +281,7 @@ export class TarTarget implements LayoutTarget {
         },
       };
     }
-    const dir = await mkdtemp(join(tmpdir(), 'nixreg-oci-spool-'));
+    const dir = await makeTempDir('nixreg-oci-spool-');
     this.spools.add(dir);
     const file = join(dir, 'blob');
     const fh = await open(file, 'wx');

@@ -1,0 +1,94 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NIXREG_BIN } from '../helpers/cli.js';
+import { startDistribution, type Distribution } from '../helpers/distribution.js';
+import { layerTar, pushTestImage } from '../helpers/images.js';
+import { buildTestClosure } from '../helpers/nix-closure.js';
+import { simpleImage } from '../helpers/simple-image.js';
+import { requireTool } from '../helpers/tools.js';
+
+/**
+ * A full disk for every writer: a 1 MiB tmpfs (mounted here; needs root with CAP_SYS_ADMIN, as the test machine
+ * runs) holds the output of pull, prefetch, stream, build and export, or the layer spool (TMPDIR) of prefetch
+ * and of a pull to stdout, while each writes ~12 MiB. Each must exit non-zero with one line "nixreg: cannot write
+ * PATH: no space left on device; …" naming that file or directory, and leave the tmpfs empty (no partial output,
+ * no temp file, no spool directory); each 4 times (a prefetch used to crash on an unhandled write error in one
+ * run of three). Needs a built bin/.
+ */
+let tmp: string;
+let full: string;
+let reg: Distribution;
+let app: string;
+let mounted = false;
+
+function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [NIXREG_BIN, ...args], {
+      env: { ...process.env, NIXREG_DEBUG: '', XDG_CACHE_HOME: join(tmp, 'cache'), ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    const err: Buffer[] = [];
+    p.stderr.on('data', (d: Buffer) => err.push(d));
+    p.on('error', reject);
+    p.on('close', (status) => resolve({ status, stderr: Buffer.concat(err).toString('utf8') }));
+  });
+}
+
+beforeAll(async () => {
+  for (const t of ['docker-registry', 'nix-build', 'mount', 'umount']) requireTool(t);
+  tmp = mkdtempSync(join(tmpdir(), 'nixreg-enospc-'));
+  full = join(tmp, 'full');
+  mkdirSync(full);
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { stdio: 'pipe' });
+    mounted = true;
+  } catch (err) {
+    throw new Error(`cannot mount a 1 MiB tmpfs on ${full} (this test needs root with CAP_SYS_ADMIN): ${(err as { stderr?: Buffer }).stderr ?? err}`);
+  }
+  reg = await startDistribution();
+  const layers = [0, 1, 2].map((i) => layerTar({ [`data/blob${i}`]: randomBytes(4 << 20) }));
+  await pushTestImage(reg.url, 'full/app', simpleImage(layers), '1');
+  app = buildTestClosure(tmp, `app = mk "nixreg-enospc-app" "mkdir -p $out/bin $out/share && head -c 12582912 /dev/urandom > $out/share/blob && printf '#!/bin/sh\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`);
+  const b = await run(['build', '-q', '--name', 'full/b:1', '--path', app, '-o', join(tmp, 'image.tar'), '--write-conf', join(tmp, 'conf.json'), '--no-gc-root']);
+  if (b.status !== 0) throw new Error(`setup build failed: ${b.stderr}`);
+}, 300_000);
+afterAll(async () => {
+  await reg?.stop();
+  if (mounted) execFileSync('umount', ['-l', full]);
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+const out = () => join(full, 'out.tar');
+const NO_SPACE = 'no space left on device';
+const RUNS = 4;
+const cases: Array<{ name: string; args: () => string[]; spool?: boolean }> = [
+  { name: 'pull', args: () => ['pull', `${reg.host}/full/app:1`, '-o', out()] },
+  { name: 'prefetch', args: () => ['prefetch', `${reg.host}/full/app`, '1', '-o', out()] },
+  { name: 'stream', args: () => ['stream', join(tmp, 'conf.json'), '-o', out()] },
+  { name: 'build', args: () => ['build', '--name', 'full/c:1', '--path', app, '-o', out(), '--no-gc-root'] },
+  { name: 'export', args: () => ['export', join(tmp, 'image.tar'), '-o', out()] },
+  { name: 'spool (prefetch)', args: () => ['prefetch', `${reg.host}/full/app`, '1'], spool: true },
+  { name: 'spool (pull to stdout)', args: () => ['pull', `${reg.host}/full/app:1`, '-o', '-'], spool: true },
+];
+
+describe('a full disk', () => {
+  for (const c of cases)
+    it(`${c.name}: one line "cannot write …: ${NO_SPACE}", non-zero, nothing left on the full filesystem`, async () => {
+      // RUNS times: where the disk fills relative to pending writes varies, and so did the way a run failed
+      for (let i = 0; i < RUNS; i++) {
+        const r = await run(c.args(), c.spool ? { TMPDIR: full } : { TMPDIR: join(tmp) });
+        const lines = r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'));
+        expect(lines, `run ${i + 1}: ${r.stderr}`).toHaveLength(1);
+        const where = c.spool ? `the layer spool ${full}/nixreg-spool-` : `${out()}: `;
+        expect(lines[0]!.startsWith(`nixreg: cannot write ${where}`), lines[0]).toBe(true);
+        expect(lines[0]).toContain(`: ${NO_SPACE}`);
+        expect(r.stderr).not.toMatch(/^\s+at |Node\.js v/m); // no stack trace, no crash
+        expect(r.status).not.toBe(0);
+        expect(readdirSync(full)).toEqual([]);
+      }
+    }, 300_000);
+});
