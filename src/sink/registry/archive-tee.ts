@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Transform } from 'node:stream';
-import { describeSystemError, fileError } from '../../errors.js';
+import { describeSystemError, fileError, integrityError } from '../../errors.js';
 import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, FileSink, type ByteSink, type StreamConf } from '../../nix/stream/index.js';
 import { NixpkgsArchiveWriter, teeStage, type LayerMember } from '../nixpkgs-archive/archive-writer.js';
 import { openAtomic, type AtomicFile } from '../../util/atomic-file.js';
@@ -30,6 +30,8 @@ interface OpenLayer {
   lastPut: Promise<void>;
   /** The member was finished: on a non-seekable output its bytes are already out for good. */
   finished: boolean;
+  /** The diffID the finished member was named by. */
+  diffID?: string;
   rewinding?: Promise<void>;
   /** Writing the member into the archive failed: the archive is lost, a retried upload must not write it again. */
   failed?: unknown;
@@ -74,29 +76,33 @@ export class ArchiveTee {
       const member = await w.beginLayer(size, `layer ${layer.diffID ?? layer.paths.join(' ')}`, header, { ...(layer.diffID ? { diffID: layer.diffID } : {}), rewindable });
       cur = this.current = { layer, member, lastPut: Promise.resolve(), finished: false };
     }
-    const open = cur;
+    const entry = cur;
     // A finished member on an output that cannot seek stays as written: the retry's bytes only go to the upload.
-    const done = open.finished && !this.seekable;
-    const put = (b: Buffer) => (done ? Promise.resolve() : (open.lastPut = open.member.put(b)));
+    const done = entry.finished && !this.seekable;
+    const put = (b: Buffer) => (done ? Promise.resolve() : (entry.lastPut = entry.member.put(b)));
     return {
       put,
-      stage: teeStage({ ...open.member, put }),
+      stage: teeStage({ ...entry.member, put }),
       finish: async (diffID) => {
-        if (done) return;
+        if (done) {
+          if (diffID !== entry.diffID) throw integrityError(`layer ${entry.diffID} came out as ${diffID} when generated again: its generation is not reproducible`);
+          return;
+        }
         try {
-          await open.member.finish(diffID);
+          await entry.member.finish(diffID);
         } catch (err) {
-          open.failed = err;
+          entry.failed = err;
           throw err;
         }
-        open.finished = true;
+        entry.finished = true;
+        entry.diffID = diffID;
       },
       rewind: () => {
-        if (done || (open.finished && !this.seekable)) return;
-        open.finished = false;
-        open.rewinding = open.lastPut.catch(() => {}).then(() => open.member.rewind());
+        if (done || (entry.finished && !this.seekable)) return;
+        entry.finished = false;
+        entry.rewinding = entry.lastPut.catch(() => {}).then(() => entry.member.rewind());
         // a failed rewind surfaces in the next beginLayer; never as an unhandled rejection
-        open.rewinding.catch(() => {});
+        entry.rewinding.catch(() => {});
       },
     };
   }
