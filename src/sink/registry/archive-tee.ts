@@ -6,6 +6,7 @@ import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, FileSink, type ByteSink, ty
 import { NixpkgsArchiveWriter, teeStage, type LayerMember } from '../nixpkgs-archive/archive-writer.js';
 import { openAtomic, type AtomicFile } from '../../util/atomic-file.js';
 import type { PushLayer } from './conf-source.js';
+import { markPermanent } from './retry.js';
 
 /**
  * `nixreg push --output FILE`: the docker-archive `nixreg stream` would write, produced in the same run from the
@@ -91,7 +92,8 @@ export class ArchiveTee {
         try {
           await entry.member.finish(diffID);
         } catch (err) {
-          entry.failed = err;
+          // the archive's output failed (a FIFO reader gone, a full disk): generating the layer again cannot help
+          entry.failed = markPermanent(err);
           throw err;
         }
         entry.finished = true;
