@@ -43,7 +43,7 @@ describe('npm run bench (tiny, 1 run)', () => {
       }
       // rows whose work has codec or hash passes get the machine's floor for them (bench/floors.mjs)
       const floored = r.rows.filter((x: { floor?: number }) => x.floor !== undefined).map((x: { id: string }) => x.id);
-      expect(floored.sort()).toEqual(['copy', 'prefetch', 'pull', 'push-cold', 'push-fresh', 'stream']);
+      expect(floored.sort()).toEqual(['copy', 'prefetch', 'pull', 'push-cold', 'push-fresh', 'push-fresh-changed', 'stream']);
       for (const row of r.rows) if (row.floor !== undefined) expect(row.xFloor, row.id).toBeCloseTo(row.wall.median / row.floor, 6);
       // the markdown written and the table printed are the same table, with one line per row
       const md = readFileSync(out, 'utf8');

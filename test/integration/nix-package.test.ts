@@ -16,6 +16,8 @@ const NIX_OPTS = ['--option', 'sandbox', 'false', '--option', 'build-users-group
 const STANDINS = `
   lib = { licenses.mit = "mit-standin"; };
   nodejs_20 = "nodejs_20-standin";
+  zstd = "zstd-standin";
+  isa-l = "isa-l-standin";
   buildNpmPackage = args: args;
   importNpmLock = { __functor = self: args: { importNpmLockArgs = args; }; npmConfigHook = "importNpmLock.npmConfigHook-standin"; };`;
 
@@ -59,6 +61,8 @@ describe('nix/package.nix', () => {
     expect(Object.keys(pkgJson.bin)).toContain(args.meta.mainProgram);
     expect(pkgJson.bin[args.meta.mainProgram]).toBe('bin/nixreg.js');
     expect(args.meta.license).toBe('mit-standin');
+    // the native layer decoders link against these (scripts/build-native.mjs)
+    expect(args.buildInputs).toEqual(['zstd-standin', 'isa-l-standin']);
   });
 
   test('src is the build inputs only, copied byte for byte', () => {

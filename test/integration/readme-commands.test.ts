@@ -68,6 +68,10 @@ const MAPPING: Array<[RegExp, (c: Ctx) => string, string]> = [
   [/\bmyregistry\.azurecr\.io\b/g, (c) => c.acr, "Azure's registry: the local docker-registry behind a front answering ACR's manifest listing"],
   [/\bghcr\.io\b|\bregistry\.example\.com\b|\bregistry\.example\b/g, (c) => c.reg, 'the local docker-registry'],
   [/docker:\/\/(registry|a|b)\//g, (c) => `docker://${c.reg}/$1/`, 'docker://registry/… and docker://a/x, docker://b/y: the local registry'],
+  [/docker:\/\/REG\//g, (c) => `docker://${c.reg}/`, 'docker://REG/…: the local registry'],
+  [/docker:\/\/OTHER\//g, (c) => `docker://${c.reg}/other/`, 'docker://OTHER/…: another repository of the local registry'],
+  [/(?<=\s)registry\/app:1(?=\s)/g, (c) => `${c.reg}/registry/app:1`, 'registry/app:1 (sign, verify): the image the line before pushed'],
+  [/^(nixreg copy )(docker-archive:\.\/result )/g, () => 'ln -sfn image.tar.gz result && $1$2', 'result: what nix-build links for buildLayeredImage (a gzip docker-archive)'],
   [/(?<!--final-image-name )(?<=\s|docker:\/\/)(nixos\/nix|nginx|alpine)(?=[\s:]|$)/g, (c) => `${c.reg}/$1`, 'Docker Hub names: the same repository on the local registry'],
   [/sha256:498f…/g, (c) => c.nixDigest, 'nixos/nix:2.19.3 manifest digest'],
   [/sha256-OEgs3u…=/g, (c) => c.nixHash, "that pull's SRI hash"],
@@ -121,7 +125,7 @@ async function ok(cmd: string, cwd = seed): Promise<string> {
 const sri = (file: string) => 'sha256-' + createHash('sha256').update(readFileSync(file)).digest('base64');
 
 beforeAll(async () => {
-  for (const t of ['nix-build', 'nix-hash', 'skopeo', 'docker-registry', 'tar']) requireTool(t);
+  for (const t of ['nix-build', 'nix-hash', 'skopeo', 'docker-registry', 'tar', 'openssl']) requireTool(t);
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-readme-'));
   seed = join(tmp, 'seed');
   const bin = join(tmp, 'bin');
@@ -159,6 +163,9 @@ beforeAll(async () => {
     await ok(`nixreg push -q conf.json docker://${R}/${ref}`);
   await ok(`nixreg push -q conf-arm64.json docker://${R}/acme/app-ci:1.1-arm64 && nixreg push -q conf.json docker://${R}/acme/app:nightly-2024-01-02`);
   await ok(`nixreg index create -q ${R}/acme/app:1.1 ${R}/acme/app-ci:1.1-amd64 ${R}/acme/app-ci:1.1-arm64`);
+  await ok(`nixreg index create -q ${R}/app:1 ${R}/acme/app-ci:1.1-amd64 ${R}/acme/app-ci:1.1-arm64`);
+  // the keys the sign / verify line names (a plain PKCS#8 P-256 key, as the README says openssl makes it)
+  await ok('openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out cosign.key && openssl pkey -in cosign.key -pubout -out cosign.pub');
   const digestOf = async (ref: string) => (await ok(`nixreg digest ${R}/${ref}`)).trim();
   const nixDigest = await digestOf('nixos/nix:2.19.3');
   await ok(`nixreg pull ${R}/nixos/nix --digest ${nixDigest} --arch amd64 --final-image-name nixos/nix --final-image-tag 2.19.3 -o ${tmp}/nix.tar`, tmp);
