@@ -40,7 +40,7 @@ const RANK = {
   'archive/go-json.ts': 2,
   'archive/legacy-ids.ts': 2,
   'image/pull.ts': 6, // the pull operation: registry source → copy → docker-archive sink
-  'nix/build': 5, // the build command's image writer, on top of nix/stream's
+  'nix/from-paths': 5, // the build command's image writer, on top of nix/stream's
   'nix/stream/index.ts': 5, // the stream barrel re-exports output.ts
   'nix/stream/output.ts': 5, // picks the stream command's sink (nixpkgs archive, OCI layout/archive)
 };

@@ -34,7 +34,7 @@ export { copy, type CopyCommandOptions, type CopyCommandResult } from './ops/cop
 
 /** `nixreg stream` / `nixreg build`: nixpkgs' stream_layered_image output for a conf, or a conf built from flags. */
 export { loadStreamConf, parseStreamConf, writeImageOutput, LayerCache, type StreamConf, type StreamOutputOptions, type StreamOutputResult } from './nix/stream/index.js';
-export { runBuild, loadConfig, type RunBuildOptions, type BuildOptions } from './nix/build/index.js';
+export { runBuild, loadConfig, type RunBuildOptions, type BuildOptions } from './nix/from-paths/index.js';
 
 /** Any image source (docker://, docker-archive, OCI layout or archive, conf): open it, read its manifest and config. */
 export { openSource, rawManifest, repositoryTags, type OpenSourceOptions, type SourceImage, type SourceIndex, type SourceKind } from './source/index.js';

@@ -1,6 +1,6 @@
 import type { Options } from 'yargs';
-import type { BuildOptions } from '../nix/build/index.js';
-import type { ConfigFlags } from '../nix/build/conf.js';
+import type { BuildOptions } from '../nix/from-paths/index.js';
+import type { ConfigFlags } from '../nix/from-paths/conf.js';
 import type { LayeringAlgorithm } from '../nix/layering/index.js';
 
 /**
@@ -60,7 +60,7 @@ export function givenBuildFlags(a: BuildImageArgs): string[] {
 
 /** The library's BuildOptions from the shared flags (`--config FILE` or the Cmd/Env/... flags). */
 export async function buildOptionsFromArgs(a: BuildImageArgs, name: string, storeRoot: string | undefined): Promise<BuildOptions> {
-  const { loadConfig } = await import('../nix/build/index.js'); // the build pipeline, loaded only when used
+  const { loadConfig } = await import('../nix/from-paths/index.js'); // the build pipeline, loaded only when used
   const config = await loadConfig(a.config, { cmd: a.cmd, entrypoint: a.entrypoint, env: a.env, workdir: a.workdir, user: a.user, expose: a.expose, label: a.label });
   return {
     name,

@@ -3,7 +3,7 @@ import { openAtomic } from '../util/atomic-file.js';
 import { closureGraph } from '../nix/closure.js';
 import { readGraphFile, type GraphNode } from '../nix/layering/graph.js';
 import { LayerCache, loadStreamConf, parseStreamConf, prepareImage, resolveLayerDigests, type StreamConf } from '../nix/stream/index.js';
-import { prepareBuild, type BuildOptions } from '../nix/build/index.js';
+import { prepareBuild, type BuildOptions } from '../nix/from-paths/index.js';
 import { cycloneDxBom } from '../sbom/cyclonedx.js';
 import { spdxDocument } from '../sbom/spdx.js';
 import { SBOM_FORMATS, type SbomFormat, type SbomInput, type SbomLayer, type SbomPath } from '../sbom/model.js';

@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extract } from 'tar-stream';
 import { Readable } from 'node:stream';
-import { gnuTar, type GnuTarEntry } from '../../src/nix/build/gnu-tar.js';
-import { planCustomisationEntries } from '../../src/nix/build/customisation-layer.js';
-import { narSizeOfDir, narSizeOfFile } from '../../src/nix/build/image-nodes.js';
-import { configFromFlags, normalizeTime, storePathsIn } from '../../src/nix/build/conf.js';
-import { prepareBuild, splitName } from '../../src/nix/build/prepare.js';
+import { gnuTar, type GnuTarEntry } from '../../src/nix/from-paths/gnu-tar.js';
+import { planCustomisationEntries } from '../../src/nix/from-paths/customisation-layer.js';
+import { narSizeOfDir, narSizeOfFile } from '../../src/nix/from-paths/image-nodes.js';
+import { configFromFlags, normalizeTime, storePathsIn } from '../../src/nix/from-paths/conf.js';
+import { prepareBuild, splitName } from '../../src/nix/from-paths/prepare.js';
 import { requireTool } from '../helpers/tools.js';
 
 const fixtures = join(import.meta.dirname, '../fixtures/layering');

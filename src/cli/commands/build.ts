@@ -1,8 +1,8 @@
 import type { CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
-import { loadConfig, runBuild } from '../../nix/build/index.js';
-import type { ConfigFlags } from '../../nix/build/conf.js';
-import { runSingleLayerBuild } from '../../nix/build/single-layer.js';
+import { loadConfig, runBuild } from '../../nix/from-paths/index.js';
+import type { ConfigFlags } from '../../nix/from-paths/conf.js';
+import { runSingleLayerBuild } from '../../nix/from-paths/single-layer.js';
 import { buildImageFlags } from '../build-flags.js';
 import { parseArchiveCompression } from '../../compression/archive.js';
 import type { PushCompression } from '../../compression/compress.js';

@@ -1,5 +1,5 @@
 import { parseStreamConf } from '../../nix/stream/index.js';
-import { prepareBuild, runBuild, type BuildOptions } from '../../nix/build/index.js';
+import { prepareBuild, runBuild, type BuildOptions } from '../../nix/from-paths/index.js';
 import { pushConf, type PushConfOptions, type PushResult } from './push-conf.js';
 
 export interface PushBuildOptions extends Omit<PushConfOptions, 'confFile' | 'conf'> {
