@@ -31,9 +31,16 @@ const archive = join(dir, 'big.tar.gz');
 writeFileSync(archive, gzipSync(outer, { level: 1 }));
 layer = outer = undefined;
 const preload = join(dir, 'hwm.mjs');
-writeFileSync(preload, `import { readFileSync, writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(join(dir, 'hwm'))}, /VmHWM:\\s*(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]));\n`);
+writeFileSync(
+  preload,
+  `import { readFileSync, writeFileSync } from 'node:fs';\nprocess.on('exit', () => writeFileSync(${JSON.stringify(join(dir, 'hwm'))}, /VmHWM:\\s*(\\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))[1]));\n`,
+);
 const t0 = process.hrtime.bigint();
-const r = spawnSync(process.execPath, [...nodeFlags, '--import', `file://${preload}`, new URL('../bin/nixreg.js', import.meta.url).pathname, 'export', archive, '-o', '-'], { stdio: ['ignore', 'ignore', 'inherit'] });
+const r = spawnSync(
+  process.execPath,
+  [...nodeFlags, '--import', `file://${preload}`, new URL('../bin/nixreg.js', import.meta.url).pathname, 'export', archive, '-o', '-'],
+  { stdio: ['ignore', 'ignore', 'inherit'] },
+);
 const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 const peakKiB = Number(readFileSync(join(dir, 'hwm'), 'utf8'));
 rmSync(dir, { recursive: true, force: true });

@@ -16,7 +16,13 @@ async function* layer() {
     const dir = `usr/share/d${Math.floor(i / 1000)}`;
     if (i % 1000 === 0) yield put(encodePythonPaxHeader({ name: dir, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1, size: 0 }));
     const data = Buffer.from(String(i));
-    yield put(Buffer.concat([encodePythonPaxHeader({ name: `${dir}/file-${i}.txt`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: data.length }), data, Buffer.alloc(padTo512(data.length))]));
+    yield put(
+      Buffer.concat([
+        encodePythonPaxHeader({ name: `${dir}/file-${i}.txt`, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: data.length }),
+        data,
+        Buffer.alloc(padTo512(data.length)),
+      ]),
+    );
   }
   yield endOfArchive(off);
 }
@@ -26,7 +32,13 @@ let bytes = 0;
 const sha = createHash('sha256');
 const stats = await flattenLayers(
   { layerCount: 1, openLayer: async () => layer(), layerLabel: () => 'L0', ...(memoryEntries === undefined ? {} : { pathIndex: { memoryEntries } }) },
-  new Writable({ write(c, _e, cb) { bytes += c.length; sha.update(c); cb(); } }),
+  new Writable({
+    write(c, _e, cb) {
+      bytes += c.length;
+      sha.update(c);
+      cb();
+    },
+  }),
 );
 clearInterval(timer);
 peak = Math.max(peak, process.memoryUsage().rss);

@@ -21,11 +21,13 @@ export function prng(seed) {
   return { next: (n) => cipher.update(Buffer.alloc(n)) };
 }
 
-const WORDS = ('the of and to in is for on that by this with you it not or be are from at as your all have new more an was we ' +
+const WORDS = (
+  'the of and to in is for on that by this with you it not or be are from at as your all have new more an was we ' +
   'will home can us about if page my has search free but our one other do no information time they site he up may what ' +
   'which their news out use any there see only so his when contact here business who web also now help get pm view online ' +
   'function return const let var import export class struct void int char static inline include define endif license ' +
-  'copyright permission software warranty merchantability fitness particular purpose /nix/store lib share bin usr etc').split(' ');
+  'copyright permission software warranty merchantability fitness particular purpose /nix/store lib share bin usr etc'
+).split(' ');
 
 /** A text pool (words, lines, indentation) that text files are cut from; 4 MiB so gzip's 32 KiB window rarely sees repeats. */
 function textPool(rand) {
@@ -98,7 +100,7 @@ function* layerTar(seed, bytes) {
     const parts = name.split('/');
     for (let i = 1; i < parts.length; i++) {
       const d = parts.slice(0, i).join('/') + '/';
-      if (!dirs.has(d)) (dirs.add(d), yield ustarHeader(d, 0, 0o755, '5'));
+      if (!dirs.has(d)) dirs.add(d), yield ustarHeader(d, 0, 0o755, '5');
     }
     yield ustarHeader(name, size, mode);
     yield fileData(rand, pool, kind, size);
@@ -154,7 +156,11 @@ export function makeClosure(root, totalBytes, pathCount) {
     const rand = prng(`path-${i}`);
     const pool = i === 0 || i % 8 === 0 ? textPool(rand) : storePaths.pool;
     storePaths.pool = pool;
-    const hash = createHash('sha256').update(`path${i}`).digest('hex').slice(0, 32).replace(/[eotu]/g, 'a');
+    const hash = createHash('sha256')
+      .update(`path${i}`)
+      .digest('hex')
+      .slice(0, 32)
+      .replace(/[eotu]/g, 'a');
     const sp = `/nix/store/${hash}-bench-pkg-${i}`;
     const size = Math.max(8192, Math.floor((weights[i] / sum) * totalBytes));
     for (const [name, kind, n, mode] of planFiles(rand, '', size)) {

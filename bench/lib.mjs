@@ -27,7 +27,8 @@ export function measure(cmd, args, { env = process.env, timeFile } = {}) {
   const t0 = process.hrtime.bigint();
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S %M', '-o', tf, cmd, ...args], { env, encoding: 'utf8', maxBuffer: 64 * MiB });
   const wall = Number(process.hrtime.bigint() - t0) / 1e9;
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status}, signal ${r.signal}): ${r.error ?? ''}${(r.stderr ?? '').slice(-3000)}`);
+  if (r.status !== 0)
+    throw new Error(`${cmd} ${args.join(' ')} failed (status ${r.status}, signal ${r.signal}): ${r.error ?? ''}${(r.stderr ?? '').slice(-3000)}`);
   const [user, sys, kb] = readFileSync(tf, 'utf8').trim().split('\n').pop().split(' ').map(Number);
   rmSync(tf, { force: true });
   return { wall, cpu: user + sys, rssMiB: kb / 1024, stdout: r.stdout };
@@ -65,7 +66,10 @@ export async function startRegistry(dir, attempt = 1) {
       return startRegistry(dir, attempt + 1);
     }
     // a registry answers /v2/ with the distribution API version header; anything else on the port is not ours
-    const ok = await fetch(`${url}/v2/`).then((r) => r.headers.get('docker-distribution-api-version') !== null, () => false);
+    const ok = await fetch(`${url}/v2/`).then(
+      (r) => r.headers.get('docker-distribution-api-version') !== null,
+      () => false,
+    );
     if (ok && child.exitCode === null) break;
     if (i > 200) throw new Error('docker-registry did not start');
     await new Promise((r) => setTimeout(r, 50));
@@ -88,7 +92,12 @@ export async function putBlob(url, repo, digest, body, length) {
   if (post.status !== 202) throw new Error(`POST ${post.status}`);
   const loc = new URL(post.headers.get('location'), url);
   loc.searchParams.set('digest', digest);
-  const put = await fetch(loc, { method: 'PUT', body, duplex: 'half', headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' } });
+  const put = await fetch(loc, {
+    method: 'PUT',
+    body,
+    duplex: 'half',
+    headers: { 'content-length': String(length), 'content-type': 'application/octet-stream' },
+  });
   if (put.status !== 201) throw new Error(`PUT blob ${put.status} ${await put.text()}`);
 }
 

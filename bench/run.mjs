@@ -70,7 +70,7 @@ const stopRegistry = async (r) => (await r.stop(), registries.splice(registries.
 let image; // { layers, digest, ref, usize, ... } in the source registry
 let closure; // { conf, root, storePaths, paths, bytes, realConf?, added?, ... }
 let realStore; // benchPushRealStore's registry, cache and cold digest, kept across runs
-let speeds = {}; // bench/floors.mjs measureSpeeds()
+const speeds = {}; // bench/floors.mjs measureSpeeds()
 const loadStart = loadavg()[0];
 const t0 = Date.now();
 try {
@@ -91,25 +91,68 @@ try {
   // T closure tar bytes, Z its deflate-1 size
   const C = () => image.csize;
   const U = () => image.usize;
-  const pullPasses = () => [['sha256', C()], ['inflate', U()], ['sha256', U()]]; // blob digests, decode, diffIDs
+  const pullPasses = () => [
+    ['sha256', C()],
+    ['inflate', U()],
+    ['sha256', U()],
+  ]; // blob digests, decode, diffIDs
   const T = () => closure.bytes;
-  if (only.has('pull')) define('pull', 'pull → docker-archive', '`skopeo copy docker://…@digest docker-archive:` (pullImage)', { bytes: image.usize, floor: 'gunzip', passes: pullPasses, target: { ratio: 0.5 } });
+  if (only.has('pull'))
+    define('pull', 'pull → docker-archive', '`skopeo copy docker://…@digest docker-archive:` (pullImage)', {
+      bytes: image.usize,
+      floor: 'gunzip',
+      passes: pullPasses,
+      target: { ratio: 0.5 },
+    });
   if (only.has('prefetch'))
-    define('prefetch', 'prefetch', '`skopeo inspect` + `skopeo copy` + `nix-hash --flat` (nix-prefetch-docker)', { bytes: image.usize, floor: 'gunzip', passes: () => [...pullPasses(), ['sha256', image.archiveSize ?? U()]], target: { ratio: 0.3 } });
-  if (only.has('copy')) define('copy', 'registry → registry copy', '`skopeo copy docker://a docker://b`', { bytes: image.usize, floor: 'gunzip', passes: () => [['sha256', C()]] });
-  if (only.has('stream')) define('stream', '`stream conf -o FILE` (cold cache)', '`tar -cf - paths | sha256sum` (floor)', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]], target: { ratio: 1.5 } });
+    define('prefetch', 'prefetch', '`skopeo inspect` + `skopeo copy` + `nix-hash --flat` (nix-prefetch-docker)', {
+      bytes: image.usize,
+      floor: 'gunzip',
+      passes: () => [...pullPasses(), ['sha256', image.archiveSize ?? U()]],
+      target: { ratio: 0.3 },
+    });
+  if (only.has('copy'))
+    define('copy', 'registry → registry copy', '`skopeo copy docker://a docker://b`', { bytes: image.usize, floor: 'gunzip', passes: () => [['sha256', C()]] });
+  if (only.has('stream'))
+    define('stream', '`stream conf -o FILE` (cold cache)', '`tar -cf - paths | sha256sum` (floor)', {
+      bytes: closure.bytes,
+      floor: 'tar',
+      passes: () => [['sha256', T()]],
+      target: { ratio: 1.5 },
+    });
   if (only.has('push')) {
     define('push-cold', 'push conf (cold: empty registry and cache)', '`nixreg stream -o F` + `skopeo copy docker-archive:F docker://…`', {
       bytes: closure.bytes,
       floor: 'tar',
-      passes: (sp) => [['sha256', T()], ['deflate1', T()], ['sha256', T() * sp.deflateRatio]],
+      passes: (sp) => [
+        ['sha256', T()],
+        ['deflate1', T()],
+        ['sha256', T() * sp.deflateRatio],
+      ],
       target: { ratio: 0.7 },
     });
-    define('push-warm', 'push conf (warm: nothing changed)', 'same, warm (skopeo blob-info cache, registry has the blobs)', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
-    define('push-fresh', 'push conf (fresh runner: empty cache, registry has the image)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]] });
-    define('push-fresh-changed', 'push conf (fresh runner, one store path changed)', 'same, fresh skopeo cache', { bytes: closure.bytes, floor: 'tar', passes: () => [['sha256', T()]], target: { ratio: 0.15 } });
+    define('push-warm', 'push conf (warm: nothing changed)', 'same, warm (skopeo blob-info cache, registry has the blobs)', {
+      bytes: closure.bytes,
+      floor: 'tar',
+      target: { ratio: 0.1, abs: 1 },
+    });
+    define('push-fresh', 'push conf (fresh runner: empty cache, registry has the image)', 'same, fresh skopeo cache', {
+      bytes: closure.bytes,
+      floor: 'tar',
+      passes: () => [['sha256', T()]],
+    });
+    define('push-fresh-changed', 'push conf (fresh runner, one store path changed)', 'same, fresh skopeo cache', {
+      bytes: closure.bytes,
+      floor: 'tar',
+      passes: () => [['sha256', T()]],
+      target: { ratio: 0.15 },
+    });
     if (closure.realConf)
-      define('push-warm-store', 'push conf (warm, paths in the real /nix/store: no tree walk)', 'same as the row above', { bytes: closure.bytes, floor: 'tar', target: { ratio: 0.1, abs: 1 } });
+      define('push-warm-store', 'push conf (warm, paths in the real /nix/store: no tree walk)', 'same as the row above', {
+        bytes: closure.bytes,
+        floor: 'tar',
+        target: { ratio: 0.1, abs: 1 },
+      });
   }
   if (image) define('floor-gunzip', 'floor: `gzip -dc layers | sha256sum`', '', { bytes: image.usize });
 
@@ -138,7 +181,11 @@ try {
       record('startup-hash', 'nixreg', m(nixreg('hash', 'sha256:' + 'ab'.repeat(32), '--to', 'nix32'), { env }));
       record('startup-hash', 'base', bare);
       record('startup-inspect', 'nixreg', m(nixreg('inspect', `docker://${image.ref}:latest`, '--tls-verify=false', '--arch', 'amd64'), { env }));
-      record('startup-inspect', 'base', measure('skopeo', ['--override-os', 'linux', '--override-arch', 'amd64', 'inspect', '--tls-verify=false', `docker://${image.ref}:latest`], { env }));
+      record(
+        'startup-inspect',
+        'base',
+        measure('skopeo', ['--override-os', 'linux', '--override-arch', 'amd64', 'inspect', '--tls-verify=false', `docker://${image.ref}:latest`], { env }),
+      );
     }
     if (image) record('floor-gunzip', 'nixreg', measureShell(`gzip -dc ${image.layers.map((l) => l.file).join(' ')} | sha256sum`, { env }));
     if (only.has('pull')) await benchPull(run);
@@ -208,7 +255,11 @@ async function setupImage() {
   const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
   // by digest and tagged: nix-prefetch-docker resolves the digest with `skopeo inspect` of the tag
   for (const ref of [digest, 'latest']) {
-    const r = await fetch(`${src.url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: manifest, headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' } });
+    const r = await fetch(`${src.url}/v2/${repo}/manifests/${ref}`, {
+      method: 'PUT',
+      body: manifest,
+      headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' },
+    });
     if (r.status !== 201) throw new Error(`PUT manifest ${r.status}`);
   }
   const usize = layers.reduce((s, l) => s + l.usize, 0);
@@ -241,7 +292,13 @@ function addToNixStore(conf, root) {
   const staged = join(work, 'to-add');
   mkdirSync(staged);
   const named = local.map((p) => {
-    const to = join(staged, `${tag}-${p.split('/').pop().replace(/^[0-9a-z]{32}-/, '')}`);
+    const to = join(
+      staged,
+      `${tag}-${p
+        .split('/')
+        .pop()
+        .replace(/^[0-9a-z]{32}-/, '')}`,
+    );
     if (spawnSync('cp', ['-al', join(root, p), to]).status !== 0) throw new Error(`cp -al ${p} failed`);
     return to;
   });
@@ -261,8 +318,32 @@ async function benchPull(run) {
   const nr = join(work, 'pull-nixreg.tar');
   const sk = join(work, 'pull-skopeo.tar');
   const name = ['--final-image-name', 'bench/img', '--final-image-tag', 'latest'];
-  record('pull', 'nixreg', m(nixreg('pull', image.ref, '--digest', image.digest, '-o', nr, '--tls-verify=false', '--arch', 'amd64', '--quiet', ...name), { env }));
-  record('pull', 'base', measure('skopeo', ['--insecure-policy', `--tmpdir=${work}`, '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '--quiet', '--src-tls-verify=false', `docker://${image.ref}@${image.digest}`, `docker-archive://${sk}:bench/img:latest`], { env }));
+  record(
+    'pull',
+    'nixreg',
+    m(nixreg('pull', image.ref, '--digest', image.digest, '-o', nr, '--tls-verify=false', '--arch', 'amd64', '--quiet', ...name), { env }),
+  );
+  record(
+    'pull',
+    'base',
+    measure(
+      'skopeo',
+      [
+        '--insecure-policy',
+        `--tmpdir=${work}`,
+        '--override-os',
+        'linux',
+        '--override-arch',
+        'amd64',
+        'copy',
+        '--quiet',
+        '--src-tls-verify=false',
+        `docker://${image.ref}@${image.digest}`,
+        `docker-archive://${sk}:bench/img:latest`,
+      ],
+      { env },
+    ),
+  );
   if (run === 1) {
     check('pull: nixreg archive byte-identical to skopeo (cmp)', sameBytes(nr, sk));
     image.archiveSha256 = createHash('sha256').update(readFileSync(sk)).digest('base64');
@@ -273,7 +354,10 @@ async function benchPull(run) {
 }
 
 async function benchPrefetch(run) {
-  const pf = m(nixreg('prefetch', image.ref, image.digest, '--final-image-name', 'bench/img', '--final-image-tag', 'latest', '--tls-verify=false', '--quiet', '--json'), { env });
+  const pf = m(
+    nixreg('prefetch', image.ref, image.digest, '--final-image-name', 'bench/img', '--final-image-tag', 'latest', '--tls-verify=false', '--quiet', '--json'),
+    { env },
+  );
   record('prefetch', 'nixreg', pf);
   const tmp = join(work, 'npd');
   const ref = `docker://${image.ref}`;
@@ -289,7 +373,7 @@ async function benchPrefetch(run) {
     const { fromNix32, toSRI } = await import('../dist/src/digest/nixhash.js');
     const ours = JSON.parse(pf.stdout).hash;
     const theirs = toSRI(fromNix32(npd.stdout.trim()));
-    check('prefetch: nixreg hash equals nix-hash --flat of skopeo\'s archive', ours === theirs);
+    check("prefetch: nixreg hash equals nix-hash --flat of skopeo's archive", ours === theirs);
     if (image.archiveSha256) check('prefetch: hash equals sha256 of the pulled archive', ours === `sha256-${image.archiveSha256}`);
   }
 }
@@ -305,7 +389,11 @@ async function benchCopy(run) {
         ? m(nixreg('push', from, to, '--tls-verify=false', '--quiet'), { env: cacheEnv(`copy-${run}`) })
         : measure('skopeo', ['--insecure-policy', 'copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', from, to], { env });
     record('copy', side, x);
-    if (run === 1) check(`copy (${side === 'base' ? 'skopeo' : 'nixreg'}): destination manifest digest equals the source's`, (await manifestDigest(dst.url, 'bench/copy', '1')) === image.digest);
+    if (run === 1)
+      check(
+        `copy (${side === 'base' ? 'skopeo' : 'nixreg'}): destination manifest digest equals the source's`,
+        (await manifestDigest(dst.url, 'bench/copy', '1')) === image.digest,
+      );
     await stopRegistry(dst);
   }
 }
@@ -327,14 +415,26 @@ async function benchPush(run) {
   record('push-cold', 'nixreg', m(nixreg(...pushArgs), { env: pushEnv }));
   const coldDigest = await manifestDigest(pushTo.url, 'bench/app', '1');
   record('push-warm', 'nixreg', m(nixreg(...pushArgs), { env: pushEnv }));
-  if (run === 1) check('push: warm push leaves the same manifest as the cold one', coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')));
+  if (run === 1)
+    check(
+      'push: warm push leaves the same manifest as the cold one',
+      coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')),
+    );
   // a CI runner's first push: empty cache, the registry already holds the image (reused by its config's diff_ids)
   record('push-fresh', 'nixreg', m(nixreg(...pushArgs), { env: cacheEnv(`push-fresh-${run}`) }));
-  if (run === 1) check('push: a fresh-runner push leaves the same manifest as the cold one', coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')));
+  if (run === 1)
+    check(
+      'push: a fresh-runner push leaves the same manifest as the cold one',
+      coldDigest !== null && coldDigest === (await manifestDigest(pushTo.url, 'bench/app', '1')),
+    );
   const restore = changeOneStorePath();
   try {
     record('push-fresh-changed', 'nixreg', m(nixreg(...pushArgs), { env: cacheEnv(`push-fresh-changed-${run}`) }));
-    if (run === 1) check('push: a fresh-runner push of one changed path leaves a new manifest', coldDigest !== null && coldDigest !== (await manifestDigest(pushTo.url, 'bench/app', '1')));
+    if (run === 1)
+      check(
+        'push: a fresh-runner push of one changed path leaves a new manifest',
+        coldDigest !== null && coldDigest !== (await manifestDigest(pushTo.url, 'bench/app', '1')),
+      );
   } finally {
     restore();
   }
@@ -349,7 +449,11 @@ async function benchPush(run) {
   record('push-cold', 'base', measureShell(today, { env: skEnv }));
   record('push-warm', 'base', measureShell(today, { env: skEnv }));
   record('push-fresh', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-${run}`) }));
-  if (run === 1 && closure.streamSha256) check('stream: output identical to the archive the push baseline streamed', closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'));
+  if (run === 1 && closure.streamSha256)
+    check(
+      'stream: output identical to the archive the push baseline streamed',
+      closure.streamSha256 === createHash('sha256').update(readFileSync(archive)).digest('hex'),
+    );
   const restoreBase = changeOneStorePath();
   try {
     record('push-fresh-changed', 'base', measureShell(today, { env: cacheEnv(`push-stream-fresh-changed-${run}`) }));
@@ -389,7 +493,11 @@ async function benchPushRealStore(run) {
   }
   record('push-warm-store', 'nixreg', m(nixreg(...realStore.args), { env: realStore.env }));
   results['push-warm-store'].base = results['push-warm'].base; // the same baseline measurements
-  if (run === 1) check('push: warm push from /nix/store leaves the manifest of the cold one', !!realStore.digest && realStore.digest === (await manifestDigest(realStore.reg.url, 'bench/real', '1')));
+  if (run === 1)
+    check(
+      'push: warm push from /nix/store leaves the manifest of the cold one',
+      !!realStore.digest && realStore.digest === (await manifestDigest(realStore.reg.url, 'bench/real', '1')),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -419,7 +527,12 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
     };
     if (r.base) {
       const b = stats(r.base.map((x) => x.wall));
-      Object.assign(row, { baseWall: b, baseCpu: stats(r.base.map((x) => x.cpu)).median, baseRssMB: Math.max(...r.base.map((x) => mb(x.rssMiB))), ratio: w.median / b.median });
+      Object.assign(row, {
+        baseWall: b,
+        baseCpu: stats(r.base.map((x) => x.cpu)).median,
+        baseRssMB: Math.max(...r.base.map((x) => mb(x.rssMiB))),
+        ratio: w.median / b.median,
+      });
     }
     if (r.bytes) row.mibps = r.bytes / MiB / w.median;
     const floor = floorSeconds(r.passes?.(speeds), speeds);
@@ -436,13 +549,28 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
     `Date: ${new Date().toISOString()}; ${cpus().length} cores (${cpus()[0]?.model ?? '?'}); Node ${process.version}; load average ${loadStart.toFixed(2)} at start, ${loadEnd.toFixed(2)} at end; ${minutes.toFixed(1)} min.`,
     `CLI measured: ${cliKind}.`,
     `Size \`${opt.size}\`, ${runs} run(s) per row, wall seconds as median (min–max); CPU = user+sys median; RSS = peak of any single process over all runs.`,
-    image && `Image: ${size.layers} gzip layers, ${(image.csize / MiB).toFixed(0)} MiB compressed, ${(image.usize / MiB).toFixed(0)} MiB uncompressed${image.archiveSize ? `, archive ${(image.archiveSize / MiB).toFixed(0)} MiB` : ''}.`,
+    image &&
+      `Image: ${size.layers} gzip layers, ${(image.csize / MiB).toFixed(0)} MiB compressed, ${(image.usize / MiB).toFixed(0)} MiB uncompressed${image.archiveSize ? `, archive ${(image.archiveSize / MiB).toFixed(0)} MiB` : ''}.`,
     closure && `Closure: ${closure.storePaths.length} store paths, ${closure.files} files, ${(closure.bytes / MiB).toFixed(0)} MiB, one layer per path.`,
     '"ratio" compares wall times (the targets); "CPU ratio" compares CPU seconds, the steadier figure when other work loads the machine.',
     `Pipelines for reference: gunzip+sha256 ${floorRate.gunzip ? floorRate.gunzip.toFixed(0) + ' MiB/s' : '—'} (uncompressed bytes), tar|sha256sum ${floorRate.tar ? floorRate.tar.toFixed(0) + ' MiB/s' : '—'}.`,
     `Floor of this machine per row ("floor s"): the codec and hash passes the work cannot avoid, each at the best single-core speed measured in this run (before every run), summed and divided by ${speeds.cores ?? '?'} cores (bench/floors.mjs; pull: sha256 of the blobs, inflate, sha256 of the layers; prefetch: + sha256 of the archive; copy: sha256 of the blobs; stream: sha256 of the tar; cold push: sha256 of the tar, deflate level 1, sha256 of the blobs; warm pushes have no such pass). Speeds in MiB/s: sha256 ${fmtSpeed(speeds.sha256)}, inflate ${fmtSpeed(speeds.inflate)} (node:zlib ${fmtSpeed(speeds.inflateZlib)}, native ISA-L ${fmtSpeed(speeds.inflateNative)}), deflate-1 ${fmtSpeed(speeds.deflate1)} (ratio ${speeds.deflateRatio ? speeds.deflateRatio.toFixed(2) : '—'}). "× floor" = nixreg wall / floor.`,
   ].filter(Boolean);
-  const cols = ['benchmark', 'nixreg wall s', 'compared with', 'other wall s', 'ratio', 'CPU ratio', 'target', 'met', 'CPU s nixreg / other', 'peak RSS MB nixreg / other', 'nixreg MiB/s', 'floor s', '× floor'];
+  const cols = [
+    'benchmark',
+    'nixreg wall s',
+    'compared with',
+    'other wall s',
+    'ratio',
+    'CPU ratio',
+    'target',
+    'met',
+    'CPU s nixreg / other',
+    'peak RSS MB nixreg / other',
+    'nixreg MiB/s',
+    'floor s',
+    '× floor',
+  ];
   const cells = rows.map((r) => [
     r.what,
     span(r.wall),
@@ -463,6 +591,17 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
     `Peak RSS of nixreg over every row: ${nixregRss.toFixed(0)} MB (target < 150 MB: ${nixregRss < 150 ? 'yes' : 'NO'}).`,
     ...checks.map((c) => `- identity: ${c.what}: ${c.ok ? 'yes' : 'NO'}`),
   ];
-  const markdown = ['# nixreg benchmarks', '', 'Generated by `npm run bench` (bench/run.mjs); do not edit by hand.', '', ...head, '', ...md, '', ...tail, ''].join('\n');
+  const markdown = [
+    '# nixreg benchmarks',
+    '',
+    'Generated by `npm run bench` (bench/run.mjs); do not edit by hand.',
+    '',
+    ...head,
+    '',
+    ...md,
+    '',
+    ...tail,
+    '',
+  ].join('\n');
   return { markdown, text: [...head, '', ...md, '', ...tail].join('\n'), rows: rows.map((r) => ({ ...r, rssMB: Math.round(r.rssMB) })) };
 }

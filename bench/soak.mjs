@@ -74,9 +74,21 @@ function soakConf(dir) {
   writeFileSync(join(storeRoot, paths[3], 'layer.tar'), custom);
   writeFileSync(join(storeRoot, paths[3], 'checksum'), sha(custom).slice(7) + '\n');
   const conf = {
-    architecture: 'amd64', config: {}, os: 'linux', variant: '', store_dir: '/nix/store', from_image: null,
-    store_layers: [[paths[0]], [paths[1]], [paths[2]]], customisation_layer: paths[3], repo_tag: 'soak/app:v1',
-    created: '1970-01-01T00:00:01+00:00', mtime: '1970-01-01T00:00:01+00:00', uid: '0', gid: '0', uname: 'root', gname: 'root',
+    architecture: 'amd64',
+    config: {},
+    os: 'linux',
+    variant: '',
+    store_dir: '/nix/store',
+    from_image: null,
+    store_layers: [[paths[0]], [paths[1]], [paths[2]]],
+    customisation_layer: paths[3],
+    repo_tag: 'soak/app:v1',
+    created: '1970-01-01T00:00:01+00:00',
+    mtime: '1970-01-01T00:00:01+00:00',
+    uid: '0',
+    gid: '0',
+    uname: 'root',
+    gname: 'root',
   };
   const confFile = join(dir, 'conf.json');
   writeFileSync(confFile, JSON.stringify(conf));
@@ -93,7 +105,17 @@ function counter() {
 }
 
 const pull = (reg, ref, out, log) =>
-  pullImage({ imageName: `${reg.host}/${ref}`, output: out, platform: { os: 'linux', arch: 'amd64' }, finalImageName: 'soak/app', tlsVerify: false, force: true, jobs: 4, ...NET, ...(log ? { log } : {}) }).then(() => readFileSync(out));
+  pullImage({
+    imageName: `${reg.host}/${ref}`,
+    output: out,
+    platform: { os: 'linux', arch: 'amd64' },
+    finalImageName: 'soak/app',
+    tlsVerify: false,
+    force: true,
+    jobs: 4,
+    ...NET,
+    ...(log ? { log } : {}),
+  }).then(() => readFileSync(out));
 
 const rows = [];
 const tmp = mkdtempSync(join(tmpdir(), 'nixreg-soak-'));
@@ -135,7 +157,17 @@ try {
     reg.setFaults([]);
     const { confFile, storeRoot } = soakConf(tmp);
     const push = (repo, log) =>
-      pushConf({ confFile, destination: `docker://${reg.host}/${repo}:v1`, storeRoot, tlsVerify: false, cache: null, compressionLevel: 1, jobs: 4, ...NET, ...(log ? { log } : {}) });
+      pushConf({
+        confFile,
+        destination: `docker://${reg.host}/${repo}:v1`,
+        storeRoot,
+        tlsVerify: false,
+        cache: null,
+        compressionLevel: 1,
+        jobs: 4,
+        ...NET,
+        ...(log ? { log } : {}),
+      });
     reg.resetCounters();
     const ref = await push('soak/push-reference');
     const cleanSent = reg.counters.patchBytes + reg.counters.putBytes;
@@ -184,7 +216,9 @@ console.log(`\nnixreg resilience soak: ${RUNS} runs per fault kind at ${Math.rou
 console.log('| op | fault kind | runs | ok | identical | faults injected | retries + resumes | bytes re-fetched / re-sent | wall time |');
 console.log('|---|---|---:|---:|---:|---:|---:|---:|---:|');
 for (const r of rows)
-  console.log(`| ${r.op} | ${r.kind} | ${r.runs} | ${r.ok} | ${r.identical} | ${r.faults} | ${r.retries} | ${fmtBytes(r.extraBytes)} | ${r.wall.toFixed(1)} s |`);
+  console.log(
+    `| ${r.op} | ${r.kind} | ${r.runs} | ${r.ok} | ${r.identical} | ${r.faults} | ${r.retries} | ${fmtBytes(r.extraBytes)} | ${r.wall.toFixed(1)} s |`,
+  );
 const failures = rows.flatMap((r) => r.failures.map((f) => `${r.op} ${r.kind} ${f}`));
 if (failures.length) {
   console.log(`\n${failures.length} failed runs:`);

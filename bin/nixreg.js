@@ -16,7 +16,11 @@ const argv = process.argv.slice(2);
 // text, goes to yargs.
 const isHelp = (a) => a === '--help' || a === '-h';
 const helpFile =
-  argv.length === 1 && isHelp(argv[0]) ? 'help-WIDTH.txt' : argv.length === 2 && isHelp(argv[1]) && /^[a-z][a-z-]*$/.test(argv[0]) ? `help/${argv[0]}-WIDTH.txt` : '';
+  argv.length === 1 && isHelp(argv[0])
+    ? 'help-WIDTH.txt'
+    : argv.length === 2 && isHelp(argv[1]) && /^[a-z][a-z-]*$/.test(argv[0])
+      ? `help/${argv[0]}-WIDTH.txt`
+      : '';
 let help = '';
 if (bundled && helpFile) {
   const cols = process.stdout.columns;

@@ -56,14 +56,22 @@ async function main(): Promise<void> {
       'token-ttl': { type: 'number', default: 300, describe: 'bearer token lifetime, seconds' },
       'tls-cert': { type: 'string', describe: 'PEM certificate file: serve HTTPS' },
       'tls-key': { type: 'string', describe: 'PEM private key file for --tls-cert' },
-      fault: { type: 'string', array: true, describe: 'inject a fault: kind=status|reset|drip|flip|ignore-range|stall,route=..,method=..,status=..,retryAfter=..,afterBytes=..,dripBytes=..,dripIntervalMs=..,stallMs=..,probability=..,skip=..,times=.. (repeatable)' },
+      fault: {
+        type: 'string',
+        array: true,
+        describe:
+          'inject a fault: kind=status|reset|drip|flip|ignore-range|stall,route=..,method=..,status=..,retryAfter=..,afterBytes=..,dripBytes=..,dripIntervalMs=..,stallMs=..,probability=..,skip=..,times=.. (repeatable)',
+      },
       'faults-file': { type: 'string', describe: 'JSON file with an array of fault rules (or {seed, rules})' },
       seed: { type: 'number', default: 1, describe: 'seed for probabilistic faults' },
       'chunk-min-length': { type: 'number', describe: 'OCI-Chunk-Min-Length to advertise (0 = none; default 65536)' },
       'page-size': { type: 'number', describe: 'page size for tags/list and _catalog when the client sends no n' },
       delete: { type: 'boolean', default: true, describe: 'allow DELETE (--no-delete: 405)' },
       'anonymous-mount': { type: 'boolean', describe: 'allow blob mounts without from= (default true)' },
-      quirks: { type: 'string', describe: `behave like a real registry: ${Object.keys(QUIRK_PROFILES).join(', ')} (comma-separated; the profile's auth mode wins over --auth)` },
+      quirks: {
+        type: 'string',
+        describe: `behave like a real registry: ${Object.keys(QUIRK_PROFILES).join(', ')} (comma-separated; the profile's auth mode wins over --auth)`,
+      },
       quiet: { type: 'boolean', default: false, describe: 'do not print a line per request' },
     })
     .check((a) => {

@@ -93,7 +93,11 @@ async function main(): Promise<number> {
     say('    tlsVerify = false; # the demo registry speaks plain HTTP');
     say('  }');
     const c = reg.counters;
-    say(`\nregistry saw ${c.requests} requests: ${Object.entries(c.byRoute).map(([k, v]) => `${k} ×${v}`).join(', ')}`);
+    say(
+      `\nregistry saw ${c.requests} requests: ${Object.entries(c.byRoute)
+        .map(([k, v]) => `${k} ×${v}`)
+        .join(', ')}`,
+    );
     return 0;
   } finally {
     await reg.close();

@@ -252,4 +252,3 @@ export const PUSH_FAULTS: FaultKindSpec[] = [
   { name: 'connection reset', rules: (p) => [{ kind: 'reset', probability: p, route: PUSH_ROUTES }] },
   { name: 'stall > timeout', rules: (p) => [{ kind: 'stall', probability: p, route: PUSH_ROUTES }] },
 ];
-

@@ -59,7 +59,7 @@ function needRepo(ctx: Ctx): void {
 function needDelete(ctx: Ctx): void {
   if (!ctx.options.deleteEnabled) throw new RegistryError(405, 'UNSUPPORTED', 'deletes are disabled on this registry');
 }
-function blobDigest(ctx: Ctx, d: string): string {
+function blobDigest(_ctx: Ctx, d: string): string {
   if (!SHA256_RE.test(d)) {
     if (ANY_DIGEST_RE.test(d)) throw new RegistryError(400, 'DIGEST_INVALID', `unsupported digest algorithm in ${d}; only sha256`, { digest: d });
     throw new RegistryError(400, 'DIGEST_INVALID', `invalid digest ${d}`, { digest: d });
@@ -96,7 +96,8 @@ function manifestRef(ctx: Ctx, forWrite: boolean): string {
   // matches no route), and the OCI distribution-spec conformance suite expects 404 there; a PUT, or a URL whose
   // escapes do not decode (a '%' left in the reference), is refused with 400.
   if (!TAG_RE.test(ref)) {
-    if (!forWrite && !ref.includes('%')) throw new RegistryError(404, 'MANIFEST_UNKNOWN', `no manifest can be named "${ref.slice(0, 140)}": not a valid tag`, { tag: ref });
+    if (!forWrite && !ref.includes('%'))
+      throw new RegistryError(404, 'MANIFEST_UNKNOWN', `no manifest can be named "${ref.slice(0, 140)}": not a valid tag`, { tag: ref });
     throw new RegistryError(400, 'MANIFEST_INVALID', `invalid tag "${ref.slice(0, 140)}"`, { tag: ref });
   }
   return ref;
@@ -303,8 +304,7 @@ function chunkRange(ctx: Ctx, u: Upload): number | undefined {
   const cl = contentLength(ctx.req);
   if (h === undefined) return cl;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(h.trim());
-  const range416 = (msg: string) =>
-    new RegistryError(416, 'BLOB_UPLOAD_INVALID', msg, { range: h, offset: u.size }, { ...uploadHeaders(ctx, u) });
+  const range416 = (msg: string) => new RegistryError(416, 'BLOB_UPLOAD_INVALID', msg, { range: h, offset: u.size }, { ...uploadHeaders(ctx, u) });
   if (!m) throw range416(`malformed Content-Range "${h.slice(0, 80)}"`);
   const start = Number(m[1]);
   const end = Number(m[2]);
@@ -336,13 +336,25 @@ export async function patchUpload(ctx: Ctx): Promise<void> {
     // read the status (timing-dependent), and a reset is retried as a network fault, not taken as a refusal.
     // Resets are what the fault options are for; this option is about the status.
     for await (const _ of ctx.req) void _;
-    throw new RegistryError(ctx.options.rejectStreamedPatch, 'BLOB_UPLOAD_INVALID', 'streamed uploads are not accepted here: send chunks with Content-Range and Content-Length', undefined, { Connection: 'close' });
+    throw new RegistryError(
+      ctx.options.rejectStreamedPatch,
+      'BLOB_UPLOAD_INVALID',
+      'streamed uploads are not accepted here: send chunks with Content-Range and Content-Length',
+      undefined,
+      { Connection: 'close' },
+    );
   }
   await withSession(u, async () => {
     const expect = chunkRange(ctx, u);
     if (ctx.options.enforceChunkMinLength && ctx.req.headers['content-range'] !== undefined) {
       if (shortChunkSeen.has(u))
-        throw new RegistryError(416, 'BLOB_UPLOAD_INVALID', `a chunk shorter than the minimum (${ctx.options.chunkMinLength}) was not the last`, undefined, uploadHeaders(ctx, u));
+        throw new RegistryError(
+          416,
+          'BLOB_UPLOAD_INVALID',
+          `a chunk shorter than the minimum (${ctx.options.chunkMinLength}) was not the last`,
+          undefined,
+          uploadHeaders(ctx, u),
+        );
       if ((expect ?? 0) < ctx.options.chunkMinLength) shortChunkSeen.add(u);
     }
     ctx.counters.patchRequests++;
@@ -424,8 +436,13 @@ export function referrers(ctx: Ctx): void {
       ...(m.info.annotations ? { annotations: m.info.annotations } : {}),
     }));
   // The spec: a registry with the referrers API never answers 404 here, even for an unknown repository.
-  json(ctx, 200, { schemaVersion: 2, mediaType: MT.ociIndex, manifests }, {
-    'Content-Type': MT.ociIndex,
-    ...(want !== null ? { 'OCI-Filters-Applied': 'artifactType' } : {}),
-  });
+  json(
+    ctx,
+    200,
+    { schemaVersion: 2, mediaType: MT.ociIndex, manifests },
+    {
+      'Content-Type': MT.ociIndex,
+      ...(want !== null ? { 'OCI-Filters-Applied': 'artifactType' } : {}),
+    },
+  );
 }

@@ -64,8 +64,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined, dig
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw invalid('body is not a JSON object');
   const ct = contentType ? contentType.split(';')[0]!.trim().toLowerCase() || undefined : undefined;
   const field = typeof doc.mediaType === 'string' ? doc.mediaType : undefined;
-  if (field && ct && ct !== field && ct !== 'application/json')
-    throw invalid(`Content-Type ${ct} differs from the manifest's mediaType ${field}`);
+  if (field && ct && ct !== field && ct !== 'application/json') throw invalid(`Content-Type ${ct} differs from the manifest's mediaType ${field}`);
   const mediaType = field ?? ct ?? '';
   if (mediaType === MT.dockerSchema1 || mediaType === MT.dockerSchema1Signed)
     throw new RegistryError(400, 'MANIFEST_INVALID', 'Docker schema1 manifests are not supported by this registry');

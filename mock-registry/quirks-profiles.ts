@@ -16,7 +16,6 @@ export const QUIRK_PROFILES: Record<string, Quirks> = { acr, dockerhub, ecr, gar
 export function resolveQuirks(names: string | string[] | undefined): Quirks | undefined {
   const list = (Array.isArray(names) ? names : (names ?? '').split(',')).map((n) => n.trim()).filter(Boolean);
   if (!list.length) return undefined;
-  for (const n of list)
-    if (!Object.hasOwn(QUIRK_PROFILES, n)) throw new Error(`unknown quirk profile "${n}" (${Object.keys(QUIRK_PROFILES).join(', ')})`);
+  for (const n of list) if (!Object.hasOwn(QUIRK_PROFILES, n)) throw new Error(`unknown quirk profile "${n}" (${Object.keys(QUIRK_PROFILES).join(', ')})`);
   return mergeQuirks(list.map((n) => QUIRK_PROFILES[n]!));
 }

@@ -168,10 +168,17 @@ export class QuirkRuntime {
   wrap(res: ServerResponse, route: Route, method: string): void {
     const q = this.q;
     const site: DigestHeaderSite | undefined =
-      route.kind === 'manifest' ? (method === 'HEAD' ? 'manifest-head' : method === 'GET' ? 'manifest-get' : undefined)
-      : route.kind === 'blob' && method === 'HEAD' ? 'blob-head'
-      : route.kind === 'upload' && method === 'PUT' ? 'upload-put'
-      : undefined;
+      route.kind === 'manifest'
+        ? method === 'HEAD'
+          ? 'manifest-head'
+          : method === 'GET'
+            ? 'manifest-get'
+            : undefined
+        : route.kind === 'blob' && method === 'HEAD'
+          ? 'blob-head'
+          : route.kind === 'upload' && method === 'PUT'
+            ? 'upload-put'
+            : undefined;
     const dropDigest = site !== undefined && (q.omitDigestHeader ?? []).includes(site);
     const upload = route.kind === 'upload';
     if (!dropDigest && !upload) return;

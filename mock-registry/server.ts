@@ -310,8 +310,7 @@ export async function startRegistry(given: RegistryOptions = {}): Promise<Regist
       const buf = Buffer.from(body);
       const digest = 'sha256:' + createHash('sha256').update(buf).digest('hex');
       const info = parseManifest(buf, mediaType, digest);
-      for (const b of info.blobs)
-        if (storage.blobSize(name, b) === undefined) throw new Error(`putManifest: blob ${b} is not in ${name}`);
+      for (const b of info.blobs) if (storage.blobSize(name, b) === undefined) throw new Error(`putManifest: blob ${b} is not in ${name}`);
       await storage.putManifest(name, info, buf, ref && !ref.includes(':') ? ref : undefined);
       return digest;
     },
@@ -358,7 +357,15 @@ function injectStatus(res: ServerResponse, f: FaultRule, head: boolean): void {
   const retryAfter = f.retryAfter ?? (status === 429 ? 1 : undefined);
   const headers: Record<string, string> = { ...(retryAfter !== undefined ? { 'Retry-After': String(retryAfter) } : {}), ...(f.headers ?? {}) };
   if (status === 429) return sendError(res, new RegistryError(429, 'TOOMANYREQUESTS', 'too many requests (injected)', undefined, headers), head);
-  if (f.codes?.length) return sendError(res, RegistryError.many(status, f.codes.map((code) => ({ code, message: `${defaultMessage(code)} (injected)` }))), head);
+  if (f.codes?.length)
+    return sendError(
+      res,
+      RegistryError.many(
+        status,
+        f.codes.map((code) => ({ code, message: `${defaultMessage(code)} (injected)` })),
+      ),
+      head,
+    );
   const body = Buffer.from(`injected fault: HTTP ${status}\n`);
   res.writeHead(status, { ...headers, 'Content-Type': 'text/plain', 'Content-Length': body.length });
   res.end(head ? undefined : body);

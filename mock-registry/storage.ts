@@ -286,8 +286,7 @@ export class Storage {
     const names = new Set(entries.map((e) => e.name));
     if (names.has('_layers') || names.has('_manifests') || names.has('_tags')) {
       const r = this.repo(prefix, true);
-      if (names.has('_layers'))
-        for (const f of await readdir(join(here, '_layers'))) if (this.sizes.has('sha256:' + f)) r.blobs.add('sha256:' + f);
+      if (names.has('_layers')) for (const f of await readdir(join(here, '_layers'))) if (this.sizes.has('sha256:' + f)) r.blobs.add('sha256:' + f);
       if (names.has('_manifests')) {
         for (const f of await readdir(join(here, '_manifests'))) {
           if (!/^[a-f0-9]{64}$/.test(f)) continue;
@@ -305,8 +304,7 @@ export class Storage {
           if (r.manifests.has(d)) r.tags.set(t, d);
         }
     }
-    for (const e of entries)
-      if (e.isDirectory() && !e.name.startsWith('_')) await this.loadRepos(root, prefix ? `${prefix}/${e.name}` : e.name);
+    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) await this.loadRepos(root, prefix ? `${prefix}/${e.name}` : e.name);
   }
 }
 

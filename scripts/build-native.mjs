@@ -23,7 +23,8 @@ function main() {
   const nodeDirs = [process.env.npm_config_nodedir, join(dirname(process.execPath), '..'), '/usr'].filter(Boolean);
   const include = nodeDirs.map((d) => join(d, 'include/node')).find((d) => existsSync(join(d, 'node_api.h')));
   if (!include) return say(`Node's headers (include/node/node_api.h) not found next to ${process.execPath}: not built`);
-  const has = (header) => spawnSync(cc, ['-E', '-x', 'c', '-', '-o', '/dev/stdout'], { input: `#include <${header}>\n`, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0;
+  const has = (header) =>
+    spawnSync(cc, ['-E', '-x', 'c', '-', '-o', '/dev/stdout'], { input: `#include <${header}>\n`, stdio: ['pipe', 'ignore', 'ignore'] }).status === 0;
   if (spawnSync(cc, ['--version'], { stdio: 'ignore' }).status !== 0) return say(`no C compiler (${cc}): not built`);
   const defs = [];
   const libs = [];
@@ -32,7 +33,22 @@ function main() {
   if (!defs.length) return say('neither libzstd nor ISA-L headers found (libzstd-dev, libisal-dev): not built');
   mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
-  const args = ['-O2', '-fPIC', '-shared', '-Wall', '-Wextra', '-Wno-unused-parameter', '-DNODE_GYP_MODULE_NAME=codecs', ...defs, '-I', include, source, '-o', tmp, ...libs];
+  const args = [
+    '-O2',
+    '-fPIC',
+    '-shared',
+    '-Wall',
+    '-Wextra',
+    '-Wno-unused-parameter',
+    '-DNODE_GYP_MODULE_NAME=codecs',
+    ...defs,
+    '-I',
+    include,
+    source,
+    '-o',
+    tmp,
+    ...libs,
+  ];
   const r = spawnSync(cc, args, { encoding: 'utf8' });
   if (r.status !== 0) {
     rmSync(tmp, { force: true });

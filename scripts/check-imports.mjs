@@ -64,10 +64,13 @@ function walk(dir, out = []) {
   return out;
 }
 
-const IMPORT_RE = /(?:^|\n)\s*(?:import|export)\s(?:type\s)?[^'"`;]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g;
+const IMPORT_RE =
+  /(?:^|\n)\s*(?:import|export)\s(?:type\s)?[^'"`;]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)|(?:^|\n)\s*import\s*['"]([^'"]+)['"]/g;
 
 function importsOf(file) {
-  const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+  const text = readFileSync(file, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
   const out = [];
   for (const m of text.matchAll(IMPORT_RE)) {
     const spec = m[1] ?? m[2] ?? m[3];
@@ -75,7 +78,13 @@ function importsOf(file) {
     const typeOnly = /^\s*(?:import|export)\s+type\s/.test(m[0].replace(/^\n/, ''));
     const target = resolve(dirname(file), spec.replace(/\.js$/, '.ts'));
     const candidates = [target, `${target}.ts`, join(target, 'index.ts')];
-    const hit = candidates.find((c) => { try { return statSync(c).isFile(); } catch { return false; } });
+    const hit = candidates.find((c) => {
+      try {
+        return statSync(c).isFile();
+      } catch {
+        return false;
+      }
+    });
     if (hit) out.push({ to: hit, typeOnly });
   }
   return out;
@@ -96,7 +105,10 @@ for (const [from, imports] of graph) {
     const rt = rankOf(to);
     if (rf === undefined || rt === undefined || rt <= rf) continue;
     const key = `${rel(from)} -> ${rel(to)}`;
-    if (ALLOWED.has(key)) { usedAllowed.add(key); continue; }
+    if (ALLOWED.has(key)) {
+      usedAllowed.add(key);
+      continue;
+    }
     problems.push(`upward import: ${key} (${topOf(from)} must not import ${topOf(to)})`);
   }
 }

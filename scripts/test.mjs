@@ -15,6 +15,8 @@ if (run('npx', ['tsc', '-p', 'tsconfig.json']) !== 0 || run('node', ['scripts/bu
 }
 // The layer order of the imports (scripts/check-imports.mjs): a violation counts as one failed test.
 const importsFailed = run('node', ['scripts/check-imports.mjs']) === 0 ? 0 : 1;
+// Formatting and lint (`npm run lint`: Biome, biome.jsonc): a finding counts as one failed test.
+const lintFailed = run('npx', ['biome', 'ci', '--reporter=summary', '.']) === 0 ? 0 : 1;
 const report = '.vitest-results.json';
 rmSync(report, { force: true });
 const status = run('npx', ['vitest', 'run', '--reporter=default', '--reporter=json', `--outputFile.json=${report}`, ...process.argv.slice(2)]);
@@ -31,6 +33,6 @@ try {
 } catch {
   failed = Math.max(failed, 1);
 }
-failed += importsFailed;
+failed += importsFailed + lintFailed;
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(status === 0 && failed === 0 ? 0 : 1);

@@ -33,7 +33,15 @@ export { PushCache } from './sink/registry/push-cache.js';
 export { copy, type CopyCommandOptions, type CopyCommandResult } from './ops/copy.js';
 
 /** `nixreg stream` / `nixreg build`: nixpkgs' stream_layered_image output for a conf, or a conf built from flags. */
-export { loadStreamConf, parseStreamConf, writeImageOutput, LayerCache, type StreamConf, type StreamOutputOptions, type StreamOutputResult } from './nix/stream/index.js';
+export {
+  loadStreamConf,
+  parseStreamConf,
+  writeImageOutput,
+  LayerCache,
+  type StreamConf,
+  type StreamOutputOptions,
+  type StreamOutputResult,
+} from './nix/stream/index.js';
 export { runBuild, loadConfig, type RunBuildOptions, type BuildOptions } from './nix/from-paths/index.js';
 
 /** Any image source (docker://, docker-archive, OCI layout or archive, conf): open it, read its manifest and config. */

@@ -176,7 +176,11 @@ export function archiveTail(input: Pick<DockerArchiveInput, 'configBytes' | 'con
   for (const l of legacy) {
     if (seen.has(l.id)) continue;
     seen.add(l.id);
-    parts.push(goTarSymlink(`${l.id}/layer.tar`, `../${layerFileName(l.diffID)}`), goTarFile(`${l.id}/VERSION`, Buffer.from('1.0')), goTarFile(`${l.id}/json`, l.json));
+    parts.push(
+      goTarSymlink(`${l.id}/layer.tar`, `../${layerFileName(l.diffID)}`),
+      goTarFile(`${l.id}/VERSION`, Buffer.from('1.0')),
+      goTarFile(`${l.id}/json`, l.json),
+    );
   }
   // 4. manifest.json: Go struct field order Config, RepoTags, Layers
   const tags = input.repoTags.map((t) => `${t.name}:${t.tag}`);

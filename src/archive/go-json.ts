@@ -31,7 +31,8 @@ export function goCompactHTML(src: Buffer): Buffer {
     }
     out.push(c);
     if (inString) {
-      if (c === 0x5c) out.push(src[++i]!); // keep the escaped char (it may be a quote)
+      if (c === 0x5c)
+        out.push(src[++i]!); // keep the escaped char (it may be a quote)
       else if (c === 0x22) inString = false;
     } else if (c === 0x22) inString = true;
   }
@@ -48,9 +49,9 @@ export function goString(s: string): string {
     else if (ch === '\n') r += '\\n';
     else if (ch === '\r') r += '\\r';
     else if (ch === '\t') r += '\\t';
-    else if (cp < 0x20 || ch === '<' || ch === '>' || ch === '&' || cp === 0x2028 || cp === 0x2029)
-      r += '\\u' + cp.toString(16).padStart(4, '0');
-    else if (cp >= 0xd800 && cp <= 0xdfff) r += '\\ufffd'; // lone surrogate = invalid UTF-8 in Go
+    else if (cp < 0x20 || ch === '<' || ch === '>' || ch === '&' || cp === 0x2028 || cp === 0x2029) r += '\\u' + cp.toString(16).padStart(4, '0');
+    else if (cp >= 0xd800 && cp <= 0xdfff)
+      r += '\\ufffd'; // lone surrogate = invalid UTF-8 in Go
     else r += ch;
   }
   return r + '"';

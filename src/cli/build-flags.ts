@@ -61,7 +61,15 @@ export function givenBuildFlags(a: BuildImageArgs): string[] {
 /** The library's BuildOptions from the shared flags (`--config FILE` or the Cmd/Env/... flags). */
 export async function buildOptionsFromArgs(a: BuildImageArgs, name: string, storeRoot: string | undefined): Promise<BuildOptions> {
   const { loadConfig } = await import('../nix/from-paths/index.js'); // the build pipeline, loaded only when used
-  const config = await loadConfig(a.config, { cmd: a.cmd, entrypoint: a.entrypoint, env: a.env, workdir: a.workdir, user: a.user, expose: a.expose, label: a.label });
+  const config = await loadConfig(a.config, {
+    cmd: a.cmd,
+    entrypoint: a.entrypoint,
+    env: a.env,
+    workdir: a.workdir,
+    user: a.user,
+    expose: a.expose,
+    label: a.label,
+  });
   return {
     name,
     paths: a.path ?? [],

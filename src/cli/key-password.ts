@@ -11,5 +11,7 @@ export async function keyPassword(fromStdin: boolean | undefined): Promise<strin
     size += (c as Buffer).length;
     if (size > 1 << 16) throw new NixregError('--key-password-stdin: more than 64 KiB on stdin; expected one line with the password');
   }
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(parts)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }

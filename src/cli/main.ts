@@ -28,7 +28,8 @@ export async function main(argv: string[]): Promise<void> {
     .fail((msg, err) => {
       if (err) throw err;
       // yargs' "Not enough non-option arguments: got 0, need at least 1" does not say which: show the usage line.
-      if (/^Not enough non-option arguments/.test(msg) && usage) throw new NixregError(`missing argument; usage: ${usage} (see nixreg ${wanted!.name} --help)`, ExitCode.usage);
+      if (/^Not enough non-option arguments/.test(msg) && usage)
+        throw new NixregError(`missing argument; usage: ${usage} (see nixreg ${wanted!.name} --help)`, ExitCode.usage);
       // yargs' "Invalid values: Argument: x, Given: "v", Choices: ..." in words, naming the flag as it is typed.
       const choice = /^Invalid values:\s*Argument: (\S+), Given: (.*), Choices: (.*)$/s.exec(msg);
       if (choice) msg = `--${choice[1]} ${choice[2]} is not one of ${choice[3]!.replace(/\s+/g, ' ')}`;

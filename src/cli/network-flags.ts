@@ -25,7 +25,10 @@ export function withNetworkFlags<T>(y: Argv<T>): Argv<T> {
     .option('retry-times', { type: 'number', describe: 'retries of a failed request (429, 5xx, reset, timeout); default 4, 0 = none' })
     .option('timeout', { type: 'string', describe: 'connect / read-stall timeout per request, e.g. 30s, 500ms, 2m (default 60s)' })
     .option('retry-max-time', { type: 'string', describe: 'cap on the total time spent retrying one request, e.g. 2m (default 5m)' })
-    .option('max-manifest-size', { type: 'string', describe: 'largest manifest or index accepted, in bytes (k/M/G suffixes; default 4M, like c/image)' }) as Argv<T>;
+    .option('max-manifest-size', {
+      type: 'string',
+      describe: 'largest manifest or index accepted, in bytes (k/M/G suffixes; default 4M, like c/image)',
+    }) as Argv<T>;
 }
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
@@ -35,8 +38,7 @@ export function parseDuration(value: string, flag: string): number {
   const v = value.trim();
   if (/^\d+(\.\d+)?$/.test(v)) return Math.round(Number(v) * 1000);
   const parts = [...v.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)];
-  if (!parts.length || parts.map((p) => p[0]).join('') !== v)
-    throw usageError(`${flag} takes a duration like 30s, 500ms or 2m, got "${value.slice(0, 40)}"`);
+  if (!parts.length || parts.map((p) => p[0]).join('') !== v) throw usageError(`${flag} takes a duration like 30s, 500ms or 2m, got "${value.slice(0, 40)}"`);
   return Math.round(parts.reduce((ms, p) => ms + Number(p[1]) * UNITS[p[2]!]!, 0));
 }
 

@@ -109,7 +109,8 @@ function ttyProgress(err: NodeJS.WriteStream, clock: () => number): PushProgress
       const detail = r.state === 'uploading' ? ` ${formatBytes(r.got)} ${formatBytes(r.got / secs)}/s` : '';
       return `${t.label(i)} ${r.label} ${r.state}${detail}`;
     },
-    (now) => `total: ${t.settled.size - [...t.configs].filter((c) => t.settled.has(c)).length}/${t.layers} layer(s) done, ${transferLine(t.sentBytes, t.toSend(), now - t.t0)}`,
+    (now) =>
+      `total: ${t.settled.size - [...t.configs].filter((c) => t.settled.has(c)).length}/${t.layers} layer(s) done, ${transferLine(t.sentBytes, t.toSend(), now - t.t0)}`,
     clock,
   );
   return {

@@ -47,7 +47,9 @@ export function withOneSource<T>(y: Argv<T>): Argv<T & SourceArgs & { source: st
       demandOption: true,
       describe: 'docker://REF, docker-archive:PATH[:NAME:TAG], oci:DIR[:REF], oci-archive:PATH[:REF], conf:PATH, or a path',
     })
-    .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' }) as unknown as Argv<T & SourceArgs & { source: string; tag?: string }>;
+    .option('tag', { alias: 't', type: 'string', describe: 'conf: override repo_tag (NAME:TAG)' }) as unknown as Argv<
+    T & SourceArgs & { source: string; tag?: string }
+  >;
 }
 
 /**

@@ -8,8 +8,16 @@ import { ownVersion } from './own-version.js';
 
 /** `push --sbom FORMAT --provenance`: documents about the pushed image, attached to it as OCI referrers. */
 export const supplyChainFlags = {
-  sbom: { choices: SBOM_FORMATS, describe: 'also push an SBOM of the image (every store path with its layer) as an OCI artifact referring to it', conflicts: 'platform-conf' },
-  provenance: { type: 'boolean', describe: 'also push an in-toto SLSA provenance v1 statement (conf or store paths, nixreg version) referring to the image', conflicts: 'platform-conf' },
+  sbom: {
+    choices: SBOM_FORMATS,
+    describe: 'also push an SBOM of the image (every store path with its layer) as an OCI artifact referring to it',
+    conflicts: 'platform-conf',
+  },
+  provenance: {
+    type: 'boolean',
+    describe: 'also push an in-toto SLSA provenance v1 statement (conf or store paths, nixreg version) referring to the image',
+    conflicts: 'platform-conf',
+  },
 } satisfies Record<string, Options>;
 
 /** Before any upload: a source that names no store paths cannot have an SBOM (an archive file is found out later). */
@@ -50,7 +58,9 @@ export async function attachFromPushArgs(a: PushArgs, access: RegistryAccess, re
     source = { build: await buildOptionsFromArgs(a, a.name ?? `${ref.repository}:${ref.tag ?? 'latest'}`, a.storeRoot), toolVersion: ownVersion() };
   } else {
     if (/^(docker|docker-archive|oci|oci-archive):/.test(a.source) || !(await isConfFile(a.source.replace(/^conf:/, ''))))
-      throw usageError(`pushed ${result.name}@${result.digest}, but --sbom and --provenance need a conf.json or --path source (the store paths the image holds), not ${a.source}`);
+      throw usageError(
+        `pushed ${result.name}@${result.digest}, but --sbom and --provenance need a conf.json or --path source (the store paths the image holds), not ${a.source}`,
+      );
     source = { confFile: a.source.replace(/^conf:/, ''), toolVersion: ownVersion(), ...(a.tag ? { repoTag: a.tag } : {}) };
   }
   if (a.storeRoot) source.storeRoot = a.storeRoot;

@@ -90,8 +90,7 @@ function createZstd(level = ZSTD_LEVEL): Duplex {
   const duplex = Duplex.from({ writable: child.stdin, readable: child.stdout });
   child.on('error', (err) => duplex.destroy(new NixregError(`cannot run zstd for --compression zstd: ${describeSystemError(err)}`)));
   child.on('exit', (code, signal) => {
-    if (code !== 0 && !duplex.destroyed)
-      duplex.destroy(new NixregError(`zstd failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n')[0] ?? ''}`));
+    if (code !== 0 && !duplex.destroyed) duplex.destroy(new NixregError(`zstd failed (${signal ?? `exit ${code}`}): ${stderr.trim().split('\n')[0] ?? ''}`));
   });
   duplex.on('close', () => {
     if (child.exitCode === null) child.kill();

@@ -36,7 +36,7 @@ export function detectCompression(head: Buffer): LayerCompression {
 
 function looksLikeTar(head: Buffer): boolean {
   if (head.length === 0) return true; // an empty blob: nothing to unpack, treated like an empty tar
-  if (head.length < SNIFF_BYTES) return head.every((b) => b === 0) && head.length > 0 ? true : false;
+  if (head.length < SNIFF_BYTES) return !!(head.every((b) => b === 0) && head.length > 0);
   const block = head.subarray(0, 512);
   if (block.every((b) => b === 0)) return true; // empty archive: end-of-archive blocks only
   if (block.toString('latin1', 257, 262) === 'ustar') return true;

@@ -52,8 +52,7 @@ export function parseSha256(input: string): Buffer {
   let s = input.trim();
   if (s.startsWith('sha256-')) {
     const b = Buffer.from(s.slice(7), 'base64');
-    if (b.length !== SHA256_BYTES || b.toString('base64') !== s.slice(7))
-      throw usageError(`${quote(input)} is not a valid SRI sha256 hash`);
+    if (b.length !== SHA256_BYTES || b.toString('base64') !== s.slice(7)) throw usageError(`${quote(input)} is not a valid SRI sha256 hash`);
     return b;
   }
   if (s.startsWith('sha256:')) s = s.slice(7);
@@ -63,7 +62,6 @@ export function parseSha256(input: string): Buffer {
     const b = Buffer.from(s, 'base64');
     if (b.length === SHA256_BYTES && b.toString('base64') === s) return b;
   }
-  if (/^(sha1|md5|sha512)[-:]/.test(s) || /^(sha1|md5|sha512)[-:]/.test(input))
-    throw usageError(`${quote(input)}: only sha256 hashes are supported`);
+  if (/^(sha1|md5|sha512)[-:]/.test(s) || /^(sha1|md5|sha512)[-:]/.test(input)) throw usageError(`${quote(input)}: only sha256 hashes are supported`);
   throw usageError(`${quote(input)} is not a sha256 hash (expected nix base32, hex or SRI sha256-...)`);
 }

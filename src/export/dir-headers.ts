@@ -20,8 +20,7 @@ interface Rec {
 /** Descending name; for one name the latest header first. JS string order, as the in-memory sort. */
 const before = (a: Rec, b: Rec): number => (a.h.name < b.h.name ? 1 : a.h.name > b.h.name ? -1 : b.seq - a.seq);
 
-const encode = (r: Rec): string =>
-  JSON.stringify([r.seq, { ...r.h, xattrs: r.h.xattrs?.map(([k, v]) => [k, v.toString('base64')]) }]) + '\n';
+const encode = (r: Rec): string => JSON.stringify([r.seq, { ...r.h, xattrs: r.h.xattrs?.map(([k, v]) => [k, v.toString('base64')]) }]) + '\n';
 
 function decode(line: string): Rec {
   const [seq, h] = JSON.parse(line) as [number, Omit<OutHeader, 'xattrs'> & { xattrs?: Array<[string, string]> }];
@@ -91,7 +90,7 @@ export class DirHeaders {
       let chunk = '';
       for (const r of records) {
         chunk += encode(r);
-        if (chunk.length >= 1 << 16) (writeSync(fd, chunk), (chunk = ''));
+        if (chunk.length >= 1 << 16) writeSync(fd, chunk), (chunk = '');
       }
       if (chunk) writeSync(fd, chunk);
       return fd;

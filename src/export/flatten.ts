@@ -257,7 +257,8 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
         // Under a symlink/file of this very layer: hostile even if a higher layer hides both (never write through).
         for (const a of ancestorsOf(name)) {
           const at = seen.get(a)?.type;
-          if (at !== undefined && at !== 'dir') throw fail(name, `lies under ${q(a)}, which is a ${at === 'hardlink' ? 'hard link' : at}, not a directory (refusing to write through it)`);
+          if (at !== undefined && at !== 'dir')
+            throw fail(name, `lies under ${q(a)}, which is a ${at === 'hardlink' ? 'hard link' : at}, not a directory (refusing to write through it)`);
         }
         const hidden = isHidden(name);
         const fromAbove = waiting.get(name) ?? servedFromAbove.get(name);
@@ -344,7 +345,7 @@ export async function flattenLayers(input: FlattenInput, output: Writable): Prom
 
     // A link from above whose target this layer deletes (without re-creating it) pointed at nothing.
     for (const [target, links] of waiting) {
-      const gone = ((marks.get(target) ?? 0) & SELF) || [...ancestorsOf(target), ''].some((a) => (marks.get(a) ?? 0) & CHILDREN);
+      const gone = (marks.get(target) ?? 0) & SELF || [...ancestorsOf(target), ''].some((a) => (marks.get(a) ?? 0) & CHILDREN);
       if (gone)
         throw new NixregError(
           `export: layer ${links[0]!.fromLayer}: entry ${q(links[0]!.name)} is a hard link to ${q(target)}, which does not exist below it (layer ${label} deletes it or makes a parent a non-directory)`,

@@ -41,15 +41,15 @@ const BLOCK = 512;
 const pad512 = (n: number): number => (BLOCK - (n % BLOCK)) % BLOCK;
 
 const TYPES: Record<number, LayerEntryType> = {
-  0x00: 'file',
-  0x30: 'file',
-  0x37: 'file', // contiguous file: a regular file everywhere that matters
-  0x31: 'hardlink',
-  0x32: 'symlink',
-  0x33: 'char',
-  0x34: 'block',
-  0x35: 'dir',
-  0x36: 'fifo',
+  0: 'file',
+  48: 'file',
+  55: 'file', // contiguous file: a regular file everywhere that matters
+  49: 'hardlink',
+  50: 'symlink',
+  51: 'char',
+  52: 'block',
+  53: 'dir',
+  54: 'fifo',
 };
 
 /** Sequential reader over a chunk stream with exact-length reads and zero-copy data passthrough. */

@@ -68,7 +68,7 @@ export class TarOut {
         linkname: h.linkname ?? '',
         devmajor: h.devmajor ?? 0,
         devminor: h.devminor ?? 0,
-        paxHeaders: h.xattrs && h.xattrs.length ? h.xattrs : undefined,
+        paxHeaders: h.xattrs?.length ? h.xattrs : undefined,
       }),
     );
   }

@@ -29,8 +29,7 @@ export function configDiffIDs(configBytes: Buffer, layerCount: number, what: str
   const ids = cfg?.rootfs?.diff_ids;
   if (!Array.isArray(ids) || !ids.every((d) => typeof d === 'string' && DIGEST_RE.test(d)))
     throw new NixregError(`${what}: the image config has no valid rootfs.diff_ids`);
-  if (ids.length !== layerCount)
-    throw integrityError(`${what}: the manifest has ${layerCount} layers but the config lists ${ids.length} diff_ids`);
+  if (ids.length !== layerCount) throw integrityError(`${what}: the manifest has ${layerCount} layers but the config lists ${ids.length} diff_ids`);
   return ids as string[];
 }
 

@@ -22,7 +22,12 @@ import type { CopyProgress, ImageSource } from './types.js';
  */
 export class SizeMispredicted extends Error {}
 
-const GZIP_LAYERS = new Set<string>([MediaType.dockerLayerGzip, MediaType.ociLayerGzip, MediaType.ociLayerNondistributableGzip, MediaType.dockerForeignLayerGzip]);
+const GZIP_LAYERS = new Set<string>([
+  MediaType.dockerLayerGzip,
+  MediaType.ociLayerGzip,
+  MediaType.ociLayerNondistributableGzip,
+  MediaType.dockerForeignLayerGzip,
+]);
 const TAR_LAYERS = new Set<string>([MediaType.ociLayer, 'application/vnd.docker.image.rootfs.diff.tar']);
 const TAIL_REQUESTS = 16;
 

@@ -74,8 +74,12 @@ export async function pullImage(o: PullOptions): Promise<PullResult> {
     const out = file ? file.stream : (o.stdout ?? process.stdout);
     const compressed = o.compress && o.compress !== 'none' ? compressArchiveStream(o.compress, out, { endOut: !!file }) : undefined;
     const hash = o.hashArchive !== false || !!o.expectedSha256;
-    const direct = file?.seekable && !compressed && o.direct !== false ? await pullDirect(source, file, [repoTag], { jobs: o.jobs, progress: o.progress, hash, log: o.log }) : undefined;
-    const result = direct ?? (await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag], hash), { jobs: o.jobs, progress: o.progress }));
+    const direct =
+      file?.seekable && !compressed && o.direct !== false
+        ? await pullDirect(source, file, [repoTag], { jobs: o.jobs, progress: o.progress, hash, log: o.log })
+        : undefined;
+    const result =
+      direct ?? (await copyImage(source, new DockerArchiveSink(compressed?.input ?? out, [repoTag], hash), { jobs: o.jobs, progress: o.progress }));
     if (compressed) {
       compressed.input.end();
       await compressed.done;

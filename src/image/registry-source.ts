@@ -46,8 +46,7 @@ export async function resolveRegistryImage(ref: ImageReference, opts: RegistrySo
   }
   const manifest = parsed;
   const description = `${ref.name}@${chosen.digest}`;
-  if (manifest.config.size > MAX_CONFIG_BYTES)
-    throw new NixregError(`${description}: config blob of ${manifest.config.size} bytes is too large`);
+  if (manifest.config.size > MAX_CONFIG_BYTES) throw new NixregError(`${description}: config blob of ${manifest.config.size} bytes is too large`);
   // getBlob checks size and sha256 while streaming; the size bound above keeps the buffer small
   const parts: Buffer[] = [];
   for await (const c of await client.getBlob(manifest.config.digest, { size: manifest.config.size })) parts.push(c as Buffer);

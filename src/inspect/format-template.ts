@@ -101,7 +101,10 @@ function goPrint(v: unknown, action: string, isMap: boolean): string {
   }
   const entries = Object.entries(v as Record<string, unknown>);
   if (!isMap || entries.some(([, e]) => typeof e === 'object' && e !== null)) throw objectValue(action);
-  return `map[${entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, e]) => `${k}:${String(e)}`).join(' ')}]`;
+  return `map[${entries
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, e]) => `${k}:${String(e)}`)
+    .join(' ')}]`;
 }
 
 const objectValue = (action: string) => usageError(`--format: {{${action}}} is an object; print it with {{json ${action}}}`);

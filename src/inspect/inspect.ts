@@ -138,7 +138,8 @@ export function formatInspect(r: InspectResult): string {
   if (r.RepoTags.length) row('Tags', r.RepoTags.join(', '));
   if (r.Index) {
     row('Index', `${r.Index.Digest} (${r.Index.MediaType})`);
-    for (const p of r.Index.Platforms) out.push(`  ${(p.Platform ?? '(no platform)').padEnd(22)} ${p.Digest}${p.Digest === r.ManifestDigest ? '  <- chosen' : ''}`);
+    for (const p of r.Index.Platforms)
+      out.push(`  ${(p.Platform ?? '(no platform)').padEnd(22)} ${p.Digest}${p.Digest === r.ManifestDigest ? '  <- chosen' : ''}`);
   }
   row('Digest', `${r.ManifestDigest} (${r.MediaType})`);
   if (r.PushDigest) row('Push digest', r.PushDigest);

@@ -77,13 +77,26 @@ export function parseManifest(bytes: Buffer, mediaType: string, what = 'manifest
   if (isIndexMediaType(mt)) {
     if (!Array.isArray(json.manifests)) throw invalid('index has no "manifests" array');
     const manifests = json.manifests.map((d, i) => checkDescriptor(d, `manifests[${i}]`, invalid));
-    return { kind: 'index', mediaType: mt, schemaVersion: 2, manifests, ...(json.annotations ? { annotations: json.annotations as Record<string, string> } : {}) };
+    return {
+      kind: 'index',
+      mediaType: mt,
+      schemaVersion: 2,
+      manifests,
+      ...(json.annotations ? { annotations: json.annotations as Record<string, string> } : {}),
+    };
   }
   if (isImageManifestMediaType(mt)) {
     const config = checkDescriptor(json.config, 'config', invalid);
     if (!Array.isArray(json.layers)) throw invalid('manifest has no "layers" array');
     const layers = json.layers.map((d, i) => checkDescriptor(d, `layers[${i}]`, invalid));
-    return { kind: 'image', mediaType: mt, schemaVersion: 2, config, layers, ...(json.annotations ? { annotations: json.annotations as Record<string, string> } : {}) };
+    return {
+      kind: 'image',
+      mediaType: mt,
+      schemaVersion: 2,
+      config,
+      layers,
+      ...(json.annotations ? { annotations: json.annotations as Record<string, string> } : {}),
+    };
   }
   throw new NixregError(`unsupported manifest media type "${mt.slice(0, 100)}" (expected Docker schema2, OCI manifest, Docker manifest list or OCI index)`);
 }

@@ -15,7 +15,7 @@ export const platformString = (p: { os: string; arch?: string; architecture?: st
   [p.os, p.arch ?? p.architecture, p.variant].filter(Boolean).join('/');
 
 /** arm64 images without a variant are v8 (containerd's normalisation); every other variant must be equal. */
-const normalVariant = (arch: string, variant: string | undefined): string => (arch === 'arm64' && !variant ? 'v8' : variant ?? '');
+const normalVariant = (arch: string, variant: string | undefined): string => (arch === 'arm64' && !variant ? 'v8' : (variant ?? ''));
 
 /** Whether an index entry's platform is exactly the wanted one (a wanted platform without a variant takes any). */
 export function platformMatches(have: Platform | undefined, want: WantedPlatform): boolean {

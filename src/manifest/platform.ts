@@ -69,9 +69,7 @@ export const isAttestation = (d: Descriptor): boolean =>
 export function selectPlatform(index: ImageIndex, wanted: WantedPlatform): Descriptor {
   const entries = index.manifests.filter((d) => !isAttestation(d));
   for (const v of variantCandidates(wanted.arch, wanted.variant)) {
-    const hit = entries.find(
-      (d) => d.platform && d.platform.os === wanted.os && d.platform.architecture === wanted.arch && (d.platform.variant ?? '') === v,
-    );
+    const hit = entries.find((d) => d.platform && d.platform.os === wanted.os && d.platform.architecture === wanted.arch && (d.platform.variant ?? '') === v);
     if (hit) return hit;
   }
   const noPlatform = entries.find((d) => !d.platform);

@@ -3,7 +3,6 @@ import type { Descriptor } from './manifest.js';
 import type { WantedPlatform } from './platform.js';
 import { platformMatches, platformString, isAttestation } from './platform-string.js';
 
-
 /**
  * Refuse an index that lacks a required platform (naming it and what the index has) before it is tagged: an
  * index stitched from per-runner pushes otherwise ships without a platform whose runner failed.

@@ -29,7 +29,11 @@ const described: Record<ArchiveCompression, string> = { none: 'an uncompressed t
  * `nixreg merge a.tar b.tar … -o all.tar`: every input is read and checked (manifest.json, configs, layer
  * members) before the output exists; the output is written atomically, so a failure leaves no file.
  */
-export async function mergeImages(inputs: string[], output: string, opts: MergeOptions = {}): Promise<MergeResult & { compress: ArchiveCompression; uncompressedSize: number }> {
+export async function mergeImages(
+  inputs: string[],
+  output: string,
+  opts: MergeOptions = {},
+): Promise<MergeResult & { compress: ArchiveCompression; uncompressedSize: number }> {
   const plan = await planMerge(inputs);
   try {
     const compress = opts.compress ?? (await fileCompression(inputs[inputs.length - 1]!));

@@ -59,7 +59,11 @@ export function nativeDecoder(kind: NativeKind): NativeCodecs | undefined {
   const ok = !!codecs && codecs.kinds.includes(kind);
   if (!announced.has(kind)) {
     announced.add(kind);
-    debug(ok ? `${kind} layers decode with the native decoder` : `no native ${kind} decoder (${process.env.NIXREG_NO_NATIVE === '1' ? 'NIXREG_NO_NATIVE=1' : 'dist/native/codecs.node absent or without it'}): using ${kind === 'zstd' ? 'fzstd' : 'node:zlib'}`);
+    debug(
+      ok
+        ? `${kind} layers decode with the native decoder`
+        : `no native ${kind} decoder (${process.env.NIXREG_NO_NATIVE === '1' ? 'NIXREG_NO_NATIVE=1' : 'dist/native/codecs.node absent or without it'}): using ${kind === 'zstd' ? 'fzstd' : 'node:zlib'}`,
+    );
   }
   return ok ? codecs! : undefined;
 }

@@ -74,7 +74,7 @@ function finishGraph(nodes: GraphNode[]): GraphNode[] {
       const node = byPath.get(p);
       if (!node) throw new NixregError(`Nix reported ${n.path} referencing ${p}, which is not in its closure`);
       closureSize += node.narSize;
-      for (const r of node.references) if (!seen.has(r)) (seen.add(r), todo.push(r));
+      for (const r of node.references) if (!seen.has(r)) seen.add(r), todo.push(r);
     }
     // exportReferencesGraph key order (alphabetical), so the graph can be written out as nixpkgs would.
     return { closureSize, narHash: n.narHash, narSize: n.narSize, path: n.path, references: [...n.references].sort(compareCodePoints) };

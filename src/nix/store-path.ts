@@ -9,7 +9,9 @@ import { toNix32 } from '../digest/nixhash.js';
  * Computing it lets prefetch print ImagePath without Nix and without the file on disk.
  */
 export function fixedOutputPath(fileSha256: Buffer, name: string, storeDir = '/nix/store'): string {
-  const inner = createHash('sha256').update(`fixed:out:sha256:${fileSha256.toString('hex')}:`).digest('hex');
+  const inner = createHash('sha256')
+    .update(`fixed:out:sha256:${fileSha256.toString('hex')}:`)
+    .digest('hex');
   const outer = createHash('sha256').update(`output:out:sha256:${inner}:${storeDir}:${name}`).digest();
   const compressed = Buffer.alloc(20);
   for (let i = 0; i < outer.length; i++) compressed[i % 20]! ^= outer[i]!;

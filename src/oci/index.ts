@@ -34,5 +34,10 @@ export async function writeOciArchive(conf: StreamConf, output: string, opts: Oc
     const sink = seekableStdoutSink(1) ?? new WritableSink(process.stdout, 'stdout', false);
     return writeOciImage(img, new TarTarget(sink, 'stdout'), opts);
   }
-  return writeAtomicFile(output, opts.force, (sink) => writeOciImage(img, new TarTarget(sink, output), opts), () => img.base?.archive.close());
+  return writeAtomicFile(
+    output,
+    opts.force,
+    (sink) => writeOciImage(img, new TarTarget(sink, output), opts),
+    () => img.base?.archive.close(),
+  );
 }

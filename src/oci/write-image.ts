@@ -52,7 +52,10 @@ export async function writeOciImage(img: PreparedImage, target: LayoutTarget, op
         if (!known && 'plan' in l.source) await opts.cache?.put(storeLayerCacheKey(l.source.plan), { diffID: l.diffID, size: layer.size! });
         layers.push({ kind: l.kind, diffID: l.diffID, digest: stored.digest, size: stored.size, uncompressedSize: layer.size! });
       }
-      const config = buildImageConfig(img, layers.map((l) => l.diffID));
+      const config = buildImageConfig(
+        img,
+        layers.map((l) => l.diffID),
+      );
       const configDesc = await writer.putConfig(config);
       // push's manifest bytes (its field order), so the layout's manifest digest is the one `push --format oci` gives
       const manifest = buildPushManifest('oci', compression, configDesc, layers);

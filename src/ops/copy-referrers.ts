@@ -96,10 +96,14 @@ async function notCopied<T>(what: string, fn: () => Promise<T>): Promise<T> {
     return await fn();
   } catch (e) {
     if (!(e instanceof NixregError)) throw e;
-    throw new NixregError(`the image is copied, but not its referrer ${what}: ${e.message}; copy again once that is fixed, or without --referrers`, e.exitCode, {
-      cause: e,
-      code: e.code,
-      retryable: e.retryable,
-    });
+    throw new NixregError(
+      `the image is copied, but not its referrer ${what}: ${e.message}; copy again once that is fixed, or without --referrers`,
+      e.exitCode,
+      {
+        cause: e,
+        code: e.code,
+        retryable: e.retryable,
+      },
+    );
   }
 }

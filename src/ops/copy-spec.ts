@@ -47,6 +47,14 @@ export async function checkSourceTransport(spec: string): Promise<void> {
   if (SOURCE_TRANSPORTS.some((p) => spec.startsWith(p))) return;
   const named = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(spec)?.[1];
   if (!named || named.length === 1) return; // no transport, or a Windows-style drive letter: a path
-  if (await stat(spec).then(() => true, () => false)) return;
-  throw usageError(`unknown source transport "${named}:" in ${spec}; write docker://REF, docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], conf:FILE or a path`);
+  if (
+    await stat(spec).then(
+      () => true,
+      () => false,
+    )
+  )
+    return;
+  throw usageError(
+    `unknown source transport "${named}:" in ${spec}; write docker://REF, docker-archive:FILE, oci:DIR[:REF], oci-archive:FILE[:REF], conf:FILE or a path`,
+  );
 }

@@ -68,7 +68,8 @@ export async function copy(o: CopyCommandOptions): Promise<CopyCommandResult> {
     case 'registry':
       return copyToRegistry(o, dest.ref);
     case 'docker-archive':
-      if (o.all) throw usageError('a docker-archive holds one image: --all cannot copy an index into it; pick a platform (--os/--arch/--variant) or copy into oci:DIR');
+      if (o.all)
+        throw usageError('a docker-archive holds one image: --all cannot copy an index into it; pick a platform (--os/--arch/--variant) or copy into oci:DIR');
       return copyToDockerArchive(o, dest);
     default:
       return copyToLayout(o, dest);
@@ -158,10 +159,15 @@ async function openChild(o: CopyCommandOptions, entry: Descriptor): Promise<Sour
     return openSource(`docker://${ref.registry}/${ref.repository}@${entry.digest}`, o.sourceOptions);
   }
   const p = entry.platform;
-  const image = await openSource(o.source, { ...o.sourceOptions, platform: { os: p?.os ?? '', arch: p?.architecture ?? '', ...(p?.variant ? { variant: p.variant } : {}) } });
+  const image = await openSource(o.source, {
+    ...o.sourceOptions,
+    platform: { os: p?.os ?? '', arch: p?.architecture ?? '', ...(p?.variant ? { variant: p.variant } : {}) },
+  });
   if (image.manifestDigest !== entry.digest) {
     await image.close().catch(() => {});
-    throw usageError(`${o.source}: cannot tell index entry ${entry.digest} apart by its platform (another entry has the same one); copy it by platform without --all`);
+    throw usageError(
+      `${o.source}: cannot tell index entry ${entry.digest} apart by its platform (another entry has the same one); copy it by platform without --all`,
+    );
   }
   return image;
 }
@@ -194,7 +200,8 @@ async function copyToRegistry(o: CopyCommandOptions, destination: string): Promi
     const referrers = await copyReferrers({ source, destination, subjects, sourceAccess: src, destinationAccess: access });
     return { ...result, referrers };
   }
-  if (o.all) throw usageError('--all into docker:// copies a registry index; for an OCI layout or archive, push one platform at a time (--os/--arch/--variant)');
+  if (o.all)
+    throw usageError('--all into docker:// copies a registry index; for an OCI layout or archive, push one platform at a time (--os/--arch/--variant)');
   await parseSourceSpec(o.source); // a missing file fails here, before the destination is contacted
   const r = await pushSource({
     ...access,

@@ -38,7 +38,14 @@ export interface GcResult {
 
 export function globToRegExp(glob: string): RegExp {
   if (!glob) throw usageError('--keep takes a tag glob like "v*" or "latest"');
-  return new RegExp('^' + glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.') + '$');
+  return new RegExp(
+    '^' +
+      glob
+        .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+        .replace(/\*/g, '.*')
+        .replace(/\?/g, '.') +
+      '$',
+  );
 }
 
 /**
@@ -73,7 +80,10 @@ export async function gcRepository(repo: string, access: RegistryAccess, o: GcOp
     async (c) => {
       const tags = await c.listTags();
       const keptTags = tags.filter((t) => globs.some((g) => g.test(t)));
-      if (!keptTags.length) throw notFoundError(`no tag of ${r.name} matches --keep ${o.keep.join(' ')} (tags: ${tags.slice(0, 20).join(', ') || 'none'}); refusing to delete every manifest`);
+      if (!keptTags.length)
+        throw notFoundError(
+          `no tag of ${r.name} matches --keep ${o.keep.join(' ')} (tags: ${tags.slice(0, 20).join(', ') || 'none'}); refusing to delete every manifest`,
+        );
       const known = new Map<string, Known>();
       const read = async (ref: string): Promise<{ digest: string; info: Known } | undefined> => {
         const m = await c.getManifest(ref).catch((e: unknown) => {
@@ -84,7 +94,11 @@ export async function gcRepository(repo: string, access: RegistryAccess, o: GcOp
         if (known.has(m.digest)) return { digest: m.digest, info: known.get(m.digest)! };
         const p = parseManifest(m.bytes, m.mediaType, `manifest ${r.name}@${m.digest}`);
         const subject = (JSON.parse(m.bytes.toString('utf8')) as { subject?: { digest?: unknown } }).subject?.digest;
-        const info: Known = { mediaType: m.mediaType, children: p.kind === 'index' ? p.manifests.map((d) => d.digest) : [], ...(typeof subject === 'string' ? { subject } : {}) };
+        const info: Known = {
+          mediaType: m.mediaType,
+          children: p.kind === 'index' ? p.manifests.map((d) => d.digest) : [],
+          ...(typeof subject === 'string' ? { subject } : {}),
+        };
         known.set(m.digest, info);
         return { digest: m.digest, info };
       };
@@ -113,10 +127,11 @@ export async function gcRepository(repo: string, access: RegistryAccess, o: GcOp
         }
         if (tag) tagsOf.get(digest)!.push(tag);
       };
-      if (listing) for (const m of listing) {
-        addCandidate(m.digest);
-        for (const t of m.tags) addCandidate(m.digest, t);
-      }
+      if (listing)
+        for (const m of listing) {
+          addCandidate(m.digest);
+          for (const t of m.tags) addCandidate(m.digest, t);
+        }
       else {
         for (const t of tags) {
           const got = keptTags.includes(t) ? undefined : await read(t);

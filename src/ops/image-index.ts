@@ -35,7 +35,6 @@ interface Child {
   manifest?: { bytes: Buffer; parsed: ImageManifest };
 }
 
-
 /** `nixreg index create DEST SRC...`: a new index (or manifest list) over images already in the registry. */
 export function createIndex(dest: string, sources: string[], access: RegistryAccess = {}, o: IndexOptions = {}): Promise<IndexResult> {
   return writeIndex('create', dest, sources, access, o);
@@ -55,7 +54,8 @@ async function writeIndex(mode: 'create' | 'append', destArg: string, sources: s
   const clientFor = (repo: string, push = false): RegistryClient => {
     const key = `${repo}\n${push}`;
     let c = clients.get(key);
-    if (!c) clients.set(key, (c = new RegistryClient({ ...clientOptions(access), registry: dest.registry, repository: repo, ...(push ? { pushScope: true } : {}) })));
+    if (!c)
+      clients.set(key, (c = new RegistryClient({ ...clientOptions(access), registry: dest.registry, repository: repo, ...(push ? { pushScope: true } : {}) })));
     return c;
   };
   try {

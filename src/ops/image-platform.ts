@@ -27,6 +27,7 @@ export function configPlatform(configBytes: Buffer, what: string): Platform {
   const p: Platform = { architecture: c.architecture, os: c.os };
   if (typeof c.variant === 'string' && c.variant) p.variant = c.variant;
   if (typeof c['os.version'] === 'string' && c['os.version']) p['os.version'] = c['os.version'];
-  if (Array.isArray(c['os.features']) && c['os.features'].every((f) => typeof f === 'string') && c['os.features'].length) p['os.features'] = c['os.features'] as string[];
+  if (Array.isArray(c['os.features']) && c['os.features'].every((f) => typeof f === 'string') && c['os.features'].length)
+    p['os.features'] = c['os.features'] as string[];
   return p;
 }

@@ -11,8 +11,12 @@ export interface LoginResult {
 
 /** docker's `login` argument: a host[:port], optionally written as a URL; Docker Hub's names become docker.io. */
 export function loginRegistry(value: string): string {
-  const host = value.trim().replace(/^https?:\/\//, '').replace(/\/.*$/, '');
-  if (!/^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?|\[[0-9a-fA-F:]+\])(?::\d+)?$/.test(host)) throw usageError(`"${value.slice(0, 100)}" is not a registry host[:port]`);
+  const host = value
+    .trim()
+    .replace(/^https?:\/\//, '')
+    .replace(/\/.*$/, '');
+  if (!/^(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?|\[[0-9a-fA-F:]+\])(?::\d+)?$/.test(host))
+    throw usageError(`"${value.slice(0, 100)}" is not a registry host[:port]`);
   return authKeyFor(host.toLowerCase());
 }
 
@@ -20,7 +24,12 @@ export function loginRegistry(value: string): string {
  * Check `username`/`password` against the registry (GET /v2/ with them, through its Basic or token challenge) and
  * store them in the auth file (default: the first one nixreg reads). Nothing is written when the registry refuses them.
  */
-export async function login(registryArg: string, username: string, password: string, access: RegistryAccess & { authfile?: string } = {}): Promise<LoginResult> {
+export async function login(
+  registryArg: string,
+  username: string,
+  password: string,
+  access: RegistryAccess & { authfile?: string } = {},
+): Promise<LoginResult> {
   const registry = loginRegistry(registryArg);
   if (!username) throw usageError('login needs a username (--username or NIXREG_USERNAME)');
   if (!password) throw usageError('login needs a password (--password-stdin or NIXREG_PASSWORD)');
@@ -32,7 +41,8 @@ export async function login(registryArg: string, username: string, password: str
     try {
       res = await client.send({ method: 'GET', path: '/v2/' });
     } catch (e) {
-      if (e instanceof NixregError && e.exitCode === ExitCode.auth) throw authError(`login to ${registry} failed: the registry refused the username and password; nothing was stored`);
+      if (e instanceof NixregError && e.exitCode === ExitCode.auth)
+        throw authError(`login to ${registry} failed: the registry refused the username and password; nothing was stored`);
       throw e;
     }
     await res.body.dump().catch(() => {});

@@ -39,7 +39,11 @@ export async function attachSupplyChain(o: SupplyChainOptions): Promise<Attached
   if (o.sbom) documents.push({ artifactType: SBOM_MEDIA_TYPES[o.sbom], bytes: renderSbom(input, o.sbom) });
   if (o.provenance) {
     const source = o.source.build ? { paths: o.source.build.paths, name: o.source.build.name } : { conf: o.source.confFile! };
-    documents.push({ artifactType: IN_TOTO_MEDIA_TYPE, bytes: provenanceStatement(input, o.name, source), annotations: { 'in-toto.io/predicate-type': SLSA_PROVENANCE_V1 } });
+    documents.push({
+      artifactType: IN_TOTO_MEDIA_TYPE,
+      bytes: provenanceStatement(input, o.name, source),
+      annotations: { 'in-toto.io/predicate-type': SLSA_PROVENANCE_V1 },
+    });
   }
   return withClient(
     `${o.name}@${o.digest}`,
@@ -77,7 +81,13 @@ export async function referrersOf(ref: string, access: RegistryAccess = {}, o: {
     // cosign's key-based signatures live under their own tag, not in the referrers list
     const sig = await c.headManifest(signatureTag(digest));
     if (sig && !referrers.some((d) => d.digest === sig.digest))
-      referrers.push({ mediaType: sig.mediaType, digest: sig.digest, size: sig.size, artifactType: SIMPLE_SIGNING_MEDIA_TYPE, annotations: { 'org.opencontainers.image.ref.name': signatureTag(digest) } });
+      referrers.push({
+        mediaType: sig.mediaType,
+        digest: sig.digest,
+        size: sig.size,
+        artifactType: SIMPLE_SIGNING_MEDIA_TYPE,
+        annotations: { 'org.opencontainers.image.ref.name': signatureTag(digest) },
+      });
     const list = o.artifactType ? referrers.filter((d) => d.artifactType === o.artifactType) : referrers;
     return { subject: `${r.name}@${digest}`, via, referrers: [...list].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0)) };
   });

@@ -85,7 +85,9 @@ export async function sbomInput(o: SbomSourceOptions): Promise<SbomInput> {
 function pushedLayers(conf: StreamConf, pushed: Array<{ diffID: string; digest?: string }>): SbomLayer[] {
   const base = pushed.length - conf.storeLayers.length - 1;
   if (base < 0 || (conf.fromImage === null && base !== 0))
-    throw new NixregError(`the pushed image has ${pushed.length} layers, the conf ${conf.storeLayers.length} store layers and a customisation layer: they do not match`);
+    throw new NixregError(
+      `the pushed image has ${pushed.length} layers, the conf ${conf.storeLayers.length} store layers and a customisation layer: they do not match`,
+    );
   return pushed.map((l, i) => ({
     diffID: l.diffID,
     ...(l.digest ? { digest: l.digest } : {}),
@@ -124,7 +126,9 @@ export function renderSbom(input: SbomInput, format: SbomFormat): Buffer {
 /** Write bytes to FILE atomically (no partial file on any failure), or to stdout for `-`/undefined. */
 export async function writeDocument(bytes: Buffer, output: string | undefined, force = false): Promise<void> {
   if (output === undefined || output === '-') {
-    await new Promise<void>((res, rej) => process.stdout.write(bytes, (e) => (e ? rej(new NixregError(`cannot write to stdout: ${describeSystemError(e)}`)) : res())));
+    await new Promise<void>((res, rej) =>
+      process.stdout.write(bytes, (e) => (e ? rej(new NixregError(`cannot write to stdout: ${describeSystemError(e)}`)) : res())),
+    );
     return;
   }
   const out = await openAtomic(output, { force });

@@ -48,7 +48,12 @@ export async function signImage(ref: string, o: KeyOptions, access: RegistryAcce
     async (c, r) => {
       const digest = await manifestDigest(c, refOf(r), r.name);
       const payload = simpleSigningPayload(r.name, digest);
-      const layer = { mediaType: SIMPLE_SIGNING_MEDIA_TYPE, digest: sha256Digest(payload), size: payload.length, annotations: { [SIGNATURE_ANNOTATION]: signPayload(payload, key) } };
+      const layer = {
+        mediaType: SIMPLE_SIGNING_MEDIA_TYPE,
+        digest: sha256Digest(payload),
+        size: payload.length,
+        annotations: { [SIGNATURE_ANNOTATION]: signPayload(payload, key) },
+      };
       await writeBufferBlob(c, payload, layer.digest, uploadRetryPolicy(access));
       const tag = signatureTag(digest);
       const layers = [...(await existingSignatures(c, tag)), layer];
@@ -66,7 +71,12 @@ export async function signImage(ref: string, o: KeyOptions, access: RegistryAcce
       const configDigest = sha256Digest(config);
       await writeBufferBlob(c, config, configDigest, uploadRetryPolicy(access));
       const manifest = Buffer.from(
-        JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, size: config.length, digest: configDigest }, layers }),
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.ociManifest,
+          config: { mediaType: MediaType.ociConfig, size: config.length, digest: configDigest },
+          layers,
+        }),
       );
       const m = await c.putManifest(tag, manifest, MediaType.ociManifest);
       return { signed: `${r.name}@${digest}`, signatureTag: `${r.name}:${tag}`, signatureManifest: m };
@@ -115,8 +125,12 @@ export async function verifyImage(ref: string, o: KeyOptions, access: RegistryAc
     }
     if (!ok.length) {
       if (wrongImage.length)
-        throw integrityError(`the signature in ${r.name}:${tag} verifies with ${o.key} but is for ${wrongImage[0]}, not ${digest}: the manifest changed or the signature was copied`);
-      throw integrityError(`no signature of ${r.name}@${digest} verifies with ${o.key} (${badKey} checked): signed with another key, or the signature was altered`);
+        throw integrityError(
+          `the signature in ${r.name}:${tag} verifies with ${o.key} but is for ${wrongImage[0]}, not ${digest}: the manifest changed or the signature was copied`,
+        );
+      throw integrityError(
+        `no signature of ${r.name}@${digest} verifies with ${o.key} (${badKey} checked): signed with another key, or the signature was altered`,
+      );
     }
     return { verified: `${r.name}@${digest}`, signatures: ok };
   });

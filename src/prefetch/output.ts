@@ -18,11 +18,7 @@ export type PrefetchFormat = 'nix' | 'json' | 'nix-expr';
 
 /** A Nix string literal: escapes `"`, `\`, `${` and control characters (libexpr's lexer rules). */
 export function nixString(s: string): string {
-  return (
-    '"' +
-    s.replace(/[\\"\n\r\t]|\$\{/g, (m) => ({ '\\': '\\\\', '"': '\\"', '\n': '\\n', '\r': '\\r', '\t': '\\t', '${': '\\${' })[m]!) +
-    '"'
-  );
+  return '"' + s.replace(/[\\"\n\r\t]|\$\{/g, (m) => ({ '\\': '\\\\', '"': '\\"', '\n': '\\n', '\r': '\\r', '\t': '\\t', '${': '\\${' })[m]!) + '"';
 }
 
 const hashKey = (legacy: boolean) => (legacy ? 'sha256' : 'hash');

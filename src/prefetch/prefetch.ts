@@ -76,7 +76,7 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
   if (ref.digest) imageName = imageName.slice(0, imageName.lastIndexOf('@'));
   if (ref.tag && imageName.endsWith(`:${ref.tag}`)) imageName = imageName.slice(0, -ref.tag.length - 1);
   const finalImageName = o.finalImageName ?? imageName;
-  const finalImageTag = o.finalImageTag ?? (o.imageTag ?? ref.tag ?? 'latest');
+  const finalImageTag = o.finalImageTag ?? o.imageTag ?? ref.tag ?? 'latest';
   const pinned = o.imageDigest ?? ref.digest;
 
   const client = new RegistryClient({ ...o.client, registry: ref.registry, repository: ref.repository });
@@ -162,7 +162,7 @@ class BlobRunCache {
         const path = join(this.dir, digest.replace(':', '-'));
         const out = new PassThrough({ highWaterMark: 1 << 20 });
         const dir = this.dir;
-        const saved = pipeline(raw, async function (src: AsyncIterable<Buffer>) {
+        const saved = pipeline(raw, async (src: AsyncIterable<Buffer>) => {
           const w = createWriteStream(path);
           let failed: unknown;
           w.on('error', (e) => {

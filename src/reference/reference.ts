@@ -37,7 +37,7 @@ function splitDomain(name: string): { domain: string; path: string } {
   const i = name.indexOf('/');
   let domain: string;
   let path: string;
-  if (i === -1 || !/[.:]/.test(name.slice(0, i)) && name.slice(0, i) !== 'localhost') {
+  if (i === -1 || (!/[.:]/.test(name.slice(0, i)) && name.slice(0, i) !== 'localhost')) {
     domain = DOCKER_HUB;
     path = name;
   } else {
@@ -80,8 +80,7 @@ export function parseImageReference(input: string): ImageReference {
   const { domain, path } = splitDomain(s);
   if (!DOMAIN_RE.test(domain)) throw bad(input, `registry "${domain.slice(0, 200)}" is not a valid host[:port]`);
   if (/[A-Z]/.test(path)) throw bad(input, 'repository name must be lowercase');
-  if (!PATH_RE.test(path))
-    throw bad(input, `repository "${path.slice(0, 200)}" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"`);
+  if (!PATH_RE.test(path)) throw bad(input, `repository "${path.slice(0, 200)}" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"`);
   const name = `${domain}/${path}`;
   if (name.length > NAME_TOTAL_LENGTH_MAX) throw bad(input, `repository name longer than ${NAME_TOTAL_LENGTH_MAX} characters`);
   return {
@@ -104,4 +103,3 @@ export function normalizeTaggedName(nameAndOptionalTag: string): { name: string;
     throw usageError(`"${nameAndOptionalTag.slice(0, 200)}": a docker-archive name must be name[:tag], not a digest reference`);
   return { name: ref.name, tag: ref.tag ?? 'latest' };
 }
-

@@ -30,7 +30,14 @@ export interface BlobStreamParams {
 }
 
 // Mid-body failures after which a Range request can continue the download.
-const RESUMABLE_BODY_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_BODY_TIMEOUT', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+const RESUMABLE_BODY_ERRORS = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_BODY_TIMEOUT',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
 const MAX_RESUMES = 10;
 // A registry that ignores Range re-sends the prefix, so a flaky link can cut it at the same byte several times in
 // a row: at a 20% fault rate, 3 idle resumes still failed ~1% of interrupted blobs; 5 (pauses doubling up to 4x)
@@ -70,7 +77,11 @@ export async function* verifiedBlobChunks(o: BlobStreamParams): AsyncGenerator<B
       idleResumes = resumes > 0 && delivered === deliveredAtResume ? idleResumes + 1 : 0;
       const idleLimit = code === 'UND_ERR_BODY_TIMEOUT' ? 1 : MAX_IDLE_RESUMES;
       if (!RESUMABLE_BODY_ERRORS.has(code) || resumes >= (o.maxResumes ?? MAX_RESUMES) || idleResumes >= idleLimit)
-        throw new NixregError(`${what}: download failed after ${delivered}${size !== undefined ? ` of ${size}` : ''} bytes: ${describeSystemError(err)}`, undefined, { cause: err });
+        throw new NixregError(
+          `${what}: download failed after ${delivered}${size !== undefined ? ` of ${size}` : ''} bytes: ${describeSystemError(err)}`,
+          undefined,
+          { cause: err },
+        );
       resumes++;
       deliveredAtResume = delivered;
       o.log(`${what}: ${describeSystemError(err)} after ${delivered} bytes; resuming`);

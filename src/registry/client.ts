@@ -156,7 +156,11 @@ export class RegistryClient implements RegistryClientApi {
       } catch (httpErr) {
         const a = describeSystemError((httpsErr as { cause?: unknown }).cause ?? httpsErr);
         const b = describeSystemError((httpErr as { cause?: unknown }).cause ?? httpErr);
-        throw new NixregError(a === b ? `cannot reach registry ${this.registry}: ${a}` : `cannot reach registry ${this.registry}: https: ${a}; http: ${b}`, undefined, { cause: httpErr });
+        throw new NixregError(
+          a === b ? `cannot reach registry ${this.registry}: ${a}` : `cannot reach registry ${this.registry}: https: ${a}; http: ${b}`,
+          undefined,
+          { cause: httpErr },
+        );
       }
     }
     await res.body.dump().catch(() => {});
@@ -167,7 +171,17 @@ export class RegistryClient implements RegistryClientApi {
     const challenge = res.status === 401 ? pickChallenge(parseChallenges(res.headers['www-authenticate'])) : undefined;
     if (res.status === 401 && !challenge) this.log(`${this.registry}: 401 on /v2/ without a Basic or Bearer challenge`);
     this.log(`ping ${base}/v2/ → ${res.status}${challenge ? ` (${challenge.scheme})` : ''}`);
-    return { base, auth: new Authenticator(this.transport, this.registry, challenge, () => this.creds(), undefined, (h) => this.opts.tlsVerify === false || isLoopbackHost(h)) };
+    return {
+      base,
+      auth: new Authenticator(
+        this.transport,
+        this.registry,
+        challenge,
+        () => this.creds(),
+        undefined,
+        (h) => this.opts.tlsVerify === false || isLoopbackHost(h),
+      ),
+    };
   }
 
   private reachError(err: unknown): Error {
@@ -179,9 +193,7 @@ export class RegistryClient implements RegistryClientApi {
    * A request to this registry, authorised for `extraScopes` too; re-tokens once on a 401 for replayable requests.
    * Public for the resources that have no method here (manifest DELETE and listing, login's /v2/ check).
    */
-  async send(
-    req: Omit<HttpRequest, 'url'> & { path?: string; url?: string; extraScopes?: string[] },
-  ): Promise<HttpResponse> {
+  async send(req: Omit<HttpRequest, 'url'> & { path?: string; url?: string; extraScopes?: string[] }): Promise<HttpResponse> {
     const session = await this.ensureSession();
     const { base } = session;
     const target = sameOriginTarget(new URL(req.url ? new URL(req.url, base + '/').toString() : base + req.path), new URL(base));
@@ -202,7 +214,14 @@ export class RegistryClient implements RegistryClientApi {
     if (!session.auth.scheme && ch) {
       // /v2/ answered 200 but this repository wants auth (c/image would give up here; GGCR adopts the challenge).
       this.log(`${this.registry}: 401 with a ${ch.scheme} challenge after an open /v2/; authenticating`);
-      session.auth = new Authenticator(this.transport, this.registry, ch, () => this.creds(), undefined, (h) => this.opts.tlsVerify === false || isLoopbackHost(h));
+      session.auth = new Authenticator(
+        this.transport,
+        this.registry,
+        ch,
+        () => this.creds(),
+        undefined,
+        (h) => this.opts.tlsVerify === false || isLoopbackHost(h),
+      );
       await res.body.dump().catch(() => {});
       res = await go();
     } else if (session.auth.scheme === 'bearer') {
@@ -225,7 +244,11 @@ export class RegistryClient implements RegistryClientApi {
       if (ch?.params.error === 'insufficient_scope') {
         const from = !c || c.source === 'none' ? 'anonymous access does' : `the credentials from ${c.source} do`;
         const hint = !c || c.source === 'none' ? '; the repository may not exist, or needs a login (--creds or an auth file)' : '';
-        throw authError(this.redact(`${res.status} from ${this.registry} for ${what}: ${from} not grant ${ch.params.scope ?? 'the needed access'} (insufficient_scope)${hint}`));
+        throw authError(
+          this.redact(
+            `${res.status} from ${this.registry} for ${what}: ${from} not grant ${ch.params.scope ?? 'the needed access'} (insufficient_scope)${hint}`,
+          ),
+        );
       }
       const how =
         !c || c.source === 'none'
@@ -312,15 +335,27 @@ export class RegistryClient implements RegistryClientApi {
       if (res.status === 415 && mediaType.startsWith('application/vnd.docker.')) {
         // Registries that store only OCI media types (zot without its docker compatibility) refuse these.
         const summary = await summarizeErrorBody(res);
-        throw new DockerTypesRefused(this.redact(`${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci (or --format auto)`));
+        throw new DockerTypesRefused(
+          this.redact(
+            `${what}: HTTP 415 from ${this.registry}: it does not accept Docker media types (${mediaType})${summary ? `: ${summary}` : ''}; push with --format oci (or --format auto)`,
+          ),
+        );
       }
       if (res.status !== 400) return this.fail(res, what);
       const body = await readErrorBody(res);
       // zot 2.x answers the same refusal with 400 MANIFEST_INVALID "unsupported media type"
       // (https://github.com/project-zot/zot/issues/3104).
       if (mediaType.startsWith('application/vnd.docker.') && body.codes.includes('MANIFEST_INVALID') && /media ?type/i.test(body.summary))
-        throw new DockerTypesRefused(this.redact(`${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci (or --format auto)`));
-      if (attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) || !body.codes.length || !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c)))
+        throw new DockerTypesRefused(
+          this.redact(
+            `${what}: HTTP 400 from ${this.registry}: it does not accept Docker media types (${mediaType}): ${body.summary}; push with --format oci (or --format auto)`,
+          ),
+        );
+      if (
+        attempt >= Math.min(MANIFEST_BLOB_RETRIES, this.transport.retryTimes) ||
+        !body.codes.length ||
+        !body.codes.every((c) => TRANSIENT_MANIFEST_CODES.has(c))
+      )
         return this.fail(res, what, body);
       const delay = 250 * 2 ** attempt;
       this.log(`${what}: ${body.summary} (its blobs were just uploaded: the registry may not see them yet); trying again in ${delay} ms`);
@@ -513,7 +548,10 @@ export class RegistryClient implements RegistryClientApi {
     if (contentLength === undefined && STREAM_REJECTED.has(res.status)) {
       destroy();
       const summary = await summarizeErrorBody(res);
-      throw new StreamedUploadRejected(this.redact(`blob upload to ${this.imageName}: HTTP ${res.status} from ${this.registry} to a streamed PATCH${summary ? `: ${summary}` : ''}`), res.status);
+      throw new StreamedUploadRejected(
+        this.redact(`blob upload to ${this.imageName}: HTTP ${res.status} from ${this.registry} to a streamed PATCH${summary ? `: ${summary}` : ''}`),
+        res.status,
+      );
     }
     if (res.status !== 202 && res.status !== 204 && res.status !== 201) return this.fail(res, `blob upload to ${this.imageName}`);
     await res.body.dump().catch(() => {});

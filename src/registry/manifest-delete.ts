@@ -10,7 +10,11 @@ import type { RegistryClient } from './client.js';
 export async function deleteManifest(client: RegistryClient, digest: string): Promise<void> {
   parseDigest(digest, 'manifest digest');
   const what = `manifest ${client.registry}/${client.repository}@${digest}`;
-  const res = await client.send({ method: 'DELETE', path: `/v2/${client.repository}/manifests/${digest}`, extraScopes: [`repository:${client.repository}:delete`] });
+  const res = await client.send({
+    method: 'DELETE',
+    path: `/v2/${client.repository}/manifests/${digest}`,
+    extraScopes: [`repository:${client.repository}:delete`],
+  });
   if (res.status === 202 || res.status === 200 || res.status === 204) {
     await res.body.dump().catch(() => {});
     return;

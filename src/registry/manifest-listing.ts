@@ -24,7 +24,12 @@ export async function listManifests(client: RegistryClient): Promise<ListedManif
   while (next) {
     if (seen.has(next) || seen.size >= MAX_PAGES) throw new NixregError(`${what}: the registry's pages do not end (${seen.size} read)`);
     seen.add(next);
-    const res = await client.send({ method: 'GET', url: next, extraScopes: [`repository:${client.repository}:metadata_read`], bufferBody: { limit: MAX_PAGE_BYTES, what } });
+    const res = await client.send({
+      method: 'GET',
+      url: next,
+      extraScopes: [`repository:${client.repository}:metadata_read`],
+      bufferBody: { limit: MAX_PAGE_BYTES, what },
+    });
     if (res.status === 404 && seen.size === 1) {
       await res.body.dump().catch(() => {});
       return undefined;

@@ -94,7 +94,13 @@ function failFastTunnels(origin: URL | string, options: Record<string, unknown>)
 
 const RESET_CODES = new Set([PROXY_DROPPED, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT', 'UND_ERR_CLOSED']);
 // A buffered body that breaks off is retried as a whole (the request is replayable and the body small).
-const BODY_RETRY_CODES = new Set([...RESET_CODES, 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE', 'UND_ERR_ABORTED']);
+const BODY_RETRY_CODES = new Set([
+  ...RESET_CODES,
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'ERR_STREAM_PREMATURE_CLOSE',
+  'UND_ERR_ABORTED',
+]);
 const MAX_REDIRECTS = 10;
 /** Connecting (TCP + TLS) and the first answer of a registry never legitimately take longer than this. */
 export const FIRST_CONTACT_MS = 10_000;
@@ -222,8 +228,7 @@ export class Transport {
     // pullImage passes NIX_SSL_CERT_FILE through impureEnvVars; Node itself only reads its bundled roots.
     // With verification off the CAs are never consulted: skip the bundles, and the 0.1-0.5 s of parsing them on the
     // https attempt that precedes the http fallback (--tls-verify=false, loopback registries).
-    const bundles =
-      opts.tlsVerify === false ? [] : [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE].filter((f): f is string => !!f && existsSync(f));
+    const bundles = opts.tlsVerify === false ? [] : [env.NIX_SSL_CERT_FILE, env.SSL_CERT_FILE].filter((f): f is string => !!f && existsSync(f));
     const wantsContext = dirs.length > 0 || bundles.length > 0;
     const tlsFor = () => {
       const secureContext = wantsContext ? secureContextFor(dirs[0], bundles) : undefined;
@@ -319,7 +324,9 @@ export class Transport {
         if (res) return res;
         throw this.networkError(failure, req);
       }
-      this.log(`retry ${attempt + 1}/${this.times} ${req.method} ${redactUrl(req.url)} after ${res ? `HTTP ${res.status}` : describeSystemError(failure)} in ${Math.round(delay)} ms`);
+      this.log(
+        `retry ${attempt + 1}/${this.times} ${req.method} ${redactUrl(req.url)} after ${res ? `HTTP ${res.status}` : describeSystemError(failure)} in ${Math.round(delay)} ms`,
+      );
       if (res) await res.body.dump().catch(() => {});
       await sleep(delay);
     }
@@ -380,7 +387,8 @@ export class Transport {
       const location = headerValue(res.headers, 'location');
       const isRedirect = [301, 302, 303, 307, 308].includes(res.status) && location;
       // 307/308 keep the method and body (RFC 9110 15.4.8-9): followed for any request whose body is a Buffer
-      const resendable = req.method === 'GET' || req.method === 'HEAD' || ((res.status === 307 || res.status === 308) && (req.body === undefined || Buffer.isBuffer(req.body)));
+      const resendable =
+        req.method === 'GET' || req.method === 'HEAD' || ((res.status === 307 || res.status === 308) && (req.body === undefined || Buffer.isBuffer(req.body)));
       if (!isRedirect || req.followRedirects === false || !resendable) return res;
       if (hop >= MAX_REDIRECTS) {
         await res.body.dump().catch(() => {});
@@ -388,7 +396,8 @@ export class Transport {
       }
       await res.body.dump().catch(() => {});
       const next = new URL(location!, url);
-      if (next.protocol !== 'https:' && next.protocol !== 'http:') throw new NixregError(`${originalHost} redirected to an unsupported URL scheme ${next.protocol}`);
+      if (next.protocol !== 'https:' && next.protocol !== 'http:')
+        throw new NixregError(`${originalHost} redirected to an unsupported URL scheme ${next.protocol}`);
       if (next.origin !== originalOrigin) {
         // Credentials are for the registry's origin (scheme + host + port) only: never for a CDN/S3 redirect
         // target, another port, nor the registry itself after a downgrade from https to plain http.

@@ -31,10 +31,7 @@ export function cycloneDxBom(input: SbomInput): Buffer {
       component: image,
     },
     components: facts.map(component),
-    dependencies: [
-      { ref: IMAGE_REF, dependsOn: topLevel(facts) },
-      ...facts.map((f) => ({ ref: f.path, dependsOn: f.references })),
-    ],
+    dependencies: [{ ref: IMAGE_REF, dependsOn: topLevel(facts) }, ...facts.map((f) => ({ ref: f.path, dependsOn: f.references }))],
   };
   const serialNumber = `urn:uuid:${contentUuid(JSON.stringify(body))}`;
   const { bomFormat, specVersion, ...rest } = body;

@@ -26,7 +26,12 @@ export function provenanceStatement(input: SbomInput, subjectName: string, sourc
     .sort((a, b) => compareCodePoints(a.path, b.path))
     .map((p) => {
       const hex = narHashHex(p.narHash);
-      return { uri: `file://${p.path}`, name: p.path.slice(p.path.lastIndexOf('/') + 1), ...(hex ? { digest: { sha256: hex } } : {}), ...(p.narHash ? { annotations: { narHash: p.narHash } } : {}) };
+      return {
+        uri: `file://${p.path}`,
+        name: p.path.slice(p.path.lastIndexOf('/') + 1),
+        ...(hex ? { digest: { sha256: hex } } : {}),
+        ...(p.narHash ? { annotations: { narHash: p.narHash } } : {}),
+      };
     });
   return jsonBytes({
     _type: 'https://in-toto.io/Statement/v1',

@@ -47,7 +47,8 @@ const COSIGN_ENCRYPTED = /-----BEGIN ENCRYPTED (SIGSTORE|COSIGN) PRIVATE KEY----
 export function loadSigningKey(pem: string, where: string, password?: string): KeyObject {
   if (COSIGN_ENCRYPTED.test(pem)) return checkP256(openCosignKey(pem, where, password), where);
   const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: *4,ENCRYPTED/.test(pem);
-  if (encrypted && password === undefined) throw usageError(`${where}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`);
+  if (encrypted && password === undefined)
+    throw usageError(`${where}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`);
   let key: KeyObject;
   try {
     key = createPrivateKey({ key: pem, format: 'pem', ...(password !== undefined ? { passphrase: password } : {}) });
@@ -68,7 +69,11 @@ const MAX_SCRYPT_N = 1 << 20;
 function openCosignKey(pem: string, where: string, password: string | undefined): KeyObject {
   if (password === undefined) throw usageError(`${where}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`);
   const body = pem.replace(/-----(BEGIN|END) [A-Z ]+-----/g, '').replace(/\s+/g, '');
-  let doc: { kdf?: { name?: unknown; params?: { N?: unknown; r?: unknown; p?: unknown }; salt?: unknown }; cipher?: { name?: unknown; nonce?: unknown }; ciphertext?: unknown };
+  let doc: {
+    kdf?: { name?: unknown; params?: { N?: unknown; r?: unknown; p?: unknown }; salt?: unknown };
+    cipher?: { name?: unknown; nonce?: unknown };
+    ciphertext?: unknown;
+  };
   try {
     doc = JSON.parse(Buffer.from(body, 'base64').toString('utf8')) as typeof doc;
   } catch {
@@ -76,7 +81,13 @@ function openCosignKey(pem: string, where: string, password: string | undefined)
   }
   const { N, r, p } = doc?.kdf?.params ?? {};
   const int = (v: unknown, max: number) => typeof v === 'number' && Number.isSafeInteger(v) && v > 0 && v <= max;
-  if (doc?.kdf?.name !== 'scrypt' || doc.cipher?.name !== 'nacl/secretbox' || typeof doc.kdf.salt !== 'string' || typeof doc.cipher.nonce !== 'string' || typeof doc.ciphertext !== 'string')
+  if (
+    doc?.kdf?.name !== 'scrypt' ||
+    doc.cipher?.name !== 'nacl/secretbox' ||
+    typeof doc.kdf.salt !== 'string' ||
+    typeof doc.cipher.nonce !== 'string' ||
+    typeof doc.ciphertext !== 'string'
+  )
     throw usageError(`${where}: a cosign key encrypted with something other than scrypt + nacl/secretbox`);
   if (!int(N, MAX_SCRYPT_N) || ((N as number) & ((N as number) - 1)) !== 0 || !int(r, 32) || !int(p, 16))
     throw usageError(`${where}: scrypt parameters out of range (N ${String(N)}, r ${String(r)}, p ${String(p)})`);
@@ -105,7 +116,9 @@ export function loadVerifyKey(pem: string, where: string, password?: string): Ke
 
 function checkP256(key: KeyObject, where: string): KeyObject {
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
-    throw usageError(`${where}: cosign signatures here are ECDSA P-256; this key is ${key.asymmetricKeyType}${key.asymmetricKeyDetails?.namedCurve ? ' ' + key.asymmetricKeyDetails.namedCurve : ''}`);
+    throw usageError(
+      `${where}: cosign signatures here are ECDSA P-256; this key is ${key.asymmetricKeyType}${key.asymmetricKeyDetails?.namedCurve ? ' ' + key.asymmetricKeyDetails.namedCurve : ''}`,
+    );
   return key;
 }
 

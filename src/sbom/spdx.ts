@@ -63,7 +63,12 @@ function annotation(date: string, annotator: string, comment: string) {
 function pkg(f: PathFacts, id: string, created: string, tool: string): Record<string, unknown> {
   const hex = narHashHex(f.narHash);
   const notes = [`nix:store_path=${f.path}`];
-  if (f.layer) notes.push(`nixreg:layer_index=${f.layerIndex}`, `nixreg:layer_diff_id=${f.layer.diffID}`, ...(f.layer.digest ? [`nixreg:layer_digest=${f.layer.digest}`] : []));
+  if (f.layer)
+    notes.push(
+      `nixreg:layer_index=${f.layerIndex}`,
+      `nixreg:layer_diff_id=${f.layer.diffID}`,
+      ...(f.layer.digest ? [`nixreg:layer_digest=${f.layer.digest}`] : []),
+    );
   return {
     SPDXID: id,
     name: f.name,

@@ -100,7 +100,11 @@ async function looksLikeArchive(path: string): Promise<boolean> {
 }
 
 /** `./a//b` → `a/b` (path.Clean without the leading `./`). */
-export const cleanName = (name: string): string => posix.normalize(name).replace(/^(\.\/)+/, '').replace(/\/+$/, '');
+export const cleanName = (name: string): string =>
+  posix
+    .normalize(name)
+    .replace(/^(\.\/)+/, '')
+    .replace(/\/+$/, '');
 
 const linkOf = (m: TarMember): string => {
   const l = m.info.linkname;

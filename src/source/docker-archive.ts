@@ -17,8 +17,7 @@ export interface DockerArchiveEntry {
 
 const SMALL_JSON = 16 << 20;
 
-export const keepArchiveJson = (m: TarMember): boolean =>
-  m.size <= SMALL_JSON && (m.name.endsWith('.json') || cleanName(m.name) === 'repositories');
+export const keepArchiveJson = (m: TarMember): boolean => m.size <= SMALL_JSON && (m.name.endsWith('.json') || cleanName(m.name) === 'repositories');
 
 /** manifest.json, checked for shape (one-line errors naming the archive). */
 export async function readArchiveManifest(a: ArchiveMembers): Promise<DockerArchiveEntry[]> {
@@ -95,7 +94,12 @@ export async function openDockerArchive(path: string, ref: string | undefined, o
       // uncompressedSize) are then checked against the diffID.
       rawIsVerified: true,
       openRawLayer: async (i) =>
-        verifyStream(decompressByMagic(a.stream(members[i]!)), `${label} layer ${entry.Layers[i]}`, layers[i]!.digest, a.archive.gzip ? undefined : layers[i]!.size),
+        verifyStream(
+          decompressByMagic(a.stream(members[i]!)),
+          `${label} layer ${entry.Layers[i]}`,
+          layers[i]!.digest,
+          a.archive.gzip ? undefined : layers[i]!.size,
+        ),
       close: () => a.close(),
     });
   } catch (err) {

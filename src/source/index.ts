@@ -78,7 +78,13 @@ async function sniffPath(path: string): Promise<SourceKind | 'archive'> {
   const st = await stat(path).catch(() => undefined);
   if (!st) throw usageError(`source ${path} does not exist (for a registry image write docker://${path})`);
   if (st.isDirectory()) {
-    if (await stat(join(path, 'oci-layout')).then(() => true, () => false)) return 'oci-layout';
+    if (
+      await stat(join(path, 'oci-layout')).then(
+        () => true,
+        () => false,
+      )
+    )
+      return 'oci-layout';
     throw usageError(`source ${path} is a directory without an oci-layout file (not an OCI image layout)`);
   }
   const fh = await open(path, 'r');
@@ -92,8 +98,7 @@ async function sniffPath(path: string): Promise<SourceKind | 'archive'> {
 }
 
 /** One header scan serves both the sniff and the chosen reader (a compressed archive is not inflated twice). */
-const openSniffedArchive = (path: string) =>
-  ArchiveMembers.open(path, `source ${path}`, (m) => keepArchiveJson(m) || keepLayoutFiles(m));
+const openSniffedArchive = (path: string) => ArchiveMembers.open(path, `source ${path}`, (m) => keepArchiveJson(m) || keepLayoutFiles(m));
 const archiveKind = (a: ArchiveMembers): SourceKind => (a.archive.members.some((m) => m.name === 'oci-layout') ? 'oci-archive' : 'docker-archive');
 
 /** Open any input nixreg reads as one verified single-platform image. */

@@ -37,7 +37,14 @@ function dirStore(dir: string): LayoutStore {
     sequentialReads: false,
     indexJson: async () => {
       const layout = await readFile(join(dir, 'oci-layout'), 'utf8').catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT' && !(await stat(dir).then(() => true, () => false))) throw usageError(`${label} does not exist`);
+        if (
+          err.code === 'ENOENT' &&
+          !(await stat(dir).then(
+            () => true,
+            () => false,
+          ))
+        )
+          throw usageError(`${label} does not exist`);
         if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw usageError(`${label} is not an OCI image layout (no oci-layout file)`);
         throw usageError(`${label}: cannot read its oci-layout file (${describeSystemError(err)})`);
       });
@@ -89,8 +96,7 @@ function checkLayoutVersion(text: string, label: string): void {
   if (v !== '1.0.0') throw usageError(`${label}: unsupported imageLayoutVersion ${JSON.stringify(v)}`);
 }
 
-export const openOciLayout = (dir: string, ref: string | undefined, platform: WantedPlatform): Promise<SourceImage> =>
-  openLayout(dirStore(dir), ref, platform);
+export const openOciLayout = (dir: string, ref: string | undefined, platform: WantedPlatform): Promise<SourceImage> => openLayout(dirStore(dir), ref, platform);
 
 export async function openOciArchive(path: string, ref: string | undefined, platform: WantedPlatform, opened?: ArchiveMembers): Promise<SourceImage> {
   return openLayout(await archiveStore(path, opened), ref, platform);
@@ -115,7 +121,9 @@ async function layoutEntry(store: LayoutStore, ref: string | undefined) {
   let entry: Descriptor | undefined;
   if (ref === undefined || ref === '') {
     if (top.manifests.length !== 1)
-      throw usageError(`${store.label} holds ${top.manifests.length} images; name one as ${store.kind === 'oci-layout' ? 'oci' : 'oci-archive'}:PATH:REF (refs: ${refs.join(', ') || 'none'})`);
+      throw usageError(
+        `${store.label} holds ${top.manifests.length} images; name one as ${store.kind === 'oci-layout' ? 'oci' : 'oci-archive'}:PATH:REF (refs: ${refs.join(', ') || 'none'})`,
+      );
     entry = top.manifests[0];
   } else if (/^@\d+$/.test(ref)) {
     entry = top.manifests[Number(ref.slice(1))];

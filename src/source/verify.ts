@@ -1,4 +1,4 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createHash, type Hash } from 'node:crypto';
 import { integrityError } from '../errors.js';
 import { MAX_MANIFEST_BYTES } from '../manifest/media-types.js';
@@ -31,14 +31,12 @@ class VerifyingStream extends Transform {
   override _transform(chunk: Buffer, _e: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
     this.n += chunk.length;
-    if (this.size !== undefined && this.n > this.size)
-      return cb(integrityError(`${this.what}: size mismatch: expected ${this.size} bytes, got more`));
+    if (this.size !== undefined && this.n > this.size) return cb(integrityError(`${this.what}: size mismatch: expected ${this.size} bytes, got more`));
     cb(null, chunk);
   }
   override _flush(cb: TransformCallback): void {
     const got = 'sha256:' + this.hash.digest('hex');
-    if (this.size !== undefined && this.n !== this.size)
-      return cb(integrityError(`${this.what}: size mismatch: expected ${this.size} bytes, got ${this.n}`));
+    if (this.size !== undefined && this.n !== this.size) return cb(integrityError(`${this.what}: size mismatch: expected ${this.size} bytes, got ${this.n}`));
     if (got !== this.digest) return cb(integrityError(`${this.what}: digest mismatch: expected ${this.digest}, got ${got}`));
     cb();
   }

@@ -58,7 +58,11 @@ interface PyStr {
 function pyStr(v: string | Buffer | undefined): PyStr {
   const bytes = v === undefined ? Buffer.alloc(0) : typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
   let isAscii = true;
-  for (let i = 0; i < bytes.length; i++) if (bytes[i]! >= 0x80) { isAscii = false; break; }
+  for (let i = 0; i < bytes.length; i++)
+    if (bytes[i]! >= 0x80) {
+      isAscii = false;
+      break;
+    }
   if (isAscii) return { bytes, isAscii, validUtf8: true, length: bytes.length, asciiReplaced: bytes };
   const out: number[] = [];
   let validUtf8 = true;
@@ -107,7 +111,9 @@ function stn(s: PyStr, length: number, out: Buffer, off: number): void {
 
 /** itn() for POSIX/USTAR: "%0*o" % (digits-1, n) + NUL. Callers guarantee 0 <= n < 8**(digits-1). */
 function itn(n: number, digits: number, out: Buffer, off: number): void {
-  const s = Math.trunc(n).toString(8).padStart(digits - 1, '0');
+  const s = Math.trunc(n)
+    .toString(8)
+    .padStart(digits - 1, '0');
   out.write(s, off, 'latin1');
   out[off + digits - 1] = 0;
 }

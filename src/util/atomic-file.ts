@@ -104,7 +104,8 @@ export async function openAtomic(target: string, opts: { force?: boolean; mode?:
   if (await writesInto(target)) return openInto(target);
   const existing = await stat(target).catch(() => undefined);
   if (existing && !opts.force) throw new NixregError(`output ${target} already exists; remove it or pass --force`, ExitCode.usage);
-  if (existing && !existing.isFile()) throw new NixregError(`output ${target} exists and is not a regular file; --force replaces only regular files, remove it first`, ExitCode.usage);
+  if (existing && !existing.isFile())
+    throw new NixregError(`output ${target} exists and is not a regular file; --force replaces only regular files, remove it first`, ExitCode.usage);
   await reclaimStaleTemps(target);
   const tempPath = join(dirname(target), `${tempPrefix(target)}${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
   try {

@@ -14,11 +14,11 @@ import { dirname, join } from 'node:path';
 /** `$XDG_CACHE_HOME/nixreg` (only an absolute XDG_CACHE_HOME counts, as the XDG spec says), else `~/.cache/nixreg`. */
 export function nixregCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_CACHE_HOME;
-  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'nixreg');
+  return join(xdg?.startsWith('/') ? xdg : join(homedir(), '.cache'), 'nixreg');
 }
 
 /** The entry's JSON when it carries `v: version`, else undefined. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the entry's JSON, checked field by field by each caller
 export function readCacheEntry(file: string, version: number): any {
   try {
     // Synchronous on purpose: entries are ~200 bytes, and a warm push reads one per layer; readFileSync costs

@@ -12,7 +12,24 @@ import { requireTool } from '../helpers/tools.js';
  * and stream deterministic) must hold, and the table must have every row. No timing is asserted. Needs dist/ built.
  */
 const ROOT = resolve(import.meta.dirname, '../..');
-const ROWS = ['startup', 'startup-pull', 'startup-prefetch', 'startup-push', 'startup-hash', 'startup-inspect', 'pull', 'prefetch', 'copy', 'stream', 'push-cold', 'push-warm', 'push-fresh', 'push-fresh-changed', 'push-warm-store', 'floor-gunzip'];
+const ROWS = [
+  'startup',
+  'startup-pull',
+  'startup-prefetch',
+  'startup-push',
+  'startup-hash',
+  'startup-inspect',
+  'pull',
+  'prefetch',
+  'copy',
+  'stream',
+  'push-cold',
+  'push-warm',
+  'push-fresh',
+  'push-fresh-changed',
+  'push-warm-store',
+  'floor-gunzip',
+];
 
 describe('npm run bench (tiny, 1 run)', () => {
   test('completes, outputs identical, every row in the table', async () => {

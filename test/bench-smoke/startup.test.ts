@@ -11,7 +11,8 @@ import { commands } from '../../src/cli/commands/index.js';
  */
 const ROOT = resolve(import.meta.dirname, '../..');
 const node = (args: string[]) => spawnSync('node', args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
-const yargsHelp = () => node(['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(['--help']);`]);
+const yargsHelp = () =>
+  node(['--input-type=module', '-e', `const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(['--help']);`]);
 
 describe('nixreg start-up', () => {
   test('--help and -h print exactly what yargs prints', () => {
@@ -31,7 +32,11 @@ describe('nixreg start-up', () => {
   // must equal what yargs in tsc's output prints. pull's and prefetch's help hold non-ASCII text (→, —), which takes
   // string-width's segmenter path rather than its ASCII fast path.
   const tscHelp = (args: string[], width: number) =>
-    node(['--input-type=module', '-e', `${width === 100 ? '' : `Object.defineProperty(process.stdout, 'columns', { value: ${width} });`} const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(${JSON.stringify(args)});`]);
+    node([
+      '--input-type=module',
+      '-e',
+      `${width === 100 ? '' : `Object.defineProperty(process.stdout, 'columns', { value: ${width} });`} const { main } = await import(${JSON.stringify(join(ROOT, 'dist/src/cli/main.js'))}); await main(${JSON.stringify(args)});`,
+    ]);
   test.each(commands.map((c) => c.name))('`%s --help` and `-h` through the launcher equal tsc output, at both widths', (cmd) => {
     const want = tscHelp([cmd, '--help'], 100);
     expect(want.status, want.stderr).toBe(0);
@@ -49,7 +54,25 @@ describe('nixreg start-up', () => {
   // What a command parses with (its chunk and the chunks it imports statically) must not hold the HTTP client or
   // the image pipeline: those load in the handler, so --help at another width, a usage error, and the parse itself
   // do not pay for them. esbuild marks each bundled npm file with a `// node_modules/...` comment.
-  test.each(['pull', 'prefetch', 'push', 'inspect', 'copy', 'export', 'tags', 'digest', 'tag', 'delete', 'login', 'logout', 'index', 'gc', 'sign', 'verify', 'referrers'])('the `%s` command chunk imports no undici statically', (cmd) => {
+  test.each([
+    'pull',
+    'prefetch',
+    'push',
+    'inspect',
+    'copy',
+    'export',
+    'tags',
+    'digest',
+    'tag',
+    'delete',
+    'login',
+    'logout',
+    'index',
+    'gc',
+    'sign',
+    'verify',
+    'referrers',
+  ])('the `%s` command chunk imports no undici statically', (cmd) => {
     const dir = join(ROOT, 'dist/bundle');
     const main = readFileSync(join(dir, 'main.js'), 'utf8');
     const file = cmd === 'index' ? 'index-cmd' : cmd;

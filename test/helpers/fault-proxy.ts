@@ -57,7 +57,11 @@ export async function startFaultProxy(upstreamUrl: string, rules: ProxyRule[]): 
       const body = JSON.stringify({ errors: [{ code: status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: `proxy answered ${status}` }] });
       req.resume();
       req.on('end', () => {
-        res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(rule.retryAfter !== undefined ? { 'retry-after': rule.retryAfter } : {}) });
+        res.writeHead(status, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          ...(rule.retryAfter !== undefined ? { 'retry-after': rule.retryAfter } : {}),
+        });
         res.end(body);
       });
       return;

@@ -94,12 +94,12 @@ const OCI = {
   tar: 'application/vnd.oci.image.layer.v1.tar',
 };
 
-export function makeImage(
-  layers: { tar: Buffer; c: Compression }[],
-  kind: 'docker' | 'oci',
-  opts: { arch?: string; variant?: string } = {},
-): TestImage {
-  const config = prettyConfig(layers.map((l) => sha(l.tar)), opts.arch, opts.variant);
+export function makeImage(layers: { tar: Buffer; c: Compression }[], kind: 'docker' | 'oci', opts: { arch?: string; variant?: string } = {}): TestImage {
+  const config = prettyConfig(
+    layers.map((l) => sha(l.tar)),
+    opts.arch,
+    opts.variant,
+  );
   const types = kind === 'docker' ? DOCKER : OCI;
   return {
     config,
@@ -143,7 +143,11 @@ export async function pushBlob(url: string, repo: string, blob: Buffer, headers:
 }
 
 export async function pushManifest(url: string, repo: string, ref: string, bytes: Buffer, mediaType: string, headers: PushHeaders = {}): Promise<string> {
-  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, { method: 'PUT', body: new Uint8Array(bytes), headers: { ...headers, 'content-type': mediaType } });
+  const r = await fetch(`${url}/v2/${repo}/manifests/${ref}`, {
+    method: 'PUT',
+    body: new Uint8Array(bytes),
+    headers: { ...headers, 'content-type': mediaType },
+  });
   if (r.status !== 201) throw new Error(`PUT manifest ${repo}:${ref}: ${r.status} ${await r.text()}`);
   return sha(bytes);
 }
@@ -189,9 +193,14 @@ export async function pushAmdArmIndex(
 ): Promise<{ amd: string; arm: string; index: string }> {
   const amdDigest = await pushTestImage(url, repo, amd, tags.amd);
   const armDigest = await pushTestImage(url, repo, arm);
-  const index = await pushTestIndex(url, repo, [
-    { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ], tags.index);
+  const index = await pushTestIndex(
+    url,
+    repo,
+    [
+      { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
+      { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ],
+    tags.index,
+  );
   return { amd: amdDigest, arm: armDigest, index };
 }

@@ -60,5 +60,4 @@ export function withoutComment(text: string): string {
 }
 
 /** Whether `nixreg` (or its `nix-prefetch-docker` alias) is run by the line, as a command word. */
-export const runsNixreg = (text: string): boolean =>
-  /(^|[|;&]\s*|^\S+=\S+\s+(\S+=\S+\s+)*)(nixreg|nix-prefetch-docker)\s/.test(withoutComment(text));
+export const runsNixreg = (text: string): boolean => /(^|[|;&]\s*|^\S+=\S+\s+(\S+=\S+\s+)*)(nixreg|nix-prefetch-docker)\s/.test(withoutComment(text));

@@ -57,7 +57,8 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
       const form = new URLSearchParams(text);
       for (const [k, v] of form) url.searchParams.append(k, v);
       const rt = form.get('refresh_token') ?? '';
-      if (form.get('grant_type') !== 'refresh_token' || !opts.refreshTokens?.[rt]) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad refresh token' }] } };
+      if (form.get('grant_type') !== 'refresh_token' || !opts.refreshTokens?.[rt])
+        return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad refresh token' }] } };
       user = opts.refreshTokens[rt];
       url.searchParams.set('account', `${user} (refresh ${form.get('client_id')})`);
     }
@@ -69,13 +70,23 @@ export async function startTokenServer(opts: TokenServerOptions = {}): Promise<T
       if (!opts.users || opts.users[u!] !== p.join(':')) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'bad credentials' }] } };
       user = u;
     } else if (opts.anonymous === false) return { status: 401, body: { errors: [{ code: 'UNAUTHORIZED', message: 'login required' }] } };
-    requests.push({ ...(url.searchParams.get('account') ? { account: url.searchParams.get('account')! } : {}), scopes, ...(url.searchParams.get('service') ? { service: url.searchParams.get('service')! } : {}), authorized: !!user });
-    if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
-    const access = scopes.flatMap((s) => s.split(' ')).map((s) => {
-      const [type, ...rest] = s.split(':');
-      const actions = rest.pop()!.split(',').filter((a) => allowed.includes(a));
-      return { type, name: rest.join(':'), actions };
+    requests.push({
+      ...(url.searchParams.get('account') ? { account: url.searchParams.get('account')! } : {}),
+      scopes,
+      ...(url.searchParams.get('service') ? { service: url.searchParams.get('service')! } : {}),
+      authorized: !!user,
     });
+    if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
+    const access = scopes
+      .flatMap((s) => s.split(' '))
+      .map((s) => {
+        const [type, ...rest] = s.split(':');
+        const actions = rest
+          .pop()!
+          .split(',')
+          .filter((a) => allowed.includes(a));
+        return { type, name: rest.join(':'), actions };
+      });
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'RS256', typ: 'JWT', x5c: [cert.certDerBase64] };
     const claims = { iss: issuer, sub: user ?? '', aud: service, exp: now + 300, nbf: now - 10, iat: now, jti: randomUUID(), access };

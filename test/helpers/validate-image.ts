@@ -27,7 +27,8 @@ export async function validateImage(image: SourceImage): Promise<void> {
     const d = image.layers[i]!;
     if (manifest.layers[i]!.digest !== d.digest || manifest.layers[i]!.size !== d.size) fail(`layer ${i}: manifest and layer descriptor disagree`);
     const stored = await hashStream(await image.openLayer(i));
-    if (stored.digest !== d.digest || stored.size !== d.size) fail(`layer ${i}: stored bytes are ${stored.digest} (${stored.size} bytes), descriptor says ${d.digest} (${d.size})`);
+    if (stored.digest !== d.digest || stored.size !== d.size)
+      fail(`layer ${i}: stored bytes are ${stored.digest} (${stored.size} bytes), descriptor says ${d.digest} (${d.size})`);
     const plain = await hashStream(await image.openUncompressedLayer(i));
     if (plain.digest !== image.diffIDs[i]) fail(`layer ${i}: uncompressed bytes are ${plain.digest}, diffID says ${image.diffIDs[i]}`);
   }

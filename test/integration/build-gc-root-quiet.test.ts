@@ -56,7 +56,17 @@ describe('nixreg build: GC root for the customisation layer', () => {
 
   it('a root that cannot be made: one nixreg line naming it and what to do', () => {
     writeFileSync(join(tmp, 'a-file'), 'x');
-    const r = nixreg('build', '--name', `gcroot4-${process.pid}`, '--path', app, '--write-conf', join(tmp, 'conf4.json'), '--gc-root', join(tmp, 'a-file', 'root'));
+    const r = nixreg(
+      'build',
+      '--name',
+      `gcroot4-${process.pid}`,
+      '--path',
+      app,
+      '--write-conf',
+      join(tmp, 'conf4.json'),
+      '--gc-root',
+      join(tmp, 'a-file', 'root'),
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/^nixreg: cannot make the GC root .*a-file\/root .*--no-gc-root.*\n$/);
   }, 120_000);

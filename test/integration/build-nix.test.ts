@@ -52,7 +52,21 @@ describe('nixreg build with real Nix', () => {
   it('builds an image skopeo and umoci read back to the store files', () => {
     const image = join(tmp, 'image.tar');
     const conf = join(tmp, 'conf.json');
-    const r = nixreg('build', '--name', 'NixReg/Test:v1', '--path', app, '--cmd', `${app}/bin/hello`, '--env', 'GREETING=hi', '-o', image, '--write-conf', conf);
+    const r = nixreg(
+      'build',
+      '--name',
+      'NixReg/Test:v1',
+      '--path',
+      app,
+      '--cmd',
+      `${app}/bin/hello`,
+      '--env',
+      'GREETING=hi',
+      '-o',
+      image,
+      '--write-conf',
+      conf,
+    );
     expect(r.stderr).toContain('Done.');
     expect(r.status).toBe(0);
 
@@ -123,7 +137,15 @@ describe('nixreg build with real Nix', () => {
     let r = nixreg('build', '--name', 'x:1', '--path', app, '--write-conf', fromNix);
     expect(r.status).toBe(0);
     // the graph as exportReferencesGraph writes it (.attrs.json shape)
-    const nodes = execFileSync('node', ['-e', `import('${join(root, 'dist/src/nix/closure.js')}').then(async m => process.stdout.write(JSON.stringify({graph: await m.closureGraph([process.argv[1]])})))`, app], { encoding: 'utf8' });
+    const nodes = execFileSync(
+      'node',
+      [
+        '-e',
+        `import('${join(root, 'dist/src/nix/closure.js')}').then(async m => process.stdout.write(JSON.stringify({graph: await m.closureGraph([process.argv[1]])})))`,
+        app,
+      ],
+      { encoding: 'utf8' },
+    );
     writeFileSync(graphFile, nodes);
     r = nixreg('build', '--name', 'x:1', '--path', app, '--graph', graphFile, '--write-conf', fromGraph);
     expect(r.stderr).toBe('');

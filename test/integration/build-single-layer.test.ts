@@ -1,6 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireTool } from '../helpers/tools.js';
@@ -36,7 +50,25 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const build = (out: string, ...extra: string[]) =>
-  nixreg('build', '--single-layer', '--name', 'nixreg/single:v1', '--path', app, '--overlay', overlay, '--cmd', `${app}/bin/hello`, '--uid', '1000', '--gid', '100', '-o', out, ...extra);
+  nixreg(
+    'build',
+    '--single-layer',
+    '--name',
+    'nixreg/single:v1',
+    '--path',
+    app,
+    '--overlay',
+    overlay,
+    '--cmd',
+    `${app}/bin/hello`,
+    '--uid',
+    '1000',
+    '--gid',
+    '100',
+    '-o',
+    out,
+    ...extra,
+  );
 
 describe('nixreg build --single-layer with real Nix', () => {
   it('puts roots, overlay and the whole closure in one layer that skopeo and umoci read back', () => {
@@ -174,7 +206,22 @@ describe('nixreg build --single-layer from a --graph and a --store-root (no Nix)
       ];
       writeFileSync(join(dir, 'graph.json'), JSON.stringify(graph));
       const out = join(dir, 'image.tar');
-      const r = nixreg('build', '--single-layer', '--name', 'rooted:1', '--path', app, '--graph', join(dir, 'graph.json'), '--store-root', join(dir, 'root'), '--created', '2024-01-02T03:04:05Z', '-o', out);
+      const r = nixreg(
+        'build',
+        '--single-layer',
+        '--name',
+        'rooted:1',
+        '--path',
+        app,
+        '--graph',
+        join(dir, 'graph.json'),
+        '--store-root',
+        join(dir, 'root'),
+        '--created',
+        '2024-01-02T03:04:05Z',
+        '-o',
+        out,
+      );
       expect(r.status, r.stderr).toBe(0);
       const manifest = JSON.parse(execFileSync('tar', ['-xOf', out, 'manifest.json'], { encoding: 'utf8' }));
       expect(manifest[0].Layers).toHaveLength(1);
@@ -183,7 +230,9 @@ describe('nixreg build --single-layer from a --graph and a --store-root (no Nix)
       expect(config.created).toBe('2024-01-02T03:04:05+00:00');
       const layer = join(dir, 'layer.tar');
       writeFileSync(layer, execFileSync('tar', ['-xOf', out, manifest[0].Layers[0]]));
-      const names = execFileSync('tar', ['-tf', layer], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n');
+      const names = execFileSync('tar', ['-tf', layer], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+        .trim()
+        .split('\n');
       expect(names).toEqual(['/bin', '/nix/', '/nix/store/', `${lib}/`, `${lib}/lib/`, `${lib}/lib/libx.so`, `${app}/`, `${app}/bin/`, `${app}/bin/app`]);
       const bytes = execFileSync('tar', ['-xOf', layer, `${app}/bin/app`], { stdio: ['ignore', 'pipe', 'ignore'] });
       expect(bytes.equals(readFileSync(fs(app, 'bin/app')))).toBe(true);

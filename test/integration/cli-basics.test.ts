@@ -58,27 +58,40 @@ describe('--tls-verify help', () => {
   it.each(['pull', 'push', 'prefetch'])('%s --help says loopback registries use http', (cmd) => {
     const r = spawnSync(process.execPath, [NIXREG_BIN, cmd, '--help'], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '', COLUMNS: '400' } });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--tls-verify .*loopback registry \(127\.0\.0\.0\/8, ::1, localhost\) falls back to plain http when https fails/);
+    expect(r.stdout.replace(/\s+/g, ' ')).toMatch(
+      /--tls-verify .*loopback registry \(127\.0\.0\.0\/8, ::1, localhost\) falls back to plain http when https fails/,
+    );
   });
 });
 
 describe('stream given an archive', () => {
   it.each([
-    ['a docker-archive tar', () => {
-      const f = join(tmp, 'image.tar');
-      spawnSync('tar', ['-cf', f, '-C', join(ROOT, 'test/fixtures/cases/a-defaults'), 'conf.json']);
-      return f;
-    }],
-    ['a gzip archive', () => {
-      const f = join(tmp, 'image.tar.gz');
-      writeFileSync(f, gzipSync(Buffer.from('x'.repeat(1000))));
-      return f;
-    }],
+    [
+      'a docker-archive tar',
+      () => {
+        const f = join(tmp, 'image.tar');
+        spawnSync('tar', ['-cf', f, '-C', join(ROOT, 'test/fixtures/cases/a-defaults'), 'conf.json']);
+        return f;
+      },
+    ],
+    [
+      'a gzip archive',
+      () => {
+        const f = join(tmp, 'image.tar.gz');
+        writeFileSync(f, gzipSync(Buffer.from('x'.repeat(1000))));
+        return f;
+      },
+    ],
   ])('%s: says it is an archive, not a conf.json', (_what, make) => {
     const f = make();
-    const r = spawnSync(process.execPath, [NIXREG_BIN, 'stream', f, '-o', join(tmp, 'never.tar')], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
+    const r = spawnSync(process.execPath, [NIXREG_BIN, 'stream', f, '-o', join(tmp, 'never.tar')], {
+      encoding: 'utf8',
+      env: { ...process.env, NIXREG_DEBUG: '' },
+    });
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe(`nixreg: stream: ${f} is an image archive, not a streamLayeredImage conf.json; stream builds from a conf (nixreg push, export and inspect take archives)\n`);
+    expect(r.stderr).toBe(
+      `nixreg: stream: ${f} is an image archive, not a streamLayeredImage conf.json; stream builds from a conf (nixreg push, export and inspect take archives)\n`,
+    );
     expect(existsSync(join(tmp, 'never.tar'))).toBe(false);
   });
 });

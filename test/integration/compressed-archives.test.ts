@@ -135,7 +135,8 @@ describe('nixreg pull --compress', () => {
   it('writes the compressed archive; --sha256 pins the uncompressed archive', async () => {
     const r = await ok(['push', join(tmp, 'image.tar'), `docker://${reg.host}/compressed/pull:v1`, '--tls-verify=false', '--json']);
     const digest = JSON.parse(r.stdout.toString()).digest as string;
-    const pull = (out: string, ...extra: string[]) => nixreg(['pull', `${reg.host}/compressed/pull`, '--digest', digest, '-o', out, '--tls-verify=false', '--quiet', ...extra]);
+    const pull = (out: string, ...extra: string[]) =>
+      nixreg(['pull', `${reg.host}/compressed/pull`, '--digest', digest, '-o', out, '--tls-verify=false', '--quiet', ...extra]);
     const plainOut = join(tmp, 'pulled.tar');
     expect((await pull(plainOut)).status).toBe(0);
     const pulled = readFileSync(plainOut);

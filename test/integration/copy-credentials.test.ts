@@ -45,7 +45,14 @@ describe('nixreg copy: credentials per side', () => {
     expect(errorLines(r.stderr)).toHaveLength(1);
     expect(r.stderr).toContain(dst.host);
     expect(r.stderr).not.toContain(PW);
-    const ok = await copy('--src-creds', `${USER}:${PW}`, '--dest-creds', `${USER}:${PW}`, `docker://${src.host}/test/private:v1`, `docker://${dst.host}/test/private:v1`);
+    const ok = await copy(
+      '--src-creds',
+      `${USER}:${PW}`,
+      '--dest-creds',
+      `${USER}:${PW}`,
+      `docker://${src.host}/test/private:v1`,
+      `docker://${dst.host}/test/private:v1`,
+    );
     expect(ok.status, ok.stderr).toBe(0);
   }, 120_000);
 
@@ -78,7 +85,13 @@ describe('nixreg copy: TLS settings per side', () => {
     const plain = await startDistribution();
     try {
       await pushTestImage(plain.url, 'test/staged', makeImage([{ tar: LAYERS.L3(), c: 'gzip' }], 'oci'), 'v1');
-      const up = await copy('--src-tls-verify=false', '--dest-cert-dir', certDir, `docker://${plain.host}/test/staged:v1`, `docker://${secured.host}/test/tls:v1`);
+      const up = await copy(
+        '--src-tls-verify=false',
+        '--dest-cert-dir',
+        certDir,
+        `docker://${plain.host}/test/staged:v1`,
+        `docker://${secured.host}/test/tls:v1`,
+      );
       expect(up.status, up.stderr).toBe(0);
       const r = await copy('--src-cert-dir', certDir, '--dest-tls-verify=false', `docker://${secured.host}/test/tls:v1`, `docker://${plain.host}/test/tls:v1`);
       expect(r.status, r.stderr).toBe(0);

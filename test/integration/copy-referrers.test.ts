@@ -44,7 +44,9 @@ async function attach(repo: string, digest: string, type: string): Promise<strin
   const c = new RegistryClient({ registry: dist.host, repository: repo, tlsVerify: false, pushScope: true });
   try {
     const head = (await c.headManifest(digest))!;
-    return (await attachArtifact(c, { mediaType: head.mediaType, digest, size: head.size }, type, [{ mediaType: type, bytes: Buffer.from(`{"of":"${digest}"}`) }])).descriptor.digest;
+    return (
+      await attachArtifact(c, { mediaType: head.mediaType, digest, size: head.size }, type, [{ mediaType: type, bytes: Buffer.from(`{"of":"${digest}"}`) }])
+    ).descriptor.digest;
   } finally {
     await c.close();
   }
@@ -77,45 +79,78 @@ describe('copy --referrers', () => {
     ['distribution → mock (referrers API)', () => `${dist.host}/app:1`, () => `${mock.host}/app:1`, 'referrers-api'],
     ['distribution → another repository of distribution (tag schema)', () => `${dist.host}/app:1`, () => `${dist.host}/copied:1`, 'tag-schema'],
     ['mock → distribution (tag schema)', () => `${mock.host}/app:1`, () => `${dist.host}/back:1`, 'tag-schema'],
-  ])('%s: the destination lists the same artifacts and the signature verifies', async (_label, from, to, via) => {
-    const source = await referrers(from());
-    expect(source.referrers.map((r) => r.artifactType).sort()).toEqual(['application/spdx+json', 'application/vnd.dev.cosign.simplesigning.v1+json', 'application/vnd.in-toto+json']);
+  ])(
+    '%s: the destination lists the same artifacts and the signature verifies',
+    async (_label, from, to, via) => {
+      const source = await referrers(from());
+      expect(source.referrers.map((r) => r.artifactType).sort()).toEqual([
+        'application/spdx+json',
+        'application/vnd.dev.cosign.simplesigning.v1+json',
+        'application/vnd.in-toto+json',
+      ]);
 
-    const c = await nixreg('copy', '--referrers', `docker://${from()}`, `docker://${to()}`, '--src-tls-verify=false', '--dest-tls-verify=false');
-    expect(errorLines(c.stderr)).toEqual([]);
-    expect(c.status).toBe(0);
-    for (const r of source.referrers) expect(c.stderr).toContain(`${r.digest} referring to ${digest}`);
+      const c = await nixreg('copy', '--referrers', `docker://${from()}`, `docker://${to()}`, '--src-tls-verify=false', '--dest-tls-verify=false');
+      expect(errorLines(c.stderr)).toEqual([]);
+      expect(c.status).toBe(0);
+      for (const r of source.referrers) expect(c.stderr).toContain(`${r.digest} referring to ${digest}`);
 
-    const copied = await referrers(to());
-    expect(copied.via).toBe(via);
-    expect(copied.subject).toBe(`${to().replace(/:1$/, '')}@${digest}`);
-    expect(artifacts(copied)).toEqual(artifacts(source));
+      const copied = await referrers(to());
+      expect(copied.via).toBe(via);
+      expect(copied.subject).toBe(`${to().replace(/:1$/, '')}@${digest}`);
+      expect(artifacts(copied)).toEqual(artifacts(source));
 
-    const v = await nixreg('verify', to(), '--key', key('k.pub'), '--tls-verify=false');
-    expect(errorLines(v.stderr)).toEqual([]);
-    expect(v.status).toBe(0);
-  }, 120_000);
+      const v = await nixreg('verify', to(), '--key', key('k.pub'), '--tls-verify=false');
+      expect(errorLines(v.stderr)).toEqual([]);
+      expect(v.status).toBe(0);
+    },
+    120_000,
+  );
 
   it('copied again, the destination lists each artifact once', async () => {
-    const c = await nixreg('copy', '--referrers', `docker://${dist.host}/app:1`, `docker://${dist.host}/copied:1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet');
+    const c = await nixreg(
+      'copy',
+      '--referrers',
+      `docker://${dist.host}/app:1`,
+      `docker://${dist.host}/copied:1`,
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--quiet',
+    );
     expect(errorLines(c.stderr)).toEqual([]);
     expect((await referrers(`${dist.host}/copied:1`)).referrers).toHaveLength(3);
   }, 120_000);
 
   it('without --referrers nothing attached follows; --referrers out of a registry copy is refused in one line', async () => {
-    const c = await nixreg('copy', `docker://${dist.host}/app:1`, `docker://${dist.host}/bare:1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet');
+    const c = await nixreg(
+      'copy',
+      `docker://${dist.host}/app:1`,
+      `docker://${dist.host}/bare:1`,
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--quiet',
+    );
     expect(c.status).toBe(0);
     expect((await referrers(`${dist.host}/bare:1`)).referrers).toEqual([]);
     const r = await nixreg('copy', '--referrers', `docker://${dist.host}/app:1`, `oci:${join(tmp, 'layout')}`, '--src-tls-verify=false');
     expect(r.status).toBe(2);
-    expect(errorLines(r.stderr)).toEqual(['nixreg: --referrers copies from a registry into a registry (docker://SRC docker://DST): only there are artifacts attached to a manifest']);
+    expect(errorLines(r.stderr)).toEqual([
+      'nixreg: --referrers copies from a registry into a registry (docker://SRC docker://DST): only there are artifacts attached to a manifest',
+    ]);
   }, 120_000);
 
   it('--all: the referrers of the index and of each platform manifest come along', async () => {
     const ix = await pushAmdArmIndex(dist.url, 'multi', img('amd', 'amd64'), img('arm', 'arm64'), { index: 'v1' });
     const onIndex = await attach('multi', ix.index, 'application/vnd.example.index-note');
     const onArm = await attach('multi', ix.arm, 'application/spdx+json');
-    const c = await nixreg('copy', '--all', '--referrers', `docker://${dist.host}/multi:v1`, `docker://${mock.host}/multi:v1`, '--src-tls-verify=false', '--dest-tls-verify=false');
+    const c = await nixreg(
+      'copy',
+      '--all',
+      '--referrers',
+      `docker://${dist.host}/multi:v1`,
+      `docker://${mock.host}/multi:v1`,
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+    );
     expect(errorLines(c.stderr)).toEqual([]);
     expect(c.status).toBe(0);
     expect(artifacts(await referrers(`${mock.host}/multi@${ix.index}`))).toEqual([{ digest: onIndex, artifactType: 'application/vnd.example.index-note' }]);
@@ -128,10 +163,22 @@ describe('copy --referrers', () => {
     const lost = await attach('gone', ix.amd, 'application/spdx+json');
     const del = await fetch(`${dist.url}/v2/gone/manifests/${lost}`, { method: 'DELETE' });
     expect(del.status).toBe(202);
-    const c = await nixreg('copy', '--referrers', `docker://${dist.host}/gone:v1`, `docker://${mock.host}/gone:v1`, '--src-tls-verify=false', '--dest-tls-verify=false', '--quiet');
+    const c = await nixreg(
+      'copy',
+      '--referrers',
+      `docker://${dist.host}/gone:v1`,
+      `docker://${mock.host}/gone:v1`,
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--quiet',
+    );
     expect(c.status).not.toBe(0);
     expect(errorLines(c.stderr)).toHaveLength(1);
-    expect(errorLines(c.stderr)[0]).toMatch(new RegExp(`^nixreg: the image is copied, but not its referrer ${lost} \\(application/spdx\\+json\\) attached to ${ix.amd}: .*not found.*; copy again once that is fixed, or without --referrers$`));
+    expect(errorLines(c.stderr)[0]).toMatch(
+      new RegExp(
+        `^nixreg: the image is copied, but not its referrer ${lost} \\(application/spdx\\+json\\) attached to ${ix.amd}: .*not found.*; copy again once that is fixed, or without --referrers$`,
+      ),
+    );
     expect(c.stderr).not.toMatch(/\n\s+at /);
   }, 120_000);
 
@@ -140,11 +187,21 @@ describe('copy --referrers', () => {
     const to = await startDistribution({ htpasswd: { bob: 'dst-pw' } });
     try {
       const digest = await pushTestImage(from.url, 'priv', img('priv', 'amd64'), 'v1', basicAuth('alice', 'src-pw'));
-      const c = new RegistryClient({ registry: from.host, repository: 'priv', tlsVerify: false, pushScope: true, creds: { username: 'alice', password: 'src-pw' } });
+      const c = new RegistryClient({
+        registry: from.host,
+        repository: 'priv',
+        tlsVerify: false,
+        pushScope: true,
+        creds: { username: 'alice', password: 'src-pw' },
+      });
       let sbom: string;
       try {
         const head = (await c.headManifest(digest))!;
-        sbom = (await attachArtifact(c, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from('{}') }])).descriptor.digest;
+        sbom = (
+          await attachArtifact(c, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [
+            { mediaType: 'application/spdx+json', bytes: Buffer.from('{}') },
+          ])
+        ).descriptor.digest;
       } finally {
         await c.close();
       }
@@ -163,4 +220,3 @@ describe('copy --referrers', () => {
     }
   }, 120_000);
 });
-

@@ -28,9 +28,15 @@ let arm: TestImage;
 let indexDigest: string;
 
 const skopeo = (...args: string[]): Buffer =>
-  execFileSync('skopeo', ['--insecure-policy', '--override-os', 'linux', '--override-arch', 'amd64', ...args], { stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 });
+  execFileSync('skopeo', ['--insecure-policy', '--override-os', 'linux', '--override-arch', 'amd64', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 << 20,
+  });
 const blob = (dir: string, digest: string) => readFileSync(join(dir, 'blobs', 'sha256', digest.slice('sha256:'.length)));
-const layoutIndex = (dir: string) => JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: Array<{ mediaType: string; digest: string; size: number; annotations?: Record<string, string> }> };
+const layoutIndex = (dir: string) =>
+  JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as {
+    manifests: Array<{ mediaType: string; digest: string; size: number; annotations?: Record<string, string> }>;
+  };
 const copy = (...args: string[]) => runCli(['copy', '-q', ...args], { cacheHome: join(work, 'cache') });
 const fresh = (name: string) => join(mkdtempSync(join(work, `${name}-`)), 'out');
 
@@ -38,12 +44,32 @@ beforeAll(async () => {
   for (const t of ['skopeo', 'umoci']) requireTool(t);
   work = mkdtempSync(join(tmpdir(), 'nixreg-copy-'));
   reg = await startDistribution();
-  ociImg = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }, { tar: LAYERS.L3(), c: 'none' }, { tar: LAYERS.L2(), c: 'gzip' }], 'oci');
-  dockerImg = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }, { tar: LAYERS.L2(), c: 'gzip' }], 'docker');
+  ociImg = makeImage(
+    [
+      { tar: LAYERS.L1(), c: 'gzip' },
+      { tar: LAYERS.L3(), c: 'none' },
+      { tar: LAYERS.L2(), c: 'gzip' },
+    ],
+    'oci',
+  );
+  dockerImg = makeImage(
+    [
+      { tar: LAYERS.L1(), c: 'gzip' },
+      { tar: LAYERS.L2(), c: 'gzip' },
+    ],
+    'docker',
+  );
   await pushTestImage(reg.url, 'test/oci', ociImg, 'v1');
   await pushTestImage(reg.url, 'test/docker', dockerImg, 'v1');
   amd = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }], 'oci');
-  arm = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L1(), c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
+  arm = makeImage(
+    [
+      { tar: LAYERS.L2(), c: 'gzip' },
+      { tar: LAYERS.L1(), c: 'gzip' },
+    ],
+    'oci',
+    { arch: 'arm64', variant: 'v8' },
+  );
   indexDigest = (await pushAmdArmIndex(reg.url, 'test/multi', amd, arm, { index: 'idx' })).index;
 }, 120_000);
 
@@ -81,7 +107,12 @@ describe('nixreg copy docker:// → oci:', () => {
     skopeo('copy', '-q', '--src-tls-verify=false', `docker://${reg.host}/test/docker:v1`, `oci:${theirs}:t`);
     const types = (dir: string) => {
       const m = JSON.parse(skopeo('inspect', '--raw', `oci:${dir}:t`).toString('utf8'));
-      return { index: layoutIndex(dir).manifests[0]!.mediaType, manifest: m.mediaType, config: m.config.mediaType, layers: m.layers.map((l: { mediaType: string }) => l.mediaType) };
+      return {
+        index: layoutIndex(dir).manifests[0]!.mediaType,
+        manifest: m.mediaType,
+        config: m.config.mediaType,
+        layers: m.layers.map((l: { mediaType: string }) => l.mediaType),
+      };
     };
     expect(types(ours)).toEqual(types(theirs));
     expect(skopeo('inspect', '--config', '--raw', `oci:${ours}:t`).equals(dockerImg.config)).toBe(true);
@@ -133,11 +164,24 @@ describe('nixreg copy docker:// → oci:', () => {
     expect(entry.digest).toBe(indexDigest);
     const sourceIndex = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/test/multi:idx`);
     expect(skopeo('inspect', '--raw', `oci:${dir}:idx`).equals(sourceIndex)).toBe(true);
-    for (const [img, arch] of [[amd, 'amd64'], [arm, 'arm64']] as const) {
+    for (const [img, arch] of [
+      [amd, 'amd64'],
+      [arm, 'arm64'],
+    ] as const) {
       expect(blob(dir, manifestOf(img).digest).equals(manifestOf(img).bytes)).toBe(true);
       expect(blob(dir, sha(img.config)).equals(img.config)).toBe(true);
       for (const l of img.layers) expect(blob(dir, sha(l.blob)).equals(l.blob)).toBe(true);
-      const cfg = execFileSync('skopeo', ['--override-os', 'linux', '--override-arch', arch, ...(arch === 'arm64' ? ['--override-variant', 'v8'] : []), 'inspect', '--config', '--raw', `oci:${dir}:idx`]);
+      const cfg = execFileSync('skopeo', [
+        '--override-os',
+        'linux',
+        '--override-arch',
+        arch,
+        ...(arch === 'arm64' ? ['--override-variant', 'v8'] : []),
+        'inspect',
+        '--config',
+        '--raw',
+        `oci:${dir}:idx`,
+      ]);
       expect(cfg.equals(img.config)).toBe(true);
     }
   }, 120_000);
@@ -155,27 +199,56 @@ describe('nixreg copy docker:// → oci:', () => {
     const d2 = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }], 'docker', { arch: 'arm64', variant: 'v8' });
     await pushTestImage(reg.url, 'test/dlist', d1);
     await pushTestImage(reg.url, 'test/dlist', d2);
-    const list = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
-      manifests: [
-        { mediaType: manifestOf(d1).mediaType, size: manifestOf(d1).bytes.length, digest: manifestOf(d1).digest, platform: { architecture: 'amd64', os: 'linux' } },
-        { mediaType: manifestOf(d2).mediaType, size: manifestOf(d2).bytes.length, digest: manifestOf(d2).digest, platform: { architecture: 'arm64', os: 'linux', variant: 'v8' } },
-      ],
-    }));
+    const list = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+        manifests: [
+          {
+            mediaType: manifestOf(d1).mediaType,
+            size: manifestOf(d1).bytes.length,
+            digest: manifestOf(d1).digest,
+            platform: { architecture: 'amd64', os: 'linux' },
+          },
+          {
+            mediaType: manifestOf(d2).mediaType,
+            size: manifestOf(d2).bytes.length,
+            digest: manifestOf(d2).digest,
+            platform: { architecture: 'arm64', os: 'linux', variant: 'v8' },
+          },
+        ],
+      }),
+    );
     await pushManifest(reg.url, 'test/dlist', 'l1', list, 'application/vnd.docker.distribution.manifest.list.v2+json');
     const third = fresh('all-dlist');
     const d = await copy('--all', `docker://${reg.host}/test/dlist:l1`, `oci:${third}:l1`);
     expect(d.status, d.stderr).toBe(0);
     const index = JSON.parse(skopeo('inspect', '--raw', `oci:${third}:l1`).toString('utf8'));
     expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
-    expect(index.manifests.map((m: { platform: unknown }) => m.platform)).toEqual([{ architecture: 'amd64', os: 'linux' }, { architecture: 'arm64', os: 'linux', variant: 'v8' }]);
-    for (const [img, m] of [[d1, index.manifests[0]], [d2, index.manifests[1]]] as const) {
+    expect(index.manifests.map((m: { platform: unknown }) => m.platform)).toEqual([
+      { architecture: 'amd64', os: 'linux' },
+      { architecture: 'arm64', os: 'linux', variant: 'v8' },
+    ]);
+    for (const [img, m] of [
+      [d1, index.manifests[0]],
+      [d2, index.manifests[1]],
+    ] as const) {
       expect(m.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
       const manifest = JSON.parse(blob(third, m.digest).toString('utf8'));
       expect(blob(third, manifest.config.digest).equals(img.config)).toBe(true);
     }
-    const arm = execFileSync('skopeo', ['--override-os', 'linux', '--override-arch', 'arm64', '--override-variant', 'v8', 'inspect', '--config', '--raw', `oci:${third}:l1`]);
+    const arm = execFileSync('skopeo', [
+      '--override-os',
+      'linux',
+      '--override-arch',
+      'arm64',
+      '--override-variant',
+      'v8',
+      'inspect',
+      '--config',
+      '--raw',
+      `oci:${third}:l1`,
+    ]);
     expect(arm.equals(d2.config)).toBe(true);
   }, 120_000);
 
@@ -190,7 +263,10 @@ describe('nixreg copy docker:// → oci:', () => {
 
 describe('nixreg copy into docker-archive:', () => {
   test('is byte-identical to nixreg pull of the same image', async () => {
-    for (const [repo, name] of [['test/docker:v1', 'docker'], ['test/multi:idx', 'multi']] as const) {
+    for (const [repo, name] of [
+      ['test/docker:v1', 'docker'],
+      ['test/multi:idx', 'multi'],
+    ] as const) {
       const pulled = fresh(`pull-${name}`);
       const copied = fresh(`copy-${name}`);
       const p = await runCli(['pull', '-q', ...PLATFORM, `${reg.host}/${repo}`, '-o', pulled], { cacheHome: join(work, 'cache') });
@@ -201,7 +277,9 @@ describe('nixreg copy into docker-archive:', () => {
       // with a name given, the same as pull's --final-image-name/--final-image-tag
       const pulledNamed = fresh(`pulln-${name}`);
       const copiedNamed = fresh(`copyn-${name}`);
-      expect((await runCli(['pull', '-q', ...PLATFORM, `${reg.host}/${repo}`, '--final-image-name', 'my/app', '--final-image-tag', 'v2', '-o', pulledNamed])).status).toBe(0);
+      expect(
+        (await runCli(['pull', '-q', ...PLATFORM, `${reg.host}/${repo}`, '--final-image-name', 'my/app', '--final-image-tag', 'v2', '-o', pulledNamed])).status,
+      ).toBe(0);
       expect((await copy(...PLATFORM, `docker://${reg.host}/${repo}`, `docker-archive:${copiedNamed}:my/app:v2`)).status).toBe(0);
       expect(readFileSync(copiedNamed).equals(readFileSync(pulledNamed))).toBe(true);
     }
@@ -286,7 +364,7 @@ describe('round trips', () => {
     expect(armRaw.equals(manifestOf(arm).bytes)).toBe(true);
   }, 120_000);
 
-  test('docker:// → docker:// of one platform tags that platform\'s manifest', async () => {
+  test("docker:// → docker:// of one platform tags that platform's manifest", async () => {
     const r = await copy('--os', 'linux', '--arch', 'arm64', '--variant', 'v8', `docker://${reg.host}/test/multi:idx`, `docker://${reg.host}/test/armonly:v1`);
     expect(r.status, r.stderr).toBe(0);
     const raw = skopeo('inspect', '--raw', '--tls-verify=false', `docker://${reg.host}/test/armonly:v1`);
@@ -297,7 +375,13 @@ describe('round trips', () => {
 describe('a corrupt blob in the registry', () => {
   let corrupt: TestImage;
   beforeAll(async () => {
-    corrupt = makeImage([{ tar: layerTar({ 'fine.bin': prng('corrupt-fine', 100_000) }), c: 'gzip' }, { tar: layerTar({ 'big.bin': prng('corrupt', 400_000) }), c: 'gzip' }], 'oci');
+    corrupt = makeImage(
+      [
+        { tar: layerTar({ 'fine.bin': prng('corrupt-fine', 100_000) }), c: 'gzip' },
+        { tar: layerTar({ 'big.bin': prng('corrupt', 400_000) }), c: 'gzip' },
+      ],
+      'oci',
+    );
     await pushTestImage(reg.url, 'test/corrupt', corrupt, 'v1');
     // bit rot in the registry's storage: same size, one byte changed
     const hex = sha(corrupt.layers[1]!.blob).slice('sha256:'.length);
@@ -333,18 +417,32 @@ describe('a corrupt blob in the registry', () => {
 
 describe('bad inputs: one line, the exit code of src/errors.ts, no output', () => {
   test.each([
-    ['an unknown destination transport', () => [`docker://${reg.host}/test/oci:v1`, `dir:${join(work, 'dir-out')}`], ExitCode.usage, /unknown destination transport "dir:"/],
-    ['an unknown source transport', () => [`containers-storage:x`, `oci:${join(work, 'never')}`], ExitCode.usage, /unknown source transport "containers-storage:"/],
+    [
+      'an unknown destination transport',
+      () => [`docker://${reg.host}/test/oci:v1`, `dir:${join(work, 'dir-out')}`],
+      ExitCode.usage,
+      /unknown destination transport "dir:"/,
+    ],
+    [
+      'an unknown source transport',
+      () => [`containers-storage:x`, `oci:${join(work, 'never')}`],
+      ExitCode.usage,
+      /unknown source transport "containers-storage:"/,
+    ],
     ['a missing source file', () => [`docker-archive:${join(work, 'missing.tar')}`, `oci:${join(work, 'never')}`], ExitCode.usage, /missing\.tar/],
     ['a missing tag', () => [`docker://${reg.host}/test/oci:nope`, `oci:${join(work, 'never')}`], ExitCode.notFound, /nope/],
-  ])('%s', async (_what, args, code, message) => {
-    const r = await copy(...args());
-    expect(r.status).toBe(code);
-    expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(errorLines(r.stderr)[0]).toMatch(message);
-    expect(existsSync(join(work, 'never'))).toBe(false);
-    expect(existsSync(join(work, 'dir-out'))).toBe(false);
-  }, 60_000);
+  ])(
+    '%s',
+    async (_what, args, code, message) => {
+      const r = await copy(...args());
+      expect(r.status).toBe(code);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(errorLines(r.stderr)[0]).toMatch(message);
+      expect(existsSync(join(work, 'never'))).toBe(false);
+      expect(existsSync(join(work, 'dir-out'))).toBe(false);
+    },
+    60_000,
+  );
 
   test('a directory that cannot be created (under /proc) is one line, not a hang', async () => {
     // Node's mkdir({ recursive: true }) loops forever on /proc's ENOENT; the layout's directories are made one by one

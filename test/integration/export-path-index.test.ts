@@ -16,7 +16,10 @@ import { FIXTURES } from '../helpers/store-tree.js';
  * bytes (or the one-line refusal) must be identical — whiteouts, opaque dirs, duplicates (last entry wins), hard
  * links, hostile layers, the fixture layers and a generated 10^5-entry stack.
  */
-async function flattenWith(layers: Array<Buffer | (() => AsyncIterable<Buffer>)>, memoryEntries?: number): Promise<{ sha: string; bytes: number } | { error: string }> {
+async function flattenWith(
+  layers: Array<Buffer | (() => AsyncIterable<Buffer>)>,
+  memoryEntries?: number,
+): Promise<{ sha: string; bytes: number } | { error: string }> {
   const h = createHash('sha256');
   let bytes = 0;
   const sink = new Writable({
@@ -32,7 +35,11 @@ async function flattenWith(layers: Array<Buffer | (() => AsyncIterable<Buffer>)>
         layerCount: layers.length,
         openLayer: async (i) => {
           const l = layers[i]!;
-          return Buffer.isBuffer(l) ? (async function* () { for (let o = 0; o < l.length; o += 700) yield l.subarray(o, o + 700); })() : l();
+          return Buffer.isBuffer(l)
+            ? (async function* () {
+                for (let o = 0; o < l.length; o += 700) yield l.subarray(o, o + 700);
+              })()
+            : l();
         },
         layerLabel: (i) => `L${i}`,
         ...(memoryEntries === undefined ? {} : { pathIndex: { memoryEntries } }),
@@ -52,15 +59,34 @@ const STACKS: Record<string, E[][]> = {
     [{ f: '.wh.var' }, { f: 'etc/b', data: 'B' }],
   ],
   duplicates: [
-    [{ f: 'a', data: '1' }, { f: 'a', data: '2' }, { d: 'd', mode: 0o700 }, { d: 'd', mode: 0o755 }, { f: 'd/x', data: 'x' }],
-    [{ f: 'b', data: 'b1' }, { h: 'c', to: 'b' }, { f: 'b', data: 'b2' }, { f: 'a', data: '3' }],
+    [
+      { f: 'a', data: '1' },
+      { f: 'a', data: '2' },
+      { d: 'd', mode: 0o700 },
+      { d: 'd', mode: 0o755 },
+      { f: 'd/x', data: 'x' },
+    ],
+    [
+      { f: 'b', data: 'b1' },
+      { h: 'c', to: 'b' },
+      { f: 'b', data: 'b2' },
+      { f: 'a', data: '3' },
+    ],
   ],
   hardlinks: [
-    [{ f: 'lib/one', data: 'one' }, { f: 'lib/two', data: 'two' }],
+    [
+      { f: 'lib/one', data: 'one' },
+      { f: 'lib/two', data: 'two' },
+    ],
     [{ h: 'lib/link-one', to: 'lib/one' }, { f: 'lib/.wh.two' }, { f: 'x', data: 'x' }, { h: 'y', to: 'x' }],
     [{ f: 'x', data: 'X' }],
   ],
-  'hostile: write through a symlink': [[{ s: 'a', to: '/etc' }, { f: 'a/passwd', data: 'root' }]],
+  'hostile: write through a symlink': [
+    [
+      { s: 'a', to: '/etc' },
+      { f: 'a/passwd', data: 'root' },
+    ],
+  ],
   'hostile: link to a deleted target': [[{ f: 't', data: 't' }], [{ f: '.wh.t' }], [{ h: 'l', to: 't' }]],
   'hostile: dir and file in one layer': [[{ d: 'p' }, { f: 'p', data: 'x' }]],
 };
@@ -69,7 +95,11 @@ const STACKS: Record<string, E[][]> = {
 function generated(n: number): Array<() => AsyncIterable<Buffer>> {
   const entry = (name: string, data: string): Buffer => {
     const d = Buffer.from(data);
-    return Buffer.concat([encodePythonPaxHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: d.length }), d, Buffer.alloc(padTo512(d.length))]);
+    return Buffer.concat([
+      encodePythonPaxHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: d.length }),
+      d,
+      Buffer.alloc(padTo512(d.length)),
+    ]);
   };
   const dir = (name: string) => encodePythonPaxHeader({ name, type: 'dir', mode: 0o755, uid: 0, gid: 0, mtime: 1, size: 0 });
   async function* lower() {
@@ -109,7 +139,10 @@ describe('export path index: on disk and in memory give the same bytes', () => {
 
   it('the fixture layers', async () => {
     const dir = join(FIXTURES, 'docker-archive');
-    const layers = readdirSync(dir).filter((f) => /^tiny-layer-.*\.tar$/.test(f)).sort().map((f) => readFileSync(join(dir, f)));
+    const layers = readdirSync(dir)
+      .filter((f) => /^tiny-layer-.*\.tar$/.test(f))
+      .sort()
+      .map((f) => readFileSync(join(dir, f)));
     expect(layers.length).toBeGreaterThan(1);
     const mem = await flattenWith(layers);
     expect('sha' in mem).toBe(true);
@@ -127,7 +160,16 @@ describe('export path index: on disk and in memory give the same bytes', () => {
 /** 10^4 directories (nested, some listed twice with other modes, names in several scripts, xattrs) over two layers. */
 function manyDirs(n: number): Array<() => AsyncIterable<Buffer>> {
   const dir = (name: string, mode: number, xattr?: string) =>
-    encodePythonPaxHeader({ name, type: 'dir', mode, uid: 0, gid: 0, mtime: 1, size: 0, ...(xattr ? { paxHeaders: [['SCHILY.xattr.user.note', Buffer.from(xattr)]] as Array<[string, Buffer]> } : {}) });
+    encodePythonPaxHeader({
+      name,
+      type: 'dir',
+      mode,
+      uid: 0,
+      gid: 0,
+      mtime: 1,
+      size: 0,
+      ...(xattr ? { paxHeaders: [['SCHILY.xattr.user.note', Buffer.from(xattr)]] as Array<[string, Buffer]> } : {}),
+    });
   const file = (name: string) => encodePythonPaxHeader({ name, type: 'file', mode: 0o644, uid: 0, gid: 0, mtime: 1, size: 0 });
   const names = (i: number) => [`srv/${i % 97}`, `srv/${i % 97}/d-${i}`, `srv/${i % 97}/d-${i}/ü-${i}-日本`];
   function tarOf(parts: Buffer[]): Buffer {
@@ -150,10 +192,11 @@ function manyDirs(n: number): Array<() => AsyncIterable<Buffer>> {
     parts.push(file('orphan/parent/file')); // parents no layer lists
     return tarOf(parts);
   };
-  const stream = (make: () => Buffer) => async function* () {
-    const b = make();
-    for (let o = 0; o < b.length; o += 1 << 16) yield b.subarray(o, o + (1 << 16));
-  };
+  const stream = (make: () => Buffer) =>
+    async function* () {
+      const b = make();
+      for (let o = 0; o < b.length; o += 1 << 16) yield b.subarray(o, o + (1 << 16));
+    };
   return [stream(lower), stream(upper)];
 }
 

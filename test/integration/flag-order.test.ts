@@ -38,35 +38,56 @@ describe('repeatable push flags in any position', () => {
     ['--additional-tag between the positionals', (d: string) => [CONF, '--additional-tag', 'v2', d]],
     ['--additional-tag after the positionals', (d: string) => [CONF, d, '--additional-tag', 'v2']],
     ['--additional-tag twice, first', (d: string) => ['--additional-tag', 'v2', '--additional-tag', 'v3', CONF, d]],
-  ])('%s', async (name, args) => {
-    const repo = `order/${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().replace(/^-|-$/g, '')}`;
-    const r = await push(...args(`docker://${reg.host}/${repo}:1`));
-    expect(r.stderr).not.toMatch(/missing argument/);
-    expect(r.status).toBe(0);
-    expect(tags(repo)).toEqual(name.includes('twice') ? ['1', 'v2', 'v3'] : ['1', 'v2']);
-  }, 120_000);
+  ])(
+    '%s',
+    async (name, args) => {
+      const repo = `order/${name
+        .replace(/[^a-z0-9]+/gi, '-')
+        .toLowerCase()
+        .replace(/^-|-$/g, '')}`;
+      const r = await push(...args(`docker://${reg.host}/${repo}:1`));
+      expect(r.stderr).not.toMatch(/missing argument/);
+      expect(r.status).toBe(0);
+      expect(tags(repo)).toEqual(name.includes('twice') ? ['1', 'v2', 'v3'] : ['1', 'v2']);
+    },
+    120_000,
+  );
 
   it.each([
     ['--mount-from before the positionals', (d: string) => ['--mount-from', 'order/base', CONF, d]],
     ['--mount-from= before the positionals', (d: string) => ['--mount-from=order/base', CONF, d]],
     ['--mount-from after the positionals', (d: string) => [CONF, d, '--mount-from', 'order/base']],
-  ])('%s', async (name, args) => {
-    const repo = `mount/${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().replace(/^-|-$/g, '')}`;
-    const r = await push(...args(`docker://${reg.host}/${repo}:1`));
-    expect(r.stderr).not.toMatch(/missing argument/);
-    expect(r.status).toBe(0);
-    expect(tags(repo)).toEqual(['1']);
-  }, 120_000);
+  ])(
+    '%s',
+    async (name, args) => {
+      const repo = `mount/${name
+        .replace(/[^a-z0-9]+/gi, '-')
+        .toLowerCase()
+        .replace(/^-|-$/g, '')}`;
+      const r = await push(...args(`docker://${reg.host}/${repo}:1`));
+      expect(r.stderr).not.toMatch(/missing argument/);
+      expect(r.status).toBe(0);
+      expect(tags(repo)).toEqual(['1']);
+    },
+    120_000,
+  );
 
   it.each([
     ['--platform-conf before the destination', (d: string) => ['--platform-conf', `linux/amd64=${CONF}`, d]],
     ['--platform-conf= before the destination', (d: string) => [`--platform-conf=linux/amd64=${CONF}`, d]],
     ['--platform-conf after the destination', (d: string) => [d, '--platform-conf', `linux/amd64=${CONF}`]],
-  ])('%s', async (name, args) => {
-    const repo = `multi/${name.replace(/[^a-z0-9]+/gi, '-').toLowerCase().replace(/^-|-$/g, '')}`;
-    const r = await push(...args(`docker://${reg.host}/${repo}:1`));
-    expect(r.stderr).not.toMatch(/missing argument/);
-    expect(r.status).toBe(0);
-    expect(tags(repo)).toEqual(['1']);
-  }, 120_000);
+  ])(
+    '%s',
+    async (name, args) => {
+      const repo = `multi/${name
+        .replace(/[^a-z0-9]+/gi, '-')
+        .toLowerCase()
+        .replace(/^-|-$/g, '')}`;
+      const r = await push(...args(`docker://${reg.host}/${repo}:1`));
+      expect(r.stderr).not.toMatch(/missing argument/);
+      expect(r.status).toBe(0);
+      expect(tags(repo)).toEqual(['1']);
+    },
+    120_000,
+  );
 });

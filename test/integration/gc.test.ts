@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { runCli, errorLines } from '../helpers/cli.js';
-import { LAYERS, layerTar, manifestOf, pushBlob, pushManifest, pushTestImage, sha } from '../helpers/images.js';
+import { layerTar, manifestOf, pushBlob, pushManifest, pushTestImage, sha } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { requireTool } from '../helpers/tools.js';
 import { startRegistry } from '../../mock-registry/index.js';
@@ -105,7 +105,12 @@ async function pushReferrer(url: string, repo: string, subject: { digest: string
 
 let reg: Distribution;
 let front: Front;
-const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n, i) => img(n, i % 2 ? 'arm64' : 'amd64')) as [ReturnType<typeof img>, ReturnType<typeof img>, ReturnType<typeof img>, ReturnType<typeof img>];
+const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n, i) => img(n, i % 2 ? 'arm64' : 'amd64')) as [
+  ReturnType<typeof img>,
+  ReturnType<typeof img>,
+  ReturnType<typeof img>,
+  ReturnType<typeof img>,
+];
 const orphans = ['o1', 'o2', 'o3', 'o4'].map((n) => img(n));
 let i1: string;
 let i2: string;
@@ -126,7 +131,13 @@ afterAll(async () => {
 });
 
 const orphanDigests = () => orphans.map((o) => manifestOf(o).digest).sort();
-const listed = (stdout: string) => stdout.trim().split('\n').filter(Boolean).map((l) => /^would delete (sha256:[0-9a-f]{64}) \(untagged\)$/.exec(l)?.[1] ?? l).sort();
+const listed = (stdout: string) =>
+  stdout
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => /^would delete (sha256:[0-9a-f]{64}) \(untagged\)$/.exec(l)?.[1] ?? l)
+    .sort();
 
 describe('nixreg gc', () => {
   it('--dry-run on two tagged indexes, their children, a referrer and four orphans lists exactly the four', async () => {
@@ -151,11 +162,24 @@ describe('nixreg gc', () => {
     expect(errorLines(r.stderr)).toEqual([]);
     expect(r.status).toBe(0);
     const gone = [i2, i3, manifestOf(c).digest, manifestOf(d).digest, manifestOf(e).digest, ...orphanDigests()].sort();
-    expect(r.stdout.trim().split('\n').map((l) => /^deleting (sha256:\S+)/.exec(l)![1]).sort()).toEqual(gone);
+    expect(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => /^deleting (sha256:\S+)/.exec(l)![1])
+        .sort(),
+    ).toEqual(gone);
     // indexes are deleted before their children
-    const order = r.stdout.trim().split('\n').map((l) => /^deleting (sha256:\S+)/.exec(l)![1]);
+    const order = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => /^deleting (sha256:\S+)/.exec(l)![1]);
     expect(order.slice(0, 2).sort()).toEqual([i2, i3].sort());
-    expect(manifestsInStorage(reg, 'app').map((m) => m.digest).sort()).toEqual([i1, manifestOf(a).digest, manifestOf(b).digest, referrer].sort());
+    expect(
+      manifestsInStorage(reg, 'app')
+        .map((m) => m.digest)
+        .sort(),
+    ).toEqual([i1, manifestOf(a).digest, manifestOf(b).digest, referrer].sort());
     expect((await runCli(['tags', `${reg.host}/app`])).stdout).toBe('v1\n');
   }, 60_000);
 
@@ -181,7 +205,9 @@ describe('nixreg gc', () => {
       expect((await fetch(`${own.url}/v2/svc/manifests/${manifestOf(orphan).digest}`, { method: 'HEAD' })).status).toBe(200);
       const none = await runCli(['gc', `${own.host}/svc`, '--keep', 'release-*', '--tagged-only']);
       expect(none.status).toBe(4);
-      expect(errorLines(none.stderr)).toEqual([`nixreg: no tag of ${own.host}/svc matches --keep release-* (tags: keep-me); refusing to delete every manifest`]);
+      expect(errorLines(none.stderr)).toEqual([
+        `nixreg: no tag of ${own.host}/svc matches --keep release-* (tags: keep-me); refusing to delete every manifest`,
+      ]);
     } finally {
       await own.stop();
     }
@@ -194,7 +220,11 @@ describe('nixreg gc', () => {
       const old = await pushTestImage(ro.url, 'svc', img('old2'), 'old');
       const r = await runCli(['gc', `${ro.host}/svc`, '--keep', 'keep', '--tagged-only', '--quiet']);
       expect(r.status).toBe(1);
-      expect(errorLines(r.stderr)).toEqual([expect.stringMatching(/does not allow deleting manifests \(HTTP 405.*\); nothing was deleted\. For distribution, start it with REGISTRY_STORAGE_DELETE_ENABLED=true/)]);
+      expect(errorLines(r.stderr)).toEqual([
+        expect.stringMatching(
+          /does not allow deleting manifests \(HTTP 405.*\); nothing was deleted\. For distribution, start it with REGISTRY_STORAGE_DELETE_ENABLED=true/,
+        ),
+      ]);
       expect((await fetch(`${ro.url}/v2/svc/manifests/${old}`, { method: 'HEAD' })).status).toBe(200);
     } finally {
       await ro.stop();
@@ -220,7 +250,9 @@ describe('nixreg gc and what is attached to a manifest', () => {
     const client = new RegistryClient({ registry: reg.host, repository: repo, tlsVerify: false, pushScope: true });
     try {
       const head = (await client.headManifest(digest))!;
-      const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) }]);
+      const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [
+        { mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) },
+      ]);
       expect(a.via).toBe('tag-schema');
       const sig = (await client.headManifest(`${digest.replace(':', '-')}.sig`))!.digest;
       const index = (await client.headManifest(digest.replace(':', '-')))!.digest;
@@ -237,7 +269,9 @@ describe('nixreg gc and what is attached to a manifest', () => {
       const attach = async (name: string, tag: string) => {
         const digest = await pushTestImage(mock.url, 'api', img(name), tag);
         const head = (await client.headManifest(digest))!;
-        const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [{ mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) }]);
+        const a = await attachArtifact(client, { mediaType: head.mediaType, digest, size: head.size }, 'application/spdx+json', [
+          { mediaType: 'application/spdx+json', bytes: Buffer.from(`{"name":"${name}"}`) },
+        ]);
         expect(a.via).toBe('referrers-api');
         return { digest, artifact: a.descriptor.digest };
       };
@@ -246,7 +280,9 @@ describe('nixreg gc and what is attached to a manifest', () => {
       const r = await runCli(['gc', `${mock.host}/api`, '--keep', 'v*', '--tagged-only']);
       expect(errorLines(r.stderr)).toEqual([]);
       expect(r.status).toBe(0);
-      expect(r.stdout.trim().split('\n').sort()).toEqual([`deleting ${old.digest} (old)`, `deleting ${old.artifact} (untagged), attached to ${old.digest}`].sort());
+      expect(r.stdout.trim().split('\n').sort()).toEqual(
+        [`deleting ${old.digest} (old)`, `deleting ${old.artifact} (untagged), attached to ${old.digest}`].sort(),
+      );
       expect(await client.headManifest(old.artifact)).toBeUndefined();
       expect((await listReferrers(client, kept.digest)).referrers.map((x) => x.digest)).toEqual([kept.artifact]);
     } finally {
@@ -258,38 +294,50 @@ describe('nixreg gc and what is attached to a manifest', () => {
   it.each([
     ['--tagged-only (distribution itself)', 'sc1', () => reg.host, ['--tagged-only']],
     ['the manifest listing (front)', 'sc2', () => front.host, []],
-  ])('%s: keeps the signature, referrers index and artifact of a kept image; deletes those of a deleted one, and says so', async (_label, repo, host, flags) => {
-    const kept = await attachedImage(repo, `${repo}-kept`, 'v1');
-    const old = await attachedImage(repo, `${repo}-old`, 'old');
-    const dry = await runCli(['gc', `${host()}/${repo}`, '--keep', 'v*', '--dry-run', ...flags]);
-    expect(errorLines(dry.stderr)).toEqual([]);
-    expect(dry.status).toBe(0);
-    const hex = old.digest.slice(7);
-    expect(dry.stdout.trim().split('\n').sort()).toEqual(
-      [
-        `would delete ${old.digest} (old)`,
-        `would delete ${old.sig} (sha256-${hex}.sig), attached to ${old.digest}`,
-        `would delete ${old.index} (sha256-${hex}), attached to ${old.digest}`,
-        `would delete ${old.artifact} (untagged), attached to ${old.digest}`,
-      ].sort(),
-    );
+  ])(
+    '%s: keeps the signature, referrers index and artifact of a kept image; deletes those of a deleted one, and says so',
+    async (_label, repo, host, flags) => {
+      const kept = await attachedImage(repo, `${repo}-kept`, 'v1');
+      const old = await attachedImage(repo, `${repo}-old`, 'old');
+      const dry = await runCli(['gc', `${host()}/${repo}`, '--keep', 'v*', '--dry-run', ...flags]);
+      expect(errorLines(dry.stderr)).toEqual([]);
+      expect(dry.status).toBe(0);
+      const hex = old.digest.slice(7);
+      expect(dry.stdout.trim().split('\n').sort()).toEqual(
+        [
+          `would delete ${old.digest} (old)`,
+          `would delete ${old.sig} (sha256-${hex}.sig), attached to ${old.digest}`,
+          `would delete ${old.index} (sha256-${hex}), attached to ${old.digest}`,
+          `would delete ${old.artifact} (untagged), attached to ${old.digest}`,
+        ].sort(),
+      );
 
-    const r = await runCli(['gc', `${host()}/${repo}`, '--keep', 'v*', ...flags, '--quiet']);
-    expect(errorLines(r.stderr)).toEqual([]);
-    expect(r.status).toBe(0);
-    const head = async (d: string) => (await fetch(`${reg.url}/v2/${repo}/manifests/${d}`, { method: 'HEAD', headers: { accept: OCI_INDEX + ', application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' } })).status;
-    for (const d of [old.digest, old.sig, old.index, old.artifact]) expect(await head(d)).toBe(404);
-    for (const d of [kept.digest, kept.sig, kept.index, kept.artifact]) expect(await head(d)).toBe(200);
-    const l = await runCli(['referrers', `${reg.host}/${repo}:v1`, '--json']);
-    expect((JSON.parse(l.stdout) as { referrers: Array<{ digest: string }> }).referrers.map((x) => x.digest).sort()).toEqual([kept.artifact, kept.sig].sort());
-    const v = await runCli(['verify', `${reg.host}/${repo}:v1`, '--key', join(keys, 'k.pub')]);
-    expect(errorLines(v.stderr)).toEqual([]);
-    expect(v.status).toBe(0);
-    const client = new RegistryClient({ registry: reg.host, repository: repo, tlsVerify: false });
-    try {
-      expect((await listReferrers(client, old.digest)).referrers).toEqual([]);
-    } finally {
-      await client.close();
-    }
-  }, 120_000);
+      const r = await runCli(['gc', `${host()}/${repo}`, '--keep', 'v*', ...flags, '--quiet']);
+      expect(errorLines(r.stderr)).toEqual([]);
+      expect(r.status).toBe(0);
+      const head = async (d: string) =>
+        (
+          await fetch(`${reg.url}/v2/${repo}/manifests/${d}`, {
+            method: 'HEAD',
+            headers: { accept: OCI_INDEX + ', application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' },
+          })
+        ).status;
+      for (const d of [old.digest, old.sig, old.index, old.artifact]) expect(await head(d)).toBe(404);
+      for (const d of [kept.digest, kept.sig, kept.index, kept.artifact]) expect(await head(d)).toBe(200);
+      const l = await runCli(['referrers', `${reg.host}/${repo}:v1`, '--json']);
+      expect((JSON.parse(l.stdout) as { referrers: Array<{ digest: string }> }).referrers.map((x) => x.digest).sort()).toEqual(
+        [kept.artifact, kept.sig].sort(),
+      );
+      const v = await runCli(['verify', `${reg.host}/${repo}:v1`, '--key', join(keys, 'k.pub')]);
+      expect(errorLines(v.stderr)).toEqual([]);
+      expect(v.status).toBe(0);
+      const client = new RegistryClient({ registry: reg.host, repository: repo, tlsVerify: false });
+      try {
+        expect((await listReferrers(client, old.digest)).referrers).toEqual([]);
+      } finally {
+        await client.close();
+      }
+    },
+    120_000,
+  );
 });

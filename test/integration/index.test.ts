@@ -20,7 +20,12 @@ const armDigest = manifestOf(arm64).digest;
 
 let reg: Distribution;
 const logFrom = () => readFileSync(reg.logFile, 'utf8').length;
-const requestsSince = (from: number) => [...readFileSync(reg.logFile, 'utf8').slice(from).matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\/v2\/[^ "]*)/g)].map((m) => `${m[1]} ${m[2]}`);
+const requestsSince = (from: number) =>
+  [
+    ...readFileSync(reg.logFile, 'utf8')
+      .slice(from)
+      .matchAll(/"(GET|HEAD|PUT|POST|PATCH|DELETE) (\/v2\/[^ "]*)/g),
+  ].map((m) => `${m[1]} ${m[2]}`);
 const raw = (ref: string) => spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'utf8' });
 
 beforeAll(async () => {
@@ -36,8 +41,16 @@ describe('nixreg index', () => {
   it('create: two single-platform images from other repositories, mounted, read by skopeo and prefetch --platform all', async () => {
     const from = logFrom();
     const r = await runCli([
-      'index', 'create', `${reg.host}/app:1.0`, `${reg.host}/ci/amd64:1`, `${reg.host}/ci/arm64:1`,
-      '--require-platform', 'linux/amd64', '--require-platform', 'linux/arm64/v8', '--json',
+      'index',
+      'create',
+      `${reg.host}/app:1.0`,
+      `${reg.host}/ci/amd64:1`,
+      `${reg.host}/ci/arm64:1`,
+      '--require-platform',
+      'linux/amd64',
+      '--require-platform',
+      'linux/arm64/v8',
+      '--json',
     ]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
@@ -51,8 +64,18 @@ describe('nixreg index', () => {
     const idx = JSON.parse(sk.stdout);
     expect(idx.mediaType).toBe('application/vnd.oci.image.index.v1+json');
     expect(idx.manifests).toEqual([
-      { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: amdDigest, size: manifestOf(amd64).bytes.length, platform: { architecture: 'amd64', os: 'linux' } },
-      { mediaType: 'application/vnd.docker.distribution.manifest.v2+json', digest: armDigest, size: manifestOf(arm64).bytes.length, platform: { architecture: 'arm64', os: 'linux' } },
+      {
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        digest: amdDigest,
+        size: manifestOf(amd64).bytes.length,
+        platform: { architecture: 'amd64', os: 'linux' },
+      },
+      {
+        mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+        digest: armDigest,
+        size: manifestOf(arm64).bytes.length,
+        platform: { architecture: 'arm64', os: 'linux' },
+      },
     ]);
     expect(j.digest).toMatch(/^sha256:/);
     const p = await runCli(['prefetch', `${reg.host}/app`, '1.0', '--tls-verify=false', '--platform', 'all', '--quiet']);
@@ -62,9 +85,20 @@ describe('nixreg index', () => {
   }, 120_000);
 
   it('--require-platform refuses an index that lacks one, naming it, and tags nothing', async () => {
-    const r = await runCli(['index', 'create', `${reg.host}/app:2.0`, `${reg.host}/ci/amd64:1`, '--require-platform', 'linux/amd64', '--require-platform', 'linux/arm64/v8']);
+    const r = await runCli([
+      'index',
+      'create',
+      `${reg.host}/app:2.0`,
+      `${reg.host}/ci/amd64:1`,
+      '--require-platform',
+      'linux/amd64',
+      '--require-platform',
+      'linux/arm64/v8',
+    ]);
     expect(r.status).toBe(4);
-    expect(errorLines(r.stderr)).toEqual([`nixreg: index ${reg.host}/app:2.0 would lack the required platform linux/arm64/v8 (it has linux/amd64); nothing was tagged`]);
+    expect(errorLines(r.stderr)).toEqual([
+      `nixreg: index ${reg.host}/app:2.0 would lack the required platform linux/arm64/v8 (it has linux/amd64); nothing was tagged`,
+    ]);
     expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
     expect((await fetch(`${reg.url}/v2/app/manifests/2.0`, { method: 'HEAD' })).status).toBe(404);
   }, 60_000);

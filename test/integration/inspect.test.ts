@@ -46,10 +46,15 @@ beforeAll(async () => {
   const arm = simpleImage([LAYERS.L3()], extra, 'arm64');
   await pushTestImage(reg.url, 'ins/img', amd, 'v1');
   await pushTestImage(reg.url, 'ins/img', arm);
-  indexDigest = await pushTestIndex(reg.url, 'ins/img', [
-    { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm, platform: { os: 'linux', architecture: 'arm64' } },
-  ], 'multi');
+  indexDigest = await pushTestIndex(
+    reg.url,
+    'ins/img',
+    [
+      { img: amd, platform: { os: 'linux', architecture: 'amd64' } },
+      { img: arm, platform: { os: 'linux', architecture: 'arm64' } },
+    ],
+    'multi',
+  );
   skopeo('copy', '--src-tls-verify=false', `docker://${reg.host}/ins/img:v1`, `docker-archive:${work}/img.tar:ins/img:v1`);
   skopeo('copy', '--src-tls-verify=false', `docker://${reg.host}/ins/img:v1`, `oci:${work}/layout:v1`);
   skopeo('copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/ins/img:multi`, `oci:${work}/multi:m`);
@@ -68,7 +73,8 @@ describe('nixreg inspect vs skopeo inspect', () => {
     expect(ok(ref, '--tls-verify=false', '--config').equals(skopeo('inspect', '--tls-verify=false', '--config', '--raw', ref))).toBe(true);
     const mine = json(ok(ref, '--tls-verify=false', '--json'));
     const theirs = json(skopeo('inspect', '--tls-verify=false', ref));
-    for (const k of ['Name', 'Digest', 'RepoTags', 'Created', 'Architecture', 'Os', 'Layers', 'Env', 'Labels', 'DockerVersion'] as const) expect(mine[k], k).toEqual(theirs[k]);
+    for (const k of ['Name', 'Digest', 'RepoTags', 'Created', 'Architecture', 'Os', 'Layers', 'Env', 'Labels', 'DockerVersion'] as const)
+      expect(mine[k], k).toEqual(theirs[k]);
     expect([...mine.RepoTags].sort()).toEqual(['armonly', 'multi', 'v1']); // every tag of the repository, like skopeo
     expect(mine.Entrypoint).toEqual(['/bin/hi']);
     expect(mine.Cmd).toEqual(['--help']);
@@ -96,14 +102,18 @@ describe('nixreg inspect vs skopeo inspect', () => {
       // like skopeo, Digest is what the reference names (the index); ManifestDigest is the platform's image
       expect(mine.Digest).toBe(theirs.Digest);
       expect(mine.Digest).toBe(indexDigest);
-      expect(mine.ManifestDigest).toBe(json(ok(ref, '--tls-verify=false', '--raw')).manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === arch).digest);
+      expect(mine.ManifestDigest).toBe(
+        json(ok(ref, '--tls-verify=false', '--raw')).manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === arch).digest,
+      );
       expect(mine.Layers).toEqual(theirs.Layers);
       expect(mine.Architecture).toBe(arch);
       expect(mine.Index.Digest).toBe(indexDigest);
       expect(mine.Index.Platforms.map((p: { Platform: string }) => p.Platform)).toEqual(['linux/amd64', 'linux/arm64']);
-      expect(ok(ref, '--tls-verify=false', '--config', '--arch', arch).equals(
-        skopeo('--override-arch', arch, '--override-os', 'linux', 'inspect', '--tls-verify=false', '--config', '--raw', ref),
-      )).toBe(true);
+      expect(
+        ok(ref, '--tls-verify=false', '--config', '--arch', arch).equals(
+          skopeo('--override-arch', arch, '--override-os', 'linux', 'inspect', '--tls-verify=false', '--config', '--raw', ref),
+        ),
+      ).toBe(true);
     }
   });
 

@@ -93,7 +93,9 @@ describe('login and logout', () => {
     // nixreg reads it without flags, skopeo with --authfile
     const tags = await nixreg(['tags', `${basic.host}/team/app`]);
     expect(tags.stdout).toBe('v1\n');
-    const sk = spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', authFile(), `docker://${basic.host}/team/app:v1`], { encoding: 'utf8' });
+    const sk = spawnSync('skopeo', ['inspect', '--raw', '--tls-verify=false', '--authfile', authFile(), `docker://${basic.host}/team/app:v1`], {
+      encoding: 'utf8',
+    });
     expect(sk.status).toBe(0);
     expect(JSON.parse(sk.stdout).schemaVersion).toBe(2);
     const json = await nixreg(['login', basic.host, '-u', 'dora', '--password-stdin', '--json'], { stdin: PW });
@@ -157,7 +159,13 @@ describe('the other registry commands with credentials', () => {
     await ok(['index', 'create', `${ref}:multi`, `${ref}:v1`]);
     await ok(['gc', ref, '--keep', 'v*', '--keep', 'multi', '--tagged-only', '--dry-run']);
     await ok(['tags', ref, '--creds', `dora:${PW}`], {});
-    for (const args of [['digest', `${ref}:v1`], ['tag', `${ref}:v1`, 'v3'], ['index', 'append', `${ref}:multi`, `${ref}:v1`], ['gc', ref, '--keep', 'v1', '--tagged-only'], ['delete', `${ref}:v2`]]) {
+    for (const args of [
+      ['digest', `${ref}:v1`],
+      ['tag', `${ref}:v1`, 'v3'],
+      ['index', 'append', `${ref}:multi`, `${ref}:v1`],
+      ['gc', ref, '--keep', 'v1', '--tagged-only'],
+      ['delete', `${ref}:v2`],
+    ]) {
       const bad = await nixreg(args, { env: { ...scoped, NIXREG_PASSWORD: WRONG } });
       expect(bad.status, bad.stderr).toBe(3);
       expect(nixregLine(bad)).toHaveLength(1);
@@ -194,7 +202,9 @@ describe('login with a token server over TLS', () => {
     expect(bad.status).toBe(3);
     expect(nixregLine(bad)).toEqual([`nixreg: login to ${secured.host} failed: the registry refused the username and password; nothing was stored`]);
     expect(existsSync(file)).toBe(false);
-    const good = await nixreg(['login', secured.host, '-u', 'eve', '--password-stdin', '--cert-dir', certDir, '--authfile', file, '--quiet'], { stdin: TOKEN_PW });
+    const good = await nixreg(['login', secured.host, '-u', 'eve', '--password-stdin', '--cert-dir', certDir, '--authfile', file, '--quiet'], {
+      stdin: TOKEN_PW,
+    });
     expect(good.stdout).toBe('');
     expect(good.status).toBe(0);
     expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ auths: { [secured.host]: { auth: b64(`eve:${TOKEN_PW}`) } } });

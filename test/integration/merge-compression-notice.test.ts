@@ -24,7 +24,7 @@ beforeAll(() => {
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 describe('merge: compression notice and size', () => {
-  test('zstd bytes under a .tar name: one note naming the compression, the file and the flag; size is the file\'s', () => {
+  test("zstd bytes under a .tar name: one note naming the compression, the file and the flag; size is the file's", () => {
     const out = join(work, 'merged.tar');
     const r = nixreg('merge', PLAIN, join(work, 'in.tar.zst'), '-o', out, '--json');
     expect(r.status, r.stderr).toBe(0);

@@ -29,7 +29,13 @@ const sharedHex = createHash('sha256').update(shared).digest('hex');
 const nixreg = (...args: string[]) => runCliSync(args);
 /** skopeo's view of one image of an archive, rewritten as a docker-archive with a fixed name. */
 function viaSkopeo(archive: string, ref: string | undefined, name: string): Buffer {
-  const out = join(work, `via-${createHash('sha256').update(archive + ref + name).digest('hex').slice(0, 8)}.tar`);
+  const out = join(
+    work,
+    `via-${createHash('sha256')
+      .update(archive + ref + name)
+      .digest('hex')
+      .slice(0, 8)}.tar`,
+  );
   rmSync(out, { force: true });
   execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', `docker-archive:${archive}${ref ? `:${ref}` : ''}`, `docker-archive:${out}:${name}`], {
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -50,7 +56,20 @@ beforeAll(async () => {
   const a = await pushTestImage(reg.url, 'm/a', simpleImage([shared, LAYERS.L2()]));
   const b = await pushTestImage(reg.url, 'm/b', simpleImage([shared, LAYERS.L3()], { Cmd: ['b'] }));
   const pull = (repo: string, digest: string, out: string, name: string, tag: string) => {
-    const r = nixreg('pull', `${reg.host}/${repo}`, '--digest', digest, '-o', out, '--tls-verify=false', '--quiet', '--final-image-name', name, '--final-image-tag', tag);
+    const r = nixreg(
+      'pull',
+      `${reg.host}/${repo}`,
+      '--digest',
+      digest,
+      '-o',
+      out,
+      '--tls-verify=false',
+      '--quiet',
+      '--final-image-name',
+      name,
+      '--final-image-tag',
+      tag,
+    );
     expect(r.status, r.stderr).toBe(0);
   };
   pull('m/a', a, join(work, 'a.tar'), 'example.org/a', '1');
@@ -70,7 +89,10 @@ describe('nixreg merge', () => {
     const r = nixreg('merge', join(work, 'a.tar'), join(work, 'b.tar.gz'), '-o', all, '--json', '--compress', 'none');
     expect(r.status, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ images: 2, layersStored: 3, layersShared: 1, compress: 'none' });
-    for (const [orig, ref] of [[join(work, 'a.tar'), 'example.org/a:1'], [join(work, 'b.tar'), 'example.org/b:2']] as const) {
+    for (const [orig, ref] of [
+      [join(work, 'a.tar'), 'example.org/a:1'],
+      [join(work, 'b.tar'), 'example.org/b:2'],
+    ] as const) {
       expect(viaSkopeo(all, ref, 'x/y:z').equals(viaSkopeo(orig, undefined, 'x/y:z')), ref).toBe(true);
     }
     const names = await members(all);
@@ -89,7 +111,7 @@ describe('nixreg merge', () => {
     expect(readFileSync(third).equals(readFileSync(all))).toBe(true);
   });
 
-  test('--compress gz|zstd, and by default the last input\'s compression (as mergeImages): same archive inside, deterministic', () => {
+  test("--compress gz|zstd, and by default the last input's compression (as mergeImages): same archive inside, deterministic", () => {
     requireTool('zstd');
     const plain = join(work, 'c-plain.tar');
     expect(nixreg('merge', join(work, 'a.tar'), join(work, 'b.tar'), '-o', plain).status).toBe(0);

@@ -15,7 +15,9 @@ import { requireTool } from '../helpers/tools.js';
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/nixreg.js');
 const canBuild =
-  spawnSync('sh', ['-c', 'command -v cc'], { stdio: 'ignore' }).status === 0 && existsSync('/usr/include/zstd.h') && existsSync('/usr/include/isa-l/igzip_lib.h');
+  spawnSync('sh', ['-c', 'command -v cc'], { stdio: 'ignore' }).status === 0 &&
+  existsSync('/usr/include/zstd.h') &&
+  existsSync('/usr/include/isa-l/igzip_lib.h');
 let reg: Distribution;
 let work: string;
 let digest: string;
@@ -26,7 +28,18 @@ beforeAll(async () => {
   reg = await startDistribution();
   // > 1 MiB layers, so each decodes in several native steps
   const big = (seed: string) => layerTar({ [`opt/${seed}/a.bin`]: prng(seed, 1_500_000), [`opt/${seed}/b.txt`]: 'text\n'.repeat(300_000) });
-  digest = await pushTestImage(reg.url, 'test/native', makeImage([{ tar: big('g'), c: 'gzip' }, { tar: big('z'), c: 'zstd' }, { tar: big('g1'), c: 'gzip-1' }], 'oci'));
+  digest = await pushTestImage(
+    reg.url,
+    'test/native',
+    makeImage(
+      [
+        { tar: big('g'), c: 'gzip' },
+        { tar: big('z'), c: 'zstd' },
+        { tar: big('g1'), c: 'gzip-1' },
+      ],
+      'oci',
+    ),
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -52,7 +65,11 @@ describe('native layer decoders in the CLI', () => {
       'nixreg: debug: no native gzip decoder (NIXREG_NO_NATIVE=1): using node:zlib',
       'nixreg: debug: no native zstd decoder (NIXREG_NO_NATIVE=1): using fzstd',
     ]);
-    if (canBuild) expect(withNative.debug.sort()).toEqual(['nixreg: debug: gzip layers decode with the native decoder', 'nixreg: debug: zstd layers decode with the native decoder']);
+    if (canBuild)
+      expect(withNative.debug.sort()).toEqual([
+        'nixreg: debug: gzip layers decode with the native decoder',
+        'nixreg: debug: zstd layers decode with the native decoder',
+      ]);
     else expect(withNative.debug.every((l) => l.includes('no native'))).toBe(true);
   });
 });

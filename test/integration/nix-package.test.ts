@@ -22,7 +22,10 @@ const STANDINS = `
   importNpmLock = { __functor = self: args: { importNpmLockArgs = args; }; npmConfigHook = "importNpmLock.npmConfigHook-standin"; };`;
 
 function evalJson(expr: string): any {
-  const r = spawnSync('nix-instantiate', [...NIX_OPTS, '--eval', '--strict', '--json', '--read-write-mode', '-E', expr], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  const r = spawnSync('nix-instantiate', [...NIX_OPTS, '--eval', '--strict', '--json', '--read-write-mode', '-E', expr], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+  });
   if (r.status !== 0) throw new Error(r.stderr);
   return JSON.parse(r.stdout);
 }
@@ -30,7 +33,12 @@ function evalJson(expr: string): any {
 describe('nix/ expressions', () => {
   test('every .nix file parses', () => {
     requireTool('nix-instantiate');
-    const files = [...readdirSync(join(ROOT, 'nix')).filter((f) => f.endsWith('.nix')).map((f) => join(ROOT, 'nix', f)), join(ROOT, 'default.nix')];
+    const files = [
+      ...readdirSync(join(ROOT, 'nix'))
+        .filter((f) => f.endsWith('.nix'))
+        .map((f) => join(ROOT, 'nix', f)),
+      join(ROOT, 'default.nix'),
+    ];
     if (existsSync(join(ROOT, 'flake.nix'))) files.push(join(ROOT, 'flake.nix'));
     expect(files.length).toBeGreaterThanOrEqual(4);
     for (const f of files) {
@@ -93,7 +101,9 @@ describe('nix/package.nix', () => {
     }
     expect(fetched).toBe(Object.keys(lock.packages).length - 1);
     // checked once against the registry (npm view PKG@V dist.tarball) when this was written
-    expect(packages['node_modules/@types/node'].resolved).toBe(`https://registry.npmjs.org/@types/node/-/node-${lock.packages['node_modules/@types/node'].version}.tgz`);
+    expect(packages['node_modules/@types/node'].resolved).toBe(
+      `https://registry.npmjs.org/@types/node/-/node-${lock.packages['node_modules/@types/node'].version}.tgz`,
+    );
     expect(packages['node_modules/yargs'].resolved).toBe(`https://registry.npmjs.org/yargs/-/yargs-${lock.packages['node_modules/yargs'].version}.tgz`);
   });
 });

@@ -52,14 +52,34 @@ beforeAll(async () => {
   reg = await startDistribution();
   // unique content per run, so the fixed-output path is new and Nix must really run the builder
   const salt = `${Date.now()}-${process.pid}`;
-  const img = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }, { tar: LAYERS.L3(), c: 'none' }], 'docker', { arch: 'amd64' });
+  const img = makeImage(
+    [
+      { tar: LAYERS.L1(), c: 'gzip' },
+      { tar: LAYERS.L3(), c: 'none' },
+    ],
+    'docker',
+    { arch: 'amd64' },
+  );
   img.config = Buffer.from(img.config.toString().replace('"nixreg test"', `"nixreg test ${salt}"`));
   digest = await pushTestImage(reg.url, 'test/nix', img);
   const dir = mkdtempSync(join(work, 'skopeo-'));
   skopeoFile = join(dir, 'docker-image-test-nix-v1.tar');
-  execFileSync('skopeo', ['--insecure-policy', `--tmpdir=${dir}`, '--override-os', 'linux', '--override-arch', 'amd64', 'copy',
-    '--src-tls-verify=false', `docker://${reg.host}/test/nix@${digest}`, `docker-archive://${skopeoFile}:test/nix:v1`],
-    { env: { ...process.env, REGISTRY_AUTH_FILE: join(dir, 'auth.json') }, stdio: ['ignore', 'ignore', 'pipe'] });
+  execFileSync(
+    'skopeo',
+    [
+      '--insecure-policy',
+      `--tmpdir=${dir}`,
+      '--override-os',
+      'linux',
+      '--override-arch',
+      'amd64',
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${reg.host}/test/nix@${digest}`,
+      `docker-archive://${skopeoFile}:test/nix:v1`,
+    ],
+    { env: { ...process.env, REGISTRY_AUTH_FILE: join(dir, 'auth.json') }, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   skopeoSri = nixHashFileSRI(skopeoFile);
 }, 120_000);
 
@@ -91,9 +111,12 @@ describe('nix/pull-image.nix', () => {
   const pureScript = (importArgs: string, callArgs: string) => {
     const dir = mkdtempSync(join(work, 'flake-'));
     copyFileSync(join(ROOT, 'nix/pull-image.nix'), join(dir, 'pull-image.nix'));
-    writeFileSync(join(dir, 'flake.nix'), `{ outputs = { self }: { script =
+    writeFileSync(
+      join(dir, 'flake.nix'),
+      `{ outputs = { self }: { script =
       (import ./pull-image.nix ({ runCommand = name: env: script: script; nixreg = "/nixreg-standin"; } // ${importArgs}))
-      ({ imageName = "example.org/a"; imageDigest = "sha256:${'0'.repeat(64)}"; hash = ""; } // ${callArgs}); }; }`);
+      ({ imageName = "example.org/a"; imageDigest = "sha256:${'0'.repeat(64)}"; hash = ""; } // ${callArgs}); }; }`,
+    );
     return spawnSync('nix', [...NIX_OPTS, '--extra-experimental-features', 'nix-command flakes', 'eval', '--json', `path:${dir}#script`], { encoding: 'utf8' });
   };
   test.each([

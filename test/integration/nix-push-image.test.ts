@@ -51,7 +51,11 @@ const diffIDs = (archive: string): string[] => JSON.parse(execFileSync('skopeo',
 /** Pull an image back from the registry with skopeo (an independent client) into a docker-archive. */
 function pullBack(ref: string): string {
   const out = join(work, `pulled-${ref.replace(/[^a-z0-9]/gi, '-')}.tar`);
-  execFileSync('skopeo', ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', '--src-creds', `${USER}:${PASSWORD}`, `docker://${reg.host}/${ref}`, `docker-archive:${out}`], { env });
+  execFileSync(
+    'skopeo',
+    ['--insecure-policy', 'copy', '-q', '--src-tls-verify=false', '--src-creds', `${USER}:${PASSWORD}`, `docker://${reg.host}/${ref}`, `docker-archive:${out}`],
+    { env },
+  );
   return out;
 }
 
@@ -113,7 +117,9 @@ describe('nix/push-image.nix', () => {
     expect(b.status, b.stderr).toBe(0);
     const p = run(join(b.stdout.trim(), 'bin/push-app'), `docker://${reg.host}/test/extra:v1`, '--tls-verify=false');
     expect(p.status, p.stderr).toBe(0);
-    const tags = JSON.parse(execFileSync('skopeo', ['list-tags', '--tls-verify=false', '--creds', `${USER}:${PASSWORD}`, `docker://${reg.host}/test/extra`], { encoding: 'utf8' })).Tags;
+    const tags = JSON.parse(
+      execFileSync('skopeo', ['list-tags', '--tls-verify=false', '--creds', `${USER}:${PASSWORD}`, `docker://${reg.host}/test/extra`], { encoding: 'utf8' }),
+    ).Tags;
     expect(tags.sort()).toEqual(['latest', 'v1']);
   });
 

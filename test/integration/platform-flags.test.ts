@@ -27,7 +27,11 @@ let storeRoot: string;
 const skopeo = (args: string[]) => spawnSync('skopeo', [...args], { encoding: 'buffer' });
 const logFrom = () => readFileSync(reg.logFile, 'utf8').length;
 const writesSince = (from: number) =>
-  [...readFileSync(reg.logFile, 'utf8').slice(from).matchAll(/"(PUT|POST|PATCH) (\/v2\/[^ "]*)/g)].map((m) => `${m[1]} ${m[2]}`);
+  [
+    ...readFileSync(reg.logFile, 'utf8')
+      .slice(from)
+      .matchAll(/"(PUT|POST|PATCH) (\/v2\/[^ "]*)/g),
+  ].map((m) => `${m[1]} ${m[2]}`);
 
 beforeAll(async () => {
   requireTool('skopeo');
@@ -36,10 +40,15 @@ beforeAll(async () => {
   reg = await startDistribution();
   await pushTestImage(reg.url, 'multi', amd64);
   await pushTestImage(reg.url, 'multi', arm64);
-  await pushTestIndex(reg.url, 'multi', [
-    { img: amd64, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm64, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ], '1');
+  await pushTestIndex(
+    reg.url,
+    'multi',
+    [
+      { img: amd64, platform: { os: 'linux', architecture: 'amd64' } },
+      { img: arm64, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ],
+    '1',
+  );
   await pushTestImage(reg.url, 'single', amd64, '1');
 }, 120_000);
 afterAll(async () => {
@@ -51,21 +60,46 @@ afterAll(async () => {
 describe('push --platform-conf --require-platform', () => {
   it('refuses before pushing anything, naming the missing platform', async () => {
     const from = logFrom();
-    const r = await runCli([
-      'push', `docker://${reg.host}/req/app:1`, '--platform-conf', `linux/amd64=${CONF}`, '--store-root', storeRoot, '--tls-verify=false',
-      '--require-platform', 'linux/amd64', '--require-platform', 'linux/arm64/v8',
-    ], { cacheHome: join(tmp, 'cache') });
-    expect(errorLines(r.stderr)).toEqual([`nixreg: index ${reg.host}/req/app:1 would lack the required platform linux/arm64/v8 (it has linux/amd64); nothing was tagged`]);
+    const r = await runCli(
+      [
+        'push',
+        `docker://${reg.host}/req/app:1`,
+        '--platform-conf',
+        `linux/amd64=${CONF}`,
+        '--store-root',
+        storeRoot,
+        '--tls-verify=false',
+        '--require-platform',
+        'linux/amd64',
+        '--require-platform',
+        'linux/arm64/v8',
+      ],
+      { cacheHome: join(tmp, 'cache') },
+    );
+    expect(errorLines(r.stderr)).toEqual([
+      `nixreg: index ${reg.host}/req/app:1 would lack the required platform linux/arm64/v8 (it has linux/amd64); nothing was tagged`,
+    ]);
     expect(r.status).toBe(4);
     expect(writesSince(from)).toEqual([]);
     expect((await fetch(`${reg.url}/v2/req/app/manifests/1`, { method: 'HEAD' })).status).toBe(404);
   }, 120_000);
 
   it('pushes when every required platform is there', async () => {
-    const r = await runCli([
-      'push', `docker://${reg.host}/req/app:2`, '--platform-conf', `linux/amd64=${CONF}`, '--store-root', storeRoot, '--tls-verify=false',
-      '--require-platform', 'linux/amd64', '--json',
-    ], { cacheHome: join(tmp, 'cache') });
+    const r = await runCli(
+      [
+        'push',
+        `docker://${reg.host}/req/app:2`,
+        '--platform-conf',
+        `linux/amd64=${CONF}`,
+        '--store-root',
+        storeRoot,
+        '--tls-verify=false',
+        '--require-platform',
+        'linux/amd64',
+        '--json',
+      ],
+      { cacheHome: join(tmp, 'cache') },
+    );
     expect(errorLines(r.stderr)).toEqual([]);
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).manifests.map((m: { platform: string }) => m.platform)).toEqual(['linux/amd64']);
@@ -73,14 +107,19 @@ describe('push --platform-conf --require-platform', () => {
 
   it('without --platform-conf is a usage error', async () => {
     const r = await runCli(['push', CONF, `docker://${reg.host}/req/app:3`, '--require-platform', 'linux/amd64', '--tls-verify=false']);
-    expect(errorLines(r.stderr)).toEqual(['nixreg: --require-platform applies to --platform-conf (for an index built elsewhere: nixreg index create --require-platform)']);
+    expect(errorLines(r.stderr)).toEqual([
+      'nixreg: --require-platform applies to --platform-conf (for an index built elsewhere: nixreg index create --require-platform)',
+    ]);
     expect(r.status).toBe(2);
   }, 60_000);
 });
 
 describe('--platform os/arch[/variant]', () => {
   it('inspect picks the platform, and agrees with --arch when both are given', async () => {
-    for (const extra of [['--platform', 'linux/arm64/v8'], ['--platform', 'linux/arm64', '--arch', 'arm64']]) {
+    for (const extra of [
+      ['--platform', 'linux/arm64/v8'],
+      ['--platform', 'linux/arm64', '--arch', 'arm64'],
+    ]) {
       const r = await runCli(['inspect', `docker://${reg.host}/multi:1`, '--tls-verify=false', ...extra, '--json']);
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
@@ -116,16 +155,35 @@ describe('--platform os/arch[/variant]', () => {
   }, 60_000);
 
   it.each([
-    [['pull', 'r.example/a:1', '--platform', 'linux/arm64', '--arch', 'amd64', '-o', 'x.tar'], 'nixreg: --platform linux/arm64 and --arch amd64 disagree; give one of them'],
-    [['inspect', 'docker://r.example/a:1', '--platform', 'linux/arm64', '--variant', 'v7'], 'nixreg: --platform linux/arm64 and --variant v7 disagree; give one of them'],
-    [['export', 'docker://r.example/a:1', '--platform', 'windows/amd64', '--os', 'linux', '-o', 'x.tar'], 'nixreg: --platform windows/amd64 and --os linux disagree; give one of them'],
-    [['prefetch', 'r.example/a', '1', '--platform', 'linux/arm64', '--arch', 'amd64'], 'nixreg: --platform linux/arm64 and --arch amd64 disagree; give one of them'],
-    [['inspect', 'docker://r.example/a:1', '--platform', 'amd64'], 'nixreg: --platform takes os/arch[/variant] like linux/amd64 or linux/arm64/v8, got "amd64"'],
-  ])('%j is a usage error', async (args, line) => {
-    const r = await runCli(args, { cacheHome: tmp });
-    expect(errorLines(r.stderr)).toEqual([line]);
-    expect(r.status).toBe(2);
-  }, 60_000);
+    [
+      ['pull', 'r.example/a:1', '--platform', 'linux/arm64', '--arch', 'amd64', '-o', 'x.tar'],
+      'nixreg: --platform linux/arm64 and --arch amd64 disagree; give one of them',
+    ],
+    [
+      ['inspect', 'docker://r.example/a:1', '--platform', 'linux/arm64', '--variant', 'v7'],
+      'nixreg: --platform linux/arm64 and --variant v7 disagree; give one of them',
+    ],
+    [
+      ['export', 'docker://r.example/a:1', '--platform', 'windows/amd64', '--os', 'linux', '-o', 'x.tar'],
+      'nixreg: --platform windows/amd64 and --os linux disagree; give one of them',
+    ],
+    [
+      ['prefetch', 'r.example/a', '1', '--platform', 'linux/arm64', '--arch', 'amd64'],
+      'nixreg: --platform linux/arm64 and --arch amd64 disagree; give one of them',
+    ],
+    [
+      ['inspect', 'docker://r.example/a:1', '--platform', 'amd64'],
+      'nixreg: --platform takes os/arch[/variant] like linux/amd64 or linux/arm64/v8, got "amd64"',
+    ],
+  ])(
+    '%j is a usage error',
+    async (args, line) => {
+      const r = await runCli(args, { cacheHome: tmp });
+      expect(errorLines(r.stderr)).toEqual([line]);
+      expect(r.status).toBe(2);
+    },
+    60_000,
+  );
 });
 
 describe('inspect --format and --config --raw', () => {
@@ -139,14 +197,18 @@ describe('inspect --format and --config --raw', () => {
     '{{.Labels}}',
     '{{.Labels.maintainer}}|{{.Labels.missing}}|{{index .Labels "org.opencontainers.image.version"}}',
     '{{.Os}}/{{.Architecture}} {{.DockerVersion}}.\n',
-  ])('%s prints what skopeo prints', async (template) => {
-    const sk = skopeo(['inspect', '--tls-verify=false', '--format', template, ref()]);
-    expect(sk.stderr.toString()).toBe('');
-    const r = await runCli(['inspect', ref(), '--tls-verify=false', '--format', template]);
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(r.stdout).toBe(sk.stdout.toString());
-  }, 60_000);
+  ])(
+    '%s prints what skopeo prints',
+    async (template) => {
+      const sk = skopeo(['inspect', '--tls-verify=false', '--format', template, ref()]);
+      expect(sk.stderr.toString()).toBe('');
+      const r = await runCli(['inspect', ref(), '--tls-verify=false', '--format', template]);
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(sk.stdout.toString());
+    },
+    60_000,
+  );
 
   it('{{json .}} and {{json .Field}} are the --json values on one line (skopeo 1.9 has no json function)', async () => {
     const f = await runCli(['inspect', ref(), '--tls-verify=false', '--format', '{{json .}}|{{json .Labels}}\\t{{json .Config}}']);
@@ -157,16 +219,23 @@ describe('inspect --format and --config --raw', () => {
   }, 60_000);
 
   it.each([
-    ['{{range .Layers}}{{.}}{{end}}', 'nixreg: --format "{{range .Layers}}{{.}}{{end}}": {{range .Layers}} is outside the supported subset ({{.Field}}, {{.Labels.KEY}}, {{index .Labels "KEY"}}, {{json .}}, {{json .Field}})'],
+    [
+      '{{range .Layers}}{{.}}{{end}}',
+      'nixreg: --format "{{range .Layers}}{{.}}{{end}}": {{range .Layers}} is outside the supported subset ({{.Field}}, {{.Labels.KEY}}, {{index .Labels "KEY"}}, {{json .}}, {{json .Field}})',
+    ],
     ['{{.Digest', 'nixreg: --format "{{.Digest": unclosed "{{"'],
     ['{{.LayersData}}', 'nixreg: --format: {{.LayersData}} is an object; print it with {{json .LayersData}}'],
-  ])('%s is a one-line usage error', async (template, line) => {
-    const r = await runCli(['inspect', ref(), '--tls-verify=false', '--format', template]);
-    expect(errorLines(r.stderr)).toEqual([line]);
-    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
-    expect(r.status).toBe(2);
-    expect(r.stdout).toBe('');
-  }, 60_000);
+  ])(
+    '%s is a one-line usage error',
+    async (template, line) => {
+      const r = await runCli(['inspect', ref(), '--tls-verify=false', '--format', template]);
+      expect(errorLines(r.stderr)).toEqual([line]);
+      expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+    },
+    60_000,
+  );
 
   it('--format with --json is a usage error', async () => {
     const r = await runCli(['inspect', ref(), '--format', '{{.Digest}}', '--json']);
@@ -191,20 +260,39 @@ describe('inspect --format and --config --raw', () => {
 });
 
 describe('inspect conf.json --push-digest', () => {
-  it.each([[[]], [['--format', 'oci']]])('is the digest nixreg push %j gives the image', async (pushFlags) => {
-    const opts = { cacheHome: join(tmp, 'cache') };
-    const tag = pushFlags.length ? 'oci' : 'docker';
-    const p = await runCli(['push', CONF, `docker://${reg.host}/pushed/app:${tag}`, '--store-root', storeRoot, '--tls-verify=false', '--json', ...pushFlags], opts);
-    expect(errorLines(p.stderr)).toEqual([]);
-    expect(p.status).toBe(0);
-    const pushed = JSON.parse(p.stdout).digest as string;
-    const i = await runCli(['inspect', CONF, '--store-root', storeRoot, '--push-digest', ...(pushFlags.length ? ['--push-format', 'oci'] : []), '--format', '{{.PushDigest}} {{.ManifestDigest}}'], opts);
-    expect(i.stderr).toBe('');
-    expect(i.status).toBe(0);
-    const [pushDigest, uncompressed] = i.stdout.trim().split(' ');
-    expect(pushDigest).toBe(pushed);
-    expect(uncompressed).not.toBe(pushed);
-  }, 180_000);
+  it.each([[[]], [['--format', 'oci']]])(
+    'is the digest nixreg push %j gives the image',
+    async (pushFlags) => {
+      const opts = { cacheHome: join(tmp, 'cache') };
+      const tag = pushFlags.length ? 'oci' : 'docker';
+      const p = await runCli(
+        ['push', CONF, `docker://${reg.host}/pushed/app:${tag}`, '--store-root', storeRoot, '--tls-verify=false', '--json', ...pushFlags],
+        opts,
+      );
+      expect(errorLines(p.stderr)).toEqual([]);
+      expect(p.status).toBe(0);
+      const pushed = JSON.parse(p.stdout).digest as string;
+      const i = await runCli(
+        [
+          'inspect',
+          CONF,
+          '--store-root',
+          storeRoot,
+          '--push-digest',
+          ...(pushFlags.length ? ['--push-format', 'oci'] : []),
+          '--format',
+          '{{.PushDigest}} {{.ManifestDigest}}',
+        ],
+        opts,
+      );
+      expect(i.stderr).toBe('');
+      expect(i.status).toBe(0);
+      const [pushDigest, uncompressed] = i.stdout.trim().split(' ');
+      expect(pushDigest).toBe(pushed);
+      expect(uncompressed).not.toBe(pushed);
+    },
+    180_000,
+  );
 
   it('is refused for a registry source', async () => {
     const r = await runCli(['inspect', `docker://${reg.host}/single:1`, '--tls-verify=false', '--push-digest']);
@@ -219,7 +307,9 @@ describe('push --platform', () => {
     const cp = skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/multi:1`, `oci:${layout}:multi`]);
     expect(cp.stderr.toString()).not.toMatch(/level=(fatal|error)/);
     expect(cp.status).toBe(0);
-    const r = await runCli(['push', `oci:${layout}:multi`, `docker://${reg.host}/pushed/arm:1`, '--platform', 'linux/arm64', '--tls-verify=false', '--json'], { cacheHome: join(tmp, 'cache') });
+    const r = await runCli(['push', `oci:${layout}:multi`, `docker://${reg.host}/pushed/arm:1`, '--platform', 'linux/arm64', '--tls-verify=false', '--json'], {
+      cacheHome: join(tmp, 'cache'),
+    });
     expect(errorLines(r.stderr)).toEqual([]);
     expect(r.status).toBe(0);
     const i = await runCli(['inspect', `docker://${reg.host}/pushed/arm:1`, '--tls-verify=false', '--format', '{{.Architecture}}']);
@@ -227,11 +317,21 @@ describe('push --platform', () => {
   }, 120_000);
 
   it.each([
-    [['push', 'docker://r.example/a:1', 'docker://r.example/b:1', '--platform', 'linux/arm64'], 'nixreg: --platform picks from an OCI layout/archive source; a docker:// copy keeps every platform'],
-    [['push', CONF, 'docker://r.example/b:1', '--platform', 'linux/arm64'], 'nixreg: --platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)'],
-  ])('%j is a usage error', async (args, line) => {
-    const r = await runCli(args, { cacheHome: tmp });
-    expect(errorLines(r.stderr)).toEqual([line]);
-    expect(r.status).toBe(2);
-  }, 60_000);
+    [
+      ['push', 'docker://r.example/a:1', 'docker://r.example/b:1', '--platform', 'linux/arm64'],
+      'nixreg: --platform picks from an OCI layout/archive source; a docker:// copy keeps every platform',
+    ],
+    [
+      ['push', CONF, 'docker://r.example/b:1', '--platform', 'linux/arm64'],
+      'nixreg: --platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)',
+    ],
+  ])(
+    '%j is a usage error',
+    async (args, line) => {
+      const r = await runCli(args, { cacheHome: tmp });
+      expect(errorLines(r.stderr)).toEqual([line]);
+      expect(r.status).toBe(2);
+    },
+    60_000,
+  );
 });

@@ -29,7 +29,23 @@ afterAll(async () => {
 
 describe('nix-prefetch-docker alias', () => {
   test('every nix-prefetch-docker flag: --image-name --image-tag --final-image-name --final-image-tag --os --arch --quiet --json', () => {
-    const args = ['--image-name', `${reg.host}/alias/app`, '--image-tag', 'multi', '--final-image-name', 'my/app', '--final-image-tag', 'v2', '--os', 'linux', '--arch', 'arm64', '--quiet', '--json', '--tls-verify=false'];
+    const args = [
+      '--image-name',
+      `${reg.host}/alias/app`,
+      '--image-tag',
+      'multi',
+      '--final-image-name',
+      'my/app',
+      '--final-image-tag',
+      'v2',
+      '--os',
+      'linux',
+      '--arch',
+      'arm64',
+      '--quiet',
+      '--json',
+      '--tls-verify=false',
+    ];
     const r = run(ALIAS, args);
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
@@ -42,7 +58,17 @@ describe('nix-prefetch-docker alias', () => {
   });
 
   test('--image-digest pins exactly that manifest; positionals NAME TAG work like nix-prefetch-docker', () => {
-    const byDigest = run(ALIAS, ['--image-name', `${reg.host}/alias/app`, '--image-digest', d.amd, '--final-image-tag', '1.0', '--quiet', '--json', '--tls-verify=false']);
+    const byDigest = run(ALIAS, [
+      '--image-name',
+      `${reg.host}/alias/app`,
+      '--image-digest',
+      d.amd,
+      '--final-image-tag',
+      '1.0',
+      '--quiet',
+      '--json',
+      '--tls-verify=false',
+    ]);
     expect(byDigest.status, byDigest.stderr).toBe(0);
     expect(JSON.parse(byDigest.stdout)).toMatchObject({ imageDigest: d.amd, finalImageName: `${reg.host}/alias/app`, finalImageTag: '1.0' });
     const positional = run(ALIAS, [`${reg.host}/alias/app`, '1.0', '--quiet', '--json', '--tls-verify=false']);

@@ -19,16 +19,25 @@ let reg: Distribution;
 let work: string;
 const d: Record<string, string> = {};
 
-const nixreg = (args: string[]) =>
-  spawnSync('node', [BIN, 'prefetch', ...args], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
+const nixreg = (args: string[]) => spawnSync('node', [BIN, 'prefetch', ...args], { encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' } });
 
 function skopeoHash(ref: string, finalName: string, finalTag: string): string {
   const tmp = mkdtempSync(join(work, 'skopeo-'));
   const out = join(tmp, 'image.tar');
   execFileSync(
     'skopeo',
-    ['--insecure-policy', `--tmpdir=${tmp}`, '--override-os', 'linux', '--override-arch', 'amd64', 'copy', '--src-tls-verify=false',
-      `docker://${ref}`, `docker-archive://${out}:${finalName}:${finalTag}`],
+    [
+      '--insecure-policy',
+      `--tmpdir=${tmp}`,
+      '--override-os',
+      'linux',
+      '--override-arch',
+      'amd64',
+      'copy',
+      '--src-tls-verify=false',
+      `docker://${ref}`,
+      `docker-archive://${out}:${finalName}:${finalTag}`,
+    ],
     { env: { ...process.env, REGISTRY_AUTH_FILE: join(tmp, 'auth.json') }, stdio: ['ignore', 'ignore', 'pipe'] },
   );
   return nixHashFileSRI(out);
@@ -45,8 +54,18 @@ beforeAll(async () => {
   expect(existsSync(join(ROOT, 'dist/src/cli/main.js'))).toBe(true);
   work = mkdtempSync(join(tmpdir(), 'nixreg-prefetch-'));
   reg = await startDistribution();
-  const amd = makeImage([LAYERS.L1(), LAYERS.L2()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
-  const arm = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L4(), c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
+  const amd = makeImage(
+    [LAYERS.L1(), LAYERS.L2()].map((tar) => ({ tar, c: 'gzip' as const })),
+    'docker',
+  );
+  const arm = makeImage(
+    [
+      { tar: LAYERS.L2(), c: 'gzip' },
+      { tar: LAYERS.L4(), c: 'gzip' },
+    ],
+    'oci',
+    { arch: 'arm64', variant: 'v8' },
+  );
   Object.assign(d, await pushAmdArmIndex(reg.url, 'test/app', amd, arm, { amd: 'single', index: 'multi' }));
 }, 120_000);
 
@@ -56,7 +75,7 @@ afterAll(async () => {
 });
 
 describe('nixreg prefetch', () => {
-  test('multi-arch tag: pins the amd64 manifest digest, hash equals nix hash of skopeo\'s archive, golden Nix output', () => {
+  test("multi-arch tag: pins the amd64 manifest digest, hash equals nix hash of skopeo's archive, golden Nix output", () => {
     // a fixed final name keeps the hash independent of the registry's port, so the golden files stay valid
     const r = nixreg([`${reg.host}/test/app`, 'multi', '--tls-verify=false', '--final-image-name', 'test/app']);
     expect(r.status, r.stderr).toBe(0);

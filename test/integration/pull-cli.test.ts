@@ -29,7 +29,10 @@ function expectOneLineFailure(r: ReturnType<typeof run>, code: number, pattern: 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'nixreg-pull-cli-'));
   reg = await startDistribution();
-  const img = makeImage([LAYERS.L1(), LAYERS.L2()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
+  const img = makeImage(
+    [LAYERS.L1(), LAYERS.L2()].map((tar) => ({ tar, c: 'gzip' as const })),
+    'docker',
+  );
   digest = await pushTestImage(reg.url, 'test/cli', img, 'v1');
   expect(digest).toBe(manifestOf(img).digest);
   indexDigest = await pushTestIndex(reg.url, 'test/cli', [{ img, platform: { os: 'linux', architecture: 'amd64' } }], 'multi');
@@ -48,7 +51,11 @@ describe('nixreg pull: bad inputs', () => {
   });
 
   test('malformed digest → usage error', () => {
-    expectOneLineFailure(run([`${reg.host}/test/cli`, '--digest', 'sha256:xyz', '-o', join(dir, 'bad-digest.tar')]), 2, /--digest "sha256:xyz" is not a valid digest/);
+    expectOneLineFailure(
+      run([`${reg.host}/test/cli`, '--digest', 'sha256:xyz', '-o', join(dir, 'bad-digest.tar')]),
+      2,
+      /--digest "sha256:xyz" is not a valid digest/,
+    );
     expect(readdirSync(dir)).not.toContain('bad-digest.tar');
   });
 
@@ -66,7 +73,11 @@ describe('nixreg pull: bad inputs', () => {
   });
 
   test('output in a directory that does not exist → one line', () => {
-    expectOneLineFailure(run([`${reg.host}/test/cli`, '--digest', digest, '-o', join(dir, 'nope/out.tar'), '--tls-verify=false']), 1, /cannot write output .*nope\/out\.tar/);
+    expectOneLineFailure(
+      run([`${reg.host}/test/cli`, '--digest', digest, '-o', join(dir, 'nope/out.tar'), '--tls-verify=false']),
+      1,
+      /cannot write output .*nope\/out\.tar/,
+    );
   });
 
   test('existing output without --force is refused and kept; with --force it is replaced', () => {
@@ -128,7 +139,10 @@ describe('nixreg pull: credentials', () => {
   test('--creds against an htpasswd registry; wrong password → exit 3 without the secret', async () => {
     const secured = await startDistribution({ htpasswd: { alice: 's3cret-pw' } });
     try {
-      const img = makeImage([LAYERS.L3()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
+      const img = makeImage(
+        [LAYERS.L3()].map((tar) => ({ tar, c: 'gzip' as const })),
+        'docker',
+      );
       const d = await pushTestImage(secured.url, 'test/private', img, undefined, basicAuth('alice', 's3cret-pw'));
       const out = join(dir, 'private.tar');
       const ok = run([`${secured.host}/test/private`, '--digest', d, '-o', out, '--tls-verify=false', '--creds', 'alice:s3cret-pw', '--quiet']);
@@ -150,10 +164,12 @@ describe('nixreg pull: defaults a new user expects', () => {
     return JSON.parse(r.stdout)[0].RepoTags;
   };
 
-  test('a tag in the reference is the final tag; without -o the file is pullImage\'s name in the current directory', () => {
+  test("a tag in the reference is the final tag; without -o the file is pullImage's name in the current directory", () => {
     const cwd = mkdtempSync(join(dir, 'default-o-'));
     const r = spawnSync('node', [BIN, 'pull', `${reg.host}/test/cli:v1`, '--tls-verify=false', '--arch', 'amd64', '--final-image-name', 'test/cli'], {
-      cwd, encoding: 'utf8', env: { ...process.env, NIXREG_DEBUG: '' },
+      cwd,
+      encoding: 'utf8',
+      env: { ...process.env, NIXREG_DEBUG: '' },
     });
     expect(r.status, r.stderr).toBe(0);
     expect(readdirSync(cwd)).toEqual(['docker-image-test-cli-v1.tar']);

@@ -57,7 +57,15 @@ async function sameAsSpoolPath(repo: string, img: TestImage) {
 describe('pull straight into place', () => {
   it('gzip, uncompressed and repeated layers: the same archive as the spool path', async () => {
     const big = layerTar({ 'big.bin': prng('direct-big', 3 << 20) });
-    const img = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }, { tar: big, c: 'gzip-1' }, { tar: LAYERS.L3(), c: 'none' }, { tar: LAYERS.L1(), c: 'gzip' }], 'docker');
+    const img = makeImage(
+      [
+        { tar: LAYERS.L1(), c: 'gzip' },
+        { tar: big, c: 'gzip-1' },
+        { tar: LAYERS.L3(), c: 'none' },
+        { tar: LAYERS.L1(), c: 'gzip' },
+      ],
+      'docker',
+    );
     const r = await sameAsSpoolPath('direct/mixed', img);
     expect(tookDirectPath(r.lines)).toBe(true);
     expect(r.lines.join('\n')).not.toContain('spool');
@@ -95,7 +103,13 @@ describe('pull straight into place', () => {
   });
 
   it('a corrupted trailer (the hint is not verified) only sends the pull down the spool path', async () => {
-    const img = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L4(), c: 'gzip' }], 'docker');
+    const img = makeImage(
+      [
+        { tar: LAYERS.L2(), c: 'gzip' },
+        { tar: LAYERS.L4(), c: 'gzip' },
+      ],
+      'docker',
+    );
     await seedImage(reg, 'direct/badtail', '1', img);
     reg.setFaults([{ kind: 'flip', route: 'blob', method: 'GET', ranged: true, afterBytes: 1 }]);
     try {

@@ -33,7 +33,7 @@ describe('pull progress display', () => {
     p.done();
     const rows = lastFrame(f.text(), 4);
     expect(rows).toHaveLength(5); // three layers, the totals line, the summary
-    expect(rows[0]).toMatch(/^layer  0 aaaaaaaaaaaa {5}3\.0 MiB \/ 4\.0 MiB {4}downloading {2}[\d.]+ (KiB|MiB|GiB)\/s$/);
+    expect(rows[0]).toMatch(/^layer {2}0 aaaaaaaaaaaa {5}3\.0 MiB \/ 4\.0 MiB {4}downloading {2}[\d.]+ (KiB|MiB|GiB)\/s$/);
     expect(rows[1]).toBe('layer  1 bbbbbbbbbbbb     2.0 KiB / 2.0 KiB    verified');
     expect(rows[2]).toBe('layer  2 cccccccccccc        10 B / 10 B       written');
     expect(rows[3]).toMatch(/^total: 1\/3 layer\(s\), 3\.0 MiB \/ 4\.0 MiB, [\d.]+ (KiB|MiB|GiB)\/s(, ETA \d+:\d\d)?$/);

@@ -86,7 +86,11 @@ describe('chunk rules the registry does not advertise', () => {
       expect(rangePatches(reg.log).some((e) => e.status === 400)).toBe(true); // the quirk was met
       expect(lines.some((l) => /refused a chunked upload/.test(l))).toBe(true);
       // after the refusal no chunk is tried again: one PATCH per upload session
-      const firstRefusal = Math.min(...rangePatches(reg.log).filter((e) => e.status === 400).map((e) => e.seq));
+      const firstRefusal = Math.min(
+        ...rangePatches(reg.log)
+          .filter((e) => e.status === 400)
+          .map((e) => e.seq),
+      );
       expect(rangePatches(reg.log).filter((e) => e.seq > firstRefusal)).toEqual([]);
     } finally {
       await reg.close();

@@ -253,7 +253,16 @@ describe('forced chunked push to the real distribution (CLI)', () => {
       p.on('close', (status) => resolve({ status, stdout, stderr }));
     });
   }
-  const args = (dest: string, ...extra: string[]) => ['push', join(CASE, 'conf.json'), `docker://${reg.host}/${dest}`, '--store-root', storeRoot, '--tls-verify=false', '--json', ...extra];
+  const args = (dest: string, ...extra: string[]) => [
+    'push',
+    join(CASE, 'conf.json'),
+    `docker://${reg.host}/${dest}`,
+    '--store-root',
+    storeRoot,
+    '--tls-verify=false',
+    '--json',
+    ...extra,
+  ];
 
   it('pushes in Content-Range chunks; same manifest digest as a streamed push; skopeo pulls it back', async () => {
     const streamed = await nixreg(args('stream/app:1'), 'cache-s');
@@ -278,6 +287,10 @@ describe('forced chunked push to the real distribution (CLI)', () => {
     expect(copy.stderr).not.toMatch(/error|fatal/i);
     expect(copy.status).toBe(0);
     // dir: keeps the manifest as stored: the bytes we pushed, every blob verified by skopeo on the way
-    expect(`sha256:${createHash('sha256').update(readFileSync(join(out, 'manifest.json'))).digest('hex')}`).toBe(c.digest);
+    expect(
+      `sha256:${createHash('sha256')
+        .update(readFileSync(join(out, 'manifest.json')))
+        .digest('hex')}`,
+    ).toBe(c.digest);
   });
 });

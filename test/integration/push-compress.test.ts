@@ -48,7 +48,12 @@ describe('deterministic layer compression', () => {
   it('none: no stage; codec ids keep levels apart', () => {
     expect(compressorStages('none')).toEqual([]);
     expect([codecId('gzip'), codecId('gzip', 6), codecId('gzip', 1), codecId('zstd', 3), codecId('zstd', 19), codecId('none', 5)]).toEqual([
-      'gzip-1', 'gzip-6', 'gzip-1', 'zstd-3', 'zstd-19', 'none',
+      'gzip-1',
+      'gzip-6',
+      'gzip-1',
+      'zstd-3',
+      'zstd-19',
+      'none',
     ]);
   });
 });

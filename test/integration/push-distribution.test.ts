@@ -35,7 +35,16 @@ function nixreg(args: string[], env: Record<string, string> = {}) {
   });
 }
 
-const pushArgs = (dest: string, ...extra: string[]) => ['push', join(CASE, 'conf.json'), dest, '--store-root', storeRoot, '--tls-verify=false', '--json', ...extra];
+const pushArgs = (dest: string, ...extra: string[]) => [
+  'push',
+  join(CASE, 'conf.json'),
+  dest,
+  '--store-root',
+  storeRoot,
+  '--tls-verify=false',
+  '--json',
+  ...extra,
+];
 
 /** Blob-upload requests (POST/PATCH/PUT under /blobs/uploads/) in the registry's access log since `from`. */
 function uploadRequests(from: number): { lines: string[]; end: number } {
@@ -173,8 +182,18 @@ describe('nixreg push (conf → real distribution)', () => {
     writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64' }));
     const before = logEnd();
     const r = await nixreg([
-      'push', `docker://${reg.host}/fixture/multi:1`, '--platform-conf', `linux/amd64=${join(CASE, 'conf.json')}`,
-      '--platform-conf', `linux/arm64/v8=${armConf}`, '--store-root', storeRoot, '--tls-verify=false', '--json', '--format', 'oci',
+      'push',
+      `docker://${reg.host}/fixture/multi:1`,
+      '--platform-conf',
+      `linux/amd64=${join(CASE, 'conf.json')}`,
+      '--platform-conf',
+      `linux/arm64/v8=${armConf}`,
+      '--store-root',
+      storeRoot,
+      '--tls-verify=false',
+      '--json',
+      '--format',
+      'oci',
     ]);
     expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
     expect(r.status).toBe(0);
@@ -183,14 +202,32 @@ describe('nixreg push (conf → real distribution)', () => {
     expect(j.manifests.map((m: { platform: string }) => m.platform)).toEqual(['linux/amd64', 'linux/arm64/v8']);
     // the arm64 image shares every layer: only its config is new; each blob goes up at most once
     expect(uploadRequests(before).lines.filter((l) => l.includes('"PATCH ')).length).toBeLessThanOrEqual(2);
-    for (const [arch, variant] of [['amd64', ''], ['arm64', 'v8']] as const) {
-      const args = ['inspect', '--tls-verify=false', '--override-arch', arch, ...(variant ? ['--override-variant', variant] : []), `docker://${reg.host}/fixture/multi:1`];
+    for (const [arch, variant] of [
+      ['amd64', ''],
+      ['arm64', 'v8'],
+    ] as const) {
+      const args = [
+        'inspect',
+        '--tls-verify=false',
+        '--override-arch',
+        arch,
+        ...(variant ? ['--override-variant', variant] : []),
+        `docker://${reg.host}/fixture/multi:1`,
+      ];
       const ins = spawnSync('skopeo', args, { encoding: 'utf8' });
       expect(ins.stderr).toBe('');
       expect(JSON.parse(ins.stdout).Architecture).toBe(arch);
       expect(JSON.parse(ins.stdout).Layers).toEqual(pushed.layers.map((l) => l.digest));
     }
-    const bad = await nixreg(['push', `docker://${reg.host}/fixture/multi:2`, '--platform-conf', `linux/arm64=${join(CASE, 'conf.json')}`, '--store-root', storeRoot, '--tls-verify=false']);
+    const bad = await nixreg([
+      'push',
+      `docker://${reg.host}/fixture/multi:2`,
+      '--platform-conf',
+      `linux/arm64=${join(CASE, 'conf.json')}`,
+      '--store-root',
+      storeRoot,
+      '--tls-verify=false',
+    ]);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/^nixreg: .*architecture amd64, not arm64\n$/);
   });
@@ -228,7 +265,18 @@ describe('nixreg push with token auth over TLS', () => {
       });
       try {
         const r = await nixreg(
-          ['push', join(CASE, 'conf.json'), `docker://${secured.host}/fixture/app:1`, '--store-root', storeRoot, '--cert-dir', certDir, '--creds', 'bob:token-pw', '--quiet'],
+          [
+            'push',
+            join(CASE, 'conf.json'),
+            `docker://${secured.host}/fixture/app:1`,
+            '--store-root',
+            storeRoot,
+            '--cert-dir',
+            certDir,
+            '--creds',
+            'bob:token-pw',
+            '--quiet',
+          ],
           { XDG_CACHE_HOME: join(tmp, `cache-token-${actions.length}`) },
         );
         const log = readFileSync(secured.logFile, 'utf8');
@@ -266,7 +314,9 @@ describe('nixreg push auth failures', () => {
       expect(r.stderr).not.toContain('wrong-password');
       const log = readFileSync(secured.logFile, 'utf8');
       expect(log).not.toMatch(/"PUT \/v2\/fixture\/app\/manifests\//);
-      const inspect = spawnSync('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:right-password', `docker://${secured.host}/fixture/app:1`], { encoding: 'utf8' });
+      const inspect = spawnSync('skopeo', ['inspect', '--tls-verify=false', '--creds', 'alice:right-password', `docker://${secured.host}/fixture/app:1`], {
+        encoding: 'utf8',
+      });
       expect(inspect.status).not.toBe(0);
       expect(inspect.stderr).toMatch(/manifest unknown|not found|name unknown/i);
     } finally {

@@ -28,7 +28,13 @@ describe('a registry refusing Docker media types', () => {
   it("zot's 400 MANIFEST_INVALID 'unsupported media type' also names --format oci, and --format oci then works", async () => {
     const reg = await startRegistry({ quirks: 'zot' });
     try {
-      const opts = { confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/oci/app:1`, storeRoot, tlsVerify: false, cache: new PushCache(join(tmp, 'z')) };
+      const opts = {
+        confFile: join(CASE, 'conf.json'),
+        destination: `docker://${reg.host}/oci/app:1`,
+        storeRoot,
+        tlsVerify: false,
+        cache: new PushCache(join(tmp, 'z')),
+      };
       const err = await pushConf(opts).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NixregError);
       const msg = (err as Error).message;
@@ -44,9 +50,13 @@ describe('a registry refusing Docker media types', () => {
   it('fails with one line naming --format oci', async () => {
     const reg = await startRegistry({ faults: [{ kind: 'status', route: 'manifest', method: 'PUT', status: 415 }] });
     try {
-      const err = await pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/oci/app:1`, storeRoot, tlsVerify: false, cache: new PushCache(join(tmp, 'c')) }).catch(
-        (e: unknown) => e,
-      );
+      const err = await pushConf({
+        confFile: join(CASE, 'conf.json'),
+        destination: `docker://${reg.host}/oci/app:1`,
+        storeRoot,
+        tlsVerify: false,
+        cache: new PushCache(join(tmp, 'c')),
+      }).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NixregError);
       const msg = (err as Error).message;
       expect(msg).toContain('--format oci');
@@ -64,7 +74,13 @@ describe('a registry refusing Docker media types', () => {
       const base = { confFile: join(CASE, 'conf.json'), storeRoot, tlsVerify: false };
       const oci = await pushConf({ ...base, destination: `docker://${plain.host}/oci/app:1`, format: 'oci', cache: new PushCache(join(tmp, 'auto-ref')) });
       const lines: string[] = [];
-      const r = await pushConf({ ...base, destination: `docker://${zot.host}/oci/app:1`, format: 'auto', cache: new PushCache(join(tmp, 'auto')), log: (l) => lines.push(l) });
+      const r = await pushConf({
+        ...base,
+        destination: `docker://${zot.host}/oci/app:1`,
+        format: 'auto',
+        cache: new PushCache(join(tmp, 'auto')),
+        log: (l) => lines.push(l),
+      });
       expect(r.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
       expect(r.config.mediaType).toBe('application/vnd.oci.image.config.v1+json');
       expect(r.layers.every((l) => l.mediaType === 'application/vnd.oci.image.layer.v1.tar+gzip')).toBe(true);
@@ -74,7 +90,13 @@ describe('a registry refusing Docker media types', () => {
       expect(puts.map((e) => e.status)).toEqual([400, 201]);
       expect(zot.log.filter((e) => e.route === 'upload' && e.method === 'POST').length).toBe(r.layers.length + 1); // each blob once
       // a zstd push with --format auto is OCI from the start (Docker schema2 has no zstd layer type)
-      const z = await pushConf({ ...base, destination: `docker://${plain.host}/oci/zstd:1`, format: 'auto', compression: 'zstd', cache: new PushCache(join(tmp, 'auto-z')) });
+      const z = await pushConf({
+        ...base,
+        destination: `docker://${plain.host}/oci/zstd:1`,
+        format: 'auto',
+        compression: 'zstd',
+        cache: new PushCache(join(tmp, 'auto-z')),
+      });
       expect(z.mediaType).toBe('application/vnd.oci.image.manifest.v1+json');
       // and against a registry that takes Docker types, auto is docker
       const d = await pushConf({ ...base, destination: `docker://${plain.host}/oci/docker:1`, format: 'auto', cache: new PushCache(join(tmp, 'auto-d')) });
@@ -92,7 +114,20 @@ describe('a registry refusing Docker media types', () => {
       const armConf = join(tmp, 'conf-arm64.json');
       writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64' }));
       const r = await runCli(
-        ['push', `docker://${zot.host}/oci/multi:1`, '--platform-conf', `linux/amd64=${join(CASE, 'conf.json')}`, '--platform-conf', `linux/arm64=${armConf}`, '--store-root', storeRoot, '--tls-verify=false', '--json', '--format', 'auto'],
+        [
+          'push',
+          `docker://${zot.host}/oci/multi:1`,
+          '--platform-conf',
+          `linux/amd64=${join(CASE, 'conf.json')}`,
+          '--platform-conf',
+          `linux/arm64=${armConf}`,
+          '--store-root',
+          storeRoot,
+          '--tls-verify=false',
+          '--json',
+          '--format',
+          'auto',
+        ],
         { cacheHome: join(tmp, 'cli-cache') },
       );
       expect(errorLines(r.stderr)).toEqual([]);

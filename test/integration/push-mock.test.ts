@@ -65,13 +65,23 @@ describe('push against the mock registry', () => {
     const repo = `${reg.host}/ref/app`;
     for (const [i, l] of image.layers.entries()) {
       const r = reference.layers[i]!;
-      await cache.recordBlob({ diffID: r.diffID, size: r.size, ...(l.inputsKey ? { inputsKey: l.inputsKey } : {}) }, codecId('gzip'), { digest: r.digest, size: r.blobSize }, repo);
+      await cache.recordBlob(
+        { diffID: r.diffID, size: r.size, ...(l.inputsKey ? { inputsKey: l.inputsKey } : {}) },
+        codecId('gzip'),
+        { digest: r.digest, size: r.blobSize },
+        repo,
+      );
     }
     const warm = await pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/ref/app:1`, tlsVerify: false, cache });
     expect(warm.digest).toBe(reference.digest);
     expect(warm.stats).toMatchObject({ exists: LAYERS, uploaded: 0, layersGenerated: 0 });
     // and with an empty cache the missing store is reported in one line
-    const err = await pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/ref/app:1`, tlsVerify: false, cache: freshCache() }).catch((e: unknown) => e);
+    const err = await pushConf({
+      confFile: join(CASE, 'conf.json'),
+      destination: `docker://${reg.host}/ref/app:1`,
+      tlsVerify: false,
+      cache: freshCache(),
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NixregError);
     expect((err as NixregError).message).toMatch(/store path \/nix\/store\/\S+ does not exist|customisation_layer/);
   });

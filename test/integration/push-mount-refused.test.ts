@@ -24,7 +24,14 @@ afterAll(async () => {
 });
 
 const push = (reg: Registry, repoTag: string, cache: PushCache, mountFrom?: string[]) =>
-  pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${reg.host}/${repoTag}`, storeRoot, tlsVerify: false, cache, ...(mountFrom ? { mountFrom } : {}) });
+  pushConf({
+    confFile: join(CASE, 'conf.json'),
+    destination: `docker://${reg.host}/${repoTag}`,
+    storeRoot,
+    tlsVerify: false,
+    cache,
+    ...(mountFrom ? { mountFrom } : {}),
+  });
 
 describe('a refused cross-repository mount', () => {
   for (const status of [401, 403]) {
@@ -38,7 +45,9 @@ describe('a refused cross-repository mount', () => {
         expect(second.digest).toBe(first.digest);
         expect(second.stats).toMatchObject({ mounted: 0, uploaded: LAYERS });
         expect(reg.counters.faultsInjected).toBeGreaterThanOrEqual(LAYERS); // every layer tried to mount first
-        const res = await fetch(`${reg.url}/v2/dst/app/manifests/${second.digest}`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        const res = await fetch(`${reg.url}/v2/dst/app/manifests/${second.digest}`, {
+          headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        });
         expect(res.status).toBe(200);
       } finally {
         await reg.close();

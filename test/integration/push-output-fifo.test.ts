@@ -85,10 +85,13 @@ describe('push --output into a FIFO', () => {
     mkdirSync(spools);
     const reader = spawn('head', ['-c', '1000', fifo], { stdio: ['ignore', 'ignore', 'inherit'] });
     const gone = new Promise((r) => reader.once('exit', r));
-    const r = await runCli(['push', join(CASE, 'conf.json'), `docker://${reg.host}/fifo/gone:1`, '--store-root', storeRoot, '--tls-verify=false', '--output', fifo], {
-      cacheHome: join(tmp, 'cli-cache'),
-      env: { TMPDIR: spools },
-    });
+    const r = await runCli(
+      ['push', join(CASE, 'conf.json'), `docker://${reg.host}/fifo/gone:1`, '--store-root', storeRoot, '--tls-verify=false', '--output', fifo],
+      {
+        cacheHome: join(tmp, 'cli-cache'),
+        env: { TMPDIR: spools },
+      },
+    );
     await gone;
     expect(r.status).not.toBe(0);
     expect(errorLines(r.stderr)).toHaveLength(1);

@@ -35,7 +35,9 @@ async function streamOf(name: string): Promise<Buffer> {
   const hit = streamed.get(name);
   if (hit) return hit;
   const out = join(tmp, `stream-${name}.tar`);
-  const r = await nixreg(['stream', join(FIXTURES, 'cases', name, 'conf.json'), '--store-root', storeRoot, '-o', out], { XDG_CACHE_HOME: join(tmp, `cache-stream-${name}`) });
+  const r = await nixreg(['stream', join(FIXTURES, 'cases', name, 'conf.json'), '--store-root', storeRoot, '-o', out], {
+    XDG_CACHE_HOME: join(tmp, `cache-stream-${name}`),
+  });
   expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
   expect(r.status).toBe(0);
   const bytes = readFileSync(out);
@@ -66,9 +68,12 @@ describe('push --output is byte-identical to nixreg stream', () => {
     it(`${name}: every layer uploaded (CLI)`, async () => {
       const out = join(tmp, `push-${name}.tar`);
       const conf = join(FIXTURES, 'cases', name, 'conf.json');
-      const r = await nixreg(['push', conf, `docker://${reg.host}/tee-all/${name}:1`, '--store-root', storeRoot, '--tls-verify=false', '--quiet', '--output', out], {
-        XDG_CACHE_HOME: join(tmp, `cache-push-${name}`),
-      });
+      const r = await nixreg(
+        ['push', conf, `docker://${reg.host}/tee-all/${name}:1`, '--store-root', storeRoot, '--tls-verify=false', '--quiet', '--output', out],
+        {
+          XDG_CACHE_HOME: join(tmp, `cache-push-${name}`),
+        },
+      );
       expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
       expect(r.status).toBe(0);
       expectSameBytes(readFileSync(out), await streamOf(name));

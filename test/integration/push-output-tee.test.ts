@@ -20,14 +20,23 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const conf = { mtime: 1 } as StreamConf;
 const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 251));
 const diffID = 'sha256:' + createHash('sha256').update(bytes).digest('hex');
-const layer = (): PushLayer => ({ index: 0, kind: 'store', paths: ['/nix/store/00000000000000000000000000000000-x'], size: bytes.length, open: async () => Readable.from([bytes]) });
+const layer = (): PushLayer => ({
+  index: 0,
+  kind: 'store',
+  paths: ['/nix/store/00000000000000000000000000000000-x'],
+  size: bytes.length,
+  open: async () => Readable.from([bytes]),
+});
 
 /** One attempt through the tee's stage, as the upload runs it. */
 async function attempt(tee: ArchiveTee, l: PushLayer, finish: boolean): Promise<void> {
   const t = await tee.beginLayer(l);
   const passed: Buffer[] = [];
   await new Promise<void>((res, rej) => {
-    t.stage.on('data', (c: Buffer) => passed.push(c)).on('end', res).on('error', rej);
+    t.stage
+      .on('data', (c: Buffer) => passed.push(c))
+      .on('end', res)
+      .on('error', rej);
     t.stage.end(bytes);
   });
   expect(Buffer.concat(passed).equals(bytes)).toBe(true); // the upload sees every byte
@@ -40,7 +49,10 @@ async function archive(out: string, attempts: boolean[]): Promise<Buffer> {
   const reading = fifo
     ? new Promise<Buffer>((res, rej) => {
         const parts: Buffer[] = [];
-        createReadStream(out).on('data', (c) => parts.push(c as Buffer)).on('end', () => res(Buffer.concat(parts))).on('error', rej);
+        createReadStream(out)
+          .on('data', (c) => parts.push(c as Buffer))
+          .on('end', () => res(Buffer.concat(parts)))
+          .on('error', rej);
       })
     : undefined;
   const tee = await ArchiveTee.open(out, conf, fifo);
@@ -76,7 +88,12 @@ describe('archive tee: a retry whose bytes differ from the member already writte
     const dir = mkdtempSync(join(tmp, 'differ-'));
     const out = join(dir, 'out.fifo');
     expect(spawnSync('mkfifo', [out]).status).toBe(0);
-    const reading = new Promise<void>((res, rej) => createReadStream(out).on('data', () => {}).on('close', res).on('error', rej));
+    const reading = new Promise<void>((res, rej) =>
+      createReadStream(out)
+        .on('data', () => {})
+        .on('close', res)
+        .on('error', rej),
+    );
     const tee = await ArchiveTee.open(out, conf, true);
     const l = layer();
     await attempt(tee, l, true);

@@ -68,7 +68,11 @@ describe('nixreg push --path (real Nix closure → real distribution)', () => {
     const out = join(tmp, 'pulled');
     const copy = spawnSync('skopeo', ['copy', '--src-tls-verify=false', `docker://${reg.host}/via-path/hello:1`, `dir:${out}`], { encoding: 'utf8' });
     expect(copy.status, copy.stderr).toBe(0);
-    expect(`sha256:${createHash('sha256').update(readFileSync(join(out, 'manifest.json'))).digest('hex')}`).toBe(digest);
+    expect(
+      `sha256:${createHash('sha256')
+        .update(readFileSync(join(out, 'manifest.json')))
+        .digest('hex')}`,
+    ).toBe(digest);
     const config = JSON.parse(readFileSync(join(out, JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')).config.digest.slice(7)), 'utf8'));
     expect(config.config.Cmd).toEqual([`${app}/bin/hello`]);
     expect(config.config.Env).toEqual(['GREETING=hi']);

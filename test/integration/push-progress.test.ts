@@ -25,7 +25,10 @@ describe('push progress display', () => {
     const screen = f.text();
     // the last frame: cursor up over the previous rows, then the three rows
     const last = screen.slice(screen.lastIndexOf('\x1b[4A'));
-    const rows = last.split('\n').filter(Boolean).map((l) => l.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, ''));
+    const rows = last
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.replace(/\x1b\[[0-9;]*[A-Za-z]/g, '').replace(/\r/g, ''));
     expect(rows).toHaveLength(5); // three layers, the totals line, the summary
     expect(rows[0]).toBe('layer 1/3 aaaaaaaaaaaa exists');
     expect(rows[1]).toMatch(/^layer 2\/3 glibc-2\.40 uploading 3\.0 MiB [\d.]+ (MiB|GiB)\/s$/);

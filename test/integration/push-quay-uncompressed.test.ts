@@ -28,9 +28,24 @@ afterAll(async () => {
 });
 
 const push = (repo: string, ...flags: string[]) =>
-  runCli(['push', join(CASE, 'conf.json'), `docker://${reg.host}/${repo}:1`, '--store-root', storeRoot, '--tls-verify=false', '--compression', 'none', '--creds', 'ci:ci-password', ...flags], {
-    cacheHome: join(tmp, `cache-${n++}`),
-  });
+  runCli(
+    [
+      'push',
+      join(CASE, 'conf.json'),
+      `docker://${reg.host}/${repo}:1`,
+      '--store-root',
+      storeRoot,
+      '--tls-verify=false',
+      '--compression',
+      'none',
+      '--creds',
+      'ci:ci-password',
+      ...flags,
+    ],
+    {
+      cacheHome: join(tmp, `cache-${n++}`),
+    },
+  );
 
 describe('--compression none against Quay', () => {
   it('--format docker: one line before any upload names the layer type and --format oci; the refusal names --format oci too', async () => {

@@ -22,7 +22,12 @@ let confDiffIDs: string[];
 let confLayerDigests: string[];
 
 const nixreg = (...args: string[]) => runCli(args, { cacheHome: join(tmp, 'cache') });
-type Pushed = { digest: string; mediaType: string; layers: Array<{ diffID: string; digest: string; status: string }>; stats: { uploaded: number; exists: number } };
+type Pushed = {
+  digest: string;
+  mediaType: string;
+  layers: Array<{ diffID: string; digest: string; status: string }>;
+  stats: { uploaded: number; exists: number };
+};
 async function push(source: string, dest: string, ...extra: string[]): Promise<Pushed> {
   const r = await nixreg('push', source, `docker://${reg.host}/${dest}`, '--tls-verify=false', '--json', ...extra);
   expect(errorLines(r.stderr)).toEqual([]);

@@ -39,7 +39,16 @@ function nixreg(args: string[]) {
 }
 
 async function push(dest: string, ...extra: string[]): Promise<{ result: Pushed; stderr: string }> {
-  const r = await nixreg(['push', join(CASE, 'conf.json'), `docker://${reg.host}/${dest}`, '--store-root', storeRoot, '--tls-verify=false', '--json', ...extra]);
+  const r = await nixreg([
+    'push',
+    join(CASE, 'conf.json'),
+    `docker://${reg.host}/${dest}`,
+    '--store-root',
+    storeRoot,
+    '--tls-verify=false',
+    '--json',
+    ...extra,
+  ]);
   expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
   expect(r.status).toBe(0);
   return { result: JSON.parse(r.stdout) as Pushed, stderr: r.stderr };
@@ -141,7 +150,14 @@ describe('push with an empty cache to a registry that has the image', () => {
     // its first two store paths in one layer: a layer the amd64 image does not have
     const [a, b, ...rest] = conf.store_layers as string[][];
     writeFileSync(armConf, JSON.stringify({ ...conf, architecture: 'arm64', store_layers: [[...a!, ...b!], ...rest] }));
-    const args = ['push', `docker://${reg.host}/multi/app:1`, '--platform-conf', `linux/amd64=${join(CASE, 'conf.json')}`, '--platform-conf', `linux/arm64=${armConf}`];
+    const args = [
+      'push',
+      `docker://${reg.host}/multi/app:1`,
+      '--platform-conf',
+      `linux/amd64=${join(CASE, 'conf.json')}`,
+      '--platform-conf',
+      `linux/arm64=${armConf}`,
+    ];
     const run = async () => {
       const r = await nixreg([...args, '--store-root', storeRoot, '--tls-verify=false', '--json']);
       expect(r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'))).toEqual([]);
@@ -155,7 +171,10 @@ describe('push with an empty cache to a registry that has the image', () => {
     expect(again.stats.uploaded).toBe(0);
     expect(patches(uploadLines(before))).toBe(0);
     // the index is read once for both platforms (the arm64 image's first layer is not in the cache the amd64 push filled)
-    const indexReads = readFileSync(reg.logFile, 'utf8').slice(before).split('\n').filter((l) => l.includes('"GET /v2/multi/app/manifests/1 '));
+    const indexReads = readFileSync(reg.logFile, 'utf8')
+      .slice(before)
+      .split('\n')
+      .filter((l) => l.includes('"GET /v2/multi/app/manifests/1 '));
     expect(indexReads).toHaveLength(1);
   }, 120_000);
 

@@ -55,7 +55,16 @@ describe('429 on a streamed upload PATCH', () => {
 
   it('a used-up quota fails at once with one line naming the limit', async () => {
     const reg = await startRegistry({
-      faults: [{ kind: 'status', route: 'upload', method: 'PATCH', status: 429, retryAfter: 1, headers: { 'RateLimit-Limit': '100;w=21600', 'RateLimit-Remaining': '0;w=21600' } }],
+      faults: [
+        {
+          kind: 'status',
+          route: 'upload',
+          method: 'PATCH',
+          status: 429,
+          retryAfter: 1,
+          headers: { 'RateLimit-Limit': '100;w=21600', 'RateLimit-Remaining': '0;w=21600' },
+        },
+      ],
     });
     try {
       const err = await push(reg.host).catch((e: unknown) => e);

@@ -34,7 +34,15 @@ afterAll(async () => {
 const COUNT = (method: string, path: RegExp): ProxyRule => ({ kind: 'drop-answer', method, path, skip: Number.POSITIVE_INFINITY });
 const COUNTERS = [COUNT('HEAD', /\/blobs\/sha256:/), COUNT('POST', /\/blobs\/uploads\/$/), COUNT('GET', /\/manifests\//), COUNT('PATCH', /\/blobs\/uploads\//)];
 const push = (destination: string, cache: PushCache, extra: { registryCache?: boolean } = {}) =>
-  pushConf({ confFile: join(CASE, 'conf.json'), destination, storeRoot, tlsVerify: false, cache, retry: { times: 2, baseDelayMs: 20, maxDelayMs: 100 }, ...extra });
+  pushConf({
+    confFile: join(CASE, 'conf.json'),
+    destination,
+    storeRoot,
+    tlsVerify: false,
+    cache,
+    retry: { times: 2, baseDelayMs: 20, maxDelayMs: 100 },
+    ...extra,
+  });
 
 describe('the writer asks in order and stops at the first that knows', () => {
   it('a layer the push cache knows costs one HEAD and no upload session, and no previous image is read', async () => {
@@ -88,7 +96,9 @@ describe('an OCI layout pushed as stored', () => {
     requireTool('skopeo');
     await push(`docker://${reg.host}/chain/oci-src:1`, new PushCache(join(tmp, 'cache-oci')));
     const layout = join(tmp, 'layout');
-    const copy = spawnSync('skopeo', ['copy', '--src-tls-verify=false', '--format', 'oci', `docker://${reg.host}/chain/oci-src:1`, `oci:${layout}:v1`], { encoding: 'utf8' });
+    const copy = spawnSync('skopeo', ['copy', '--src-tls-verify=false', '--format', 'oci', `docker://${reg.host}/chain/oci-src:1`, `oci:${layout}:v1`], {
+      encoding: 'utf8',
+    });
     expect(copy.status, copy.stderr).toBe(0);
     const layoutDigest = (JSON.parse(readFileSync(join(layout, 'index.json'), 'utf8')) as { manifests: Array<{ digest: string }> }).manifests[0]!.digest;
     const proxy = await startFaultProxy(reg.url, [{ kind: 'reset-mid-body', method: 'PATCH', path: /\/blobs\/uploads\//, times: 1 }]);

@@ -67,7 +67,18 @@ async function prefetch(reg: Registry): Promise<string> {
 }
 
 async function push(reg: Registry, repo: string, format: string, cacheHome = join(tmp, `cache-${cacheN++}`)): Promise<string> {
-  const args = ['push', join(CASE, 'conf.json'), `docker://${reg.host}/${repo}:1`, '--store-root', storeRoot, '--tls-verify=false', '--json', '--format', format, ...CREDS];
+  const args = [
+    'push',
+    join(CASE, 'conf.json'),
+    `docker://${reg.host}/${repo}:1`,
+    '--store-root',
+    storeRoot,
+    '--tls-verify=false',
+    '--json',
+    '--format',
+    format,
+    ...CREDS,
+  ];
   const r = await runCli(args, { cacheHome });
   expect(r.status, r.stderr).toBe(0);
   return JSON.parse(r.stdout).digest as string;
@@ -96,7 +107,9 @@ const MET: Record<string, (reg: Registry, log: LogEntry[]) => Promise<void> | vo
   harbor: (_r, log) => expect(log.some((e) => e.auth === 'bearer')).toBe(true),
   gitlab: (_r, log) => expect(log.some((e) => e.auth === 'bearer')).toBe(true),
   zot: (_r, log) =>
-    expect(log.some((e) => e.route === 'manifest' && e.method === 'PUT' && e.status === 201 && e.headers['content-type']?.startsWith('application/vnd.oci.'))).toBe(true),
+    expect(
+      log.some((e) => e.route === 'manifest' && e.method === 'PUT' && e.status === 201 && e.headers['content-type']?.startsWith('application/vnd.oci.')),
+    ).toBe(true),
 };
 
 describe.each(Object.keys(QUIRK_PROFILES))('--quirks %s', (name) => {

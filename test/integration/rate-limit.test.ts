@@ -20,7 +20,9 @@ let reg: Registry;
 function nixreg(args: string[]): Promise<{ status: number | null; stderr: string }> {
   return new Promise((done) => {
     const home = join(root, 'home');
-    const child = spawn('node', [BIN, ...args], { env: { PATH: process.env.PATH, HOME: home, XDG_RUNTIME_DIR: join(home, 'run'), XDG_CONFIG_HOME: join(home, '.config') } });
+    const child = spawn('node', [BIN, ...args], {
+      env: { PATH: process.env.PATH, HOME: home, XDG_RUNTIME_DIR: join(home, 'run'), XDG_CONFIG_HOME: join(home, '.config') },
+    });
     let stderr = '';
     child.stdout.resume();
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));

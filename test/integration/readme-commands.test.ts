@@ -71,15 +71,27 @@ const MAPPING: Array<[RegExp, (c: Ctx) => string, string]> = [
   [/docker:\/\/REG\//g, (c) => `docker://${c.reg}/`, 'docker://REG/…: the local registry'],
   [/docker:\/\/OTHER\//g, (c) => `docker://${c.reg}/other/`, 'docker://OTHER/…: another repository of the local registry'],
   [/(?<=\s)registry\/app:1(?=\s)/g, (c) => `${c.reg}/registry/app:1`, 'registry/app:1 (sign, verify): the image the line before pushed'],
-  [/^(nixreg copy )(docker-archive:\.\/result )/g, () => 'ln -sfn image.tar.gz result && $1$2', 'result: what nix-build links for buildLayeredImage (a gzip docker-archive)'],
-  [/(?<!--final-image-name )(?<=\s|docker:\/\/)(nixos\/nix|nginx|alpine)(?=[\s:]|$)/g, (c) => `${c.reg}/$1`, 'Docker Hub names: the same repository on the local registry'],
+  [
+    /^(nixreg copy )(docker-archive:\.\/result )/g,
+    () => 'ln -sfn image.tar.gz result && $1$2',
+    'result: what nix-build links for buildLayeredImage (a gzip docker-archive)',
+  ],
+  [
+    /(?<!--final-image-name )(?<=\s|docker:\/\/)(nixos\/nix|nginx|alpine)(?=[\s:]|$)/g,
+    (c) => `${c.reg}/$1`,
+    'Docker Hub names: the same repository on the local registry',
+  ],
   [/sha256:498f…/g, (c) => c.nixDigest, 'nixos/nix:2.19.3 manifest digest'],
   [/sha256-OEgs3u…=/g, (c) => c.nixHash, "that pull's SRI hash"],
   [/(nginx --digest )sha256:… --sha256 …/g, (c) => `$1${c.nginxDigest} --sha256 ${c.nginxNix32}`, "nginx's digest and the pull's nix32 hash"],
   [/@sha256:9b1e…/g, (c) => `@${c.armDigest}`, "acme/app:1.1's linux/arm64 image"],
   [/(nixreg hash )sha256-…/g, (c) => `$1${c.nixHash}`, 'an SRI hash'],
-  [/^(nixreg push )conf\.json( docker:\/\/\S+-arm64)$/g, () => '$1conf-arm64.json$2', "on the aarch64 runner: the conf built there (linux/arm64)"],
-  [/^nixreg inspect --json result$/g, () => 'ln -sfn image.tar.gz result && nixreg inspect --json result', "result: what nix-build links for buildLayeredImage (a gzip docker-archive)"],
+  [/^(nixreg push )conf\.json( docker:\/\/\S+-arm64)$/g, () => '$1conf-arm64.json$2', 'on the aarch64 runner: the conf built there (linux/arm64)'],
+  [
+    /^nixreg inspect --json result$/g,
+    () => 'ln -sfn image.tar.gz result && nixreg inspect --json result',
+    'result: what nix-build links for buildLayeredImage (a gzip docker-archive)',
+  ],
   [/\|\s*docker load$/g, () => '| tar t', 'docker load: tar reads the whole archive'],
 ];
 
@@ -131,7 +143,10 @@ beforeAll(async () => {
   const bin = join(tmp, 'bin');
   for (const d of [seed, bin, join(tmp, 'home'), join(tmp, 'run'), join(tmp, 'cache')]) mkdirSync(d, { recursive: true });
   // the two names package.json installs, as shims running this checkout's bin/
-  for (const [name, file] of [['nixreg', NIXREG_BIN], ['nix-prefetch-docker', join(NIXREG_BIN, '..', 'nix-prefetch-docker.js')]] as const) {
+  for (const [name, file] of [
+    ['nixreg', NIXREG_BIN],
+    ['nix-prefetch-docker', join(NIXREG_BIN, '..', 'nix-prefetch-docker.js')],
+  ] as const) {
     writeFileSync(join(bin, name), `#!/bin/sh\nexec '${process.execPath}' '${file}' "$@"\n`);
     chmodSync(join(bin, name), 0o755);
   }
@@ -146,7 +161,10 @@ beforeAll(async () => {
   };
   reg = await startDistribution();
   acr = await startAcrListingFront(reg);
-  const app = buildTestClosure(tmp, `app = mk "nixreg-readme-app-1.0" "mkdir -p $out/bin && printf '#!/bin/sh\\\\necho hi\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`);
+  const app = buildTestClosure(
+    tmp,
+    `app = mk "nixreg-readme-app-1.0" "mkdir -p $out/bin && printf '#!/bin/sh\\\\necho hi\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`,
+  );
   const R = reg.host;
   // the files the README's lines assume in their cwd
   await ok(`nixreg build -q --name app:v1 --path ${app} --cmd ${app}/bin/app -o image.tar --write-conf conf.json --no-gc-root`);
@@ -159,7 +177,17 @@ beforeAll(async () => {
   writeFileSync(join(seed, 'rootfs', 'etc', 'motd'), 'hello\n');
   symlinkSync(app, join(seed, 'result'));
   // the registry: an image under each name the README uses
-  for (const ref of ['nixos/nix:2.19.3', 'nixos/nix:2.24', 'alpine:3.20', 'nginx:latest', 'acme/app:1.0', 'acme/app:v1', 'acme/app:latest', 'a/x:1', 'acme/app-ci:1.1-amd64'])
+  for (const ref of [
+    'nixos/nix:2.19.3',
+    'nixos/nix:2.24',
+    'alpine:3.20',
+    'nginx:latest',
+    'acme/app:1.0',
+    'acme/app:v1',
+    'acme/app:latest',
+    'a/x:1',
+    'acme/app-ci:1.1-amd64',
+  ])
     await ok(`nixreg push -q conf.json docker://${R}/${ref}`);
   await ok(`nixreg push -q conf-arm64.json docker://${R}/acme/app-ci:1.1-arm64 && nixreg push -q conf.json docker://${R}/acme/app:nightly-2024-01-02`);
   await ok(`nixreg index create -q ${R}/acme/app:1.1 ${R}/acme/app-ci:1.1-amd64 ${R}/acme/app-ci:1.1-arm64`);

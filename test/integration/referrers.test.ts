@@ -143,7 +143,9 @@ describe('referrers errors', () => {
   it('--sbom with a docker:// or oci: source is refused before anything is pushed', async () => {
     const r = await nixreg('push', `docker://${dist.host}/plain:1`, `docker://${dist.host}/copy:1`, '--tls-verify=false', '--sbom', 'cyclonedx');
     expect(r.status).toBe(2);
-    expect(errorLines(r.stderr)).toEqual([`nixreg: --sbom and --provenance need a conf.json or --path source (the store paths the image holds), not docker://${dist.host}/plain:1`]);
+    expect(errorLines(r.stderr)).toEqual([
+      `nixreg: --sbom and --provenance need a conf.json or --path source (the store paths the image holds), not docker://${dist.host}/plain:1`,
+    ]);
     const t = await nixreg('tags', `${dist.host}/copy`, '--tls-verify=false');
     expect(t.status).not.toBe(0);
   });

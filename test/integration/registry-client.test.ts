@@ -31,7 +31,9 @@ const fastRetry = { times: 3, baseDelayMs: 20, maxDelayMs: 2000 };
 
 function testImage() {
   const layers = [gzipSync(randomBytes(100_000)), gzipSync(Buffer.from('layer two\n'.repeat(500)))];
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, salt: randomBytes(8).toString('hex') }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, salt: randomBytes(8).toString('hex') }),
+  );
   return { config, layers };
 }
 
@@ -58,7 +60,10 @@ async function roundTrip(client: RegistryClient, tag = 'v1') {
 }
 
 async function errorOf(p: Promise<unknown>): Promise<NixregError> {
-  const e = await p.then(() => undefined, (err) => err);
+  const e = await p.then(
+    () => undefined,
+    (err) => err,
+  );
   expect(e).toBeInstanceOf(NixregError);
   expect((e as Error).message).not.toContain('\n');
   return e as NixregError;
@@ -150,7 +155,13 @@ describe('htpasswd Basic auth', () => {
 
   it('round-trips with --creds; the debug log never shows the secret', async () => {
     const lines: string[] = [];
-    const client = new RegistryClient({ registry: reg.host, repository: 'priv/img', pushScope: true, creds: { username: 'alice', password: 's3cret-pass' }, log: (l) => lines.push(l) });
+    const client = new RegistryClient({
+      registry: reg.host,
+      repository: 'priv/img',
+      pushScope: true,
+      creds: { username: 'alice', password: 's3cret-pass' },
+      log: (l) => lines.push(l),
+    });
     await roundTrip(client);
     await client.close();
     expect(lines.length).toBeGreaterThan(0);
@@ -195,7 +206,9 @@ describe('bearer token auth (token server + distribution)', () => {
     ts = await startTokenServer({ users: { bob: 'hunter2-secret' }, refreshTokens: { 'refresh-for-bob': 'bob' } });
     reg = await startDistribution({ token: { realm: ts.realm, service: ts.service, issuer: ts.issuer, rootCertBundle: ts.rootCertBundle } });
     pullOnly = await startTokenServer({ users: { bob: 'hunter2-secret' }, allowedActions: ['pull'] });
-    regPullOnly = await startDistribution({ token: { realm: pullOnly.realm, service: pullOnly.service, issuer: pullOnly.issuer, rootCertBundle: pullOnly.rootCertBundle } });
+    regPullOnly = await startDistribution({
+      token: { realm: pullOnly.realm, service: pullOnly.service, issuer: pullOnly.issuer, rootCertBundle: pullOnly.rootCertBundle },
+    });
   });
   afterAll(async () => {
     await Promise.all([reg?.stop(), regPullOnly?.stop(), ts?.stop(), pullOnly?.stop()]);
@@ -253,7 +266,12 @@ describe('bearer token auth (token server + distribution)', () => {
   });
 
   it('a token server granting only pull makes push fail cleanly (after one insufficient_scope re-token)', async () => {
-    const client = new RegistryClient({ registry: regPullOnly.host, repository: 'ro/img', pushScope: true, creds: { username: 'bob', password: 'hunter2-secret' } });
+    const client = new RegistryClient({
+      registry: regPullOnly.host,
+      repository: 'ro/img',
+      pushScope: true,
+      creds: { username: 'bob', password: 'hunter2-secret' },
+    });
     const e = await errorOf(pushImage(client, 'ro/img', 'v1', testImage()));
     expect(e.exitCode).toBe(ExitCode.auth);
     expect(e.message).toContain(regPullOnly.host);
@@ -449,7 +467,8 @@ describe('faults', () => {
     reg.server.removeAllListeners('request');
     reg.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       reg.requests.push({ method: req.method!, url: req.url!, headers: req.headers });
-      if (req.url === '/v2/' && !req.headers.authorization) return void res.writeHead(401, { 'www-authenticate': 'Basic realm="x"', 'content-length': '0' }).end();
+      if (req.url === '/v2/' && !req.headers.authorization)
+        return void res.writeHead(401, { 'www-authenticate': 'Basic realm="x"', 'content-length': '0' }).end();
       if (!req.headers.authorization) return void res.writeHead(401, { 'content-length': '0' }).end();
       res.writeHead(307, { location: `http://${cdn.host}/blob-data?sig=abc`, 'content-length': '0' }).end();
     });

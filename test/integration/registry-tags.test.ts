@@ -36,7 +36,11 @@ describe('tag list paging', () => {
       expect(tagListGets().length - before).toBe(3); // 2 + 2 + 1
       expect(await client.listTags({ pageSize: 1 })).toEqual(TAGS);
       expect(tagListGets().length - before).toBe(3 + 5);
-      expect(tagListGets().slice(-5).every((e) => /[?&]n=1(&|$)/.test(e.url))).toBe(true);
+      expect(
+        tagListGets()
+          .slice(-5)
+          .every((e) => /[?&]n=1(&|$)/.test(e.url)),
+      ).toBe(true);
     } finally {
       await client.close();
     }

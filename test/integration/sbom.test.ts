@@ -77,7 +77,9 @@ describe('nixreg sbom (real Nix closure)', () => {
       expect(holder.get(p), p).toBeDefined();
       expect(prop('nixreg:layer_diff_id'), p).toBe(holder.get(p));
       expect(prop('nix:nar_hash'), p).toBe(q('--hash', p)[0]);
-      const refs = q('--references', p).filter((x) => x !== p).sort();
+      const refs = q('--references', p)
+        .filter((x) => x !== p)
+        .sort();
       expect(doc.dependencies.find((d: any) => d.ref === p).dependsOn).toEqual(refs);
     }
     const appC = byPath.get(app);

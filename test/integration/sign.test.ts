@@ -49,7 +49,9 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
   it("opens cosign's encrypted key file (scrypt + NaCl secretbox; fixture sealed by libsodium)", async () => {
     const dir = join(FIXTURES, 'sign-cosign-key');
     await pushImage('cosignkey', 'ck');
-    const ok = await nixreg(['sign', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.key'), '--tls-verify=false'], { COSIGN_PASSWORD: 'nixreg-test' });
+    const ok = await nixreg(['sign', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.key'), '--tls-verify=false'], {
+      COSIGN_PASSWORD: 'nixreg-test',
+    });
     expect(errorLines(ok.stderr)).toEqual([]);
     expect(ok.status).toBe(0);
     expect((await nixreg(['verify', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.pub'), '--tls-verify=false'])).status).toBe(0);
@@ -57,7 +59,9 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
     expect(wrong.status).not.toBe(0);
     expect(errorLines(wrong.stderr)).toEqual([`nixreg: ${join(dir, 'cosign.key')}: cannot decrypt the key: wrong password?`]);
     const none = await nixreg(['sign', `${reg.host}/signed:cosignkey`, '--key', join(dir, 'cosign.key'), '--tls-verify=false'], { COSIGN_PASSWORD: undefined });
-    expect(errorLines(none.stderr)).toEqual([`nixreg: ${join(dir, 'cosign.key')}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`]);
+    expect(errorLines(none.stderr)).toEqual([
+      `nixreg: ${join(dir, 'cosign.key')}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`,
+    ]);
   });
 
   it('signs; nixreg verifies; openssl verifies the stored payload and signature; referrers lists it; a second signature is appended', async () => {
@@ -91,7 +95,10 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
 
     const l = await nixreg(['referrers', `${reg.host}/signed:1`, '--tls-verify=false', '--json']);
     expect(JSON.parse(l.stdout).referrers).toEqual([
-      expect.objectContaining({ artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json', annotations: { 'org.opencontainers.image.ref.name': sigTag } }),
+      expect.objectContaining({
+        artifactType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+        annotations: { 'org.opencontainers.image.ref.name': sigTag },
+      }),
     ]);
     // a second signature is appended, the first kept
     expect((await nixreg(['sign', `${reg.host}/signed:1`, '--key', k('b.pem'), '--tls-verify=false'])).status).toBe(0);
@@ -102,7 +109,16 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
 
   it('accepts a signature openssl made, stored in the cosign layout by skopeo', async () => {
     const digest = await pushImage('ext', 'external');
-    const payload = Buffer.from(JSON.stringify({ critical: { identity: { 'docker-reference': `${reg.host}/signed` }, image: { 'docker-manifest-digest': digest }, type: 'cosign container image signature' }, optional: { creator: 'openssl' } }));
+    const payload = Buffer.from(
+      JSON.stringify({
+        critical: {
+          identity: { 'docker-reference': `${reg.host}/signed` },
+          image: { 'docker-manifest-digest': digest },
+          type: 'cosign container image signature',
+        },
+        optional: { creator: 'openssl' },
+      }),
+    );
     const dir = k('ext');
     mkdirSync(dir);
     writeFileSync(join(dir, 'payload'), payload);
@@ -114,7 +130,14 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
       schemaVersion: 2,
       mediaType: 'application/vnd.oci.image.manifest.v1+json',
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: config.length, digest: `sha256:${sha(config)}` },
-      layers: [{ mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json', size: payload.length, digest: `sha256:${sha(payload)}`, annotations: { 'dev.cosignproject.cosign/signature': sig } }],
+      layers: [
+        {
+          mediaType: 'application/vnd.dev.cosign.simplesigning.v1+json',
+          size: payload.length,
+          digest: `sha256:${sha(payload)}`,
+          annotations: { 'dev.cosignproject.cosign/signature': sig },
+        },
+      ],
     };
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(manifest));
     writeFileSync(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
@@ -124,7 +147,9 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
     expect(v.status).toBe(0);
     const w = await nixreg(['verify', `${reg.host}/signed:ext`, '--key', k('a.pub'), '--tls-verify=false']);
     expect(w.status).not.toBe(0);
-    expect(errorLines(w.stderr)).toEqual([`nixreg: no signature of ${reg.host}/signed@${digest} verifies with ${k('a.pub')} (1 checked): signed with another key, or the signature was altered`]);
+    expect(errorLines(w.stderr)).toEqual([
+      `nixreg: no signature of ${reg.host}/signed@${digest} verifies with ${k('a.pub')} (1 checked): signed with another key, or the signature was altered`,
+    ]);
   });
 
   it('fails in one line for no signature, a changed manifest, and a signature copied to another image', async () => {
@@ -137,8 +162,14 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
       `nixreg: no signature for ${reg.host}/signed@${second} (no ${reg.host}/signed:sha256-${second.slice(7)}.sig); sign it with nixreg sign or cosign sign`,
     ]);
     // the first image's signature put where the second's would be: it verifies, but names the other manifest
-    sh('skopeo', ['copy', '--preserve-digests', '--src-tls-verify=false', '--dest-tls-verify=false',
-      `docker://${reg.host}/signed:sha256-${first.slice(7)}.sig`, `docker://${reg.host}/signed:sha256-${second.slice(7)}.sig`]);
+    sh('skopeo', [
+      'copy',
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${reg.host}/signed:sha256-${first.slice(7)}.sig`,
+      `docker://${reg.host}/signed:sha256-${second.slice(7)}.sig`,
+    ]);
     const c = await nixreg(['verify', `${reg.host}/signed:moving`, '--key', k('a.pub'), '--tls-verify=false']);
     expect(c.status).not.toBe(0);
     expect(errorLines(c.stderr)).toEqual([
@@ -151,7 +182,9 @@ describe('nixreg sign / verify (cosign key-based layout)', () => {
     sh('openssl', ['pkcs8', '-topk8', '-in', k('a.pem'), '-v2', 'aes-256-cbc', '-passout', 'pass:s3cret', '-out', k('enc.pem')]);
     const none = await nixreg(['sign', `${reg.host}/signed:enc`, '--key', k('enc.pem'), '--tls-verify=false'], { COSIGN_PASSWORD: undefined });
     expect(none.status).not.toBe(0);
-    expect(errorLines(none.stderr)).toEqual([`nixreg: ${k('enc.pem')}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`]);
+    expect(errorLines(none.stderr)).toEqual([
+      `nixreg: ${k('enc.pem')}: cannot decrypt the key (give the password with --key-password-stdin or COSIGN_PASSWORD)`,
+    ]);
     const env = await nixreg(['sign', `${reg.host}/signed:enc`, '--key', k('enc.pem'), '--tls-verify=false'], { COSIGN_PASSWORD: 's3cret' });
     expect(errorLines(env.stderr)).toEqual([]);
     expect(env.status).toBe(0);

@@ -49,14 +49,26 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'nixreg-sources-'));
   reg = await startDistribution();
   tars = [LAYERS.L1(), LAYERS.L2(), LAYERS.L3()];
-  img = makeImage([{ tar: tars[0]!, c: 'gzip' }, { tar: tars[1]!, c: 'zstd' }, { tar: tars[2]!, c: 'none' }], 'oci');
+  img = makeImage(
+    [
+      { tar: tars[0]!, c: 'gzip' },
+      { tar: tars[1]!, c: 'zstd' },
+      { tar: tars[2]!, c: 'none' },
+    ],
+    'oci',
+  );
   imgDigest = await pushTestImage(reg.url, 'src/img', img, 'v1');
   const arm = makeImage([{ tar: tars[0]!, c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
   await pushTestImage(reg.url, 'src/img', arm);
-  indexDigest = await pushTestIndex(reg.url, 'src/img', [
-    { img, platform: { os: 'linux', architecture: 'amd64' } },
-    { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-  ], 'multi');
+  indexDigest = await pushTestIndex(
+    reg.url,
+    'src/img',
+    [
+      { img, platform: { os: 'linux', architecture: 'amd64' } },
+      { img: arm, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ],
+    'multi',
+  );
   // skopeo 1.9.3 refuses tar+zstd layers when writing a docker-archive; the gzip-only twin is used for archives
   const ref = `docker://${reg.host}/src/img:multi`;
   skopeo('copy', '--src-tls-verify=false', ref, `oci:${work}/layout:v1`);

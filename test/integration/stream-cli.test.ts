@@ -67,7 +67,10 @@ describe('nixreg stream', () => {
     expect(readdirSync(dir).sort()).toEqual(entries);
     expect(entries.map((f) => statSync(join(dir, f)).mtimeMs)).toEqual(mtimes); // hits do not rewrite entries
 
-    const third = nixreg(['stream', join(CASE, 'conf.json'), '--store-root', root, '--no-cache'], { XDG_CACHE_HOME: join(work, 'cache-none'), NIXREG_STREAM_STATS: st3 });
+    const third = nixreg(['stream', join(CASE, 'conf.json'), '--store-root', root, '--no-cache'], {
+      XDG_CACHE_HOME: join(work, 'cache-none'),
+      NIXREG_STREAM_STATS: st3,
+    });
     expect(third.status).toBe(0);
     expect(third.stdout.equals(first.stdout)).toBe(true);
     expect(stats(st3)).toMatchObject({ hashPasses: STORE_LAYERS, cacheHits: 0 });
@@ -75,7 +78,10 @@ describe('nixreg stream', () => {
   });
 
   it('stdout redirected to a file (> image.tar) is written in one pass too; >> falls back to hashing first', () => {
-    for (const [flags, prefix, expectPasses] of [['w', '', 0], ['a', 'prefix', STORE_LAYERS]] as const) {
+    for (const [flags, prefix, expectPasses] of [
+      ['w', '', 0],
+      ['a', 'prefix', STORE_LAYERS],
+    ] as const) {
       const out = join(work, `redirect-${flags}.tar`);
       writeFileSync(out, prefix);
       const fd = openSync(out, flags === 'w' ? 'r+' : 'a');
@@ -124,8 +130,16 @@ describe('nixreg stream', () => {
       ['missing key', (c) => delete c.store_layers, /missing key "store_layers"/],
       ['wrong type', (c) => (c.uid = [0]), /key "uid" must be an integer/],
       ['bad time', (c) => (c.created = 'yesterday'), /key "created"/],
-      ['missing store path', (c) => ((c.store_layers as string[][])[0] = ['/nix/store/00000000000000000000000000000000-nope']), /store path \/nix\/store\/0+-nope does not exist/],
-      ['from_image is not an image', (c) => (c.from_image = '/nix/store/3508dr99dssd506imzphqz853w751s6z-fx-settings.conf'), /from_image .*fx-settings\.conf is not a tar archive/],
+      [
+        'missing store path',
+        (c) => ((c.store_layers as string[][])[0] = ['/nix/store/00000000000000000000000000000000-nope']),
+        /store path \/nix\/store\/0+-nope does not exist/,
+      ],
+      [
+        'from_image is not an image',
+        (c) => (c.from_image = '/nix/store/3508dr99dssd506imzphqz853w751s6z-fx-settings.conf'),
+        /from_image .*fx-settings\.conf is not a tar archive/,
+      ],
       ['from_image missing', (c) => (c.from_image = '/nix/store/00000000000000000000000000000000-nope.tar'), /from_image .* does not exist/],
       ['customisation layer missing', (c) => (c.customisation_layer = '/nix/store/00000000000000000000000000000000-nope'), /customisation_layer .*checksum/],
     ];

@@ -21,7 +21,10 @@ interface Expected {
   config: { member: string; sha256: string; size: number; base64: string };
   manifest: { sha256: string; size: number; base64: string };
   variants?: Array<{ args: string[]; output: { sha256: string; size: number } }>;
-  environmentVariants?: Array<{ customisationLayerOwner: { uid: number; gid: number; uname: string; gname: string }; output: { sha256: string; size: number } }>;
+  environmentVariants?: Array<{
+    customisationLayerOwner: { uid: number; gid: number; uname: string; gname: string };
+    output: { sha256: string; size: number };
+  }>;
 }
 
 class Collect extends Writable {
@@ -110,7 +113,9 @@ describe('library entry points used by push/build', () => {
     });
   }
   it('generateStoreLayer(paths, owner) and layerSize match the reference layer', async () => {
-    const exp = JSON.parse(readFileSync(join(casesDir, 'd-owner-mtime', 'expected.json'), 'utf8')) as { layers: Array<{ kind: string; diffID: string; size: number; paths: string[] }> };
+    const exp = JSON.parse(readFileSync(join(casesDir, 'd-owner-mtime', 'expected.json'), 'utf8')) as {
+      layers: Array<{ kind: string; diffID: string; size: number; paths: string[] }>;
+    };
     const owner = { mtime: 4102444800, uid: 1000, gid: 100, uname: 'user', gname: 'users', storeRoot: root };
     for (const l of exp.layers.filter((x) => x.kind === 'store')) {
       const paths = l.paths;

@@ -44,7 +44,10 @@ function treeOf(root: string): Record<string, string> {
       else if (st.isDirectory()) {
         out[r] = `dir ${mode}`;
         walk(r);
-      } else out[r] = `file ${mode} ${createHash('sha256').update(readFileSync(join(root, r))).digest('hex')}`;
+      } else
+        out[r] = `file ${mode} ${createHash('sha256')
+          .update(readFileSync(join(root, r)))
+          .digest('hex')}`;
     }
   };
   walk('');
@@ -99,7 +102,11 @@ describe('nixreg stream --format oci', () => {
       await ok(stream('--format', 'oci', '--compression', c, '-o', b, '--no-cache'));
       expect(treeOf(b)).toEqual(treeOf(a));
       const m = JSON.parse(blob(a, readJson(join(a, 'index.json')).manifests[0].digest).toString());
-      const want = { gzip: 'application/vnd.oci.image.layer.v1.tar+gzip', zstd: 'application/vnd.oci.image.layer.v1.tar+zstd', none: 'application/vnd.oci.image.layer.v1.tar' }[c];
+      const want = {
+        gzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+        zstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
+        none: 'application/vnd.oci.image.layer.v1.tar',
+      }[c];
       expect(new Set(m.layers.map((l: { mediaType: string }) => l.mediaType))).toEqual(new Set([want]));
       for (const l of m.layers) {
         const bytes = blob(a, l.digest);
@@ -125,7 +132,19 @@ describe('nixreg stream --format oci', () => {
     it(`has exactly the manifest and blobs nixreg push --format oci --compression ${c} uploads`, async () => {
       const dir = join(tmp, `det-${c}-a`);
       const index = readJson(join(dir, 'index.json'));
-      const r = await ok(['push', CONF, `docker://${reg.host}/formats/${c}:v1`, '--store-root', storeRoot, '--tls-verify=false', '--json', '--format', 'oci', '--compression', c]);
+      const r = await ok([
+        'push',
+        CONF,
+        `docker://${reg.host}/formats/${c}:v1`,
+        '--store-root',
+        storeRoot,
+        '--tls-verify=false',
+        '--json',
+        '--format',
+        'oci',
+        '--compression',
+        c,
+      ]);
       const pushed = JSON.parse(r.stdout.toString());
       expect(pushed.digest).toBe(index.manifests[0].digest);
       const manifest = JSON.parse(blob(dir, index.manifests[0].digest).toString());
@@ -174,9 +193,18 @@ describe('nixreg stream --format oci-archive', () => {
     const piped = await ok(stream('--format', 'oci-archive'));
     expect(piped.stdout.equals(bytes)).toBe(true);
     const redirected = join(tmp, 'redirected.tar');
-    const r = spawnSync('sh', ['-c', `node "${NIXREG_BIN}" ${stream('--format', 'oci-archive').map((a) => `'${a}'`).join(' ')} > '${redirected}'`], {
-      env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
-    });
+    const r = spawnSync(
+      'sh',
+      [
+        '-c',
+        `node "${NIXREG_BIN}" ${stream('--format', 'oci-archive')
+          .map((a) => `'${a}'`)
+          .join(' ')} > '${redirected}'`,
+      ],
+      {
+        env: { ...process.env, XDG_CACHE_HOME: join(tmp, 'cache') },
+      },
+    );
     expect(r.status).toBe(0);
     expect(readFileSync(redirected).equals(bytes)).toBe(true);
     const x = join(tmp, 'oci-tar-x');
@@ -193,7 +221,18 @@ describe('nixreg stream --format oci-archive', () => {
 
 describe('nixreg build --format', () => {
   const APP = '/nix/store/d94304fm706b2mkza86j45vp228azj68-fx-app-3.0';
-  const build = (...extra: string[]) => ['build', '--name', 'fx/app:1', '--path', APP, '--graph', join(FIXTURES, 'layering/a-auto-default-100.json'), '--store-root', storeRoot, ...extra];
+  const build = (...extra: string[]) => [
+    'build',
+    '--name',
+    'fx/app:1',
+    '--path',
+    APP,
+    '--graph',
+    join(FIXTURES, 'layering/a-auto-default-100.json'),
+    '--store-root',
+    storeRoot,
+    ...extra,
+  ];
 
   it('writes the same layout as stream for the conf it builds (one pipeline)', async () => {
     const dir = join(tmp, 'build-oci');
@@ -209,7 +248,12 @@ describe('nixreg build --format', () => {
     const file = join(tmp, 'build.tar');
     await ok(build('-o', file, '--no-cache'));
     const redirected = join(tmp, 'build-redirected.tar');
-    const r = spawnSync('sh', ['-c', `node "${NIXREG_BIN}" ${build('-o', '-', '--no-cache').map((a) => `'${a}'`).join(' ')} > '${redirected}'`]);
+    const r = spawnSync('sh', [
+      '-c',
+      `node "${NIXREG_BIN}" ${build('-o', '-', '--no-cache')
+        .map((a) => `'${a}'`)
+        .join(' ')} > '${redirected}'`,
+    ]);
     expect(r.status, r.stderr?.toString()).toBe(0);
     expect(readFileSync(redirected).equals(readFileSync(file))).toBe(true);
     const gz = join(tmp, 'build.tar.gz');

@@ -26,7 +26,10 @@ function skopeoInspect(ref: string): { Digest: string } {
   if (r.status !== 0) throw new Error(`skopeo inspect ${ref}: ${r.stderr}`);
   return JSON.parse(r.stdout) as { Digest: string };
 }
-const temps = (dir: string) => readdirSync(dir, { recursive: true }).map(String).filter((n) => n.includes('.nixreg-'));
+const temps = (dir: string) =>
+  readdirSync(dir, { recursive: true })
+    .map(String)
+    .filter((n) => n.includes('.nixreg-'));
 /** The PID of a process that has exited (so no live nixreg owns a temp name carrying it). */
 const deadPid = () => spawnSync(process.execPath, ['-e', '0']).pid!;
 

@@ -22,10 +22,15 @@ describe('tags, digest, tag, delete against distribution', () => {
     reg = await startDistribution();
     await pushTestImage(reg.url, 'app', amd64, 'amd');
     await pushTestImage(reg.url, 'app', arm64, 'arm');
-    indexDigest = await pushTestIndex(reg.url, 'app', [
-      { img: amd64, platform: { os: 'linux', architecture: 'amd64' } },
-      { img: arm64, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
-    ], 'multi');
+    indexDigest = await pushTestIndex(
+      reg.url,
+      'app',
+      [
+        { img: amd64, platform: { os: 'linux', architecture: 'amd64' } },
+        { img: arm64, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      ],
+      'multi',
+    );
     for (const t of ['t1', 't2', 't3']) await pushTestImage(reg.url, 'app', amd64, t);
   }, 60_000);
   afterAll(async () => reg?.stop());
@@ -67,7 +72,9 @@ describe('tags, digest, tag, delete against distribution', () => {
     expect(JSON.parse(single.stdout)).toMatchObject({ digest: manifestOf(arm64).digest, platform: { os: 'linux', architecture: 'arm64' } });
     const missing = await runCli(['digest', `${reg.host}/app:multi`, '--platform', 'linux/s390x']);
     expect(missing.status).toBe(4);
-    expect(errorLines(missing.stderr)).toEqual([expect.stringMatching(/^nixreg: no image for platform linux\/s390x in the index; available: linux\/amd64, linux\/arm64\/v8/)]);
+    expect(errorLines(missing.stderr)).toEqual([
+      expect.stringMatching(/^nixreg: no image for platform linux\/s390x in the index; available: linux\/amd64, linux\/arm64\/v8/),
+    ]);
     const wrong = await runCli(['digest', `${reg.host}/app:amd`, '--platform', 'linux/arm64']);
     expect(wrong.status).toBe(4);
     expect(wrong.stderr).toBe(`nixreg: ${reg.host}/app:amd is a single image for linux/amd64, not linux/arm64\n`);
@@ -116,7 +123,11 @@ describe('tags, digest, tag, delete against distribution', () => {
       const digest = await pushTestImage(ro.url, 'keep', amd64, 'x');
       const r = await runCli(['delete', `${ro.host}/keep:x`]);
       expect(r.status).toBe(1);
-      expect(r.stderr).toMatch(new RegExp(`^nixreg: ${ro.host.replace(/\./g, '\\.')} does not allow deleting manifests \\(HTTP 405: .*\\); nothing was deleted\\. For distribution, start it with REGISTRY_STORAGE_DELETE_ENABLED=true \\(storage\\.delete\\.enabled\\)\\n$`));
+      expect(r.stderr).toMatch(
+        new RegExp(
+          `^nixreg: ${ro.host.replace(/\./g, '\\.')} does not allow deleting manifests \\(HTTP 405: .*\\); nothing was deleted\\. For distribution, start it with REGISTRY_STORAGE_DELETE_ENABLED=true \\(storage\\.delete\\.enabled\\)\\n$`,
+        ),
+      );
       expect((await fetch(`${ro.url}/v2/keep/manifests/${digest}`, { method: 'HEAD' })).status).toBe(200);
     } finally {
       await ro.stop();

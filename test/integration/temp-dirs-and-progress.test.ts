@@ -24,8 +24,18 @@ function inFreshTmp(args: string[]) {
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), 'nixreg-tmpdirs-'));
   reg = await startDistribution();
-  const amd = makeImage([LAYERS.L1(), LAYERS.L2(), LAYERS.L3()].map((tar) => ({ tar, c: 'gzip' as const })), 'docker');
-  const arm = makeImage([{ tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L4(), c: 'gzip' }], 'oci', { arch: 'arm64', variant: 'v8' });
+  const amd = makeImage(
+    [LAYERS.L1(), LAYERS.L2(), LAYERS.L3()].map((tar) => ({ tar, c: 'gzip' as const })),
+    'docker',
+  );
+  const arm = makeImage(
+    [
+      { tar: LAYERS.L2(), c: 'gzip' },
+      { tar: LAYERS.L4(), c: 'gzip' },
+    ],
+    'oci',
+    { arch: 'arm64', variant: 'v8' },
+  );
   await pushAmdArmIndex(reg.url, 't/app', amd, arm, { amd: '1', index: 'multi' });
 }, 120_000);
 afterAll(async () => {
@@ -73,7 +83,9 @@ describe('progress of whole runs (not a terminal)', () => {
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines.filter((l) => /^layer \d\/3 [0-9a-f]{12} /.test(l))).toHaveLength(3);
     expect(lines.filter((l) => /^config [0-9a-f]{12} /.test(l))).toHaveLength(1);
-    expect(lines.filter((l) => /^\d+ layer\(s\): /.test(l))).toEqual([expect.stringMatching(/^3 layer\(s\): \d pushed \([^)]*\), \d already present, \d mounted, in [\d.]+ s, [\d.]+ (B|KiB|MiB|GiB)\/s$/)]);
+    expect(lines.filter((l) => /^\d+ layer\(s\): /.test(l))).toEqual([
+      expect.stringMatching(/^3 layer\(s\): \d pushed \([^)]*\), \d already present, \d mounted, in [\d.]+ s, [\d.]+ (B|KiB|MiB|GiB)\/s$/),
+    ]);
   }, 120_000);
 
   test('pull: the plan (layers, total bytes) first, the summary with the rate at the end', () => {

@@ -25,7 +25,14 @@ beforeAll(async () => {
   requireTool('skopeo');
   work = mkdtempSync(join(tmpdir(), 'nixreg-validate-'));
   reg = await startDistribution();
-  const img = makeImage([{ tar: LAYERS.L1(), c: 'gzip' }, { tar: LAYERS.L2(), c: 'gzip' }, { tar: LAYERS.L3(), c: 'none' }], 'oci');
+  const img = makeImage(
+    [
+      { tar: LAYERS.L1(), c: 'gzip' },
+      { tar: LAYERS.L2(), c: 'gzip' },
+      { tar: LAYERS.L3(), c: 'none' },
+    ],
+    'oci',
+  );
   await pushTestImage(reg.url, 'val/img', img, 'v1');
   const ref = `docker://${reg.host}/val/img:v1`;
   skopeo('copy', '--src-tls-verify=false', ref, `oci:${work}/layout:v1`);

@@ -378,7 +378,12 @@ describe('listings', () => {
   beforeAll(async () => {
     const c = Buffer.from('{"tags":1}');
     await upload(base, 'list/img', c);
-    const m = { schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: c.length, digest: sha(c) }, layers: [] };
+    const m = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', size: c.length, digest: sha(c) },
+      layers: [],
+    };
     for (const t of ['b', 'a', 'D', 'c', 'e']) expect((await putManifest(base, 'list/img', t, m, OCI_MANIFEST)).status).toBe(201);
   });
   it('end-8a: all tags, sorted ASCIIbetically', async () => {

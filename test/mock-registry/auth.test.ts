@@ -48,7 +48,10 @@ describe('basic auth', () => {
   });
   it('accepts users from the file (passwords may contain ":") and checks per-repository grants (403 DENIED)', async () => {
     expect((await req('GET', `${reg.url}/v2/`, { headers: { Authorization: basic('alice', 'wonder:land') } })).status).toBe(200);
-    let r = await req('POST', `${reg.url}/v2/shared/x/blobs/uploads/?digest=${sha('a')}`, { body: 'a', headers: { Authorization: basic('alice', 'wonder:land') } });
+    let r = await req('POST', `${reg.url}/v2/shared/x/blobs/uploads/?digest=${sha('a')}`, {
+      body: 'a',
+      headers: { Authorization: basic('alice', 'wonder:land') },
+    });
     expect(r.status).toBe(201);
     r = await req('GET', `${reg.url}/v2/shared/x/blobs/${sha('a')}`, { headers: { Authorization: basic('bob', 'builder') } });
     expect([r.status, r.body.toString()]).toEqual([200, 'a']);
@@ -125,14 +128,14 @@ describe('bearer token auth', () => {
     let t = await token(['repository:bob/app:pull,push']);
     expect(t.status).toBe(200);
     const anon = t.json().token as string;
-    expect(JSON.parse(Buffer.from(anon.split('.')[0]!, 'base64url').toString()).access).toEqual([
-      { type: 'repository', name: 'bob/app', actions: ['pull'] },
-    ]);
+    expect(JSON.parse(Buffer.from(anon.split('.')[0]!, 'base64url').toString()).access).toEqual([{ type: 'repository', name: 'bob/app', actions: ['pull'] }]);
     expect((await req('GET', `${reg.url}/v2/bob/app/tags/list`, { headers: { Authorization: `Bearer ${anon}` } })).status).not.toBe(401);
     t = await token(['repository:bob/app:pull'], basic('bob', 'nope'));
     expect([t.status, errCodes(t)]).toEqual([401, ['UNAUTHORIZED']]);
     const [payload, sig] = anon.split('.');
-    const forged = Buffer.from(JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), access: [{ type: 'repository', name: 'bob/app', actions: ['push'] }] })).toString('base64url');
+    const forged = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(payload!, 'base64url').toString()), access: [{ type: 'repository', name: 'bob/app', actions: ['push'] }] }),
+    ).toString('base64url');
     const r = await req('GET', `${reg.url}/v2/`, { headers: { Authorization: `Bearer ${forged}.${sig}` } });
     expect([r.status, challenge(r.header('www-authenticate')).error]).toEqual([401, 'invalid_token']);
   });
@@ -163,7 +166,27 @@ describe('TLS', () => {
     requireTool('openssl');
     const key = join(tmp, 'key.pem');
     const cert = join(tmp, 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const reg = await startRegistry({ tls: { certFile: cert, keyFile: key }, auth: { mode: 'basic', users: { u: 'p' } } });
     try {
       expect(reg.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);

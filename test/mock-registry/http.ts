@@ -23,29 +23,25 @@ export function req(method: string, url: string, opts: ReqOpts = {}): Promise<Re
   const u = new URL(url);
   const fn = u.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const r = fn(
-      u,
-      { method, headers: opts.headers, ...(opts.ca ? { ca: opts.ca } : {}), timeout: opts.timeoutMs ?? 20_000 },
-      (res) => {
-        const parts: Buffer[] = [];
-        res.on('data', (c) => parts.push(c));
-        res.on('error', reject);
-        res.on('aborted', () => reject(Object.assign(new Error('response aborted'), { partial: Buffer.concat(parts) })));
-        res.on('end', () => {
-          const body = Buffer.concat(parts);
-          resolve({
-            status: res.statusCode!,
-            headers: res.headers,
-            body,
-            json: () => JSON.parse(body.toString('utf8')),
-            header: (n) => {
-              const v = res.headers[n.toLowerCase()];
-              return Array.isArray(v) ? v.join(', ') : v;
-            },
-          });
+    const r = fn(u, { method, headers: opts.headers, ...(opts.ca ? { ca: opts.ca } : {}), timeout: opts.timeoutMs ?? 20_000 }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c) => parts.push(c));
+      res.on('error', reject);
+      res.on('aborted', () => reject(Object.assign(new Error('response aborted'), { partial: Buffer.concat(parts) })));
+      res.on('end', () => {
+        const body = Buffer.concat(parts);
+        resolve({
+          status: res.statusCode!,
+          headers: res.headers,
+          body,
+          json: () => JSON.parse(body.toString('utf8')),
+          header: (n) => {
+            const v = res.headers[n.toLowerCase()];
+            return Array.isArray(v) ? v.join(', ') : v;
+          },
         });
-      },
-    );
+      });
+    });
     r.on('timeout', () => r.destroy(new Error('client timeout')));
     r.on('error', reject);
     const b = opts.body;
@@ -81,7 +77,14 @@ export async function upload(base: string, name: string, data: Buffer, headers: 
   return d;
 }
 
-export async function putManifest(base: string, name: string, ref: string, doc: unknown, mediaType: string, headers: Record<string, string> = {}): Promise<Res> {
+export async function putManifest(
+  base: string,
+  name: string,
+  ref: string,
+  doc: unknown,
+  mediaType: string,
+  headers: Record<string, string> = {},
+): Promise<Res> {
   const body = Buffer.from(typeof doc === 'string' ? doc : JSON.stringify(doc));
   return req('PUT', `${base}/v2/${name}/manifests/${ref}`, { body, headers: { 'Content-Type': mediaType, ...headers } });
 }
@@ -90,8 +93,16 @@ export function imageManifest(config: Buffer, layers: Buffer[], extra: Record<st
   return {
     schemaVersion: 2,
     mediaType: oci ? 'application/vnd.oci.image.manifest.v1+json' : 'application/vnd.docker.distribution.manifest.v2+json',
-    config: { mediaType: oci ? 'application/vnd.oci.image.config.v1+json' : 'application/vnd.docker.container.image.v1+json', size: config.length, digest: sha(config) },
-    layers: layers.map((l) => ({ mediaType: oci ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.docker.image.rootfs.diff.tar.gzip', size: l.length, digest: sha(l) })),
+    config: {
+      mediaType: oci ? 'application/vnd.oci.image.config.v1+json' : 'application/vnd.docker.container.image.v1+json',
+      size: config.length,
+      digest: sha(config),
+    },
+    layers: layers.map((l) => ({
+      mediaType: oci ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.docker.image.rootfs.diff.tar.gzip',
+      size: l.length,
+      digest: sha(l),
+    })),
     ...extra,
   };
 }

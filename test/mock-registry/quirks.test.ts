@@ -114,7 +114,8 @@ describe('quirk profiles', () => {
     await r.putBlob('q/app', img.layer);
     await r.putBlob('q/app', img.config);
     // the throttle answers before authentication, once
-    const put = (h: Record<string, string> = {}) => req('PUT', `${r.url}/v2/q/app/manifests/v1`, { headers: { ...h, 'Content-Type': img.mediaType }, body: img.manifest });
+    const put = (h: Record<string, string> = {}) =>
+      req('PUT', `${r.url}/v2/q/app/manifests/v1`, { headers: { ...h, 'Content-Type': img.mediaType }, body: img.manifest });
     const first = await put();
     expect(first.status).toBe(429);
     expect(first.header('retry-after')).toBe('1');

@@ -20,9 +20,16 @@ const skopeo = async (...args: string[]) => (await run('skopeo', ['--insecure-po
 
 const tmp = mkdtempSync(join(tmpdir(), 'mockreg-skopeo-'));
 const layout = join(tmp, 'layout');
-const tar = sampleTar([{ name: 'etc/' }, { name: 'etc/greeting', data: 'hello skopeo\n' }, { name: 'bin/' }, { name: 'bin/run', data: '#!/bin/sh\necho hi\n', mode: 0o755 }]);
+const tar = sampleTar([
+  { name: 'etc/' },
+  { name: 'etc/greeting', data: 'hello skopeo\n' },
+  { name: 'bin/' },
+  { name: 'bin/run', data: '#!/bin/sh\necho hi\n', mode: 0o755 },
+]);
 const layer = gzipSync(tar);
-const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/run'] }, rootfs: { type: 'layers', diff_ids: [sha(tar)] } }));
+const config = Buffer.from(
+  JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/bin/run'] }, rootfs: { type: 'layers', diff_ids: [sha(tar)] } }),
+);
 const manifest = Buffer.from(
   JSON.stringify({
     schemaVersion: 2,
@@ -40,7 +47,10 @@ beforeAll(async () => {
   for (const b of [layer, config, manifest]) writeFileSync(join(layout, 'blobs', 'sha256', sha(b).slice(7)), b);
   writeFileSync(
     join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length, digest: sha(manifest) }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', size: manifest.length, digest: sha(manifest) }],
+    }),
   );
   reg = await startRegistry();
 });
@@ -83,7 +93,9 @@ describe('skopeo 1.9.3 against the mock registry', () => {
       await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}`, `docker://${dist.host}/test/img:v1`);
       await skopeo('copy', '--dest-tls-verify=false', `oci:${layout}`, `docker://${reg.host}/test/same:v1`);
       const [a, b] = await Promise.all(
-        [dist.host, reg.host].map(async (h) => JSON.parse(await skopeo('inspect', '--tls-verify=false', `docker://${h}/test/${h === reg.host ? 'same' : 'img'}:v1`))),
+        [dist.host, reg.host].map(async (h) =>
+          JSON.parse(await skopeo('inspect', '--tls-verify=false', `docker://${h}/test/${h === reg.host ? 'same' : 'img'}:v1`)),
+        ),
       );
       expect(b.Digest).toBe(a.Digest);
       expect(b.Layers).toEqual(a.Layers);
@@ -107,7 +119,9 @@ describe('skopeo 1.9.3 against the mock registry', () => {
   it('works through the bearer token flow with credentials, and anonymous pulls', async () => {
     const secure = await startRegistry({ auth: { mode: 'bearer', users: { alice: 's3cret' }, anonymousPull: true, service: 'test-registry' } });
     try {
-      await expect(skopeo('copy', '--dest-tls-verify=false', `oci:${layout}`, `docker://${secure.host}/auth/img:v1`)).rejects.toThrow(/denied|unauthorized|authentication/i);
+      await expect(skopeo('copy', '--dest-tls-verify=false', `oci:${layout}`, `docker://${secure.host}/auth/img:v1`)).rejects.toThrow(
+        /denied|unauthorized|authentication/i,
+      );
       await skopeo('copy', '--dest-tls-verify=false', '--dest-creds', 'alice:s3cret', `oci:${layout}`, `docker://${secure.host}/auth/img:v1`);
       const info = JSON.parse(await skopeo('inspect', '--tls-verify=false', `docker://${secure.host}/auth/img:v1`)); // anonymous
       expect(info.Digest).toBe(sha(manifest));
@@ -123,7 +137,23 @@ describe('skopeo 1.9.3 against the mock registry', () => {
     requireTool('openssl');
     const key = join(tmp, 'key.pem');
     const cert = join(tmp, 'cert.pem');
-    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1']);
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
     const certDir = join(tmp, 'certs');
     mkdirSync(certDir, { recursive: true });
     writeFileSync(join(certDir, 'ca.crt'), readFileSync(cert));

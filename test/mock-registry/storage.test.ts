@@ -92,7 +92,11 @@ describe('directory storage', () => {
       for (let i = 0; i < n; i++) h.update(chunk);
       const digest = 'sha256:' + h.digest('hex');
       let i = 0;
-      const body = new Readable({ read() { this.push(i++ < n ? chunk : null); } });
+      const body = new Readable({
+        read() {
+          this.push(i++ < n ? chunk : null);
+        },
+      });
       const rss0 = process.memoryUsage().rss;
       const p = await req('POST', `${reg.url}/v2/big/img/blobs/uploads/`);
       const r = await req('PATCH', `${reg.url}${p.header('location')}`, { body });

@@ -134,7 +134,16 @@ describe('retries are bounded', () => {
     expect(manifestGets()).toBe(1);
     reg.setFaults([{ kind: 'status', status: 503, route: 'manifest', method: 'PUT' }]);
     reg.resetCounters();
-    const push = await runCli(['push', `docker://${reg.host}/res/app:v1`, `docker://${reg.host}/res/copy:v1`, '--quiet', '--retry-times', '0', '--timeout', '5s']);
+    const push = await runCli([
+      'push',
+      `docker://${reg.host}/res/app:v1`,
+      `docker://${reg.host}/res/copy:v1`,
+      '--quiet',
+      '--retry-times',
+      '0',
+      '--timeout',
+      '5s',
+    ]);
     reg.setFaults([]);
     expect(push.code, push.stderr).toBe(1);
     expect(push.stderr).toBe(`nixreg: manifest upload to ${reg.host}/res/copy:v1: HTTP 503 from ${reg.host}: injected fault: HTTP 503\n`);

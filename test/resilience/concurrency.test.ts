@@ -45,7 +45,9 @@ describe(`${N} processes at once against one distribution repository`, () => {
     const env = { XDG_CACHE_HOME: join(tmp.dir, 'shared-cache') };
     const dest = `docker://${dist.host}/conc/app:v1`;
     const runs = await Promise.all(
-      Array.from({ length: N }, () => runCli(['push', CONF, dest, '--store-root', storeRoot, '--json', '--quiet', '--retry-times', '2'], { env, timeoutMs: 120_000 })),
+      Array.from({ length: N }, () =>
+        runCli(['push', CONF, dest, '--store-root', storeRoot, '--json', '--quiet', '--retry-times', '2'], { env, timeoutMs: 120_000 }),
+      ),
     );
     for (const r of runs) {
       expect(r.code, r.stderr).toBe(0);
@@ -67,7 +69,11 @@ describe(`${N} processes at once against one distribution repository`, () => {
   it(`${N} pulls into different files at once are all byte-identical to the reference`, async () => {
     const outs = Array.from({ length: N }, (_, i) => join(tmp.dir, `pull-${i}.tar`));
     const runs = await Promise.all(
-      outs.map((o) => runCli(['pull', `${dist.host}/conc/app:v1`, '-o', o, '--final-image-name', 'res/app', '--final-image-tag', 'latest', '--quiet'], { timeoutMs: 120_000 })),
+      outs.map((o) =>
+        runCli(['pull', `${dist.host}/conc/app:v1`, '-o', o, '--final-image-name', 'res/app', '--final-image-tag', 'latest', '--quiet'], {
+          timeoutMs: 120_000,
+        }),
+      ),
     );
     for (const [i, r] of runs.entries()) {
       expect(r.code, r.stderr).toBe(0);

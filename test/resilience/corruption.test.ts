@@ -68,7 +68,7 @@ describe('corrupted content fails the pull with expected and got digests, and le
     expect(r.digests.filter((d) => d !== manifestDigest)).toHaveLength(1);
   });
 
-  it("a config whose diff_ids do not match the layers", async () => {
+  it('a config whose diff_ids do not match the layers', async () => {
     const r = await pullFails('bad-diffids', 'res/bad-config:v1', []);
     expect(r.code).toBe(5);
     expect(r.message).toContain(`layer 0 (${layerDigests[0]}) uncompressed to ${sha(LAYERS.L1())}, but the config's rootfs.diff_ids[0] is ${sha(LAYERS.L2())}`);

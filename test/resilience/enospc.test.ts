@@ -52,8 +52,23 @@ beforeAll(async () => {
   reg = await startDistribution();
   const layers = [0, 1, 2].map((i) => layerTar({ [`data/blob${i}`]: randomBytes(4 << 20) }));
   await pushTestImage(reg.url, 'full/app', simpleImage(layers), '1');
-  app = buildTestClosure(tmp, `app = mk "nixreg-enospc-app" "mkdir -p $out/bin $out/share && head -c 12582912 /dev/urandom > $out/share/blob && printf '#!/bin/sh\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`);
-  const b = await run(['build', '-q', '--name', 'full/b:1', '--path', app, '-o', join(tmp, 'image.tar'), '--write-conf', join(tmp, 'conf.json'), '--no-gc-root']);
+  app = buildTestClosure(
+    tmp,
+    `app = mk "nixreg-enospc-app" "mkdir -p $out/bin $out/share && head -c 12582912 /dev/urandom > $out/share/blob && printf '#!/bin/sh\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`,
+  );
+  const b = await run([
+    'build',
+    '-q',
+    '--name',
+    'full/b:1',
+    '--path',
+    app,
+    '-o',
+    join(tmp, 'image.tar'),
+    '--write-conf',
+    join(tmp, 'conf.json'),
+    '--no-gc-root',
+  ]);
   if (b.status !== 0) throw new Error(`setup build failed: ${b.stderr}`);
 }, 300_000);
 afterAll(async () => {

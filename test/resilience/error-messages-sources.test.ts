@@ -54,7 +54,12 @@ function ociLayoutFiles(refs: string[], layers = [layer({ f: 'hello', data: 'hel
   const index = json({
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: refs.map((r) => ({ mediaType: OCI_MANIFEST, digest: sha(manifest), size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': r } })),
+    manifests: refs.map((r) => ({
+      mediaType: OCI_MANIFEST,
+      digest: sha(manifest),
+      size: manifest.length,
+      annotations: { 'org.opencontainers.image.ref.name': r },
+    })),
   });
   const files: Record<string, Buffer> = { 'oci-layout': json({ imageLayoutVersion: '1.0.0' }), 'index.json': index };
   for (const b of [cfg, manifest, ...layers]) files[`blobs/sha256/${hex(b)}`] = b;
@@ -115,12 +120,27 @@ beforeAll(async () => {
   copyFileSync(join(FIXTURES, 'docker-archive/skopeo-tiny.tar'), T('tiny.tar'));
   const hello = layer({ f: 'hello', data: 'hello\n' });
   const world = layer({ f: 'world', data: 'world\n' });
-  writeFileSync(T('two.tar'), dockerArchive([{ tags: ['a/one:1'], layers: [hello] }, { tags: ['a/two:1'], layers: [world] }]));
-  writeFileSync(T('untagged.tar'), dockerArchive([{ tags: [], layers: [hello] }, { tags: [], layers: [world] }]));
-  writeFileSync(T('nomanifest.tar'), tarOf({ 'repositories': '{}' }));
+  writeFileSync(
+    T('two.tar'),
+    dockerArchive([
+      { tags: ['a/one:1'], layers: [hello] },
+      { tags: ['a/two:1'], layers: [world] },
+    ]),
+  );
+  writeFileSync(
+    T('untagged.tar'),
+    dockerArchive([
+      { tags: [], layers: [hello] },
+      { tags: [], layers: [world] },
+    ]),
+  );
+  writeFileSync(T('nomanifest.tar'), tarOf({ repositories: '{}' }));
   writeFileSync(T('notlist.tar'), tarOf({ 'manifest.json': '{}' }));
   writeFileSync(T('emptylist.tar'), tarOf({ 'manifest.json': '[]' }));
-  writeFileSync(T('nodiffids.tar'), tarOf({ 'manifest.json': json([{ Config: 'c.json', RepoTags: [], Layers: ['l.tar'] }]), 'c.json': json({ rootfs: { diff_ids: [] } }), 'l.tar': hello }));
+  writeFileSync(
+    T('nodiffids.tar'),
+    tarOf({ 'manifest.json': json([{ Config: 'c.json', RepoTags: [], Layers: ['l.tar'] }]), 'c.json': json({ rootfs: { diff_ids: [] } }), 'l.tar': hello }),
+  );
   // OCI layouts: good (two refs), broken index.json, missing index.json, unknown version, missing manifest blob
   const oci = ociLayoutFiles(['one', 'two']);
   writeTree(T('layout'), oci);
@@ -216,9 +236,21 @@ const CASES: Case[] = [
   [`inspect docker://$C/a/b:1`, 1, 'cannot reach registry $C: connection refused'],
   // export: hostile layers, existing output
   [`export $T/hostile-dotdot.tar ${O}`, 1, `${HOSTILE}$L:dotdot): entry "../../escaped-by-dotdot" has a ".." component (path traversal)`],
-  [`export $T/hostile-symparent.tar ${O}`, 1, `export: layer 1/2 (sha256:$L0:symparent): entry "a" is a symlink, but "a/escaped-by-symlink" (layer 2/2 (sha256:$L:symparent)) lies under it (entry under a symlinked or non-directory parent)`],
-  [`export $T/hostile-symsame.tar ${O}`, 1, `${HOSTILE}$L:symsame): entry "a/escaped-by-symlink" lies under "a", which is a symlink, not a directory (refusing to write through it)`],
-  [`export $T/hostile-hardlink.tar ${O}`, 1, `${HOSTILE}$L:hardlink): entry "l" is a hard link to "../../../etc/passwd", which has a ".." component (path traversal)`],
+  [
+    `export $T/hostile-symparent.tar ${O}`,
+    1,
+    `export: layer 1/2 (sha256:$L0:symparent): entry "a" is a symlink, but "a/escaped-by-symlink" (layer 2/2 (sha256:$L:symparent)) lies under it (entry under a symlinked or non-directory parent)`,
+  ],
+  [
+    `export $T/hostile-symsame.tar ${O}`,
+    1,
+    `${HOSTILE}$L:symsame): entry "a/escaped-by-symlink" lies under "a", which is a symlink, not a directory (refusing to write through it)`,
+  ],
+  [
+    `export $T/hostile-hardlink.tar ${O}`,
+    1,
+    `${HOSTILE}$L:hardlink): entry "l" is a hard link to "../../../etc/passwd", which has a ".." component (path traversal)`,
+  ],
   [`export $T/tiny.tar -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`export $T/tiny.tar -o $T/nodir/fs.tar`, 1, 'cannot write output $T/nodir/fs.tar: no such file or directory'],
   [`export $T/missing.tar ${O}`, 2, 'source $T/missing.tar does not exist (for a registry image write docker://$T/missing.tar)'],
@@ -228,26 +260,46 @@ const CASES: Case[] = [
   [`merge $T/tiny.tar -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`merge $T/tiny.tar ${O} --compress xz`, 2, '--compress "xz" is not one of "none", "gz", "gzip", "zstd" (see nixreg merge --help)'],
   // stream / build output formats
-  [`stream ${CONF} --store-root $S --format oci -o $T/existsdir`, 2, 'output $T/existsdir is a non-empty directory that is not an OCI layout (no oci-layout and index.json); choose another directory'],
+  [
+    `stream ${CONF} --store-root $S --format oci -o $T/existsdir`,
+    2,
+    'output $T/existsdir is a non-empty directory that is not an OCI layout (no oci-layout and index.json); choose another directory',
+  ],
   [`stream ${CONF} --store-root $S --format oci-archive -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`stream ${CONF} --store-root $S -o $T/exists.tar`, 2, 'output $T/exists.tar already exists; remove it or pass --force'],
   [`stream ${CONF} --format oci`, 2, '--format oci writes a directory: give -o DIR'],
   [`stream ${CONF} ${O} --compression lz4`, 2, '--compression "lz4" is not one of "gzip", "zstd", "none" (see nixreg stream --help)'],
-  [`stream ${CONF} ${O} --compression zstd`, 2, '--compression applies to --format oci/oci-archive (layers); for a compressed docker-archive use --compress gz|zstd'],
+  [
+    `stream ${CONF} ${O} --compression zstd`,
+    2,
+    '--compression applies to --format oci/oci-archive (layers); for a compressed docker-archive use --compress gz|zstd',
+  ],
   [`stream ${CONF} --format oci ${O} --compress gz`, 2, '--compress applies to docker-archive outputs; --format oci compresses each layer (--compression)'],
   [`stream ${CONF} --format oci ${O} --compression-level 99`, 2, '--compression-level for gzip must be an integer from 1 to 9'],
   [`stream ${CONF} --format oci-archive ${O} --compression zstd --compression-level 0`, 2, '--compression-level for zstd must be an integer from 1 to 19'],
   [`stream ${CONF} ${O} --compress xz`, 2, '--compress must be none, gz or zstd (got xz)'],
   [`build --name a:1 --path /nix/store/x --format oci -o -`, 2, '--format oci writes a directory: give -o DIR'],
   // build --single-layer refusals
-  [`build --name a:1 --path /nix/store/x --single-layer ${O} --format oci`, 2, '--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)'],
+  [
+    `build --name a:1 --path /nix/store/x --single-layer ${O} --format oci`,
+    2,
+    '--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)',
+  ],
   [`build --name a:1 --path /nix/store/x --single-layer ${O} --from-image $T/tiny.tar`, 2, '--from-image cannot be used with --single-layer'],
   [`build --name a:1 --path /nix/store/x ${O} --overlay $T/emptydir`, 2, '--overlay/--uid/--gid need --single-layer'],
-  [`build --name a:1 --path /nix/store/x --single-layer ${O} --write-conf $T/out/c.json`, 2, '--write-conf is for layered builds; --single-layer writes the image only (-o)'],
+  [
+    `build --name a:1 --path /nix/store/x --single-layer ${O} --write-conf $T/out/c.json`,
+    2,
+    '--write-conf is for layered builds; --single-layer writes the image only (-o)',
+  ],
   [`build --name a:1 --path /nix/store/x --single-layer`, 2, 'give -o FILE (or - for stdout) for the image'],
   [`build --name a:1 --path /nix/store/x --single-layer ${O} --overlay $T/nope`, 2, '--overlay $T/nope: no such file or directory'],
   [`build --name a:1 --path /nix/store/x --single-layer ${O} --overlay $T/exists.tar`, 2, '--overlay $T/exists.tar is not a directory'],
-  [`build --name a:1 --path /nix/store/x --single-layer ${O} --store-root $T`, 2, '--store-root needs --graph: the closure of a store that is not /nix/store cannot be asked from Nix'],
+  [
+    `build --name a:1 --path /nix/store/x --single-layer ${O} --store-root $T`,
+    2,
+    '--store-root needs --graph: the closure of a store that is not /nix/store cannot be asked from Nix',
+  ],
   [`build --name a:1 --path /nix/store/x --single-layer ${O} --graph $T/nograph.json`, 2, 'cannot read graph $T/nograph.json: no such file or directory'],
   [`build --name a:1 --path /nix/store/x --single-layer ${O} --uid -1`, 2, '--uid: expected a non-negative integer, got -1'],
   // push: what the source is, and the flags
@@ -274,17 +326,37 @@ const CASES: Case[] = [
   [`pull a ${O} --max-manifest-size lots`, 2, '--max-manifest-size must be a size in bytes like 8M or 1048576, got "lots"'],
   // --max-manifest-size: the default 4 MiB refuses the 5 MiB manifest everywhere a manifest is read
   [`pull $BIG/big/img:1 ${O}`, 1, 'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size'],
-  [`pull $BIG/big/img:1 ${O} --max-manifest-size 5000000`, 1, 'manifest $BIG/big/img:1 is 5242880 bytes, more than the 5000000-byte limit; raise the limit with --max-manifest-size'],
-  [`prefetch $BIG/big/img 1 --tls-verify=false`, 1, 'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size'],
-  [`inspect docker://$BIG/big/img:1 --tls-verify=false`, 1, 'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size'],
-  [`push docker://$BIG/big/img:1 docker://$C/x/y:1 --tls-verify=false`, 1, 'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size'],
+  [
+    `pull $BIG/big/img:1 ${O} --max-manifest-size 5000000`,
+    1,
+    'manifest $BIG/big/img:1 is 5242880 bytes, more than the 5000000-byte limit; raise the limit with --max-manifest-size',
+  ],
+  [
+    `prefetch $BIG/big/img 1 --tls-verify=false`,
+    1,
+    'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size',
+  ],
+  [
+    `inspect docker://$BIG/big/img:1 --tls-verify=false`,
+    1,
+    'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size',
+  ],
+  [
+    `push docker://$BIG/big/img:1 docker://$C/x/y:1 --tls-verify=false`,
+    1,
+    'manifest $BIG/big/img:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size',
+  ],
   // (with the flag the manifest is read, and the push gets as far as the destination)
   [`push docker://$BIG/big/img:1 docker://$C/x/y:1 --tls-verify=false --max-manifest-size 8M`, 1, 'cannot reach registry $C: connection refused'],
 ];
 
 describe('every error of the source-reading commands, pinned', () => {
   it(`${CASES.length} invocations print exactly their one line and exit code, and leave no output`, async () => {
-    const manifestBlob = readdirSync(join(root, 'layout/blobs/sha256')).find((h) => readFileSync(join(root, 'layout/blobs/sha256', h)).toString().includes(OCI_MANIFEST))!;
+    const manifestBlob = readdirSync(join(root, 'layout/blobs/sha256')).find((h) =>
+      readFileSync(join(root, 'layout/blobs/sha256', h))
+        .toString()
+        .includes(OCI_MANIFEST),
+    )!;
     // the hostile archives' layer digests as the export messages name them: $L0:name the first, $L:name the last
     const layersOf = (name: string) => /"Layers":\[([^\]]*)\]/.exec(readFileSync(join(root, `hostile-${name}.tar`), 'latin1'))![1]!.match(/[0-9a-f]{64}/g)!;
     const expand = (s: string) =>
@@ -342,7 +414,9 @@ describe('every error of the source-reading commands, pinned', () => {
       const r = await runCli(['inspect', 'docker://registry.invalid/a/b:1', '--retry-times', '1'], {
         env: { ...env(), http_proxy: `http://127.0.0.1:${port}`, HTTP_PROXY: '', https_proxy: '', HTTPS_PROXY: '', no_proxy: '', NO_PROXY: '' },
       });
-      expect(r.stderr).toBe('nixreg: cannot reach registry registry.invalid: the proxy closed the connection instead of opening a tunnel; check https_proxy / http_proxy / no_proxy\n');
+      expect(r.stderr).toBe(
+        'nixreg: cannot reach registry registry.invalid: the proxy closed the connection instead of opening a tunnel; check https_proxy / http_proxy / no_proxy\n',
+      );
       expect(r.status).toBe(1);
       expect(connections).toBe(2); // the first attempt and its one retry
       expect(Date.now() - started).toBeLessThan(15_000);

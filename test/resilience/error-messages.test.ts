@@ -81,7 +81,10 @@ function fakeRegistry(req: IncomingMessage, res: ServerResponse) {
   if (!m) return registryError(res, 404, 'NAME_UNKNOWN', 'repository name not known to registry');
   const [, repo, kind, ref] = m;
   if (repo === 'bad/denied') return registryError(res, 403, 'DENIED', 'requested access to the resource is denied');
-  const manifest = (body: Buffer, type = OCI_MANIFEST) => res.writeHead(200, { 'content-type': type, 'content-length': String(body.length), 'docker-content-digest': sha(body) }).end(req.method === 'HEAD' ? undefined : body);
+  const manifest = (body: Buffer, type = OCI_MANIFEST) =>
+    res
+      .writeHead(200, { 'content-type': type, 'content-length': String(body.length), 'docker-content-digest': sha(body) })
+      .end(req.method === 'HEAD' ? undefined : body);
   if (kind === 'blobs') {
     const b = blobs.get(ref!);
     if (!b) return registryError(res, 404, 'BLOB_UNKNOWN', 'blob unknown to registry');
@@ -101,7 +104,9 @@ function fakeRegistry(req: IncomingMessage, res: ServerResponse) {
     case 'bad/json':
       return manifest(Buffer.from('<html>not a manifest</html>'));
     case 'bad/shape':
-      return manifest(Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: 'md5:1', size: 1 }, layers: [] })));
+      return manifest(
+        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'x', digest: 'md5:1', size: 1 }, layers: [] })),
+      );
     case 'bad/big':
       res.writeHead(200, { 'content-type': OCI_MANIFEST, 'content-length': String(5 * 1024 * 1024) });
       return res.end(Buffer.alloc(5 * 1024 * 1024, 0x20));
@@ -168,15 +173,27 @@ afterAll(async () => {
 
 function validConf() {
   return {
-    architecture: 'amd64', config: {}, store_dir: '/nix/store', from_image: null, store_layers: [],
-    customisation_layer: '/nix/store/cccccccccccccccccccccccccccccccc-c', repo_tag: 'a:b',
-    created: '1970-01-01T00:00:01+00:00', mtime: '1970-01-01T00:00:01+00:00', uid: 0, gid: 0, uname: '', gname: '',
+    architecture: 'amd64',
+    config: {},
+    store_dir: '/nix/store',
+    from_image: null,
+    store_layers: [],
+    customisation_layer: '/nix/store/cccccccccccccccccccccccccccccccc-c',
+    repo_tag: 'a:b',
+    created: '1970-01-01T00:00:01+00:00',
+    mtime: '1970-01-01T00:00:01+00:00',
+    uid: 0,
+    gid: 0,
+    uname: '',
+    gname: '',
   };
 }
 
 function nixreg(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = spawn('node', [BIN, ...args], { env: { PATH: process.env.PATH, HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'home'), NIXREG_DEBUG: '' } });
+    const child = spawn('node', [BIN, ...args], {
+      env: { PATH: process.env.PATH, HOME: join(root, 'home'), XDG_RUNTIME_DIR: join(root, 'home'), NIXREG_DEBUG: '' },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -215,12 +232,28 @@ const CASES: Case[] = [
   ['hash', 2, 'missing argument; usage: nixreg hash <input> (see nixreg hash --help)'],
   // references, digests, hashes
   [`pull Bad_Name! ${O}`, 2, 'invalid image reference "Bad_Name!": repository name must be lowercase'],
-  [`pull a:b:c ${O}`, 2, 'invalid image reference "a:b:c": repository "library/a:b" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"'],
+  [
+    `pull a:b:c ${O}`,
+    2,
+    'invalid image reference "a:b:c": repository "library/a:b" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"',
+  ],
   [`pull a_b.c:1/x ${O}`, 2, 'invalid image reference "a_b.c:1/x": registry "a_b.c:1" is not a valid host[:port]'],
-  [`pull a:${'t'.repeat(129)} ${O}`, 2, `invalid image reference "a:${'t'.repeat(129)}": tag "${'t'.repeat(129)}" must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`],
-  [`pull ${'a'.repeat(64).replace(/a/g, 'f')} ${O}`, 2, `invalid image reference "${'f'.repeat(64)}": a 64-character hex string is an image ID, not a name; use name@sha256:<hex>`],
+  [
+    `pull a:${'t'.repeat(129)} ${O}`,
+    2,
+    `invalid image reference "a:${'t'.repeat(129)}": tag "${'t'.repeat(129)}" must match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
+  ],
+  [
+    `pull ${'a'.repeat(64).replace(/a/g, 'f')} ${O}`,
+    2,
+    `invalid image reference "${'f'.repeat(64)}": a 64-character hex string is an image ID, not a name; use name@sha256:<hex>`,
+  ],
   [`pull a@sha256:12 ${O}`, 2, 'invalid image reference "a@sha256:12": digest "sha256:12" is not sha256:<64 lowercase hex>'],
-  [`pull a-${'b'.repeat(40)}! ${O}`, 2, `invalid image reference "a-${'b'.repeat(40)}!": repository "library/a-${'b'.repeat(40)}!" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"`],
+  [
+    `pull a-${'b'.repeat(40)}! ${O}`,
+    2,
+    `invalid image reference "a-${'b'.repeat(40)}!": repository "library/a-${'b'.repeat(40)}!" must be lowercase [a-z0-9] components separated by "/", ".", "_", "__" or "-"`,
+  ],
   [`pull $R/ok/img --digest sha256:xyz ${O}`, 2, '--digest "sha256:xyz" is not a valid digest; expected sha256:<64 lowercase hex>'],
   [`pull $R/ok/img --digest sha512:abc ${O}`, 2, '--digest "sha512:abc" uses sha512, which nixreg does not support'],
   [`pull $R/ok/img@${D} --digest sha256:${'c'.repeat(64)} ${O}`, 2, `$R/ok/img@${D} names digest ${D} but --digest is sha256:${'c'.repeat(64)}`],
@@ -241,7 +274,11 @@ const CASES: Case[] = [
   ['stream $T/conf-uid.json', 2, '$T/conf-uid.json: key "uid" must be an integer or a string holding one, got "root"'],
   ['stream $T/conf-outside.json', 2, '$T/conf-outside.json: store_layers[0]: "/usr/lib/x" is not under store_dir /nix/store'],
   ['stream $T/conf-time.json', 2, '$T/conf-time.json: key "created": "yesterday" is not an ISO 8601 time (e.g. 1970-01-01T00:00:01+00:00) or "now"'],
-  ['stream $T/conf-nocust.json --store-root $T', 2, 'customisation_layer /nix/store/cccccccccccccccccccccccccccccccc-missing: cannot read its checksum file (no such file or directory)'],
+  [
+    'stream $T/conf-nocust.json --store-root $T',
+    2,
+    'customisation_layer /nix/store/cccccccccccccccccccccccccccccccc-missing: cannot read its checksum file (no such file or directory)',
+  ],
   // (credentials are looked up when a registry asks for them)
   [`pull $B/a/b:1 ${O} --authfile $T/none.json`, 2, 'auth file $T/none.json does not exist'],
   [`pull $B/a/b:1 ${O} --authfile $T/notjson-auth.json`, 2, 'auth file $T/notjson-auth.json is not valid JSON'],
@@ -253,20 +290,40 @@ const CASES: Case[] = [
   [`pull $V/a:1 ${O} --retry-times 0`, 1, 'registry $V answered HTTP 503 to GET /v2/'],
   [`pull $B/a/b:1 ${O}`, 3, '401 from $B for manifest $B/a/b:1 (anonymous): log in (auth file) or pass --creds'],
   [`pull $R/no/such:1 ${O}`, 4, 'manifest $R/no/such:1 not found on $R: MANIFEST_UNKNOWN: manifest unknown'],
-  [`pull $R/bad/denied:1 ${O}`, 3, '403 from $R for manifest $R/bad/denied:1 (anonymous): log in (auth file) or pass --creds: DENIED: requested access to the resource is denied'],
+  [
+    `pull $R/bad/denied:1 ${O}`,
+    3,
+    '403 from $R for manifest $R/bad/denied:1 (anonymous): log in (auth file) or pass --creds: DENIED: requested access to the resource is denied',
+  ],
   [`pull $R/bad/broken:1 ${O} --retry-times 0`, 1, 'manifest $R/bad/broken:1: HTTP 500 from $R: UNKNOWN: storage backend unavailable'],
-  [`pull $R/bad/schema1:1 ${O}`, 1, 'manifest $R/bad/schema1:1 is a Docker schema1 manifest, which is not supported (deprecated since 2017; re-push the image with a current tool)'],
+  [
+    `pull $R/bad/schema1:1 ${O}`,
+    1,
+    'manifest $R/bad/schema1:1 is a Docker schema1 manifest, which is not supported (deprecated since 2017; re-push the image with a current tool)',
+  ],
   [`pull $R/bad/json:1 ${O}`, 1, 'invalid manifest $R/bad/json:1: not valid JSON'],
   [`pull $R/bad/shape:1 ${O}`, 1, 'invalid manifest $R/bad/shape:1: config has an invalid or non-sha256 digest'],
   [`pull $R/bad/big:1 ${O}`, 1, 'manifest $R/bad/big:1 is 5242880 bytes, more than the 4194304-byte limit; raise the limit with --max-manifest-size'],
   [`pull $R/no/such@${D} ${O}`, 4, `manifest $R/no/such@${D} not found on $R: MANIFEST_UNKNOWN: manifest unknown`],
   [`pull $R/ok/img@${D} ${O}`, 5, `manifest $R/ok/img@${D}: digest mismatch: expected ${D}, got ${sha(OK.manifest)}`],
   [`pull $R/ok/index:1 ${O} --arch s390x`, 4, 'no image for platform linux/s390x in the index; available: linux/amd64 (use --platform os/arch[/variant])'],
-  [`pull $R/bad/flip:1 ${O}`, 5, `blob $R/bad/flip@${sha(OK.layer)}: digest mismatch: expected ${sha(OK.layer)}, got ${sha(Buffer.from(OK.layer).fill(0x42, 20, 21))}`],
+  [
+    `pull $R/bad/flip:1 ${O}`,
+    5,
+    `blob $R/bad/flip@${sha(OK.layer)}: digest mismatch: expected ${sha(OK.layer)}, got ${sha(Buffer.from(OK.layer).fill(0x42, 20, 21))}`,
+  ],
   [`pull $R/bad/diffids:1 ${O}`, 5, `$R/bad/diffids@${sha(TWO_DIFF_IDS.manifest)}: the manifest has 1 layers but the config lists 2 diff_ids`],
-  [`pull $R/ok/img:1 ${O} --sha256 ${'0'.repeat(64)}`, 5, 'hash mismatch for $R/ok/img:1: specified: sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= got: $HASH'],
+  [
+    `pull $R/ok/img:1 ${O} --sha256 ${'0'.repeat(64)}`,
+    5,
+    'hash mismatch for $R/ok/img:1: specified: sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= got: $HASH',
+  ],
   ['stream $T/conf-nobase.json --store-root $T', 2, 'from_image /nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-missing.tar does not exist under --store-root $T'],
-  ['stream $T/conf-badbase.json --store-root $T', 2, 'from_image /nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-base.tar is not a tar archive (empty or shorter than one header)'],
+  [
+    'stream $T/conf-badbase.json --store-root $T',
+    2,
+    'from_image /nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-base.tar is not a tar archive (empty or shorter than one header)',
+  ],
   ['layers', 2, 'missing argument; usage: nixreg layers <graph> (see nixreg layers --help)'],
   ['build', 2, 'Missing required arguments: name, path (see nixreg build --help)'],
   ['push $T/exists.tar docker://h/r:1', 2, 'source $T/exists.tar is not a tar archive (nor gzip/zstd)'],
@@ -274,10 +331,18 @@ const CASES: Case[] = [
   ['push $T/tiny.tar docker://h/r:1 --additional-tag bad!tag', 2, 'invalid --additional-tag "bad!tag"'],
   ['push $T/tiny.tar docker://$C/a/b:1', 1, 'cannot reach registry $C: connection refused'],
   ['push $T/tiny.tar docker://$B/a/b:1', 3, '401 from $B for blob upload to $B/a/b (anonymous): log in (auth file) or pass --creds'],
-  ['push $T/tiny.tar docker://$R/bad/denied:1', 3, '403 from $R for blob upload to $R/bad/denied (anonymous): log in (auth file) or pass --creds: DENIED: requested access to the resource is denied'],
+  [
+    'push $T/tiny.tar docker://$R/bad/denied:1',
+    3,
+    '403 from $R for blob upload to $R/bad/denied (anonymous): log in (auth file) or pass --creds: DENIED: requested access to the resource is denied',
+  ],
   ['prefetch $R/no/such 1', 4, 'manifest $R/no/such:1 not found on $R: MANIFEST_UNKNOWN: manifest unknown'],
   ['prefetch $R/ok/index 1 --arch s390x', 4, 'no image for platform linux/s390x in the index; available: linux/amd64 (use --platform os/arch[/variant])'],
-  ['push $T/tiny.tar docker://h/r@sha256:' + 'a'.repeat(64), 2, `destination docker://h/r@sha256:${'a'.repeat(64)} names a digest; push to a tag (the digest is printed after the push)`],
+  [
+    'push $T/tiny.tar docker://h/r@sha256:' + 'a'.repeat(64),
+    2,
+    `destination docker://h/r@sha256:${'a'.repeat(64)} names a digest; push to a tag (the digest is printed after the push)`,
+  ],
 ];
 
 describe('every error message, pinned', () => {
@@ -291,14 +356,16 @@ describe('every error message, pinned', () => {
 
   it(`${CASES.length} invocations print exactly their one line and exit code, and leave no output`, async () => {
     const sub = (s: string) =>
-      s.replace(/\$T/g, root).replace(/\$R/g, REG).replace(/\$N/g, NOV2).replace(/\$V/g, V2FAIL).replace(/\$B/g, BASIC).replace(/\$C/g, CLOSED).replace(/\$HASH/g, okHash);
+      s
+        .replace(/\$T/g, root)
+        .replace(/\$R/g, REG)
+        .replace(/\$N/g, NOV2)
+        .replace(/\$V/g, V2FAIL)
+        .replace(/\$B/g, BASIC)
+        .replace(/\$C/g, CLOSED)
+        .replace(/\$HASH/g, okHash);
     // A few at a time: each is a process start (~0.3 s); the servers live in this process.
-    const failures = await pinnedErrorFailures(
-      CASES,
-      (args, i) => sub(args).replace('$I', String(i)).split(' ').filter(Boolean),
-      sub,
-      nixreg,
-    );
+    const failures = await pinnedErrorFailures(CASES, (args, i) => sub(args).replace('$I', String(i)).split(' ').filter(Boolean), sub, nixreg);
     expect(failures.join('\n')).toBe('');
     expect(readdirSync(join(root, 'out'))).toEqual([]); // no partial or temp file from any failure
   }, 120_000);

@@ -50,7 +50,7 @@ const pad = (n: number) => Buffer.alloc((512 - (n % 512)) % 512);
 async function writeArchive(file: string): Promise<void> {
   const h = createHash('sha256');
   let size = 0;
-  for (const b of layerTar()) (h.update(b), (size += b.length));
+  for (const b of layerTar()) h.update(b), (size += b.length);
   const diffID = `sha256:${h.digest('hex')}`;
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [diffID] } }));
   const manifest = Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['big:1'], Layers: ['layer.tar'] }]));

@@ -61,7 +61,13 @@ export function countingLog(): { log: (l: string) => void; counts: NetCounts } {
 }
 
 /** One in-process pull into `out`; returns the archive bytes. */
-export async function pullTo(reg: { host: string }, ref: string, out: string, log?: (l: string) => void, net: Partial<PullOptions> = FAST_NET): Promise<Buffer> {
+export async function pullTo(
+  reg: { host: string },
+  ref: string,
+  out: string,
+  log?: (l: string) => void,
+  net: Partial<PullOptions> = FAST_NET,
+): Promise<Buffer> {
   await pullImage({
     imageName: `${reg.host}/${ref}`,
     output: out,

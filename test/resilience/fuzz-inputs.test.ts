@@ -23,13 +23,27 @@ beforeAll(() => {
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const anyText = fc.oneof(fc.string({ maxLength: 60 }), fc.string({ unit: 'binary', maxLength: 60 }));
-const weird = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.double(), anyText, fc.constant([]), fc.constant({}), fc.array(fc.integer(), { maxLength: 3 }));
+const weird = fc.oneof(
+  fc.constant(null),
+  fc.boolean(),
+  fc.integer(),
+  fc.double(),
+  anyText,
+  fc.constant([]),
+  fc.constant({}),
+  fc.array(fc.integer(), { maxLength: 3 }),
+);
 const SECRET = 'S3cr3t-fuzz-password';
 
 describe('auth files (docker config.json, containers auth.json, ~/.dockercfg)', () => {
   const entry = fc.record(
     {
-      auth: fc.oneof(fc.constant(Buffer.from(`user:${SECRET}`).toString('base64')), fc.constant(Buffer.from(SECRET).toString('base64')), fc.constant('!!notbase64'), weird),
+      auth: fc.oneof(
+        fc.constant(Buffer.from(`user:${SECRET}`).toString('base64')),
+        fc.constant(Buffer.from(SECRET).toString('base64')),
+        fc.constant('!!notbase64'),
+        weird,
+      ),
       username: fc.oneof(fc.constant('user'), weird),
       password: fc.oneof(fc.constant(SECRET), weird),
       identitytoken: fc.oneof(fc.constant(SECRET + '-idtoken'), weird),
@@ -97,10 +111,22 @@ describe('streamLayeredImage confs', () => {
     gname: 'root',
   };
   const keys = Object.keys(valid);
-  const timeish = fc.oneof(fc.constantFrom('now', '2024-02-30T00:00:00', '2024-01-01T25:00', '1970-01-01', '9999-12-31T23:59:59.9999999-23:59:59', '0000-01-01T00:00:00Z'), anyText);
+  const timeish = fc.oneof(
+    fc.constantFrom('now', '2024-02-30T00:00:00', '2024-01-01T25:00', '1970-01-01', '9999-12-31T23:59:59.9999999-23:59:59', '0000-01-01T00:00:00Z'),
+    anyText,
+  );
   const mutation = fc.record({
     drop: fc.subarray(keys, { maxLength: 2 }),
-    set: fc.dictionary(fc.constantFrom(...keys), fc.oneof(weird, timeish, fc.constantFrom(' 1_000 ', '+5', '99999999999999999999', -1), fc.array(fc.oneof(weird, fc.array(anyText, { maxLength: 3 })), { maxLength: 3 })), { maxKeys: 3 }),
+    set: fc.dictionary(
+      fc.constantFrom(...keys),
+      fc.oneof(
+        weird,
+        timeish,
+        fc.constantFrom(' 1_000 ', '+5', '99999999999999999999', -1),
+        fc.array(fc.oneof(weird, fc.array(anyText, { maxLength: 3 })), { maxLength: 3 }),
+      ),
+      { maxKeys: 3 },
+    ),
   });
 
   it('parse or fail in one line naming the key', () => {
@@ -116,13 +142,21 @@ describe('streamLayeredImage confs', () => {
 
   it('arbitrary text, deep nesting and duplicate keys', () => {
     fc.assert(
-      fc.property(fc.oneof(anyText, fc.jsonValue().map((v) => JSON.stringify(v) ?? '')), (t) => {
-        expectNixregErrorOrValue(() => parseStreamConf(t, 'conf.json'));
-      }),
+      fc.property(
+        fc.oneof(
+          anyText,
+          fc.jsonValue().map((v) => JSON.stringify(v) ?? ''),
+        ),
+        (t) => {
+          expectNixregErrorOrValue(() => parseStreamConf(t, 'conf.json'));
+        },
+      ),
       FC,
     );
     for (const k of ['uid', 'created', 'store_layers', 'store_dir'])
-      expectNixregErrorOrValue(() => parseStreamConf(JSON.stringify({ ...valid, [k]: k === 'store_layers' ? [['/x'.repeat(1 << 16)]] : 'x'.repeat(1 << 20) }), 'conf.json'));
+      expectNixregErrorOrValue(() =>
+        parseStreamConf(JSON.stringify({ ...valid, [k]: k === 'store_layers' ? [['/x'.repeat(1 << 16)]] : 'x'.repeat(1 << 20) }), 'conf.json'),
+      );
     const deep = '{"config": ' + '['.repeat(100_000) + ']'.repeat(100_000) + '}';
     expectNixregErrorOrValue(() => parseStreamConf(deep, 'conf.json'));
     const dup = JSON.stringify(valid).replace('"uid":0', '"uid":0,"uid":"x"');
@@ -168,15 +202,35 @@ function baseImage(layerName: string, layer: Buffer): Buffer[] {
 
 describe('tar archives as from_image', () => {
   const nasty = fc.constantFrom('../../etc/passwd', '/etc/shadow', 'a/../../b', '..', '.', '', './manifest.json', 'x'.repeat(99) + '/', 'é/🚀');
-  const innerLayer = fc.array(
-    fc.record({ name: nasty, type: fc.constantFrom('0', '2', '1', '5', 'L', 'x', 'g', 'S', '7', '\0'), linkname: fc.constantFrom('/', '/etc/passwd', '../../..', '') }),
-    { maxLength: 4 },
-  ).map((es) => Buffer.concat([...es.map((e) => tarEntry(e)), Buffer.alloc(1024)]));
+  const innerLayer = fc
+    .array(
+      fc.record({
+        name: nasty,
+        type: fc.constantFrom('0', '2', '1', '5', 'L', 'x', 'g', 'S', '7', '\0'),
+        linkname: fc.constantFrom('/', '/etc/passwd', '../../..', ''),
+      }),
+      { maxLength: 4 },
+    )
+    .map((es) => Buffer.concat([...es.map((e) => tarEntry(e)), Buffer.alloc(1024)]));
   const corruption = fc.oneof(
     fc.record({ kind: fc.constant('truncate' as const), at: fc.nat() }),
     fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }),
-    fc.record({ kind: fc.constant('size' as const), field: fc.oneof(fc.constantFrom('77777777777\0', '\x80\0\0\0\0\0\0\0\0\0\x10\0', '\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff', 'zzzz', '-1', ' 12 ').map((s) => Buffer.from(s, 'latin1')), fc.uint8Array({ minLength: 12, maxLength: 12 }).map((a) => Buffer.from(a))) }),
-    fc.record({ kind: fc.constant('pax' as const), records: fc.oneof(fc.constantFrom('30 size=99999999999999999999\n', '11 size=-5\n', '14 size=banana\n', '999 path=x\n', '5 \n', 'x', '10 path\n'), anyText) }),
+    fc.record({
+      kind: fc.constant('size' as const),
+      field: fc.oneof(
+        fc
+          .constantFrom('77777777777\0', '\x80\0\0\0\0\0\0\0\0\0\x10\0', '\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff', 'zzzz', '-1', ' 12 ')
+          .map((s) => Buffer.from(s, 'latin1')),
+        fc.uint8Array({ minLength: 12, maxLength: 12 }).map((a) => Buffer.from(a)),
+      ),
+    }),
+    fc.record({
+      kind: fc.constant('pax' as const),
+      records: fc.oneof(
+        fc.constantFrom('30 size=99999999999999999999\n', '11 size=-5\n', '14 size=banana\n', '999 path=x\n', '5 \n', 'x', '10 path\n'),
+        anyText,
+      ),
+    }),
     fc.record({ kind: fc.constant('checksum' as const) }),
     fc.record({ kind: fc.constant('gzip' as const), cut: fc.nat() }),
     fc.record({ kind: fc.constant('none' as const) }),
@@ -254,9 +308,19 @@ describe('tar archives as from_image', () => {
         writeFileSync(join(store, baseName), build(layer, c));
         const conf = parseStreamConf(
           JSON.stringify({
-            architecture: 'amd64', config: {}, store_dir: '/nix/store', from_image: `/nix/store/${baseName}`, store_layers: [],
-            customisation_layer: '/nix/store/cccccccccccccccccccccccccccccccc-customisation', repo_tag: 'fuzz:1',
-            created: '1970-01-01T00:00:01+00:00', mtime: '1970-01-01T00:00:01+00:00', uid: 0, gid: 0, uname: '', gname: '',
+            architecture: 'amd64',
+            config: {},
+            store_dir: '/nix/store',
+            from_image: `/nix/store/${baseName}`,
+            store_layers: [],
+            customisation_layer: '/nix/store/cccccccccccccccccccccccccccccccc-customisation',
+            repo_tag: 'fuzz:1',
+            created: '1970-01-01T00:00:01+00:00',
+            mtime: '1970-01-01T00:00:01+00:00',
+            uid: 0,
+            gid: 0,
+            uname: '',
+            gname: '',
           }),
         );
         const before = readdirSync(store).length;

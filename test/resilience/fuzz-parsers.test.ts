@@ -21,8 +21,33 @@ const DIST = join(resolve(import.meta.dirname, '../..'), 'dist');
 
 // Strings that look almost right: pieces of real syntax glued with noise, so the generators reach deep branches.
 const refPiece = fc.constantFrom(
-  'docker.io', 'localhost', '127.0.0.1:5000', '[::1]:5000', 'quay.io', 'library', 'nginx', 'a', 'A', '..', '.', '-', '_', '__',
-  '/', ':', '@', 'sha256:', 'ab'.repeat(32), 'docker://', 'latest', ' ', '\n', '\u0000', 'é', '🚀', 'x'.repeat(130),
+  'docker.io',
+  'localhost',
+  '127.0.0.1:5000',
+  '[::1]:5000',
+  'quay.io',
+  'library',
+  'nginx',
+  'a',
+  'A',
+  '..',
+  '.',
+  '-',
+  '_',
+  '__',
+  '/',
+  ':',
+  '@',
+  'sha256:',
+  'ab'.repeat(32),
+  'docker://',
+  'latest',
+  ' ',
+  '\n',
+  '\u0000',
+  'é',
+  '🚀',
+  'x'.repeat(130),
 );
 const nearlyReference = fc.array(fc.oneof(refPiece, fc.string({ maxLength: 8 })), { maxLength: 12 }).map((a) => a.join(''));
 const anyText = fc.oneof(fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 300 }));
@@ -40,14 +65,28 @@ describe('image references', () => {
 
   it('a huge reference fails fast with a message that quotes only a prefix', () => {
     // 'a'×40 + '!' once took hours: distribution's path regexp backtracks exponentially in JavaScript.
-    for (const s of ['a'.repeat(40) + '!', 'ab-'.repeat(30) + 'A', 'a/'.repeat(200_000) + 'b', 'x'.repeat(1 << 20), `${'a'.repeat(300)}:${'t'.repeat(300)}`, 'a@sha256:' + 'f'.repeat(1 << 16)]) {
+    for (const s of [
+      'a'.repeat(40) + '!',
+      'ab-'.repeat(30) + 'A',
+      'a/'.repeat(200_000) + 'b',
+      'x'.repeat(1 << 20),
+      `${'a'.repeat(300)}:${'t'.repeat(300)}`,
+      'a@sha256:' + 'f'.repeat(1 << 16),
+    ]) {
       expectNixregErrorOrValue(() => parseImageReference(s));
     }
   });
 
   it('pathological references are rejected in linear time (checked in a child with a deadline, so a backtracking regexp fails instead of hanging the run)', () => {
     // Needs dist/ (npm test builds first). Every input is long enough that exponential backtracking would take years.
-    const inputs = ['a'.repeat(5000) + '!', 'a-'.repeat(3000) + '!', 'a.b'.repeat(2000) + '/!', 'a' + '__a'.repeat(2000) + 'A', `${'a.'.repeat(3000)}a:5000!/x`, `x/${'a'.repeat(3000)}:${'t'.repeat(100)}!`];
+    const inputs = [
+      'a'.repeat(5000) + '!',
+      'a-'.repeat(3000) + '!',
+      'a.b'.repeat(2000) + '/!',
+      'a' + '__a'.repeat(2000) + 'A',
+      `${'a.'.repeat(3000)}a:5000!/x`,
+      `x/${'a'.repeat(3000)}:${'t'.repeat(100)}!`,
+    ];
     const code = `import('${join(DIST, 'src/reference/reference.js')}').then((m) => { for (const s of ${JSON.stringify(inputs)}) { try { m.parseImageReference(s); } catch (e) { if (e.name !== 'NixregError') throw e; } } console.log('done'); })`;
     const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 10_000 });
     expect(r.signal, 'parseImageReference did not finish within 10 s').toBeNull();
@@ -75,7 +114,9 @@ describe('image references', () => {
 describe('digests and Nix hashes', () => {
   const hexish = fc.string({ unit: fc.constantFrom(...'0123456789abcdefABCDEFg'), minLength: 60, maxLength: 68 });
   const nix32ish = fc.string({ unit: fc.constantFrom(...'0123456789abcdfghijklmnpqrsvwxyzeotu'), minLength: 50, maxLength: 54 });
-  const prefixed = fc.tuple(fc.constantFrom('sha256:', 'sha256-', 'sha512:', 'sha1-', 'md5:', '', ' '), fc.oneof(hexish, nix32ish, fc.base64String({ maxLength: 60 }), anyText)).map(([p, s]) => p + s);
+  const prefixed = fc
+    .tuple(fc.constantFrom('sha256:', 'sha256-', 'sha512:', 'sha1-', 'md5:', '', ' '), fc.oneof(hexish, nix32ish, fc.base64String({ maxLength: 60 }), anyText))
+    .map(([p, s]) => p + s);
 
   it('parseDigest accepts exactly sha256:<64 lowercase hex> and otherwise fails in one line', () => {
     fc.assert(
@@ -122,9 +163,24 @@ describe('digests and Nix hashes', () => {
 
 describe('manifests, indexes and configs', () => {
   const digest = fc.oneof(fc.constant('sha256:' + 'a'.repeat(64)), fc.constant('sha512:' + 'a'.repeat(128)), anyText);
-  const weird = fc.oneof(fc.constant(null), fc.boolean(), fc.double(), fc.integer(), fc.constant(2 ** 60), fc.constant(-1), anyText, fc.constant([]), fc.constant({}));
+  const weird = fc.oneof(
+    fc.constant(null),
+    fc.boolean(),
+    fc.double(),
+    fc.integer(),
+    fc.constant(2 ** 60),
+    fc.constant(-1),
+    anyText,
+    fc.constant([]),
+    fc.constant({}),
+  );
   const descriptor = fc.record(
-    { mediaType: fc.oneof(fc.constantFrom(...Object.values(MediaType)), weird), digest: fc.oneof(digest, weird), size: fc.oneof(fc.nat(), weird), platform: weird },
+    {
+      mediaType: fc.oneof(fc.constantFrom(...Object.values(MediaType)), weird),
+      digest: fc.oneof(digest, weird),
+      size: fc.oneof(fc.nat(), weird),
+      platform: weird,
+    },
     { requiredKeys: [] },
   );
   const manifestish = fc.record(
@@ -152,9 +208,16 @@ describe('manifests, indexes and configs', () => {
 
   it('parseManifest: arbitrary JSON values and bytes (non-UTF-8 included)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')), fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a))), contentType, (b, ct) => {
-        expectNixregErrorOrValue(() => parseManifest(b, ct));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue().map((v) => Buffer.from(JSON.stringify(v) ?? 'null')),
+          fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a)),
+        ),
+        contentType,
+        (b, ct) => {
+          expectNixregErrorOrValue(() => parseManifest(b, ct));
+        },
+      ),
       FC,
     );
   });
@@ -177,14 +240,39 @@ describe('manifests, indexes and configs', () => {
   });
 
   it('a valid manifest with a non-sha256 layer digest names the bad descriptor', () => {
-    const m = { schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: 'sha256:' + 'a'.repeat(64), size: 2 }, layers: [{ mediaType: MediaType.ociLayerGzip, digest: 'md5:abc', size: 1 }] };
-    expect(() => parseManifest(Buffer.from(JSON.stringify(m)), MediaType.ociManifest)).toThrow('invalid manifest: layers[0] has an invalid or non-sha256 digest');
+    const m = {
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: 'sha256:' + 'a'.repeat(64), size: 2 },
+      layers: [{ mediaType: MediaType.ociLayerGzip, digest: 'md5:abc', size: 1 }],
+    };
+    expect(() => parseManifest(Buffer.from(JSON.stringify(m)), MediaType.ociManifest)).toThrow(
+      'invalid manifest: layers[0] has an invalid or non-sha256 digest',
+    );
   });
 });
 
 describe('WWW-Authenticate headers and --creds', () => {
-  const headerPiece = fc.constantFrom('Bearer', 'Basic', 'bearer', 'realm', '=', '"', '\\', ',', ' ', 'service', 'scope', 'https://a/t', '\t', 'error="insufficient_scope"');
-  const header = fc.oneof(fc.array(fc.oneof(headerPiece, fc.string({ maxLength: 6 })), { maxLength: 16 }).map((a) => a.join('')), anyText);
+  const headerPiece = fc.constantFrom(
+    'Bearer',
+    'Basic',
+    'bearer',
+    'realm',
+    '=',
+    '"',
+    '\\',
+    ',',
+    ' ',
+    'service',
+    'scope',
+    'https://a/t',
+    '\t',
+    'error="insufficient_scope"',
+  );
+  const header = fc.oneof(
+    fc.array(fc.oneof(headerPiece, fc.string({ maxLength: 6 })), { maxLength: 16 }).map((a) => a.join('')),
+    anyText,
+  );
 
   it('parseChallenge never throws and keys are lower-case', () => {
     fc.assert(

@@ -94,10 +94,30 @@ beforeAll(async () => {
   const layers = [0, 1, 2].map((i) => layerTar({ [`data/blob${i}`]: randomBytes(4 << 20) }));
   await pushTestImage(reg.url, 'kill/app', simpleImage(layers), '1');
   // a store closure with a 12 MiB file, for stream and build
-  app = buildTestClosure(tmp, `app = mk "nixreg-kill-app" "mkdir -p $out/bin $out/share && head -c 12582912 /dev/urandom > $out/share/blob && printf '#!/bin/sh\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`);
-  const conf = await run(['build', '-q', '--name', 'kill/stream:1', '--path', app, '--cmd', `${app}/bin/app`, '-o', join(tmp, 'built.tar'), '--write-conf', join(tmp, 'conf.json'), '--no-gc-root'], {
-    XDG_CACHE_HOME: join(tmp, 'setup-cache'),
-  });
+  app = buildTestClosure(
+    tmp,
+    `app = mk "nixreg-kill-app" "mkdir -p $out/bin $out/share && head -c 12582912 /dev/urandom > $out/share/blob && printf '#!/bin/sh\\\\n' > $out/bin/app && chmod 555 $out/bin/app";`,
+  );
+  const conf = await run(
+    [
+      'build',
+      '-q',
+      '--name',
+      'kill/stream:1',
+      '--path',
+      app,
+      '--cmd',
+      `${app}/bin/app`,
+      '-o',
+      join(tmp, 'built.tar'),
+      '--write-conf',
+      join(tmp, 'conf.json'),
+      '--no-gc-root',
+    ],
+    {
+      XDG_CACHE_HOME: join(tmp, 'setup-cache'),
+    },
+  );
   if (conf.status !== 0) throw new Error(`setup build failed: ${conf.stderr}`);
 }, 300_000);
 afterAll(async () => {
@@ -186,4 +206,3 @@ describe('what a killed run left is reclaimed by the next one', () => {
       for (const i of wanted) expect(left).not.toContain(stale[i]);
     }, 300_000);
 });
-

@@ -54,7 +54,13 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': MediaType.ociManifest });
         return pour(res, 'endless');
       case 'fivek': {
-        const body = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: { mediaType: MediaType.ociConfig, digest: 'sha256:' + 'a'.repeat(64), size: 2 }, layers: [], annotations: { pad: 'x'.repeat(5000) } });
+        const body = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.ociManifest,
+          config: { mediaType: MediaType.ociConfig, digest: 'sha256:' + 'a'.repeat(64), size: 2 },
+          layers: [],
+          annotations: { pad: 'x'.repeat(5000) },
+        });
         return res.writeHead(200, { 'content-type': MediaType.ociManifest, 'content-length': String(Buffer.byteLength(body)) }).end(body);
       }
       case 'hugeblob': // 512 MiB of one byte value
@@ -79,7 +85,10 @@ const client = (repo: string, extra: Partial<ConstructorParameters<typeof Regist
   new RegistryClient({ registry: host, repository: `limits/${repo}`, retry: { times: 0 }, timeoutMs: 10_000, ...extra });
 
 async function failure(p: Promise<unknown>): Promise<NixregError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(NixregError);
   return err as NixregError;
 }
@@ -88,7 +97,9 @@ describe('manifest size cap', () => {
   it('a declared 1 GiB manifest is refused from its Content-Length', async () => {
     const c = client('declared');
     const err = await failure(c.getManifest('v1'));
-    expect(err.message).toBe(`manifest ${host}/limits/declared:v1 is ${GiB} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit; raise the limit with --max-manifest-size`);
+    expect(err.message).toBe(
+      `manifest ${host}/limits/declared:v1 is ${GiB} bytes, more than the ${MAX_MANIFEST_BYTES}-byte limit; raise the limit with --max-manifest-size`,
+    );
     await c.close();
     expect(sent.declared).toBeLessThan(16 * MiB);
   });
@@ -97,7 +108,9 @@ describe('manifest size cap', () => {
     const before = process.memoryUsage().rss;
     const c = client('endless');
     const err = await failure(c.getManifest('v1'));
-    expect(err.message).toBe(`manifest ${host}/limits/endless:v1 is larger than the ${MAX_MANIFEST_BYTES}-byte limit; raise the limit with --max-manifest-size`);
+    expect(err.message).toBe(
+      `manifest ${host}/limits/endless:v1 is larger than the ${MAX_MANIFEST_BYTES}-byte limit; raise the limit with --max-manifest-size`,
+    );
     await c.close();
     await new Promise((r) => setTimeout(r, 50));
     expect(sent.endless).toBeLessThan(MAX_MANIFEST_BYTES + 32 * MiB); // socket buffers, not the whole stream
@@ -106,7 +119,9 @@ describe('manifest size cap', () => {
 
   it('the limit is configurable (maxManifestBytes)', async () => {
     const small = client('fivek', { maxManifestBytes: 4096 });
-    expect((await failure(small.getManifest('v1'))).message).toMatch(/^manifest 127\.0\.0\.1:\d+\/limits\/fivek:v1 is \d+ bytes, more than the 4096-byte limit; raise the limit with --max-manifest-size$/);
+    expect((await failure(small.getManifest('v1'))).message).toMatch(
+      /^manifest 127\.0\.0\.1:\d+\/limits\/fivek:v1 is \d+ bytes, more than the 4096-byte limit; raise the limit with --max-manifest-size$/,
+    );
     await small.close();
     const dflt = client('fivek');
     expect((await dflt.getManifest('v1')).bytes.length).toBeGreaterThan(5000);
@@ -130,7 +145,10 @@ describe('blobs stream with flat memory', () => {
         if (!baseline && n >= 16 * MiB) baseline = process.memoryUsage().rss; // after buffers and JIT warm up
         if (baseline && (n & (8 * MiB - 1)) < (chunk as Buffer).length) peak = Math.max(peak, process.memoryUsage().rss);
       }
-    })().then(() => undefined, (e: unknown) => e);
+    })().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     await c.close();
     expect(n).toBe(512 * MiB);
     expect(err).toBeInstanceOf(NixregError);
@@ -143,9 +161,11 @@ describe('blobs stream with flat memory', () => {
   it('a blob body longer than its descriptor is cut off as soon as it passes the size', async () => {
     const c = client('endlessblob');
     const d = 'sha256:' + 'e'.repeat(64);
-    const err = await failure((async () => {
-      for await (const _ of await c.getBlob(d, { size: MiB }));
-    })());
+    const err = await failure(
+      (async () => {
+        for await (const _ of await c.getBlob(d, { size: MiB }));
+      })(),
+    );
     expect(err.message).toBe(`blob ${host}/limits/endlessblob@${d}: size mismatch: expected ${MiB} bytes, got more`);
     expect(err.exitCode).toBe(5);
     await c.close();
@@ -165,7 +185,11 @@ describe('confs with thousands of layers', () => {
     const LAYERS = 2000;
     const store = join(root, 'nix', 'store');
     mkdirSync(store, { recursive: true });
-    const hashPart = (i: number) => i.toString(32).padStart(32, '0').replace(/[eotu]/g, 'a');
+    const hashPart = (i: number) =>
+      i
+        .toString(32)
+        .padStart(32, '0')
+        .replace(/[eotu]/g, 'a');
     const paths: string[] = [];
     for (let i = 0; i < LAYERS; i++) {
       const name = `${hashPart(i)}-p${i}`;
@@ -179,9 +203,19 @@ describe('confs with thousands of layers', () => {
     writeFileSync(join(cust, 'checksum'), createHash('sha256').update(emptyTar).digest('hex'));
     const conf = parseStreamConf(
       JSON.stringify({
-        architecture: 'amd64', config: {}, store_dir: '/nix/store', from_image: null, store_layers: paths.map((p) => [p]),
-        customisation_layer: `/nix/store/${'c'.repeat(32)}-customisation`, repo_tag: 'many:layers',
-        created: '1970-01-01T00:00:01+00:00', mtime: '1970-01-01T00:00:01+00:00', uid: 0, gid: 0, uname: 'root', gname: 'root',
+        architecture: 'amd64',
+        config: {},
+        store_dir: '/nix/store',
+        from_image: null,
+        store_layers: paths.map((p) => [p]),
+        customisation_layer: `/nix/store/${'c'.repeat(32)}-customisation`,
+        repo_tag: 'many:layers',
+        created: '1970-01-01T00:00:01+00:00',
+        mtime: '1970-01-01T00:00:01+00:00',
+        uid: 0,
+        gid: 0,
+        uname: 'root',
+        gname: 'root',
       }),
     );
     const out = join(root, 'image.tar');

@@ -60,7 +60,7 @@ describe('a manifest PUT answered "blob unknown" for blobs just uploaded', () =>
     expect(reg.storage.tags('race/ok')).toEqual(['v1']);
   });
 
-  it('gives up after 3 more tries with the registry\'s own error in one line', async () => {
+  it("gives up after 3 more tries with the registry's own error in one line", async () => {
     const r = await push('race/never', [RACE]);
     expect(r.tries).toHaveLength(3);
     expect(r.err?.message).toMatch(/^manifest upload to .*race\/never:v1: HTTP 400 from .*DIGEST_INVALID.*MANIFEST_BLOB_UNKNOWN/);

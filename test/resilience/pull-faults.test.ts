@@ -92,7 +92,10 @@ describe('bearer token auth under faults', () => {
         });
         authed.resetCounters();
         const { log, counts } = countingLog();
-        const got = await pullTo(authed, 'res/app:v1', join(tmp.dir, `authed-${run}.tar`), log, { ...FAST_NET, creds: { username: 'alice', password: 'pw-Secret-123' } }).catch((e: Error) => {
+        const got = await pullTo(authed, 'res/app:v1', join(tmp.dir, `authed-${run}.tar`), log, {
+          ...FAST_NET,
+          creds: { username: 'alice', password: 'pw-Secret-123' },
+        }).catch((e: Error) => {
           throw new Error(`run ${run} failed: ${e.message}\n${counts.lines.join('\n')}`);
         });
         expect(got.equals(reference)).toBe(true);

@@ -92,17 +92,21 @@ const KINDS: Array<{ name: string; kind: ProxyRule['kind'] }> = [
 ];
 
 describe.each(KINDS)('chunk PATCH $name, seeded', ({ kind }) => {
-  it.each(SEEDS)('seed %i: the push resumes and the image is whole', async (seed) => {
-    const repo = `chunk-${kind}/s${seed}`;
-    const proxy = await startFaultProxy(reg.url, [{ kind, method: 'PATCH', path: /\/blobs\/uploads\//, skip: seed % clean.patches, times: 1 + (seed % 2) }]);
-    try {
-      const r = await push(proxy.host, repo, `cache-${kind}-${seed}`);
-      expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
-      expect(r.digest).toBe(clean.digest);
-      await checkImage(repo, r.digest, clean.layers);
-      expect(await openUploads()).toEqual([]);
-    } finally {
-      await proxy.close();
-    }
-  }, 120_000);
+  it.each(SEEDS)(
+    'seed %i: the push resumes and the image is whole',
+    async (seed) => {
+      const repo = `chunk-${kind}/s${seed}`;
+      const proxy = await startFaultProxy(reg.url, [{ kind, method: 'PATCH', path: /\/blobs\/uploads\//, skip: seed % clean.patches, times: 1 + (seed % 2) }]);
+      try {
+        const r = await push(proxy.host, repo, `cache-${kind}-${seed}`);
+        expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
+        expect(r.digest).toBe(clean.digest);
+        await checkImage(repo, r.digest, clean.layers);
+        expect(await openUploads()).toEqual([]);
+      } finally {
+        await proxy.close();
+      }
+    },
+    120_000,
+  );
 });

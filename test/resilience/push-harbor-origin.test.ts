@@ -34,17 +34,21 @@ let downgraded = 0;
 
 function forward(req: IncomingMessage, res: ServerResponse) {
   const backendOrigin = `http://127.0.0.1:${backend.port}`;
-  const up = httpRequest({ host: '127.0.0.1', port: backend.port, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${backend.port}` } }, (r) => {
-    const headers = { ...r.headers };
-    if (typeof headers.location === 'string') {
-      const loc = new URL(headers.location, backendOrigin);
-      headers.location = `http://${frontHost}${loc.pathname}${loc.search}`;
-      downgraded++;
-    }
-    if (typeof headers['www-authenticate'] === 'string') headers['www-authenticate'] = headers['www-authenticate'].split(backendOrigin).join(`https://${frontHost}`);
-    res.writeHead(r.statusCode ?? 502, headers);
-    r.pipe(res);
-  });
+  const up = httpRequest(
+    { host: '127.0.0.1', port: backend.port, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${backend.port}` } },
+    (r) => {
+      const headers = { ...r.headers };
+      if (typeof headers.location === 'string') {
+        const loc = new URL(headers.location, backendOrigin);
+        headers.location = `http://${frontHost}${loc.pathname}${loc.search}`;
+        downgraded++;
+      }
+      if (typeof headers['www-authenticate'] === 'string')
+        headers['www-authenticate'] = headers['www-authenticate'].split(backendOrigin).join(`https://${frontHost}`);
+      res.writeHead(r.statusCode ?? 502, headers);
+      r.pipe(res);
+    },
+  );
   up.on('error', () => res.destroy());
   req.pipe(up);
 }
@@ -53,7 +57,13 @@ function nixreg(args: string[], cache: string): Promise<{ status: number | null;
   return new Promise((done) => {
     const home = join(root, 'home');
     const child = spawn('node', [BIN, ...args], {
-      env: { PATH: process.env.PATH, HOME: home, XDG_RUNTIME_DIR: join(home, 'run'), XDG_CONFIG_HOME: join(home, '.config'), XDG_CACHE_HOME: join(root, cache) },
+      env: {
+        PATH: process.env.PATH,
+        HOME: home,
+        XDG_RUNTIME_DIR: join(home, 'run'),
+        XDG_CONFIG_HOME: join(home, '.config'),
+        XDG_CACHE_HOME: join(root, cache),
+      },
     });
     let stdout = '';
     let stderr = '';
@@ -71,7 +81,7 @@ beforeAll(async () => {
   certDir = join(root, 'certs');
   mkdirSync(certDir);
   copyFileSync(cert.certFile, join(certDir, 'ca.crt'));
-  backend = await startRegistry({ quirks: 'harbor', auth: { mode: 'none', users: { 'robot$ci': PW } } });
+  backend = await startRegistry({ quirks: 'harbor', auth: { mode: 'none', users: { robot$ci: PW } } });
   const tlsSide = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, forward);
   const plainSide = createHttpServer((req, res) => {
     plainRequests.push(`${req.method} ${req.url}`);
@@ -99,7 +109,8 @@ afterAll(async () => {
 describe('harbor behind a TLS front that downgrades upload Locations', () => {
   it('a conf pushed twice (the second time trying a refused cross-project mount) and pulled back: no Authorization in clear text', async () => {
     const creds = ['--creds', `robot$ci:${PW}`, '--cert-dir', certDir];
-    const push = (repo: string) => nixreg(['push', join(CASE, 'conf.json'), `docker://${frontHost}/${repo}:1`, '--store-root', storeRoot, '--json', '--quiet', ...creds], 'cache');
+    const push = (repo: string) =>
+      nixreg(['push', join(CASE, 'conf.json'), `docker://${frontHost}/${repo}:1`, '--store-root', storeRoot, '--json', '--quiet', ...creds], 'cache');
     const first = await push('proj-a/app');
     expect(first.stderr).not.toContain('nixreg:');
     expect(first.status).toBe(0);

@@ -32,7 +32,9 @@ describe('manifest PUT answers lost', () => {
     ['the first answer', 'lost/once'],
   ] as const) {
     it(`${name}: the push succeeds when the registry holds the manifest`, async () => {
-      const proxy = await startFaultProxy(reg.url, [{ kind: 'drop-answer', method: 'PUT', path: /\/manifests\//, ...(name === 'the first answer' ? { times: 1 } : {}) }]);
+      const proxy = await startFaultProxy(reg.url, [
+        { kind: 'drop-answer', method: 'PUT', path: /\/manifests\//, ...(name === 'the first answer' ? { times: 1 } : {}) },
+      ]);
       try {
         const r = await pushConf({
           confFile: join(CASE, 'conf.json'),
@@ -67,28 +69,41 @@ const KINDS = [
 ] as const;
 
 describe.each(KINDS)('lost answers on $name, seeded', (kind) => {
-  it.each(SEEDS)('seed %i: the push succeeds and the image is whole', async (seed) => {
-    const repo = `lost-${kind.method.toLowerCase()}-${kind.path.source.includes('manifests') ? 'm' : 'b'}/s${seed}`;
-    const cache = new PushCache(join(tmp, `cache-${repo.replace('/', '-')}`));
-    const push = (host: string) =>
-      pushConf({ confFile: join(CASE, 'conf.json'), destination: `docker://${host}/${repo}:1`, storeRoot, tlsVerify: false, cache, retry: { times: 3, baseDelayMs: 20, maxDelayMs: 100 } });
-    if ('warm' in kind) await push(reg.host);
-    const proxy = await startFaultProxy(reg.url, [{ kind: 'drop-answer', method: kind.method, path: kind.path, skip: seed % kind.matches, times: 1 + (seed % 2) }]);
-    try {
-      const r = await push(proxy.host);
-      expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
-      const res = await fetch(`${reg.url}/v2/${repo}/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
-      expect(res.status).toBe(200);
-      expect(res.headers.get('docker-content-digest')).toBe(r.digest);
-      const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
-      expect(manifest.layers.map((l) => l.digest)).toEqual(r.layers.map((l) => l.digest));
-      for (const d of [manifest.config, ...manifest.layers]) {
-        const head = await fetch(`${reg.url}/v2/${repo}/blobs/${d.digest}`, { method: 'HEAD' });
-        expect(head.status).toBe(200);
-        expect(Number(head.headers.get('content-length'))).toBe(d.size);
+  it.each(SEEDS)(
+    'seed %i: the push succeeds and the image is whole',
+    async (seed) => {
+      const repo = `lost-${kind.method.toLowerCase()}-${kind.path.source.includes('manifests') ? 'm' : 'b'}/s${seed}`;
+      const cache = new PushCache(join(tmp, `cache-${repo.replace('/', '-')}`));
+      const push = (host: string) =>
+        pushConf({
+          confFile: join(CASE, 'conf.json'),
+          destination: `docker://${host}/${repo}:1`,
+          storeRoot,
+          tlsVerify: false,
+          cache,
+          retry: { times: 3, baseDelayMs: 20, maxDelayMs: 100 },
+        });
+      if ('warm' in kind) await push(reg.host);
+      const proxy = await startFaultProxy(reg.url, [
+        { kind: 'drop-answer', method: kind.method, path: kind.path, skip: seed % kind.matches, times: 1 + (seed % 2) },
+      ]);
+      try {
+        const r = await push(proxy.host);
+        expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
+        const res = await fetch(`${reg.url}/v2/${repo}/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('docker-content-digest')).toBe(r.digest);
+        const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
+        expect(manifest.layers.map((l) => l.digest)).toEqual(r.layers.map((l) => l.digest));
+        for (const d of [manifest.config, ...manifest.layers]) {
+          const head = await fetch(`${reg.url}/v2/${repo}/blobs/${d.digest}`, { method: 'HEAD' });
+          expect(head.status).toBe(200);
+          expect(Number(head.headers.get('content-length'))).toBe(d.size);
+        }
+      } finally {
+        await proxy.close();
       }
-    } finally {
-      await proxy.close();
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 });

@@ -73,55 +73,73 @@ const KINDS = [
 const SEEDS = Array.from({ length: 12 }, (_, i) => i);
 
 describe.each(KINDS)('$name on upload requests and the manifest PUT, seeded', (kind) => {
-  it.each(SEEDS)('seed %i: the push succeeds with a clean push\'s manifest', async (seed) => {
-    const target = REQUESTS[seed % REQUESTS.length]!;
-    const repo = `refused-${kind.status}${'retryAfter' in kind ? 'ra' : ''}/s${seed}`;
-    const proxy = await startFaultProxy(reg.url, [
-      {
-        kind: 'refuse',
-        status: kind.status,
-        ...('retryAfter' in kind ? { retryAfter: kind.retryAfter } : {}),
-        method: target.method,
-        path: target.path,
-        skip: seed % target.matches,
-        times: 1 + (seed % 2),
-      },
-    ]);
-    try {
-      const r = await push(proxy.host, repo, `cache-${repo.replace('/', '-')}`);
-      expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
-      expect(r.digest).toBe(cleanDigest);
-      const res = await fetch(`${reg.url}/v2/${repo}/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
-      expect(res.status).toBe(200);
-      expect(res.headers.get('docker-content-digest')).toBe(cleanDigest);
-      const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
-      for (const d of [manifest.config, ...manifest.layers]) {
-        const head = await fetch(`${reg.url}/v2/${repo}/blobs/${d.digest}`, { method: 'HEAD' });
-        expect(head.status).toBe(200);
-        expect(Number(head.headers.get('content-length'))).toBe(d.size);
+  it.each(SEEDS)(
+    "seed %i: the push succeeds with a clean push's manifest",
+    async (seed) => {
+      const target = REQUESTS[seed % REQUESTS.length]!;
+      const repo = `refused-${kind.status}${'retryAfter' in kind ? 'ra' : ''}/s${seed}`;
+      const proxy = await startFaultProxy(reg.url, [
+        {
+          kind: 'refuse',
+          status: kind.status,
+          ...('retryAfter' in kind ? { retryAfter: kind.retryAfter } : {}),
+          method: target.method,
+          path: target.path,
+          skip: seed % target.matches,
+          times: 1 + (seed % 2),
+        },
+      ]);
+      try {
+        const r = await push(proxy.host, repo, `cache-${repo.replace('/', '-')}`);
+        expect(proxy.fired[0]).toBeGreaterThanOrEqual(1);
+        expect(r.digest).toBe(cleanDigest);
+        const res = await fetch(`${reg.url}/v2/${repo}/manifests/1`, { headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+        expect(res.status).toBe(200);
+        expect(res.headers.get('docker-content-digest')).toBe(cleanDigest);
+        const manifest = (await res.json()) as { config: { digest: string; size: number }; layers: Array<{ digest: string; size: number }> };
+        for (const d of [manifest.config, ...manifest.layers]) {
+          const head = await fetch(`${reg.url}/v2/${repo}/blobs/${d.digest}`, { method: 'HEAD' });
+          expect(head.status).toBe(200);
+          expect(Number(head.headers.get('content-length'))).toBe(d.size);
+        }
+        const tags = (await (await fetch(`${reg.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] };
+        expect(tags.tags).toEqual(['1']);
+        expect(await openUploads(repo)).toEqual([]);
+      } finally {
+        await proxy.close();
       }
-      const tags = (await (await fetch(`${reg.url}/v2/${repo}/tags/list`)).json()) as { tags: string[] };
-      expect(tags.tags).toEqual(['1']);
-      expect(await openUploads(repo)).toEqual([]);
-    } finally {
-      await proxy.close();
-    }
-  }, 120_000);
+    },
+    120_000,
+  );
 });
 
 describe('a registry refusing every attempt', () => {
-  it('the push fails with one line naming the layer, each attempt\'s answer and what to do, and leaves no session open', async () => {
+  it("the push fails with one line naming the layer, each attempt's answer and what to do, and leaves no session open", async () => {
     const proxy = await startFaultProxy(reg.url, [{ kind: 'refuse', status: 503, method: 'PATCH', path: /\/blobs\/uploads\// }]);
     try {
       const run = await runCli(
-        ['push', join(CASE, 'conf.json'), `docker://${proxy.host}/refused-all/app:1`, '--store-root', storeRoot, '--tls-verify=false', '--quiet', '--retry-times', '2', '--jobs', '1'],
+        [
+          'push',
+          join(CASE, 'conf.json'),
+          `docker://${proxy.host}/refused-all/app:1`,
+          '--store-root',
+          storeRoot,
+          '--tls-verify=false',
+          '--quiet',
+          '--retry-times',
+          '2',
+          '--jobs',
+          '1',
+        ],
         { env: { XDG_CACHE_HOME: join(tmp, 'cache-refused-all') }, timeoutMs: 120_000 },
       );
       expect(run.code).toBe(1);
       const lines = run.stderr.trim().split('\n');
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(
-        new RegExp(`^nixreg: layer sha256:[0-9a-f]{64} upload to ${proxy.host.replace(/\./g, '\\.')}/refused-all/app failed after 3 attempts \\(503, 503, 503\\): .*HTTP 503.*; check the registry or raise --retry-times$`),
+        new RegExp(
+          `^nixreg: layer sha256:[0-9a-f]{64} upload to ${proxy.host.replace(/\./g, '\\.')}/refused-all/app failed after 3 attempts \\(503, 503, 503\\): .*HTTP 503.*; check the registry or raise --retry-times$`,
+        ),
       );
       expect(await openUploads('refused-all/app')).toEqual([]);
       const tags = await fetch(`${reg.url}/v2/refused-all/app/tags/list`);

@@ -28,8 +28,18 @@ const BAD_ID_TOKEN = 'refresh-BAD-0s8d7f';
 const ECHO_PW = 'carol-PW-2jd8sk';
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const SECRETS = [
-  PW, WRONG, TOKEN_PW, ID_TOKEN, BAD_ID_TOKEN, ECHO_PW,
-  b64(`alice:${PW}`), b64(`alice:${WRONG}`), b64(`bob:${TOKEN_PW}`), b64(`carol:${ECHO_PW}`), b64(PW), b64(ID_TOKEN),
+  PW,
+  WRONG,
+  TOKEN_PW,
+  ID_TOKEN,
+  BAD_ID_TOKEN,
+  ECHO_PW,
+  b64(`alice:${PW}`),
+  b64(`alice:${WRONG}`),
+  b64(`bob:${TOKEN_PW}`),
+  b64(`carol:${ECHO_PW}`),
+  b64(PW),
+  b64(ID_TOKEN),
   'eyJhbGciOiJSUzI1NiIs', // every JWT our token server issues starts with this header
 ];
 
@@ -71,7 +81,11 @@ function authFile(name: string, auths: Record<string, Record<string, string>>): 
 }
 
 const listen = (s: Server) => new Promise<number>((r) => s.listen(0, '127.0.0.1', () => r((s.address() as { port: number }).port)));
-const close = (s: Server) => new Promise((r) => { s.closeAllConnections(); s.close(r); });
+const close = (s: Server) =>
+  new Promise((r) => {
+    s.closeAllConnections();
+    s.close(r);
+  });
 
 beforeAll(() => {
   root = mkdtempSync(join(tmpdir(), 'nixreg-secrets-'));
@@ -110,7 +124,11 @@ describe('htpasswd (Basic) registry', () => {
   it('a wrong password fails with exit 3 and one line naming where the credentials came from', async () => {
     const pull = await nixreg('pull wrong', ['pull', `${reg.host}/sec/basic:1`, '-o', join(root, 'wrong.tar'), '--creds', `alice:${WRONG}`]);
     expect(pull.status).toBe(3);
-    expect(pull.stderr).toMatch(new RegExp(`^nixreg: 401 from ${reg.host.replace(/\./g, '\\.')} for manifest ${reg.host.replace(/\./g, '\\.')}/sec/basic:1 with credentials from --creds: check the username, password and access to sec/basic`));
+    expect(pull.stderr).toMatch(
+      new RegExp(
+        `^nixreg: 401 from ${reg.host.replace(/\./g, '\\.')} for manifest ${reg.host.replace(/\./g, '\\.')}/sec/basic:1 with credentials from --creds: check the username, password and access to sec/basic`,
+      ),
+    );
     const push = await nixreg('push wrong', ['push', ARCHIVE, `docker://${reg.host}/sec/basic:2`, '--creds', `alice:${WRONG}`, '--debug']);
     expect(push.status).toBe(3);
     const af = authFile('basic-wrong.json', { [reg.host]: { username: 'alice', password: WRONG } });
@@ -145,7 +163,9 @@ describe('token (Bearer) registry', () => {
     const bad = authFile('bad-id-token.json', { [reg.host]: { identitytoken: BAD_ID_TOKEN } });
     const pull2 = await nixreg('token pull bad id', ['pull', `${reg.host}/sec/token:1`, '-o', join(root, 'bad.tar'), '--authfile', bad]);
     expect(pull2.status).toBe(3);
-    expect(pull2.stderr).toMatch(/^nixreg: 401 from the token server 127\.0\.0\.1:\d+ for 127\.0\.0\.1:\d+ with credentials from .*bad-id-token\.json: check the username and password\n$/);
+    expect(pull2.stderr).toMatch(
+      /^nixreg: 401 from the token server 127\.0\.0\.1:\d+ for 127\.0\.0\.1:\d+ with credentials from .*bad-id-token\.json: check the username and password\n$/,
+    );
     const push2 = await nixreg('token push wrong', ['push', ARCHIVE, `docker://${reg.host}/sec/token:2`, '--creds', `bob:${WRONG}`, '--debug']);
     expect(push2.status).toBe(3);
     for (const r of [push, pull, pre, pull2, push2]) expectNoSecret('token', r.stdout + r.stderr);
@@ -177,7 +197,9 @@ describe('hostile servers that echo what they were sent', () => {
     const host = await fake('Basic realm="echo"');
     const r = await nixreg('echo 403', ['pull', `${host}/sec/echo:1`, '-o', join(root, 'echo.tar'), '--creds', `carol:${ECHO_PW}`]);
     expect(r.status, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/^nixreg: 403 from 127\.0\.0\.1:\d+ for manifest 127\.0\.0\.1:\d+\/sec\/echo:1 with credentials from --creds: check the username, password and access to sec\/echo: DENIED: auth=Basic \*\*\* decoded=carol:\*\*\* url=/);
+    expect(r.stderr).toMatch(
+      /^nixreg: 403 from 127\.0\.0\.1:\d+ for manifest 127\.0\.0\.1:\d+\/sec\/echo:1 with credentials from --creds: check the username, password and access to sec\/echo: DENIED: auth=Basic \*\*\* decoded=carol:\*\*\* url=/,
+    );
     const p = await nixreg('echo 403 push', ['push', ARCHIVE, `docker://${host}/sec/echo:1`, '--creds', `carol:${ECHO_PW}`, '--debug']);
     expect(p.status, p.stderr).toBe(3);
     expectNoSecret('echo', r.stderr + p.stderr);
@@ -193,7 +215,16 @@ describe('hostile servers that echo what they were sent', () => {
     const r1 = await nixreg('token 500', ['pull', `${host}/sec/token:1`, '-o', join(root, 't.tar'), '--authfile', af, '--retry-times', '0']);
     expect(r1.status, r1.stderr).toBe(1);
     expect(r1.stderr).toBe(`nixreg: token server ${tokenHost} for ${host} answered HTTP 500\n`);
-    const r2 = await nixreg('token 403 creds', ['push', ARCHIVE, `docker://${host}/sec/forbidden:1`, '--creds', `carol:${ECHO_PW}`, '--retry-times', '0', '--debug']);
+    const r2 = await nixreg('token 403 creds', [
+      'push',
+      ARCHIVE,
+      `docker://${host}/sec/forbidden:1`,
+      '--creds',
+      `carol:${ECHO_PW}`,
+      '--retry-times',
+      '0',
+      '--debug',
+    ]);
     expect(r2.status, r2.stderr).toBe(3);
     expect(r2.stderr.split('\n').filter((l) => l.startsWith('nixreg: '))).toEqual([
       `nixreg: 403 from the token server ${tokenHost} for ${host} with credentials from --creds: check the username and password`,
@@ -257,7 +288,16 @@ describe('redirects to another host', () => {
     expect(push.status, push.stderr).toBe(0);
     const direct = await nixreg('redirect pull direct', ['pull', `${reg.host}/sec/redir:1`, '-o', join(root, 'direct.tar'), '--creds', `alice:${PW}`]);
     expect(direct.status, direct.stderr).toBe(0);
-    const r = await nixreg('redirect pull', ['pull', `${frontHost}/sec/redir:1`, '-o', join(root, 'redir.tar'), '--creds', `alice:${PW}`, '--final-image-name', `${reg.host}/sec/redir`]);
+    const r = await nixreg('redirect pull', [
+      'pull',
+      `${frontHost}/sec/redir:1`,
+      '-o',
+      join(root, 'redir.tar'),
+      '--creds',
+      `alice:${PW}`,
+      '--final-image-name',
+      `${reg.host}/sec/redir`,
+    ]);
     expect(r.status, r.stderr).toBe(0);
     expect(frontSawAuth).toContain(true); // the registry itself did get credentials
     expect(cdnSaw.length).toBeGreaterThanOrEqual(2); // config + layers went through the redirect
@@ -316,7 +356,16 @@ describe('plain http and TLS', () => {
       expect(strict.stderr.split('\n')[0]).toBe(
         `nixreg: cannot reach registry ${reg.host}: TLS certificate not trusted (DEPTH_ZERO_SELF_SIGNED_CERT); use --cert-dir with the registry's CA, or --tls-verify=false`,
       );
-      const withCa = await nixreg('tls cert-dir', ['pull', `${reg.host}/sec/tls:1`, '-o', join(root, 'tls1.tar'), '--creds', `alice:${PW}`, '--cert-dir', certDir]);
+      const withCa = await nixreg('tls cert-dir', [
+        'pull',
+        `${reg.host}/sec/tls:1`,
+        '-o',
+        join(root, 'tls1.tar'),
+        '--creds',
+        `alice:${PW}`,
+        '--cert-dir',
+        certDir,
+      ]);
       expect(withCa.status, withCa.stderr).toBe(0);
       const lax = await nixreg('tls off', ['pull', `${reg.host}/sec/tls:1`, '-o', join(root, 'tls2.tar'), '--creds', `alice:${PW}`, '--tls-verify=false']);
       expect(lax.status, lax.stderr).toBe(0);

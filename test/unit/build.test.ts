@@ -77,7 +77,21 @@ describe('customisation layer tar (GNU format, like nixpkgs)', () => {
     symlinkSync('/nix/store/' + 'z'.repeat(120), long);
     entries.push({ path: 'n'.repeat(110), type: 'symlink', mode: 0o777, target: '/nix/store/' + 'z'.repeat(120) });
     execFileSync('chmod', ['755', t, join(t, 'bin')]);
-    const real = execFileSync('tar', ['--sort', 'name', '--numeric-owner', '--owner=0', '--group=0', '--mtime', '@315532800', '--hard-dereference', '-C', t, '-cf', '-', '.']);
+    const real = execFileSync('tar', [
+      '--sort',
+      'name',
+      '--numeric-owner',
+      '--owner=0',
+      '--group=0',
+      '--mtime',
+      '@315532800',
+      '--hard-dereference',
+      '-C',
+      t,
+      '-cf',
+      '-',
+      '.',
+    ]);
     entries.sort((x, y) => (x.path === '' ? -1 : y.path === '' ? 1 : x.path < y.path ? -1 : 1));
     expect(gnuTar(entries).equals(real)).toBe(true);
   });
@@ -112,10 +126,12 @@ describe('conf pieces', () => {
     );
   });
   it('finds store paths referenced by the config', () => {
-    expect(storePathsIn({ Cmd: ['/nix/store/0d9k60sz5jvqmps7h8a28pzkgwz248yi-fx-liba-2.1/bin/x'], Env: ['P=/nix/store/b6vj4h8157vb9vmbfvx8846j7lynn860-fx-libbase-1.0/lib:/x'] })).toEqual([
-      '/nix/store/0d9k60sz5jvqmps7h8a28pzkgwz248yi-fx-liba-2.1',
-      '/nix/store/b6vj4h8157vb9vmbfvx8846j7lynn860-fx-libbase-1.0',
-    ]);
+    expect(
+      storePathsIn({
+        Cmd: ['/nix/store/0d9k60sz5jvqmps7h8a28pzkgwz248yi-fx-liba-2.1/bin/x'],
+        Env: ['P=/nix/store/b6vj4h8157vb9vmbfvx8846j7lynn860-fx-libbase-1.0/lib:/x'],
+      }),
+    ).toEqual(['/nix/store/0d9k60sz5jvqmps7h8a28pzkgwz248yi-fx-liba-2.1', '/nix/store/b6vj4h8157vb9vmbfvx8846j7lynn860-fx-libbase-1.0']);
   });
   it('splits NAME:TAG, keeping registry ports', () => {
     expect(splitName('Foo/Bar:1.0')).toEqual({ imageName: 'foo/bar', tag: '1.0' });
@@ -139,8 +155,21 @@ describe('prepareBuild from a graph under a store root', () => {
     expect(p.conf.customisation_layer).toMatch(/^\/nix\/store\/[0-9a-z]{32}-fixture-customisation-layer$/);
     expect(readFileSync(join(storeRoot, p.conf.customisation_layer, 'checksum'), 'utf8')).toBe(p.customisation.checksum + '\n');
     expect(Object.keys(p.conf)).toEqual([
-      'architecture', 'config', 'os', 'variant', 'store_dir', 'from_image', 'store_layers', 'customisation_layer',
-      'repo_tag', 'created', 'mtime', 'uid', 'gid', 'uname', 'gname',
+      'architecture',
+      'config',
+      'os',
+      'variant',
+      'store_dir',
+      'from_image',
+      'store_layers',
+      'customisation_layer',
+      'repo_tag',
+      'created',
+      'mtime',
+      'uid',
+      'gid',
+      'uname',
+      'gname',
     ]);
     expect(p.confText.endsWith('}\n')).toBe(true);
   });
@@ -151,7 +180,14 @@ describe('prepareBuild from a graph under a store root', () => {
     const graph = fx.graph.filter((n: { path: string }) => !fx.exclude.includes(n.path));
     const pick = (suffix: string) => graph.find((n: { path: string }) => n.path.endsWith(suffix)).path as string;
     writeFileSync(join(tmp, 'graph-c.json'), JSON.stringify({ graph }));
-    const p = await prepareBuild({ name: 'fixture:c', paths: [pick('-fx-app-3.0'), pick('-fx-tools-1.0')], graphFile: join(tmp, 'graph-c.json'), storeRoot, maxLayers: 4, algorithm: 'popularity' });
+    const p = await prepareBuild({
+      name: 'fixture:c',
+      paths: [pick('-fx-app-3.0'), pick('-fx-tools-1.0')],
+      graphFile: join(tmp, 'graph-c.json'),
+      storeRoot,
+      maxLayers: 4,
+      algorithm: 'popularity',
+    });
     expect(p.conf.store_layers).toEqual(fx.store_layers);
   });
 });

@@ -52,7 +52,7 @@ describe('scripts/check-imports.mjs', () => {
     const src = tree({
       'errors.ts': 'export const e = 1;\n',
       'registry/client.ts': "import { e } from '../errors.js';\nexport const c = e;\n",
-      'newthing/x.ts': "export const x = 1;\n",
+      'newthing/x.ts': 'export const x = 1;\n',
     });
     const r = check(src);
     expect(r.status).toBe(1);

@@ -138,7 +138,10 @@ describe('credentials lookup', () => {
 
   it('credHelpers[host] wins over auths, and runs docker-credential-<name> get', async () => {
     const f = join(root, 'helpers.json');
-    writeJson(f, { credHelpers: { 'helper.example': 'test', 'token.example': 'test', 'missing.example': 'test' }, auths: { 'helper.example': { auth: b64('fromauths:x') } } });
+    writeJson(f, {
+      credHelpers: { 'helper.example': 'test', 'token.example': 'test', 'missing.example': 'test' },
+      auths: { 'helper.example': { auth: b64('fromauths:x') } },
+    });
     const c = await resolveCredentials({ registry: 'helper.example', authfile: f, env: envFor(), home });
     expect(c).toEqual({ username: 'helperuser', password: 'helper-secret', source: `docker-credential-test (from ${f})` });
     const t = await resolveCredentials({ registry: 'token.example', authfile: f, env: envFor(), home });
@@ -183,10 +186,10 @@ describe('credentials lookup', () => {
     expect(parseCredsFlag('alice:s3c:ret')).toEqual({ username: 'alice', password: 's3c:ret' });
     expect(parseCredsFlag('alice')).toEqual({ username: 'alice', password: '' });
     expect(() => parseCredsFlag(':x')).toThrow(NixregError);
-    expect(authFileCandidates({ env: { HOME: '/h' }, home: '/h' }).map((f) => f.path).slice(1)).toEqual([
-      '/h/.config/containers/auth.json',
-      '/h/.docker/config.json',
-      '/h/.dockercfg',
-    ]);
+    expect(
+      authFileCandidates({ env: { HOME: '/h' }, home: '/h' })
+        .map((f) => f.path)
+        .slice(1),
+    ).toEqual(['/h/.config/containers/auth.json', '/h/.docker/config.json', '/h/.dockercfg']);
   });
 });

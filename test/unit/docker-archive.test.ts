@@ -43,7 +43,12 @@ function memorySource(tars: Buffer[], comps: Compression[], cfg = config): Image
     configBytes: cfg,
     layers: blobs.map((bl) => ({ mediaType: 'x', digest: sha(bl), size: bl.length })),
     // chunked in 100-byte pieces so decompression and spooling see many small chunks
-    openLayer: async (i) => Readable.from((function* () { for (let o = 0; o < blobs[i]!.length; o += 100) yield blobs[i]!.subarray(o, o + 100); })()),
+    openLayer: async (i) =>
+      Readable.from(
+        (function* () {
+          for (let o = 0; o < blobs[i]!.length; o += 100) yield blobs[i]!.subarray(o, o + 100);
+        })(),
+      ),
   };
 }
 
@@ -64,7 +69,14 @@ describe('docker-archive writer', () => {
     async function* layers(): AsyncGenerator<ArchiveLayer> {
       for (const t of [a, b]) yield { diffID: sha(t), size: t.length, open: () => Readable.from([t]) };
     }
-    const r = await writeDockerArchive(out, { configBytes: config, configDigest: sha(config), diffIDs: [a, b, a].map(sha), layers: layers(), repoTags, hash: false });
+    const r = await writeDockerArchive(out, {
+      configBytes: config,
+      configDigest: sha(config),
+      diffIDs: [a, b, a].map(sha),
+      layers: layers(),
+      repoTags,
+      hash: false,
+    });
     expect((await out.done()).equals(skopeo)).toBe(true);
     expect(r).toEqual({ size: skopeo.length, sha256: null });
   });
@@ -76,7 +88,12 @@ describe('docker-archive writer', () => {
     const bytes = await out.done();
     const s = bytes.toString('latin1');
     expect(s).toContain(`[{"Config":"${sha(cfg).slice(7)}.json","RepoTags":[],"Layers":[]}]`);
-    expect(bytes.subarray(bytes.length - 1024 - 512, bytes.length - 1024).toString('latin1').replace(/\0+$/, '')).toBe('{}');
+    expect(
+      bytes
+        .subarray(bytes.length - 1024 - 512, bytes.length - 1024)
+        .toString('latin1')
+        .replace(/\0+$/, ''),
+    ).toBe('{}');
     expect(bytes.length).toBe(512 * 2 + 512 * 2 + 512 * 2 + 1024);
   });
 });
@@ -94,7 +111,11 @@ describe('copy pipeline (in-memory source → docker-archive sink)', () => {
       const src = memorySource([a, b, a], [...comps]);
       const opened: number[] = [];
       const open = src.openLayer;
-      const r = await copyImage({ ...src, openLayer: (i) => (opened.push(i), open(i)) }, new DockerArchiveSink(out, repoTags), { jobs: 2, memLimit, tmpDir: spoolBase });
+      const r = await copyImage({ ...src, openLayer: (i) => (opened.push(i), open(i)) }, new DockerArchiveSink(out, repoTags), {
+        jobs: 2,
+        memLimit,
+        tmpDir: spoolBase,
+      });
       expect((await out.done()).equals(skopeo)).toBe(true);
       expect(r.size).toBe(skopeo.length);
       expect(opened.sort()).toEqual([0, 1]); // the repeated layer is fetched once
@@ -116,11 +137,19 @@ describe('copy pipeline (in-memory source → docker-archive sink)', () => {
     const spoolBase = mkdtempSync(join(tmpdir(), 'nixreg-spool-test-'));
     try {
       const viaStream = new Collect();
-      await copyImage(memorySource(tars, ['gzip-1', 'gzip-1', 'gzip-1'], cfg), new DockerArchiveSink(viaStream, repoTags), { jobs: 2, memLimit: 0, tmpDir: spoolBase });
+      await copyImage(memorySource(tars, ['gzip-1', 'gzip-1', 'gzip-1'], cfg), new DockerArchiveSink(viaStream, repoTags), {
+        jobs: 2,
+        memLimit: 0,
+        tmpDir: spoolBase,
+      });
       const expected = await viaStream.done();
       const file = join(spoolBase, 'out.tar');
       const out = createWriteStream(file);
-      const r = await copyImage(memorySource(tars, ['gzip-1', 'gzip-1', 'gzip-1'], cfg), new DockerArchiveSink(out, repoTags), { jobs: 2, memLimit: 0, tmpDir: spoolBase });
+      const r = await copyImage(memorySource(tars, ['gzip-1', 'gzip-1', 'gzip-1'], cfg), new DockerArchiveSink(out, repoTags), {
+        jobs: 2,
+        memLimit: 0,
+        tmpDir: spoolBase,
+      });
       await new Promise<void>((res) => out.end(res));
       expect(readFileSync(file).equals(expected)).toBe(true);
       expect('sha256:' + r.sha256!.toString('hex')).toBe(sha(expected));

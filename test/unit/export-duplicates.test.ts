@@ -33,7 +33,10 @@ describe('export: an entry listed twice in one layer (what `tar -r` appends)', (
   });
 
   it('keeps whiteouts: a higher layer still hides both copies, a lower layer is still hidden by them', async () => {
-    const twice: E[] = [{ f: 'x', data: '1' }, { f: 'x', data: '2' }];
+    const twice: E[] = [
+      { f: 'x', data: '1' },
+      { f: 'x', data: '2' },
+    ];
     const hidden = await list((await flatten([layer(...twice), layer({ f: '.wh.x' })])).tar);
     expect(hidden.map((e) => e.name)).toEqual([]);
     const { tar } = await flatten([layer({ f: 'x', data: 'lower' }), layer(...twice)]);
@@ -68,7 +71,9 @@ describe('export: an entry listed twice in one layer (what `tar -r` appends)', (
 
 describe('export: a directory listed twice in one layer', () => {
   it('takes the last header’s metadata, children of both kept', async () => {
-    const es = await list((await flatten([layer({ d: 'etc', mode: 0o700, uid: 1 }, { f: 'etc/a' }, { d: 'etc', mode: 0o750, uid: 3, mtime: 77 }, { f: 'etc/b' })])).tar);
+    const es = await list(
+      (await flatten([layer({ d: 'etc', mode: 0o700, uid: 1 }, { f: 'etc/a' }, { d: 'etc', mode: 0o750, uid: 3, mtime: 77 }, { f: 'etc/b' })])).tar,
+    );
     expect(es.filter((e) => e.name === 'etc/')).toEqual([expect.objectContaining({ mode: 0o750, uid: 3, mtime: 77 })]);
     expect(es.map((e) => e.name).sort()).toEqual(['etc/', 'etc/a', 'etc/b']);
   });

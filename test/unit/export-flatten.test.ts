@@ -46,7 +46,12 @@ describe('export: flattening layers', () => {
   });
 
   it('preserves symlinks (absolute and relative), modes, owners and mtimes', async () => {
-    const l0 = layer({ d: 'bin' }, { f: 'bin/sh', data: '#!', mode: 0o4755, uid: 12, gid: 34, mtime: 123456 }, { s: 'bin/bash', to: 'sh' }, { s: 'usr', to: '/nix/store/x-usr' });
+    const l0 = layer(
+      { d: 'bin' },
+      { f: 'bin/sh', data: '#!', mode: 0o4755, uid: 12, gid: 34, mtime: 123456 },
+      { s: 'bin/bash', to: 'sh' },
+      { s: 'usr', to: '/nix/store/x-usr' },
+    );
     const es = await list((await flatten([l0])).tar);
     expect(byName(es, 'bin/sh')).toMatchObject({ mode: 0o4755, uid: 12, gid: 34, mtime: 123456, data: '#!' });
     expect(byName(es, 'bin/bash')).toMatchObject({ type: 'symlink', linkname: 'sh' });

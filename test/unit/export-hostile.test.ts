@@ -62,7 +62,11 @@ describe('export: hostile layers are refused with one clear line', () => {
     await refuses([layer({ h: 'x', to: 'nowhere' })], '"x"', 'nowhere', /does not exist/);
     await refuses([layer({ d: 'dir' }, { h: 'x', to: 'dir' })], '"x"', /directory/);
     await refuses([layer({ d: 'dir' }), layer({ h: 'x', to: 'dir' })], '"x"', /directory/);
-    await refuses([layer({ f: 't', data: 'T' }), layer({ f: '.wh.t' }), layer({ h: 'x', to: 't' })], 'layer L2: entry "x"', /"t", which does not exist below it \(layer L1 deletes it/);
+    await refuses(
+      [layer({ f: 't', data: 'T' }), layer({ f: '.wh.t' }), layer({ h: 'x', to: 't' })],
+      'layer L2: entry "x"',
+      /"t", which does not exist below it \(layer L1 deletes it/,
+    );
   });
 
   it('refuses a hard link through a symlink (same layer or lower)', async () => {

@@ -85,7 +85,9 @@ describe('Go archive/tar USTAR headers', () => {
 
 describe('Go encoding/json pieces', () => {
   test('compaction keeps key order, escapes and number text; HTML-escapes <>& and U+2028/9', () => {
-    const raw = Buffer.from('{\n  "Env" : [ "X=a<b&c>d", "U=caf\\u00e9 ü" ],\n\t"z": 1.50, "a": { "q\\"{[": "} ]" },\r\n "s": "a\u2028b\u2029c", "e": "\\u003c" }');
+    const raw = Buffer.from(
+      '{\n  "Env" : [ "X=a<b&c>d", "U=caf\\u00e9 ü" ],\n\t"z": 1.50, "a": { "q\\"{[": "} ]" },\r\n "s": "a\u2028b\u2029c", "e": "\\u003c" }',
+    );
     expect(goCompactHTML(raw).toString()).toBe(
       '{"Env":["X=a\\u003cb\\u0026c\\u003ed","U=caf\\u00e9 ü"],"z":1.50,"a":{"q\\"{[":"} ]"},"s":"a\\u2028b\\u2029c","e":"\\u003c"}',
     );

@@ -3,9 +3,21 @@ import { parseStreamConf } from '../../src/nix/stream/conf.js';
 import { NixregError } from '../../src/errors.js';
 
 const good = {
-  architecture: 'amd64', config: {}, os: 'linux', variant: '', store_dir: '/nix/store', from_image: null,
-  store_layers: [['/nix/store/a-x']], customisation_layer: '/nix/store/c-layer', repo_tag: 'x:y',
-  created: 'now', mtime: '1970-01-01T00:00:01+00:00', uid: 0, gid: 0, uname: 'u', gname: 'g',
+  architecture: 'amd64',
+  config: {},
+  os: 'linux',
+  variant: '',
+  store_dir: '/nix/store',
+  from_image: null,
+  store_layers: [['/nix/store/a-x']],
+  customisation_layer: '/nix/store/c-layer',
+  repo_tag: 'x:y',
+  created: 'now',
+  mtime: '1970-01-01T00:00:01+00:00',
+  uid: 0,
+  gid: 0,
+  uname: 'u',
+  gname: 'g',
 };
 const parse = (c: object) => () => parseStreamConf(JSON.stringify({ ...good, ...c }), 'conf.json');
 
@@ -37,7 +49,12 @@ describe('image config and owner validation in a stream conf', () => {
 
   it('accepts what docker accepts: Env without "=", nulls, string lists, the largest id', () => {
     const c = parseStreamConf(
-      JSON.stringify({ ...good, uid: 4294967294, gid: '65534', config: { Env: ['INHERIT', 'A=1'], Cmd: null, Entrypoint: ['/bin/sh'], User: '1000:100', Labels: { a: 'b' }, ExposedPorts: { '80/tcp': {} } } }),
+      JSON.stringify({
+        ...good,
+        uid: 4294967294,
+        gid: '65534',
+        config: { Env: ['INHERIT', 'A=1'], Cmd: null, Entrypoint: ['/bin/sh'], User: '1000:100', Labels: { a: 'b' }, ExposedPorts: { '80/tcp': {} } },
+      }),
       'conf.json',
     );
     expect(c.uid).toBe(4294967294);

@@ -48,6 +48,7 @@ describe('layering fixtures (nixpkgs reference outputs)', () => {
   it('deep chain popularity exceeds float64 precision and still orders correctly', () => {
     const fx = load('synthetic-deep-chain-popularity-200.json');
     const r = popularityContest(parseGraph(fx.graph));
+    // biome-ignore lint/complexity/useMathMinMax: the values are BigInts, which Math.max does not take
     const max = [...r.popularity.values()].reduce((a, b) => (a > b ? a : b));
     expect(max > BigInt(Number.MAX_SAFE_INTEGER)).toBe(true);
   });
@@ -108,7 +109,12 @@ describe('auto-layer details', () => {
 
 describe('limits and input errors', () => {
   it('maxLayers < 2 and budgets without a store layer are usage errors', () => {
-    for (const [m, k] of [[1, 0], [0, 0], [3, 2], [2, 1]] as const) {
+    for (const [m, k] of [
+      [1, 0],
+      [0, 0],
+      [3, 2],
+      [2, 1],
+    ] as const) {
       try {
         availableLayers(m, k);
         expect.unreachable();

@@ -78,7 +78,10 @@ describe("the packed library, imported as 'nixreg'", () => {
     writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'consumer', type: 'module', private: true }));
     writeFileSync(
       join(project, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out', types: ['node'] }, files: ['main.ts'] }),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, outDir: 'out', types: ['node'] },
+        files: ['main.ts'],
+      }),
     );
     writeFileSync(join(project, 'main.ts'), CONSUMER);
     const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', project], { encoding: 'utf8' });
@@ -103,7 +106,24 @@ describe("the packed library, imported as 'nixreg'", () => {
 
   test('a type error in a consumer is reported by tsc (the types are real, not any)', () => {
     writeFileSync(join(project, 'bad.ts'), `import { pullImage } from 'nixreg';\nawait pullImage({ imageName: 1, output: 'x' });\n`);
-    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '--noEmit', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022', '--strict', '--types', 'node', join(project, 'bad.ts')], { cwd: project, encoding: 'utf8' });
+    const tsc = spawnSync(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/typescript/bin/tsc'),
+        '--noEmit',
+        '--module',
+        'NodeNext',
+        '--moduleResolution',
+        'NodeNext',
+        '--target',
+        'ES2022',
+        '--strict',
+        '--types',
+        'node',
+        join(project, 'bad.ts'),
+      ],
+      { cwd: project, encoding: 'utf8' },
+    );
     expect(tsc.status).not.toBe(0);
     expect(tsc.stdout).toMatch(/^bad\.ts\(2,\d+\): error TS2322/m);
     // the only errors are the consumer's: the package's own declarations type-check

@@ -2,7 +2,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { Transform } from 'node:stream';
+import type { Transform } from 'node:stream';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { NativeDecompressStream } from '../../src/compression/native-decompress.js';

@@ -27,8 +27,7 @@ describe('nix hash encodings', () => {
       encoding: 'utf8',
     }).trim();
     expect(toNix32(raw)).toBe(nix32);
-    for (const form of [sri, nix32, raw.toString('hex'), `sha256:${nix32}`, `sha256:${raw.toString('hex')}`])
-      expect(parseSha256(form).equals(raw)).toBe(true);
+    for (const form of [sri, nix32, raw.toString('hex'), `sha256:${nix32}`, `sha256:${raw.toString('hex')}`]) expect(parseSha256(form).equals(raw)).toBe(true);
   });
 
   it('rejects malformed hashes with a one-line usage error', () => {

@@ -80,7 +80,10 @@ sys.stdout.buffer.write(out.getvalue())
 async function write(seekable: boolean, known: boolean, retried = false, file?: ByteSink, firstAttempt = 1700): Promise<Buffer> {
   const sink = file ?? memorySink(seekable);
   const w = new NixpkgsArchiveWriter(sink, MTIME);
-  const member = await w.beginLayer(layer.length, 'layer 1', (name) => w.regular(name, layer.length), { diffID: known ? diffID : undefined, rewindable: retried });
+  const member = await w.beginLayer(layer.length, 'layer 1', (name) => w.regular(name, layer.length), {
+    diffID: known ? diffID : undefined,
+    rewindable: retried,
+  });
   if (retried) {
     // a first attempt that got part-way with other bytes (an upload that failed), then the layer from its start
     await member.put(Buffer.alloc(firstAttempt, 9));
@@ -107,7 +110,12 @@ describe('NixpkgsArchiveWriter', () => {
   it('addMember gives the same bytes as beginLayer for a known diffID', async () => {
     const sink = memorySink(false);
     const w = new NixpkgsArchiveWriter(sink, MTIME);
-    await w.addMember(w.regular(layerMemberPath(diffID), layer.length), { chunks: (async function* () { yield layer; })(), what: 'layer 1' });
+    await w.addMember(w.regular(layerMemberPath(diffID), layer.length), {
+      chunks: (async function* () {
+        yield layer;
+      })(),
+      what: 'layer 1',
+    });
     await w.addFile('c.json', config);
     await w.addFile('manifest.json', manifest);
     await w.finish();
@@ -122,7 +130,12 @@ describe('NixpkgsArchiveWriter', () => {
 
   it('a rewound layer (a retried upload through the tee) leaves exactly one copy, seekable or spooled', async () => {
     const py = pythonArchive();
-    for (const [seekable, known] of [[true, false], [true, true], [false, false], [false, true]] as const)
+    for (const [seekable, known] of [
+      [true, false],
+      [true, true],
+      [false, false],
+      [false, true],
+    ] as const)
       expect((await write(seekable, known, true)).equals(py), `seekable=${seekable} known=${known}`).toBe(true);
     expect(readdirSync(spoolRoot)).toEqual([]);
   });
@@ -175,12 +188,23 @@ describe('NixpkgsArchiveWriter', () => {
 
   it('names the member whose data is shorter or longer than its header says, as one NixregError', async () => {
     const w = new NixpkgsArchiveWriter(memorySink(true), MTIME);
-    const short = w.addMember(w.regular('a', 10), { chunks: (async function* () { yield Buffer.alloc(4); })(), what: 'layer 2' });
+    const short = w.addMember(w.regular('a', 10), {
+      chunks: (async function* () {
+        yield Buffer.alloc(4);
+      })(),
+      what: 'layer 2',
+    });
     await expect(short).rejects.toThrow(/^layer 2 came out 4 bytes, expected 10$/);
     const member = await w.beginLayer(10, 'layer 3', (name) => w.regular(name, 10));
     await member.put(Buffer.alloc(11));
     await expect(member.finish(diffID)).rejects.toThrow(/^layer 3 came out 11 bytes, expected 10$/);
-    const failing = w.addMember(w.regular('b', 10), { chunks: (async function* () { yield Buffer.alloc(1); throw new Error('EIO: read failed'); })(), what: 'layer 4' });
+    const failing = w.addMember(w.regular('b', 10), {
+      chunks: (async function* () {
+        yield Buffer.alloc(1);
+        throw new Error('EIO: read failed');
+      })(),
+      what: 'layer 4',
+    });
     await expect(failing).rejects.toThrow(/^layer 4: EIO: read failed$/);
   });
 });

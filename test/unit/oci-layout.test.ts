@@ -10,7 +10,7 @@ import type { ByteSink } from '../../src/nix/stream/sink.js';
 import type { PreparedImage } from '../../src/nix/stream/image.js';
 import { DirTarget, OCI_LAYOUT_FILE, TarTarget, buildLayoutIndex, refNameOf, writeOciImage } from '../../src/oci/index.js';
 import { ociDirHeader, ociFileHeader } from '../../src/sink/oci-layout/tar-entry.js';
-import { LayoutImageWriter, type StreamedLayer } from '../../src/sink/oci-layout/image-writer.js';
+import type { LayoutImageWriter, StreamedLayer } from '../../src/sink/oci-layout/image-writer.js';
 import { writeLayoutTarget } from '../../src/sink/oci-layout/layout-sink.js';
 
 class MemorySink implements ByteSink {
@@ -100,7 +100,9 @@ describe('OCI layout pieces', () => {
       const t = await DirTarget.open(dir);
       expect(existsSync(dir)).toBe(false);
       await writeBlobs(t);
-      expect(readdirSync(join(dir, 'blobs/sha256')).sort()).toEqual([sha256Digest('cfg'), sha256Digest('first blob'), sha256Digest(Buffer.alloc(1000, 7))].map((d) => d.slice(7)).sort());
+      expect(readdirSync(join(dir, 'blobs/sha256')).sort()).toEqual(
+        [sha256Digest('cfg'), sha256Digest('first blob'), sha256Digest(Buffer.alloc(1000, 7))].map((d) => d.slice(7)).sort(),
+      );
       expect(readFileSync(join(dir, 'blobs/sha256', sha256Digest('first blob').slice(7))).toString()).toBe('first blob');
       // an existing layout is added to in place (as skopeo's oci:DIR:TAG), without --force
       const again = await DirTarget.open(dir);
@@ -123,7 +125,10 @@ describe('OCI layout pieces', () => {
           throw new Error('disk on fire');
         })(),
       );
-      const img = { repoTag: 'x:1', layers: [{ kind: 'customisation', paths: ['/nix/store/x'], size: 1024, open: () => failing, source: { file: 'x' } }] } as unknown as PreparedImage;
+      const img = {
+        repoTag: 'x:1',
+        layers: [{ kind: 'customisation', paths: ['/nix/store/x'], size: 1024, open: () => failing, source: { file: 'x' } }],
+      } as unknown as PreparedImage;
       const dir = join(tmp, 'layout');
       await expect(writeOciImage(img, await DirTarget.open(dir))).rejects.toThrow(/disk on fire/);
       expect(readdirSync(tmp)).toEqual([]);

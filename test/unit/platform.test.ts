@@ -25,7 +25,13 @@ describe('variant candidates (c/image order)', () => {
 });
 
 describe('selectPlatform', () => {
-  const idx = index(entry(1, 'linux', 'amd64'), entry(2, 'linux', 'arm', 'v6'), entry(3, 'linux', 'arm', 'v7'), entry(4, 'linux', 'arm64', 'v8'), entry(5, 'unknown', 'unknown'));
+  const idx = index(
+    entry(1, 'linux', 'amd64'),
+    entry(2, 'linux', 'arm', 'v6'),
+    entry(3, 'linux', 'arm', 'v7'),
+    entry(4, 'linux', 'arm64', 'v8'),
+    entry(5, 'unknown', 'unknown'),
+  );
   it('exact match', () => expect(selectPlatform(idx, { os: 'linux', arch: 'amd64' }).digest).toBe(dig(1)));
   it('arm64 without variant finds linux/arm64/v8', () => expect(selectPlatform(idx, { os: 'linux', arch: 'arm64' }).digest).toBe(dig(4)));
   it('arm/v7 prefers v7 over v6', () => expect(selectPlatform(idx, { os: 'linux', arch: 'arm', variant: 'v7' }).digest).toBe(dig(3)));
@@ -72,7 +78,12 @@ describe('host platform', () => {
 });
 
 describe('parseManifest', () => {
-  const m = { schemaVersion: 2, mediaType: MediaType.dockerManifest, config: { mediaType: MediaType.dockerConfig, digest: dig(1), size: 10 }, layers: [{ mediaType: MediaType.dockerLayerGzip, digest: dig(2), size: 20 }] };
+  const m = {
+    schemaVersion: 2,
+    mediaType: MediaType.dockerManifest,
+    config: { mediaType: MediaType.dockerConfig, digest: dig(1), size: 10 },
+    layers: [{ mediaType: MediaType.dockerLayerGzip, digest: dig(2), size: 20 }],
+  };
   it('docker schema2', () => {
     const p = parseManifest(Buffer.from(JSON.stringify(m)), MediaType.dockerManifest);
     expect(p.kind).toBe('image');
@@ -87,6 +98,8 @@ describe('parseManifest', () => {
     expect(() => parseManifest(Buffer.from('{"schemaVersion":1,"fsLayers":[]}'), MediaType.dockerSchema1Signed)).toThrow(/schema1.*not supported/);
     expect(() => parseManifest(Buffer.from('{"schemaVersion":2}'), 'application/vnd.foo+json')).toThrow(/unsupported manifest media type/);
     expect(() => parseManifest(Buffer.from('nope'), MediaType.ociManifest)).toThrow(/not valid JSON/);
-    expect(() => parseManifest(Buffer.from(JSON.stringify({ ...m, layers: [{ mediaType: 'x', digest: 'md5:1', size: 1 }] })), MediaType.dockerManifest)).toThrow(/layers\[0\]/);
+    expect(() =>
+      parseManifest(Buffer.from(JSON.stringify({ ...m, layers: [{ mediaType: 'x', digest: 'md5:1', size: 1 }] })), MediaType.dockerManifest),
+    ).toThrow(/layers\[0\]/);
   });
 });

@@ -17,8 +17,18 @@ describe('prefetch arguments', () => {
   });
 
   it('a host keeps its registry; --image-name/--image-tag/--image-digest win over positionals', () => {
-    expect(prefetchTarget(['127.0.0.1:5000/test/app', '1'], { imageTag: '2' })).toEqual({ imageName: '127.0.0.1:5000/test/app', imageTag: '2', registry: '127.0.0.1:5000', repository: 'test/app' });
-    expect(prefetchTarget([], { imageName: 'alpine', imageDigest: D })).toEqual({ imageName: 'alpine', imageDigest: D, registry: 'docker.io', repository: 'library/alpine' });
+    expect(prefetchTarget(['127.0.0.1:5000/test/app', '1'], { imageTag: '2' })).toEqual({
+      imageName: '127.0.0.1:5000/test/app',
+      imageTag: '2',
+      registry: '127.0.0.1:5000',
+      repository: 'test/app',
+    });
+    expect(prefetchTarget([], { imageName: 'alpine', imageDigest: D })).toEqual({
+      imageName: 'alpine',
+      imageDigest: D,
+      registry: 'docker.io',
+      repository: 'library/alpine',
+    });
   });
 
   it('bad arguments: usage errors', () => {

@@ -7,13 +7,7 @@ import { startTokenServer } from '../helpers/token-server.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { MediaType } from '../../src/manifest/media-types.js';
 import { parseImageReference } from '../../src/reference/reference.js';
-import {
-  loadPreviousLayers,
-  previousImageRefs,
-  previousLayersForPush,
-  previousCandidate,
-  type PreviousLayer,
-} from '../../src/sink/registry/previous-image.js';
+import { loadPreviousLayers, previousImageRefs, previousLayersForPush, previousCandidate, type PreviousLayer } from '../../src/sink/registry/previous-image.js';
 import { layerDiffID } from '../../src/nix/stream/layer-diffid.js';
 import { placePreviousBlob } from '../../src/sink/registry/write.js';
 import { NixregError } from '../../src/errors.js';
@@ -55,11 +49,18 @@ async function pushImage(
     await pushBlob(reg.url, repository, blob);
     descs.push({ mediaType: o.mediaType ?? MediaType.dockerLayerGzip, digest: sha(blob), size: blob.length });
   }
-  const config = Buffer.from(JSON.stringify({ architecture: o.arch ?? 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: o.diffIDs ?? layers.map((l) => l.diffID) } }));
+  const config = Buffer.from(
+    JSON.stringify({ architecture: o.arch ?? 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: o.diffIDs ?? layers.map((l) => l.diffID) } }),
+  );
   await pushBlob(reg.url, repository, config);
   const mt = o.oci ? MediaType.ociManifest : MediaType.dockerManifest;
   const manifest = Buffer.from(
-    JSON.stringify({ schemaVersion: 2, mediaType: mt, config: { mediaType: o.oci ? MediaType.ociConfig : MediaType.dockerConfig, digest: sha(config), size: config.length }, layers: descs }),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: mt,
+      config: { mediaType: o.oci ? MediaType.ociConfig : MediaType.dockerConfig, digest: sha(config), size: config.length },
+      layers: descs,
+    }),
   );
   const digest = await client.putManifest(tag ?? sha(manifest), manifest, mt);
   return { digest, size: manifest.length, mediaType: mt, layers: descs };
@@ -132,7 +133,10 @@ describe('loadPreviousLayers', () => {
       { repository: 'prev/gz', reference: '1' },
     ];
     expect((await loadPreviousLayers(clientFor, refs)).get(shared.diffID)?.mediaType).toBe(MediaType.ociLayerZstd);
-    expect((await loadPreviousLayers(clientFor, refs, { mediaType: MediaType.ociLayerGzip })).get(shared.diffID)).toEqual({ ...gz.layers[0], repository: 'prev/gz' });
+    expect((await loadPreviousLayers(clientFor, refs, { mediaType: MediaType.ociLayerGzip })).get(shared.diffID)).toEqual({
+      ...gz.layers[0],
+      repository: 'prev/gz',
+    });
   });
 
   it('a token that only allows push is not a failure: one log line, an empty map', async () => {
@@ -207,11 +211,20 @@ describe('placePreviousBlob (the writer) and previousCandidate', () => {
     };
     const open = async () => Readable.from([ls[0]!.tar.subarray(0, 100), ls[0]!.tar.subarray(100)]);
     const r = await previousCandidate({ known, mediaType: MediaType.dockerLayerGzip }, { inputsKey: 'k', open });
-    expect(r).toEqual({ diffID: ls[0]!.diffID, size: ls[0]!.tar.length, blob: { mediaType: MediaType.dockerLayerGzip, digest: img.layers[0]!.digest, size: img.layers[0]!.size, repository: 'reuse/hash' } });
+    expect(r).toEqual({
+      diffID: ls[0]!.diffID,
+      size: ls[0]!.tar.length,
+      blob: { mediaType: MediaType.dockerLayerGzip, digest: img.layers[0]!.digest, size: img.layers[0]!.size, repository: 'reuse/hash' },
+    });
     expect(loads).toBe(1);
     expect(await previousCandidate({ known, mediaType: MediaType.ociLayerGzip }, { inputsKey: 'k', open })).toBeUndefined();
     expect(await previousCandidate({ known, mediaType: MediaType.dockerLayerGzip }, { diffID: sha(Buffer.from('unknown')), size: 7, open })).toBeUndefined();
-    expect(await previousCandidate({ known: async () => new Map(), mediaType: MediaType.dockerLayerGzip }, { open: () => Promise.reject(new Error('must not be read')) })).toBeUndefined();
+    expect(
+      await previousCandidate(
+        { known: async () => new Map(), mediaType: MediaType.dockerLayerGzip },
+        { open: () => Promise.reject(new Error('must not be read')) },
+      ),
+    ).toBeUndefined();
   });
 });
 
@@ -219,7 +232,11 @@ describe('layerDiffID', () => {
   it('is the sha256 and length of the stream; a failing stream is one NixregError', async () => {
     const parts = [Buffer.from('abc'), Buffer.alloc(70_000, 7), Buffer.from('xyz')];
     expect(await layerDiffID(Readable.from(parts))).toEqual({ diffID: sha(Buffer.concat(parts)), size: 70_006 });
-    const broken = new Readable({ read() { this.destroy(Object.assign(new Error('EIO'), { code: 'EIO' })); } });
+    const broken = new Readable({
+      read() {
+        this.destroy(Object.assign(new Error('EIO'), { code: 'EIO' }));
+      },
+    });
     await expect(layerDiffID(broken, 'layer 3')).rejects.toThrow(NixregError);
   });
 });

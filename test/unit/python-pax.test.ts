@@ -15,7 +15,7 @@ const PY: Record<string, [number, string]> = {
   'name-101': [1536, '99b354d83b0a31c256b3e2824fa59ba8b99054d7a2af51f4023d5c310b9e586a'],
   'dir-100-with-slash': [1536, 'f47aeede5aff2bce175d4668f1b017e69ad3f291a92206ce5a6e7b198ff6f452'],
   'non-ascii': [1536, '1d6c8e6dedbf6097439c7070d5a477ac7b3a643323ea754de6977174a0d03897'],
-  'astral': [1536, '7afd680f75fb9c0ed510ee08d5a84d8a8ab6560c477004729fc50598ffd9fc27'],
+  astral: [1536, '7afd680f75fb9c0ed510ee08d5a84d8a8ab6560c477004729fc50598ffd9fc27'],
   'symlink-long-target': [1536, '3b4bb3acc15d30cbeab7bde4f420cd21a725d15a9cb35ff43edd6780c0dbba72'],
   'symlink-nonascii-target': [1536, 'f2e90bf05a535d00232d7cad7d2e477cc872da1e1601d3736a82aec7b4d94144'],
   'uname-33': [1536, '5bc0f7a63152cace5a445966cd41b9dbbe9f2089f142a95e24235c5b5bf46a64'],
@@ -29,15 +29,26 @@ const PY: Record<string, [number, string]> = {
   'pax-len-1001': [2048, '0ef5cc4bbe70d9284ea5ff80e4f35a3bf82e6b354e6c347975cc48c5dae1c442'],
   'pax-len-1002': [2048, '7ba959738fb0b0a8153ca96fb53935303fd9de49b7bc31f4b9dbe28b3136155a'],
   'binary-name': [1536, '5abff166e236d5d32ca9cf23294a5eb75757ee2f45300655f686015364358208'],
-  'chardev': [512, '05c7b3e99ed4eed9bbda1ab4b6bc8575d4f0dbc531d770ea3feb44bebf18f1fa'],
+  chardev: [512, '05c7b3e99ed4eed9bbda1ab4b6bc8575d4f0dbc531d770ea3feb44bebf18f1fa'],
   'pax-priority': [1536, '27be90bc770c8c87e5436f736b9698fda5184f471b2fd56e248f34006798b2ca'],
   'float-mtime': [1536, '88b2505f99048c2a0dd2e58282ea1f9a802c9ff10d78e010c4c3a618af04e63c'],
   'archive-0': [10240, '84ff92691f909a05b224e1c56abb4864f01b4f8e3c854e4bb4c7baf1d3f6d652'],
   'archive-1': [10240, 'a0ade6cdbbecd4b4a86a5aaf8c331c0f7613ac12f35a301b3e5294ecd5b2f7a6'],
-  'archive-5': [10240, '15e857ca13ef20b2724622bac1a3875885c995523a1153b54e76eb7d903132a1']
+  'archive-5': [10240, '15e857ca13ef20b2724622bac1a3875885c995523a1153b54e76eb7d903132a1'],
 };
 
-const base = (over: Partial<PyTarInfo>): PyTarInfo => ({ name: '/f', type: 'file', mode: 0o644, uid: 0, gid: 0, size: 0, mtime: 1, uname: '', gname: '', ...over });
+const base = (over: Partial<PyTarInfo>): PyTarInfo => ({
+  name: '/f',
+  type: 'file',
+  mode: 0o644,
+  uid: 0,
+  gid: 0,
+  size: 0,
+  mtime: 1,
+  uname: '',
+  gname: '',
+  ...over,
+});
 const CASES: Record<string, PyTarInfo> = {
   'short-file': base({ name: '/nix/store/abc-x/bin/hello', mode: 0o555, size: 224, uname: 'root', gname: 'root' }),
   'dir-slash': base({ name: '/nix/store', type: 'dir', mode: 0o755 }),
@@ -60,7 +71,14 @@ const CASES: Record<string, PyTarInfo> = {
   'pax-len-1002': base({ name: '/' + 'r'.repeat(990) }),
   'binary-name': base({ name: Buffer.from('/bad-\xff-name', 'latin1'), size: 3 }),
   chardev: base({ name: '/dev/null', type: 'char', mode: 0o666, devmajor: 1, devminor: 3 }),
-  'pax-priority': base({ name: '/' + 'z'.repeat(120), size: 5, paxHeaders: [['mtime', '1.5'], ['path', '/other']] }),
+  'pax-priority': base({
+    name: '/' + 'z'.repeat(120),
+    size: 5,
+    paxHeaders: [
+      ['mtime', '1.5'],
+      ['path', '/other'],
+    ],
+  }),
   'float-mtime': base({ mtime: 2.5 }),
 };
 

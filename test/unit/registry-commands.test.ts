@@ -17,7 +17,8 @@ describe('--platform os/arch[/variant]', () => {
   it('parses the docker form and refuses others', () => {
     expect(parsePlatform('linux/arm64/v8')).toEqual({ os: 'linux', arch: 'arm64', variant: 'v8' });
     expect(parsePlatform('Linux/AMD64')).toEqual({ os: 'linux', arch: 'amd64' });
-    for (const bad of ['linux', 'linux/', '/amd64', 'a/b/c/d', 'linux/amd 64']) expect(() => parsePlatform(bad)).toThrow(/--platform takes os\/arch\[\/variant\]/);
+    for (const bad of ['linux', 'linux/', '/amd64', 'a/b/c/d', 'linux/amd 64'])
+      expect(() => parsePlatform(bad)).toThrow(/--platform takes os\/arch\[\/variant\]/);
   });
 
   it('matches arm64 without a variant as v8; a wanted platform without a variant takes any', () => {
@@ -30,16 +31,27 @@ describe('--platform os/arch[/variant]', () => {
   it('--require-platform names the missing platform and ignores attestations', () => {
     const idx = [entry('linux', 'amd64'), entry('unknown', 'unknown')];
     expect(() => checkRequiredPlatforms(idx, [{ os: 'linux', arch: 'amd64' }], 'r/a:1')).not.toThrow();
-    expect(() => checkRequiredPlatforms(idx, [{ os: 'linux', arch: 'amd64' }, { os: 'linux', arch: 'arm64', variant: 'v8' }], 'r/a:1')).toThrow(
-      'index r/a:1 would lack the required platform linux/arm64/v8 (it has linux/amd64); nothing was tagged',
-    );
+    expect(() =>
+      checkRequiredPlatforms(
+        idx,
+        [
+          { os: 'linux', arch: 'amd64' },
+          { os: 'linux', arch: 'arm64', variant: 'v8' },
+        ],
+        'r/a:1',
+      ),
+    ).toThrow('index r/a:1 would lack the required platform linux/arm64/v8 (it has linux/amd64); nothing was tagged');
   });
 });
 
 describe('NIXREG_USERNAME / NIXREG_PASSWORD', () => {
   const env = { NIXREG_USERNAME: 'u', NIXREG_PASSWORD: 'p' };
   it('apply only to NIXREG_REGISTRY (Docker Hub aliases are one registry)', () => {
-    expect(credentialsFromEnv('ghcr.io', { ...env, NIXREG_REGISTRY: 'ghcr.io' })).toEqual({ username: 'u', password: 'p', source: 'NIXREG_USERNAME/NIXREG_PASSWORD' });
+    expect(credentialsFromEnv('ghcr.io', { ...env, NIXREG_REGISTRY: 'ghcr.io' })).toEqual({
+      username: 'u',
+      password: 'p',
+      source: 'NIXREG_USERNAME/NIXREG_PASSWORD',
+    });
     expect(credentialsFromEnv('docker.io', { ...env, NIXREG_REGISTRY: 'https://index.docker.io/v1/' })?.username).toBe('u');
     expect(credentialsFromEnv('quay.io', { ...env, NIXREG_REGISTRY: 'ghcr.io' })).toBeUndefined();
     expect(credentialsFromEnv('127.0.0.1:5000', { ...env, NIXREG_REGISTRY: '127.0.0.1:5001' })).toBeUndefined();

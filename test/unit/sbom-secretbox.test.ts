@@ -23,7 +23,11 @@ describe('secretboxOpen (XSalsa20-Poly1305)', () => {
   });
 
   it('refuses any changed byte of tag, ciphertext, nonce or key', () => {
-    for (const [what, i] of [['tag', 3], ['ciphertext', 40], ['ciphertext', box.length - 1]] as const) {
+    for (const [what, i] of [
+      ['tag', 3],
+      ['ciphertext', 40],
+      ['ciphertext', box.length - 1],
+    ] as const) {
       const b = Buffer.from(box);
       b[i]! ^= 1;
       expect(secretboxOpen(b, nonce, key), `${what} ${i}`).toBeUndefined();

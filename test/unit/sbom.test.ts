@@ -7,14 +7,31 @@ import type { SbomInput } from '../../src/sbom/model.js';
 import { requireTool } from '../helpers/tools.js';
 import { cycloneDx16Validator, spdx23Problems } from '../helpers/sbom-schemas.js';
 
-const NAMES = ['hello-2.12.1', 'glibc-2.39-52', 'python3.12-requests-2.32.3', 'openssl-3.0.14-bin', 'bash-interactive-5.2p32',
-  'nixreg-push-app-1.0', 'source', 'foo-bar-baz', 'x-', 'ab--1', 'tzdata-2024a', 'hello-unstable-2024-01-01', 'a-B1', '-1.0'];
+const NAMES = [
+  'hello-2.12.1',
+  'glibc-2.39-52',
+  'python3.12-requests-2.32.3',
+  'openssl-3.0.14-bin',
+  'bash-interactive-5.2p32',
+  'nixreg-push-app-1.0',
+  'source',
+  'foo-bar-baz',
+  'x-',
+  'ab--1',
+  'tzdata-2024a',
+  'hello-unstable-2024-01-01',
+  'a-B1',
+  '-1.0',
+];
 
 describe('parseDrvName', () => {
   it('splits names exactly as Nix builtins.parseDrvName does', () => {
     requireTool('nix-instantiate');
     const expr = `map builtins.parseDrvName [ ${NAMES.map((n) => JSON.stringify(n)).join(' ')} ]`;
-    const nix = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr], { encoding: 'utf8' })) as Array<{ name: string; version: string }>;
+    const nix = JSON.parse(execFileSync('nix-instantiate', ['--eval', '--strict', '--json', '-E', expr], { encoding: 'utf8' })) as Array<{
+      name: string;
+      version: string;
+    }>;
     expect(NAMES.map(parseDrvName)).toEqual(nix);
   });
 
@@ -82,6 +99,10 @@ describe('document builders', () => {
     const doc = JSON.parse(spdxDocument(input()).toString());
     delete doc.documentNamespace;
     delete doc.packages[1].downloadLocation;
-    expect(spdx23Problems(doc)).toEqual(['document: missing documentNamespace', 'documentNamespace is not a URI without #', 'packages[1]: missing downloadLocation']);
+    expect(spdx23Problems(doc)).toEqual([
+      'document: missing documentNamespace',
+      'documentNamespace is not a URI without #',
+      'packages[1]: missing downloadLocation',
+    ]);
   });
 });

@@ -59,10 +59,9 @@ describe('docker-archive image choice (c/image rules)', () => {
   });
 
   test("the generated manifest is Go's json.Marshal of c/image's schema2 (fixed field order, compact)", () => {
-    const m = generatedManifest(
-      { mediaType: 'application/vnd.docker.container.image.v1+json', digest: 'sha256:' + 'a'.repeat(64), size: 7 },
-      [{ mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: 'sha256:' + 'b'.repeat(64), size: 10240 }],
-    );
+    const m = generatedManifest({ mediaType: 'application/vnd.docker.container.image.v1+json', digest: 'sha256:' + 'a'.repeat(64), size: 7 }, [
+      { mediaType: 'application/vnd.docker.image.rootfs.diff.tar.gzip', digest: 'sha256:' + 'b'.repeat(64), size: 10240 },
+    ]);
     expect(m.toString()).toBe(
       '{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{"mediaType":"application/vnd.docker.container.image.v1+json","size":7,"digest":"sha256:' +
         'a'.repeat(64) +

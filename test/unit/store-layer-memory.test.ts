@@ -53,7 +53,7 @@ describe('store layer: compact plans and recycled chunks', () => {
     ];
   };
 
-  it('fingerprintStoreLayer is the plan\'s fingerprint, and both change with a file', async () => {
+  it("fingerprintStoreLayer is the plan's fingerprint, and both change with a file", async () => {
     for (const [what, plan] of await plans()) expect(fingerprintStoreLayer(plan.paths, plan.options), what).toBe(plan.fingerprint);
     const [, before] = (await plans())[1]!;
     await writeFile(join(bigRoot, bigPath, 'share', 'f7'), Buffer.alloc(5000 + 7 * 13, 1)); // same size, new content
@@ -66,7 +66,9 @@ describe('store layer: compact plans and recycled chunks', () => {
     for (const [what, plan] of await plans()) {
       const compact = await collect(storeLayerChunks(plan));
       // a hand-made plan (as single-layer's mergePlans builds) takes the `entries` path
-      const objects = await collect(storeLayerChunks({ paths: plan.paths, options: plan.options, entries: plan.entries, size: plan.size, fingerprint: plan.fingerprint }));
+      const objects = await collect(
+        storeLayerChunks({ paths: plan.paths, options: plan.options, entries: plan.entries, size: plan.size, fingerprint: plan.fingerprint }),
+      );
       expect(compact.bytes.length, what).toBe(plan.size);
       expect(compact.bytes.equals(objects.bytes), what).toBe(true);
     }

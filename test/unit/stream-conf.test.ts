@@ -17,7 +17,13 @@ describe('Python json / repr compatibility', () => {
   });
   it('float repr', () => {
     const r = (s: string) => pyNumberRepr(new PyNumber(s, false));
-    expect([r('0.1'), r('-2.0'), r('1e22'), r('123456789012345678.0'), r('0.00001234')]).toEqual(['0.1', '-2.0', '1e+22', '1.2345678901234568e+17', '1.234e-05']);
+    expect([r('0.1'), r('-2.0'), r('1e22'), r('123456789012345678.0'), r('0.00001234')]).toEqual([
+      '0.1',
+      '-2.0',
+      '1e+22',
+      '1.2345678901234568e+17',
+      '1.234e-05',
+    ]);
   });
   it('str repr as print() shows lists', () => {
     expect(pyListRepr(['/nix/store/a-b', "it's", 'tab\there', 'é🚀', '\u0085'])).toBe(`['/nix/store/a-b', "it's", 'tab\\there', 'é🚀', '\\x85']`);
@@ -48,9 +54,21 @@ describe('conf times (datetime.fromisoformat / isoformat / timestamp)', () => {
 
 describe('parseStreamConf', () => {
   const good = {
-    architecture: 'amd64', config: {}, os: 'linux', variant: '', store_dir: '/nix/store', from_image: null,
-    store_layers: [['/nix/store/a-x']], customisation_layer: '/nix/store/c-layer', repo_tag: 'x:y',
-    created: 'now', mtime: '1970-01-01T00:00:01.9+00:00', uid: ' 1_000 ', gid: 100, uname: 'u', gname: 'g',
+    architecture: 'amd64',
+    config: {},
+    os: 'linux',
+    variant: '',
+    store_dir: '/nix/store',
+    from_image: null,
+    store_layers: [['/nix/store/a-x']],
+    customisation_layer: '/nix/store/c-layer',
+    repo_tag: 'x:y',
+    created: 'now',
+    mtime: '1970-01-01T00:00:01.9+00:00',
+    uid: ' 1_000 ',
+    gid: 100,
+    uname: 'u',
+    gname: 'g',
   };
   it('reads ints like int() and truncates mtime like int(timestamp())', () => {
     const c = parseStreamConf(JSON.stringify(good), 'c', new Date(Date.UTC(2025, 0, 2, 3, 4, 5, 123)));

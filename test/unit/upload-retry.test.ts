@@ -39,7 +39,12 @@ describe('withRetries', () => {
   });
 
   it('does not retry a used-up quota, an integrity or auth error, or a marked generation error', async () => {
-    for (const err of [new QuotaExhausted('quota'), integrityError('digest mismatch'), new NixregError('denied', ExitCode.auth), markPermanent(new NixregError('store read failed'))]) {
+    for (const err of [
+      new QuotaExhausted('quota'),
+      integrityError('digest mismatch'),
+      new NixregError('denied', ExitCode.auth),
+      markPermanent(new NixregError('store read failed')),
+    ]) {
       const f = attempts(err);
       await expect(withRetries(policy(), f, { retryLine: line })).rejects.toBe(err);
       expect(f.calls).toBe(1);
@@ -50,13 +55,22 @@ describe('withRetries', () => {
     const f = attempts(new RetryLater('HTTP 429', 60_000));
     const err = await withRetries(policy({ maxTimeMs: 1000 }), f, { retryLine: line }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NixregError);
-    expect((err as Error).message).toBe('the upload failed after 1 attempt (429): HTTP 429; waiting 60 s more would pass --retry-max-time; check the registry or raise --retry-max-time');
+    expect((err as Error).message).toBe(
+      'the upload failed after 1 attempt (429): HTTP 429; waiting 60 s more would pass --retry-max-time; check the registry or raise --retry-max-time',
+    );
     expect(f.calls).toBe(1);
   });
 
-  it('once the attempts are used up, one line names the blob, each attempt\'s failure and what to do', async () => {
-    const reset = new NixregError('PATCH 127.0.0.1:1: other side closed', ExitCode.failure, { cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }) });
-    const f = attempts(reset, new NixregError('blob upload to r/x: HTTP 503 from r: UNAVAILABLE'), new RetryLater('blob upload to r/x: HTTP 429 from r'), network());
+  it("once the attempts are used up, one line names the blob, each attempt's failure and what to do", async () => {
+    const reset = new NixregError('PATCH 127.0.0.1:1: other side closed', ExitCode.failure, {
+      cause: Object.assign(new Error('other side closed'), { code: 'UND_ERR_SOCKET' }),
+    });
+    const f = attempts(
+      reset,
+      new NixregError('blob upload to r/x: HTTP 503 from r: UNAVAILABLE'),
+      new RetryLater('blob upload to r/x: HTTP 429 from r'),
+      network(),
+    );
     const err = await withRetries(policy({ attempts: 4 }), f, { retryLine: line, what: () => 'blob sha256:ab upload to r/x' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NixregError);
     expect((err as Error).message).toBe(

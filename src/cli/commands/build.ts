@@ -52,7 +52,11 @@ export const command: CommandModule<object, Args> = {
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/... (needs --graph)' })
       .option('output', { alias: 'o', type: 'string', describe: 'image output file (atomic), or - for stdout' })
       .option('force', { type: 'boolean', describe: 'overwrite existing output files' })
-      .option('gc-root', { type: 'string', describe: 'symlink keeping the customisation layer (a store path) from nix-store --gc, like nix-build\'s result (default: CONF.gcroot with --write-conf CONF; --no-gc-root: none)' })
+      .option('gc-root', {
+        type: 'string',
+        describe:
+          "symlink keeping the customisation layer (a store path) from nix-store --gc, like nix-build's result (default: CONF.gcroot with --write-conf CONF; --no-gc-root: none)",
+      })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })
       .option('cache', { type: 'boolean', default: true, describe: 'cache layer digests (--no-cache disables)' })
       .options(outputFormatOptions)
@@ -70,7 +74,12 @@ export const command: CommandModule<object, Args> = {
       expose: a.expose,
       label: a.label,
     });
-    const outputFormat = { format: a.format, compression: a.compression, compressionLevel: a['compression-level'], compress: parseArchiveCompression(a.compress) };
+    const outputFormat = {
+      format: a.format,
+      compression: a.compression,
+      compressionLevel: a['compression-level'],
+      compress: parseArchiveCompression(a.compress),
+    };
     // what both kinds of build take
     const common = {
       name: a.name,
@@ -91,7 +100,9 @@ export const command: CommandModule<object, Args> = {
     };
     if (a['single-layer']) {
       if (a.format !== 'docker-archive' || outputFormat.compress !== 'none' || a.compression !== undefined)
-        throw usageError('--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)');
+        throw usageError(
+          '--format/--compression/--compress are not supported with --single-layer yet: it writes an uncompressed docker-archive (convert it with nixreg push or skopeo copy)',
+        );
       // no base-image support in one-layer builds yet: refuse rather than silently drop the base (--max-layers/--algorithm do not apply)
       if (a['from-image']) throw usageError('--from-image cannot be used with --single-layer');
       await runSingleLayerBuild({ ...common, overlay: a.overlay, uid: a.uid, gid: a.gid });

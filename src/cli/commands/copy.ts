@@ -35,8 +35,16 @@ export const command: CommandModule<object, Args> = {
   describe: 'copy an image between registries, docker-archives, OCI layouts and archives (skopeo copy)',
   builder: (y) =>
     withNetworkFlags(y)
-      .positional('source', { type: 'string', demandOption: true, describe: 'docker://REF, docker-archive:FILE[:NAME:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], conf:FILE, or a path' })
-      .positional('destination', { type: 'string', demandOption: true, describe: 'docker://REF, docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG] or oci-archive:FILE[:TAG]' })
+      .positional('source', {
+        type: 'string',
+        demandOption: true,
+        describe: 'docker://REF, docker-archive:FILE[:NAME:TAG], oci:DIR[:REF], oci-archive:FILE[:REF], conf:FILE, or a path',
+      })
+      .positional('destination', {
+        type: 'string',
+        demandOption: true,
+        describe: 'docker://REF, docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG] or oci-archive:FILE[:TAG]',
+      })
       .option('all', { type: 'boolean', describe: 'copy every platform of an index and the index itself (not into docker-archive:)' })
       .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
       .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
@@ -46,7 +54,7 @@ export const command: CommandModule<object, Args> = {
       .option('dest-tls-verify', { type: 'boolean', default: true, describe: 'docker:// destination: verify TLS, https only (false allows http)' })
       .option('src-creds', { type: 'string', describe: 'docker:// source: user:password (sent to the source registry only)' })
       .option('dest-creds', { type: 'string', describe: 'docker:// destination: user:password (sent to the destination registry only)' })
-      .option('authfile', { type: 'string', describe: 'auth.json to read each registry\'s credentials from' })
+      .option('authfile', { type: 'string', describe: "auth.json to read each registry's credentials from" })
       .option('src-cert-dir', { type: 'string', describe: 'docker:// source: directory with *.crt CAs and client *.cert/*.key' })
       .option('dest-cert-dir', { type: 'string', describe: 'docker:// destination: directory with *.crt CAs and client *.cert/*.key' })
       .option('store-root', { type: 'string', describe: 'conf source: read /nix/store/... from DIR/nix/store/...' })
@@ -54,7 +62,10 @@ export const command: CommandModule<object, Args> = {
       .option('tag', { alias: 't', type: 'string', describe: 'conf source: override repo_tag (NAME:TAG)' })
       .option('jobs', { type: 'number', default: 4, describe: 'layers copied in parallel' })
       .option('force', { type: 'boolean', describe: 'replace an existing output file (an existing OCI layout directory is added to)' })
-      .option('referrers', { type: 'boolean', describe: 'docker:// to docker://: bring along the SBOMs, provenance and signatures attached to each copied manifest' })
+      .option('referrers', {
+        type: 'boolean',
+        describe: 'docker:// to docker://: bring along the SBOMs, provenance and signatures attached to each copied manifest',
+      })
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline

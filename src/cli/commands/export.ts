@@ -18,10 +18,7 @@ export const command: CommandModule<object, Args> = {
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
-    const [{ openSource }, { exportImage }] = await Promise.all([
-      import('../../source/index.js'),
-      import('../../export/index.js'),
-    ]);
+    const [{ openSource }, { exportImage }] = await Promise.all([import('../../source/index.js'), import('../../export/index.js')]);
     const src = await openSource(a.source, sourceOptions(a));
     try {
       const stats = await exportImage(src, a.output, { force: a.force });

@@ -21,7 +21,10 @@ export const command: CommandModule<object, Args> = {
       .positional('repository', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO' })
       .option('keep', { type: 'string', array: true, nargs: 1, demandOption: true, describe: 'tag glob to keep ("v*", "latest"; repeatable)' })
       .option('dry-run', { type: 'boolean', describe: 'list what would be deleted; delete nothing' })
-      .option('tagged-only', { type: 'boolean', describe: 'when the registry cannot list untagged manifests: collect only those of tags --keep does not match' }) as unknown as Argv<Args>,
+      .option('tagged-only', {
+        type: 'boolean',
+        describe: 'when the registry cannot list untagged manifests: collect only those of tags --keep does not match',
+      }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const { gcRepository } = await import('../../ops/gc.js');
@@ -33,7 +36,10 @@ export const command: CommandModule<object, Args> = {
       // each manifest is named before it is deleted, so an interrupted run has said what it did
       ...(text ? { onCandidate: (m: GcManifest) => void process.stdout.write(line(a.dryRun ? 'would delete' : 'deleting', m) + '\n') } : {}),
     });
-    if (text) process.stderr.write(`${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} manifests of ${r.repository}; kept ${r.kept} reached from ${r.keptTags.length} tags\n`);
+    if (text)
+      process.stderr.write(
+        `${r.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} manifests of ${r.repository}; kept ${r.kept} reached from ${r.keptTags.length} tags\n`,
+      );
     else printResult(a, r, []);
   },
 };

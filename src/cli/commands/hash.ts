@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { pipeline } from 'node:stream/promises';
 import { parseSha256, toHex, toNix32, toSRI } from '../../digest/nixhash.js';
-import { NixregError, describeSystemError, fileError, usageError } from '../../errors.js';
+import { describeSystemError, fileError, usageError } from '../../errors.js';
 
 interface Args {
   input: string;

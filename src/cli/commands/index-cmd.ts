@@ -20,7 +20,12 @@ export const command: CommandModule<object, Args> = {
       .positional('dest', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO:TAG to tag the index as' })
       .positional('sources', { type: 'string', array: true, demandOption: true, describe: 'images or indexes on the same registry (any repository)' })
       .option('format', { choices: ['oci', 'docker'] as const, describe: 'OCI index (create default) or Docker manifest list; append keeps what DEST is' })
-      .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'os/arch[/variant] the index must hold, or nothing is tagged (repeatable)' }) as unknown as Argv<Args>,
+      .option('require-platform', {
+        type: 'string',
+        array: true,
+        nargs: 1,
+        describe: 'os/arch[/variant] the index must hold, or nothing is tagged (repeatable)',
+      }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const { appendIndex, createIndex } = await import('../../ops/image-index.js');

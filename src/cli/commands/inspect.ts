@@ -26,11 +26,22 @@ export const command: CommandModule<object, Args> = {
       .option('json', { type: 'boolean', describe: 'one JSON object (skopeo inspect field names)' })
       .option('raw', { type: 'boolean', describe: 'the manifest bytes exactly (the index when the reference names one)' })
       .option('config', { type: 'boolean', describe: 'the config bytes exactly (also with --raw)' })
-      .option('format', { alias: 'f', type: 'string', describe: 'Go template over the --json fields, as skopeo: {{.Digest}}, {{.Labels.KEY}}, {{index .Labels "KEY"}}, {{json .}}, {{json .Field}}' })
-      .option('push-digest', { type: 'boolean', describe: 'conf: also compute PushDigest, the manifest digest nixreg push gives the image (compresses every layer once, writes nothing)' })
+      .option('format', {
+        alias: 'f',
+        type: 'string',
+        describe: 'Go template over the --json fields, as skopeo: {{.Digest}}, {{.Labels.KEY}}, {{index .Labels "KEY"}}, {{json .}}, {{json .Field}}',
+      })
+      .option('push-digest', {
+        type: 'boolean',
+        describe: 'conf: also compute PushDigest, the manifest digest nixreg push gives the image (compresses every layer once, writes nothing)',
+      })
       .option('push-format', { choices: ['docker', 'oci'] as const, describe: 'with --push-digest: as push --format (default docker)' })
       .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'with --push-digest: as push --compression (default gzip)' })
-      .option('tags', { type: 'boolean', default: true, describe: "docker://: list the repository's tags as RepoTags (--no-tags skips the request)" }) as unknown as Argv<Args>,
+      .option('tags', {
+        type: 'boolean',
+        default: true,
+        describe: "docker://: list the repository's tags as RepoTags (--no-tags skips the request)",
+      }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const [{ openSource, rawManifest }, { formatInspect, inspectImage, listedTags }, { renderTemplate }, { pushManifestDigest }] = await Promise.all([
@@ -65,4 +76,3 @@ export const command: CommandModule<object, Args> = {
     }
   },
 };
-

@@ -12,7 +12,9 @@ interface Args extends RegistryArgs {
 async function readPassword(): Promise<string> {
   const parts: Buffer[] = [];
   for await (const c of process.stdin) parts.push(c as Buffer);
-  return Buffer.concat(parts).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(parts)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** `nixreg login REGISTRY`: check and store credentials where docker, podman, skopeo and nixreg read them. */
@@ -24,7 +26,10 @@ export const command: CommandModule<object, Args> = {
       .positional('registry', { type: 'string', demandOption: true, describe: 'host[:port], e.g. ghcr.io or 127.0.0.1:5000' })
       .option('authfile', { type: 'string', describe: 'auth.json to store the credentials in (default: the first one nixreg reads)' })
       .option('username', { alias: 'u', type: 'string', describe: 'default: $NIXREG_USERNAME' })
-      .option('password-stdin', { type: 'boolean', describe: 'read the password from stdin (default: $NIXREG_PASSWORD); never pass it as an argument' }) as unknown as Argv<Args>,
+      .option('password-stdin', {
+        type: 'boolean',
+        describe: 'read the password from stdin (default: $NIXREG_PASSWORD); never pass it as an argument',
+      }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const { login } = await import('../../ops/login.js');

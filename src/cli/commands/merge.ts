@@ -20,7 +20,7 @@ export const command: CommandModule<object, Args> = {
       .option('compress', {
         type: 'string',
         choices: ARCHIVE_COMPRESSIONS as string[],
-        describe: 'compress the whole output (deterministic); default: like mergeImages, the last input\'s compression',
+        describe: "compress the whole output (deterministic); default: like mergeImages, the last input's compression",
       })
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
       .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' }) as unknown as Argv<Args>,
@@ -35,7 +35,15 @@ export const command: CommandModule<object, Args> = {
     });
     if (a.json)
       process.stdout.write(
-        JSON.stringify({ output: a.output, images: r.images, layersStored: r.layersStored, layersShared: r.layersShared, size: r.size, uncompressedSize: r.uncompressedSize, compress: r.compress }) + '\n',
+        JSON.stringify({
+          output: a.output,
+          images: r.images,
+          layersStored: r.layersStored,
+          layersShared: r.layersShared,
+          size: r.size,
+          uncompressedSize: r.uncompressedSize,
+          compress: r.compress,
+        }) + '\n',
       );
   },
 };

@@ -56,7 +56,13 @@ export function prefetchTarget(
     else imageTag ??= pos[1];
   }
   const ref = parseImageReference(imageName);
-  return { imageName, ...(imageTag !== undefined ? { imageTag } : {}), ...(imageDigest !== undefined ? { imageDigest } : {}), registry: ref.registry, repository: ref.repository };
+  return {
+    imageName,
+    ...(imageTag !== undefined ? { imageTag } : {}),
+    ...(imageDigest !== undefined ? { imageDigest } : {}),
+    registry: ref.registry,
+    repository: ref.repository,
+  };
 }
 
 /**
@@ -86,7 +92,12 @@ export const command: CommandModule<object, Args> = {
       .option('output', { alias: 'o', type: 'string', describe: 'also keep the archive in this file' })
       .option('force', { type: 'boolean' })
       .option('add-to-store', { type: 'boolean', describe: 'add the archive to the Nix store (nix-store --add-fixed), so pullImage is a cache hit' })
-      .option('tls-verify', { type: 'boolean', default: true, describe: 'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
+      .option('tls-verify', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does',
+      })
       .option('creds', { type: 'string', describe: 'user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })
@@ -101,11 +112,12 @@ export const command: CommandModule<object, Args> = {
     const { imageName, imageTag, imageDigest } = prefetchTarget(a.positionals ?? [], a);
     const format: PrefetchFormat = a.format ?? (a.json ? 'json' : 'nix');
     const all = a.platform === 'all';
-    if (a.platform !== undefined && !all && !a.platform.includes('/')) throw usageError(`--platform takes "all" or os/arch[/variant] like linux/arm64/v8, got "${a.platform.slice(0, 60)}"`);
+    if (a.platform !== undefined && !all && !a.platform.includes('/'))
+      throw usageError(`--platform takes "all" or os/arch[/variant] like linux/arm64/v8, got "${a.platform.slice(0, 60)}"`);
     const platform = wantedPlatform({ ...a, ...(all ? { platform: undefined } : {}) }, { arch: 'amd64' });
     if (all && (a.output || a.addToStore)) throw usageError('--platform all cannot be combined with -o or --add-to-store');
     const progress = createProgress({ quiet: a.quiet });
-    let output = a.output;
+    const output = a.output;
     let tempForStore: string | undefined;
     if (a.addToStore && !output) {
       tempForStore = makeTempDirSync('nixreg-prefetch-store-');
@@ -123,7 +135,13 @@ export const command: CommandModule<object, Args> = {
       output: output ?? (tempForStore ? `${tempForStore}/${'image.tar'}` : undefined),
       force: a.force,
       jobs: a.jobs,
-      client: { tlsVerify: a.tlsVerify, creds: a.creds !== undefined ? parseCredsFlag(a.creds) : undefined, authfile: a.authfile, certDir: a.certDir, ...networkOptions(a) },
+      client: {
+        tlsVerify: a.tlsVerify,
+        creds: a.creds !== undefined ? parseCredsFlag(a.creds) : undefined,
+        authfile: a.authfile,
+        certDir: a.certDir,
+        ...networkOptions(a),
+      },
       progress,
     });
     progress.done();

@@ -39,16 +39,21 @@ export const command: CommandModule<object, Args> = {
     withNetworkFlags(y)
       .positional('imageName', { type: 'string', demandOption: true, describe: 'e.g. nixos/nix, quay.io/o/r, nginx:1.27' })
       .option('digest', { type: 'string', describe: 'imageDigest: sha256 of the manifest or index (omit to resolve the tag)' })
-      .option('output', { alias: 'o', type: 'string', describe: 'output file, or - for stdout (default: pullImage\'s name, docker-image-NAME-TAG.tar)' })
+      .option('output', { alias: 'o', type: 'string', describe: "output file, or - for stdout (default: pullImage's name, docker-image-NAME-TAG.tar)" })
       .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
       .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
       .option('arch', { type: 'string', describe: 'GOARCH (default: the host)' })
       .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
       .option('final-image-name', { type: 'string', describe: 'name written into the archive (default: imageName)' })
-      .option('final-image-tag', { type: 'string', describe: 'tag written into the archive (default: the reference\'s tag, else latest)' })
+      .option('final-image-tag', { type: 'string', describe: "tag written into the archive (default: the reference's tag, else latest)" })
       .option('sha256', { type: 'string', describe: 'expected flat sha256 of the archive (any Nix form)' })
       .option('hash', { type: 'string', describe: 'expected hash in SRI form (sha256-...)' })
-      .option('tls-verify', { type: 'boolean', default: true, describe: 'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
+      .option('tls-verify', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does',
+      })
       .option('creds', { type: 'string', describe: 'user:password' })
       .option('authfile', { type: 'string' })
       .option('cert-dir', { type: 'string' })
@@ -56,7 +61,10 @@ export const command: CommandModule<object, Args> = {
       .option('quiet', { alias: 'q', type: 'boolean', describe: 'print nothing but errors' })
       .option('json', { type: 'boolean', describe: 'print a JSON summary on stdout' })
       .option('force', { type: 'boolean', describe: 'overwrite an existing output file' })
-      .option('compress', { type: 'string', describe: 'compress the archive: none (default), gz or zstd (deterministic); --sha256/--hash still pin the uncompressed archive' }) as unknown as Argv<Args>,
+      .option('compress', {
+        type: 'string',
+        describe: 'compress the archive: none (default), gz or zstd (deterministic); --sha256/--hash still pin the uncompressed archive',
+      }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const [{ parseArchiveCompression }, { pullImage }, { createProgress, formatBytes }] = await Promise.all([
@@ -100,7 +108,9 @@ export const command: CommandModule<object, Args> = {
       progress,
       onResolved: (s) => {
         if (!a.digest && !a.imageName.includes('@'))
-          progress.info(`resolved ${a.imageName} to ${s.indexDigest ?? s.manifestDigest}; pin it with --digest ${s.manifestDigest}${s.indexDigest ? ' (this platform\'s manifest, as pullImage\'s imageDigest)' : ''}`);
+          progress.info(
+            `resolved ${a.imageName} to ${s.indexDigest ?? s.manifestDigest}; pin it with --digest ${s.manifestDigest}${s.indexDigest ? " (this platform's manifest, as pullImage's imageDigest)" : ''}`,
+          );
         if (s.indexDigest) progress.info(`selected ${s.manifestDigest} for ${[platform.os, platform.arch, platform.variant].filter(Boolean).join('/')}`);
       },
     });

@@ -44,28 +44,65 @@ interface Args extends NetworkArgs, BuildImageArgs {
 export const command: CommandModule<object, Args> = {
   // with --path (like --platform-conf) the only positional is the destination
   command: 'push <source> [destination]',
-  describe: 'push a streamLayeredImage conf (conf.json), store paths (--path, as nixreg build), an image archive or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
+  describe:
+    'push a streamLayeredImage conf (conf.json), store paths (--path, as nixreg build), an image archive or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
   builder: (y) =>
     withNetworkFlags(y)
-      .positional('source', { type: 'string', demandOption: true, describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), oci:DIR[:REF], oci-archive:FILE[:REF], or docker://REGISTRY/REPO:TAG' })
+      .positional('source', {
+        type: 'string',
+        demandOption: true,
+        describe: 'conf.json of streamLayeredImage, a docker-archive (.tar/.tar.gz), oci:DIR[:REF], oci-archive:FILE[:REF], or docker://REGISTRY/REPO:TAG',
+      })
       .positional('destination', { type: 'string', describe: 'docker://REGISTRY/REPO[:TAG] (with --platform-conf or --path: the only argument)' })
       .options(buildImageFlagsOnePerFlag())
-      .options(supplyChainFlags).check(checkSupplyChainSource)
+      .options(supplyChainFlags)
+      .check(checkSupplyChainSource)
       .option('platform-conf', { type: 'string', array: true, nargs: 1, describe: 'OS/ARCH[/VARIANT]=conf.json: push each and an index over them' })
-      .option('require-platform', { type: 'string', array: true, nargs: 1, describe: 'with --platform-conf: os/arch[/variant] the index must hold, or nothing is pushed (repeatable)' })
+      .option('require-platform', {
+        type: 'string',
+        array: true,
+        nargs: 1,
+        describe: 'with --platform-conf: os/arch[/variant] the index must hold, or nothing is pushed (repeatable)',
+      })
       .option('platform', { type: 'string', describe: 'OCI layout/archive source holding an index: os/arch[/variant] to push (default linux and the host)' })
       .option('additional-tag', { type: 'string', array: true, nargs: 1, describe: 'more tags for the same manifest' })
       .option('store-root', { type: 'string', describe: 'read /nix/store/... from DIR/nix/store/...' })
-      .option('format', { choices: ['docker', 'oci', 'auto'] as const, describe: 'manifest and media types (default docker; auto: OCI where the registry refuses Docker types; an OCI layout/archive source keeps its own)' })
-      .option('compression', { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression, deterministic (default gzip; an OCI layout/archive source keeps its own)' })
+      .option('format', {
+        choices: ['docker', 'oci', 'auto'] as const,
+        describe: 'manifest and media types (default docker; auto: OCI where the registry refuses Docker types; an OCI layout/archive source keeps its own)',
+      })
+      .option('compression', {
+        choices: ['gzip', 'zstd', 'none'] as const,
+        describe: 'layer compression, deterministic (default gzip; an OCI layout/archive source keeps its own)',
+      })
       .option('compression-level', { type: 'number', describe: 'gzip 1-9 (default 1, BestSpeed like crane), zstd 1-19 (default 3)' })
       .option('jobs', { alias: 'j', type: 'number', default: 4, describe: 'layers uploaded in parallel' })
-      .option('precompute-digests', { type: 'boolean', describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)' })
-      .option('chunk-size', { type: 'string', describe: 'upload layers in chunks of SIZE bytes (k/M/G suffixes; at least the registry\'s OCI-Chunk-Min-Length) instead of one streamed PATCH' })
-      .option('cache-from', { type: 'string', array: true, nargs: 1, describe: 'image on the destination registry (docker://REGISTRY/REPO:TAG) whose layers are reused by diffID when the push cache does not know them' })
-      .option('registry-cache', { type: 'boolean', default: true, describe: 'reuse the blobs of the image the destination tags point to (--no-registry-cache: do not read it)' })
+      .option('precompute-digests', {
+        type: 'boolean',
+        describe: 'layers not in the push cache: compress once to learn the digest, upload only if the registry lacks it (fresh CI runners)',
+      })
+      .option('chunk-size', {
+        type: 'string',
+        describe: "upload layers in chunks of SIZE bytes (k/M/G suffixes; at least the registry's OCI-Chunk-Min-Length) instead of one streamed PATCH",
+      })
+      .option('cache-from', {
+        type: 'string',
+        array: true,
+        nargs: 1,
+        describe: 'image on the destination registry (docker://REGISTRY/REPO:TAG) whose layers are reused by diffID when the push cache does not know them',
+      })
+      .option('registry-cache', {
+        type: 'boolean',
+        default: true,
+        describe: 'reuse the blobs of the image the destination tags point to (--no-registry-cache: do not read it)',
+      })
       .option('mount-from', { type: 'string', array: true, nargs: 1, describe: 'repository on the destination registry to mount known blobs from' })
-      .option('tls-verify', { type: 'boolean', default: true, describe: 'destination (and source) TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does' })
+      .option('tls-verify', {
+        type: 'boolean',
+        default: true,
+        describe:
+          'destination (and source) TLS verification; false also allows plain http. A loopback registry (127.0.0.0/8, ::1, localhost) falls back to plain http when https fails even with true, as crane does',
+      })
       .option('src-tls-verify', { type: 'boolean', describe: 'source registry TLS verification (default: --tls-verify)' })
       .option('creds', { type: 'string', describe: 'destination user:password' })
       .option('src-creds', { type: 'string', describe: 'source registry user:password' })
@@ -81,22 +118,35 @@ export const command: CommandModule<object, Args> = {
   handler: async (a) => {
     if (!Number.isInteger(a.jobs) || a.jobs < 1) throw usageError('--jobs must be a positive integer');
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
-    const [{ parseCredsFlag }, { pushConf }, { pushSource }, { wantedPlatform }, { checkRequiredPlatforms }, { parsePlatform }, { isConfFile }, { copyRegistryImage }, { createPushProgress }, { writeDigestFile }, { parsePlatformConf, pushPlatforms }, { pushBuild }, { parseDockerDestination }] =
-      await Promise.all([
-        import('../../registry/auth/credentials.js'),
-        import('../../sink/registry/push-conf.js'),
-        import('../../sink/registry/source-push.js'),
-        import('../source-flags.js'),
-        import('../../manifest/required-platforms.js'),
-        import('../../manifest/platform-string.js'),
-        import('../../sink/registry/archive-source.js'),
-        import('../../sink/registry/registry-copy.js'),
-        import('../push-progress.js'),
-        import('../../sink/registry/digest-file.js'),
-        import('../../sink/registry/push-platforms.js'),
-        import('../../sink/registry/push-build.js'),
-        import('../../sink/registry/destination.js'),
-      ]);
+    const [
+      { parseCredsFlag },
+      { pushConf },
+      { pushSource },
+      { wantedPlatform },
+      { checkRequiredPlatforms },
+      { parsePlatform },
+      { isConfFile },
+      { copyRegistryImage },
+      { createPushProgress },
+      { writeDigestFile },
+      { parsePlatformConf, pushPlatforms },
+      { pushBuild },
+      { parseDockerDestination },
+    ] = await Promise.all([
+      import('../../registry/auth/credentials.js'),
+      import('../../sink/registry/push-conf.js'),
+      import('../../sink/registry/source-push.js'),
+      import('../source-flags.js'),
+      import('../../manifest/required-platforms.js'),
+      import('../../manifest/platform-string.js'),
+      import('../../sink/registry/archive-source.js'),
+      import('../../sink/registry/registry-copy.js'),
+      import('../push-progress.js'),
+      import('../../sink/registry/digest-file.js'),
+      import('../../sink/registry/push-platforms.js'),
+      import('../../sink/registry/push-build.js'),
+      import('../../sink/registry/destination.js'),
+    ]);
     const log = a.debug ? (line: string) => process.stderr.write(`debug: ${line}\n`) : undefined;
     const access = {
       tlsVerify: a.tlsVerify,
@@ -120,12 +170,15 @@ export const command: CommandModule<object, Args> = {
       ...(a.chunkSize !== undefined ? { chunkSize: parseChunkSize(a.chunkSize) } : {}),
       progress: createPushProgress({ quiet: a.quiet }),
     };
-    if (a.requirePlatform?.length && !a.platformConf?.length) throw usageError('--require-platform applies to --platform-conf (for an index built elsewhere: nixreg index create --require-platform)');
-    if (a.platform !== undefined && (a.path?.length || a.platformConf?.length)) throw usageError('--platform picks from an OCI layout/archive source; --path and --platform-conf build their own platforms');
+    if (a.requirePlatform?.length && !a.platformConf?.length)
+      throw usageError('--require-platform applies to --platform-conf (for an index built elsewhere: nixreg index create --require-platform)');
+    if (a.platform !== undefined && (a.path?.length || a.platformConf?.length))
+      throw usageError('--platform picks from an OCI layout/archive source; --path and --platform-conf build their own platforms');
     let result: PushResult | PlatformsResult;
     const buildFlags = givenBuildFlags(a);
     if (a.path?.length) {
-      if (a.destination !== undefined) throw usageError('with --path, give only the destination: nixreg push --path /nix/store/...-app docker://REGISTRY/REPO:TAG');
+      if (a.destination !== undefined)
+        throw usageError('with --path, give only the destination: nixreg push --path /nix/store/...-app docker://REGISTRY/REPO:TAG');
       if (a.platformConf?.length) throw usageError('--path and --platform-conf cannot be combined');
       if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg build');
       const ref = parseDockerDestination(a.source);
@@ -193,7 +246,8 @@ export const command: CommandModule<object, Args> = {
       });
     } else {
       if (a.srcCreds !== undefined || a.srcTlsVerify !== undefined) throw usageError('--src-creds and --src-tls-verify only apply to a docker:// source');
-      if (a.platform !== undefined) throw usageError('--platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)');
+      if (a.platform !== undefined)
+        throw usageError('--platform picks from an OCI layout/archive source; a conf.json builds one platform (for several: --platform-conf)');
       if (a.output === '-') throw usageError('--output - is not supported by push (stdout carries the digest); use nixreg stream');
       result = await pushConf({
         ...access,
@@ -213,7 +267,6 @@ export const command: CommandModule<object, Args> = {
     else process.stdout.write(`${result.digest}\n${reference}\n`);
   },
 };
-
 
 /** `--chunk-size 8M`: bytes, with an optional k/M/G (binary) suffix. */
 export function parseChunkSize(v: string): number {

@@ -9,7 +9,7 @@ interface Args extends RegistryArgs {
 /** `nixreg referrers REF`: the artifacts (SBOMs, provenance, signatures) whose subject is REF's manifest. */
 export const command: CommandModule<object, Args> = {
   command: 'referrers <reference>',
-  describe: "list the artifacts attached to an image (OCI referrers API, or the sha256-<hex> tag where the registry has none)",
+  describe: 'list the artifacts attached to an image (OCI referrers API, or the sha256-<hex> tag where the registry has none)',
   builder: (y) =>
     withRegistryFlags(y)
       .positional('reference', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO[:TAG|@DIGEST]' })
@@ -18,6 +18,10 @@ export const command: CommandModule<object, Args> = {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const { referrersOf } = await import('../../ops/referrers.js');
     const r = await referrersOf(a.reference.replace(/^docker:\/\//, ''), registryAccess(a), a.artifactType ? { artifactType: a.artifactType } : {});
-    printResult(a, r, r.referrers.map((d) => `${d.digest} ${d.artifactType ?? d.mediaType}`));
+    printResult(
+      a,
+      r,
+      r.referrers.map((d) => `${d.digest} ${d.artifactType ?? d.mediaType}`),
+    );
   },
 };

@@ -37,7 +37,9 @@ export const command: CommandModule<object, Args> = {
     const extra = givenBuildFlags(a).filter((f) => f !== 'path' && f !== 'graph');
     if (!fromPaths && extra.length) throw usageError(`--${extra[0]} shapes an image from store paths: it needs --path`);
     const input = await sbomInput({
-      ...(fromPaths ? { build: await buildOptionsFromArgs(a, a.name ?? 'image', a.storeRoot) } : { confFile: a.source!.replace(/^conf:/, ''), ...(a.graph ? { graphFile: a.graph } : {}) }),
+      ...(fromPaths
+        ? { build: await buildOptionsFromArgs(a, a.name ?? 'image', a.storeRoot) }
+        : { confFile: a.source!.replace(/^conf:/, ''), ...(a.graph ? { graphFile: a.graph } : {}) }),
       ...(a.storeRoot ? { storeRoot: a.storeRoot } : {}),
       ...(a.tag ? { repoTag: a.tag } : {}),
       cache: a.cache,

@@ -15,7 +15,11 @@ export const command: CommandModule<object, Args> = {
   builder: (y) =>
     withRegistryFlags(y)
       .positional('reference', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO[:TAG|@DIGEST]' })
-      .option('key', { type: 'string', demandOption: true, describe: 'PEM P-256 private key (PKCS#8 as openssl genpkey writes it; encrypted PKCS#8 takes a password)' })
+      .option('key', {
+        type: 'string',
+        demandOption: true,
+        describe: 'PEM P-256 private key (PKCS#8 as openssl genpkey writes it; encrypted PKCS#8 takes a password)',
+      })
       .option('key-password-stdin', { type: 'boolean', describe: 'read the key password from stdin (default: COSIGN_PASSWORD)' }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline

@@ -23,8 +23,15 @@ interface Args {
 
 /** The output-format flags `nixreg stream` and `nixreg build` share. */
 export const outputFormatOptions = {
-  format: { choices: OUTPUT_FORMATS, default: 'docker-archive' as OutputFormat, describe: 'docker-archive (docker load), oci (layout directory, -o DIR) or oci-archive (the layout as a tar)' },
-  compression: { choices: ['gzip', 'zstd', 'none'] as const, describe: 'layer compression of --format oci/oci-archive (default gzip; deterministic, as nixreg push)' },
+  format: {
+    choices: OUTPUT_FORMATS,
+    default: 'docker-archive' as OutputFormat,
+    describe: 'docker-archive (docker load), oci (layout directory, -o DIR) or oci-archive (the layout as a tar)',
+  },
+  compression: {
+    choices: ['gzip', 'zstd', 'none'] as const,
+    describe: 'layer compression of --format oci/oci-archive (default gzip; deterministic, as nixreg push)',
+  },
   'compression-level': { type: 'number', describe: 'gzip 1-9 (default 1, BestSpeed like crane), zstd 1-19 (default 3)' },
   compress: { type: 'string', describe: 'compress the whole docker-archive: none (default), gz or zstd (deterministic)' },
 } as const;
@@ -46,7 +53,9 @@ export const command: CommandModule<object, Args> = {
     if (argv.format !== 'oci') refuseTarOnTerminal(argv.output, 'stream');
     const compress = parseArchiveCompression(argv.compress);
     if (argv.conf !== '-' && looksLikeArchive(argv.conf))
-      throw usageError(`stream: ${argv.conf} is an image archive, not a streamLayeredImage conf.json; stream builds from a conf (nixreg push, export and inspect take archives)`);
+      throw usageError(
+        `stream: ${argv.conf} is an image archive, not a streamLayeredImage conf.json; stream builds from a conf (nixreg push, export and inspect take archives)`,
+      );
     const conf = await loadStreamConf(argv.conf);
     const result = await writeImageOutput(conf, argv.output, {
       storeRoot: argv['store-root'],
@@ -60,6 +69,7 @@ export const command: CommandModule<object, Args> = {
       compress,
     });
     // Test/bench hook: how many times layer bytes were generated (proves the cache and the single pass).
-    if (process.env.NIXREG_STREAM_STATS && result.format === 'docker-archive') writeFileSync(process.env.NIXREG_STREAM_STATS, JSON.stringify(result.stats) + '\n');
+    if (process.env.NIXREG_STREAM_STATS && result.format === 'docker-archive')
+      writeFileSync(process.env.NIXREG_STREAM_STATS, JSON.stringify(result.stats) + '\n');
   },
 };

@@ -18,6 +18,10 @@ export const command: CommandModule<object, Args> = {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline
     const { addTags } = await import('../../ops/tag.js');
     const r = await addTags(a.reference, a.tags.map(String), registryAccess(a));
-    printResult(a, r, r.tagged.map((t) => `${t} ${r.digest}`));
+    printResult(
+      a,
+      r,
+      r.tagged.map((t) => `${t} ${r.digest}`),
+    );
   },
 };

@@ -17,7 +17,8 @@ export const command: CommandModule<object, Args> = {
   command: 'tags <repository>',
   describe: "list a repository's tags, every page",
   builder: (y) =>
-    withRegistryFlags(y).positional('repository', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO (docker:// prefix optional)' })
+    withRegistryFlags(y)
+      .positional('repository', { type: 'string', demandOption: true, describe: 'REGISTRY/REPO (docker:// prefix optional)' })
       .option('page-size', { type: 'number', describe: 'ask for N tags a page (n=N); every page is read either way' }) as unknown as Argv<Args>,
   handler: async (a) => {
     // loaded here, not at the top: parsing and --help do not pay for the HTTP client and the image pipeline

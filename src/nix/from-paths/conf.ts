@@ -34,7 +34,16 @@ export function serializeConf(conf: ConfJson): string {
 
 /** Node's process.arch → Go's GOARCH, which dockerTools uses for `architecture`. */
 export function hostGoArch(arch: string = process.arch): string {
-  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ia32: '386', ppc64: 'ppc64le', s390x: 's390x', riscv64: 'riscv64', loong64: 'loong64' };
+  const map: Record<string, string> = {
+    x64: 'amd64',
+    arm64: 'arm64',
+    arm: 'arm',
+    ia32: '386',
+    ppc64: 'ppc64le',
+    s390x: 's390x',
+    riscv64: 'riscv64',
+    loong64: 'loong64',
+  };
   return map[arch] ?? arch;
 }
 
@@ -118,7 +127,7 @@ export function storePathsIn(value: unknown, storeDir = '/nix/store'): string[] 
   const visit = (v: unknown) => {
     if (typeof v === 'string') for (const m of v.match(re) ?? []) found.add(m);
     else if (Array.isArray(v)) v.forEach(visit);
-    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) (visit(k), visit(x));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) visit(k), visit(x);
   };
   visit(value);
   return [...found].sort(compareCodePoints);

@@ -54,7 +54,12 @@ async function join_(rel: string, sources: string[], toFs: (p: string) => string
     const path = rel ? `${rel}/${name}` : name;
     if (list.length > 1 && list.every((x) => x.isDir)) {
       out.push({ path, type: 'dir', mode: 0o755 });
-      await join_(path, list.map((x) => x.src), toFs, out);
+      await join_(
+        path,
+        list.map((x) => x.src),
+        toFs,
+        out,
+      );
     } else {
       out.push({ path, type: 'symlink', mode: 0o777, target: list[0]!.src });
     }

@@ -15,7 +15,14 @@ export async function addGcRoot(storePath: string, link: string): Promise<void> 
   try {
     await run('nix-store', ['--realise', '--add-root', resolve(link), '--indirect', storePath], { encoding: 'utf8' });
   } catch (err) {
-    const detail = ((err as { stderr?: string }).stderr ?? String(err)).trim().split('\n').filter((l) => !/^warning:/.test(l)).pop() ?? '';
-    throw new NixregError(`cannot make the GC root ${link} for ${storePath}: ${detail}; give --gc-root PATH elsewhere or --no-gc-root (then a nix-store --gc can remove it)`);
+    const detail =
+      ((err as { stderr?: string }).stderr ?? String(err))
+        .trim()
+        .split('\n')
+        .filter((l) => !/^warning:/.test(l))
+        .pop() ?? '';
+    throw new NixregError(
+      `cannot make the GC root ${link} for ${storePath}: ${detail}; give --gc-root PATH elsewhere or --no-gc-root (then a nix-store --gc can remove it)`,
+    );
   }
 }

@@ -65,7 +65,11 @@ export function imageNodes(opts: {
   if (opts.popularity) {
     // writeText "closure" "<baseJson> <customisationLayer>" (the 2020-2024 root)
     const text = `${base.path} ${cust.path}`;
-    nodes.push({ path: fakeStorePath(opts.storeDir, text, 'closure'), narSize: narSizeOfFile(Buffer.byteLength(text)), references: [base.path, cust.path].sort(compareCodePoints) });
+    nodes.push({
+      path: fakeStorePath(opts.storeDir, text, 'closure'),
+      narSize: narSizeOfFile(Buffer.byteLength(text)),
+      references: [base.path, cust.path].sort(compareCodePoints),
+    });
   }
   return { nodes, exclude: nodes.map((n) => n.path) };
 }

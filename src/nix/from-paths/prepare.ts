@@ -89,12 +89,15 @@ export async function prepareBuild(o: BuildOptions): Promise<PreparedBuild> {
     popularity: o.algorithm === 'popularity',
   });
   const fromImageLayers = o.fromImage ? await countBaseLayers(o.fromImage) : 0;
-  const storeLayers = computeStoreLayers([...graph, ...helpers.nodes].sort((a, b) => compareCodePoints(a.path, b.path)), {
-    maxLayers: o.maxLayers ?? 100,
-    fromImageLayers,
-    algorithm: o.algorithm ?? 'auto',
-    exclude: helpers.exclude,
-  });
+  const storeLayers = computeStoreLayers(
+    [...graph, ...helpers.nodes].sort((a, b) => compareCodePoints(a.path, b.path)),
+    {
+      maxLayers: o.maxLayers ?? 100,
+      fromImageLayers,
+      algorithm: o.algorithm ?? 'auto',
+      exclude: helpers.exclude,
+    },
+  );
 
   // jq's key order: repo_tag sits between customisation_layer and created; the content tag hashes the rest
   const head = {
@@ -149,8 +152,8 @@ export function closureOf(graph: GraphNode[], roots: string[], source: string): 
   const todo: string[] = [];
   for (const r of roots) {
     if (!byPath.has(r)) throw usageError(`${r} is not in the closure graph from ${source}`);
-    if (!seen.has(r)) (seen.add(r), todo.push(r));
+    if (!seen.has(r)) seen.add(r), todo.push(r);
   }
-  while (todo.length) for (const ref of byPath.get(todo.pop()!)!.references) if (!seen.has(ref)) (seen.add(ref), todo.push(ref));
+  while (todo.length) for (const ref of byPath.get(todo.pop()!)!.references) if (!seen.has(ref)) seen.add(ref), todo.push(ref);
   return graph.filter((n) => seen.has(n.path));
 }

@@ -67,7 +67,13 @@ function join(rel: string, sources: string[], overlayDir: string | undefined, to
       const mode = ov.st.mode & 0o7777;
       if (ov.st.isDirectory()) {
         out.push({ path, type: 'dir', mode, stat: ov.st });
-        join(path, list.filter((x) => x.isDir).map((x) => x.src), ov.fsPath, toFs, out);
+        join(
+          path,
+          list.filter((x) => x.isDir).map((x) => x.src),
+          ov.fsPath,
+          toFs,
+          out,
+        );
       } else if (ov.st.isSymbolicLink()) {
         out.push({ path, type: 'symlink', mode, target: readlinkSync(ov.fsPath), stat: ov.st });
       } else if (ov.st.isFile()) {
@@ -77,7 +83,13 @@ function join(rel: string, sources: string[], overlayDir: string | undefined, to
       }
     } else if (list.length > 1 && list.every((x) => x.isDir)) {
       out.push({ path, type: 'dir', mode: 0o755 });
-      join(path, list.map((x) => x.src), undefined, toFs, out);
+      join(
+        path,
+        list.map((x) => x.src),
+        undefined,
+        toFs,
+        out,
+      );
     } else {
       out.push({ path, type: 'symlink', mode: 0o777, target: list[0]!.src });
     }

@@ -136,7 +136,12 @@ export async function prepareSingleLayer(o: SingleLayerOptions): Promise<Prepare
  * `/nix`, `/nix/store` get buildImage's 0555. The fingerprint covers both parts, so the digest cache (keyed on it)
  * never mixes this layer up with a plain store layer of the same paths.
  */
-function mergePlans(store: StoreLayerPlan, roots: RootEntry[], owner: { mtime: number; uid: number; gid: number; uname: string; gname: string }, rootTree: string): StoreLayerPlan {
+function mergePlans(
+  store: StoreLayerPlan,
+  roots: RootEntry[],
+  owner: { mtime: number; uid: number; gid: number; uname: string; gname: string },
+  rootTree: string,
+): StoreLayerPlan {
   const toPlanned = (e: RootEntry): PlannedEntry => ({
     info: {
       name: `/${e.path}`,

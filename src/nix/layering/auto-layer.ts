@@ -54,7 +54,7 @@ export function autoLayer(graph: GraphNode[], exclude: Iterable<string>, layerLi
   const reachable = (start: number, edges: number[][]): Set<number> => {
     const done = new Set<number>([start]);
     const todo = [start];
-    while (todo.length) for (const x of edges[todo.pop()!]!) if (!done.has(x)) (done.add(x), todo.push(x));
+    while (todo.length) for (const x of edges[todo.pop()!]!) if (!done.has(x)) done.add(x), todo.push(x);
     done.delete(start);
     return done;
   };

@@ -24,12 +24,9 @@ export function parseGraph(doc: unknown, source = 'graph'): GraphNode[] {
   const seen = new Set<string>();
   const nodes: GraphNode[] = list.map((raw, i) => {
     const n = raw as Partial<GraphNode> | null;
-    if (!n || typeof n.path !== 'string' || !n.path.startsWith('/'))
-      throw usageError(`${source}: entry ${i} has no absolute "path"`);
-    if (typeof n.narSize !== 'number' || !Number.isSafeInteger(n.narSize) || n.narSize < 0)
-      throw usageError(`${source}: ${n.path} has no valid "narSize"`);
-    if (!Array.isArray(n.references) || n.references.some((r) => typeof r !== 'string'))
-      throw usageError(`${source}: ${n.path} has no "references" list`);
+    if (!n || typeof n.path !== 'string' || !n.path.startsWith('/')) throw usageError(`${source}: entry ${i} has no absolute "path"`);
+    if (typeof n.narSize !== 'number' || !Number.isSafeInteger(n.narSize) || n.narSize < 0) throw usageError(`${source}: ${n.path} has no valid "narSize"`);
+    if (!Array.isArray(n.references) || n.references.some((r) => typeof r !== 'string')) throw usageError(`${source}: ${n.path} has no "references" list`);
     if (seen.has(n.path)) throw usageError(`${source}: ${n.path} is listed twice`);
     seen.add(n.path);
     return { ...n, path: n.path, narSize: n.narSize, references: n.references } as GraphNode;

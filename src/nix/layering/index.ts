@@ -33,8 +33,7 @@ export function computeStoreLayers(graph: GraphNode[], opts: LayeringOptions): s
 export function availableLayers(maxLayers: number, fromImageLayers: number): number {
   if (!Number.isInteger(maxLayers) || maxLayers < 2)
     throw usageError(`--max-layers must be an integer of at least 2 (1 is the customisation layer), got ${maxLayers}`);
-  if (!Number.isInteger(fromImageLayers) || fromImageLayers < 0)
-    throw usageError(`--from-image-layers must be a non-negative integer, got ${fromImageLayers}`);
+  if (!Number.isInteger(fromImageLayers) || fromImageLayers < 0) throw usageError(`--from-image-layers must be a non-negative integer, got ${fromImageLayers}`);
   const used = 1 + fromImageLayers;
   if (used >= maxLayers)
     throw usageError(

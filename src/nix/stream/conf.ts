@@ -130,11 +130,17 @@ function nowTime(now: Date): PyTime {
  * and its isoformat() rendering. A time without an offset is naive: Python then uses the local TZ for timestamp().
  */
 export function parsePyIsoTime(s: string, what: string): PyTime {
-  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d{1,6})\d*)?)?)?)?(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?$/.exec(s);
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2})(?:[.,](\d{1,6})\d*)?)?)?)?(Z|[+-]\d{2}(?::?\d{2}(?::?\d{2}(?:\.\d{1,6})?)?)?)?$/.exec(s);
   if (!m) throw usageError(`${what}: "${clip(s)}" is not an ISO 8601 time (e.g. 1970-01-01T00:00:01+00:00) or "now"`);
   const [, y, mo, d, hh = '00', mi = '00', ss = '00', frac, tz] = m;
   const micro = frac ? Number(frac.padEnd(6, '0')) : 0;
-  const Y = Number(y), M = Number(mo), D = Number(d), H = Number(hh), MI = Number(mi), S = Number(ss);
+  const Y = Number(y),
+    M = Number(mo),
+    D = Number(d),
+    H = Number(hh),
+    MI = Number(mi),
+    S = Number(ss);
   const probe = new Date(Date.UTC(Y, M - 1, D, H, MI, S));
   if (probe.getUTCMonth() !== M - 1 || probe.getUTCDate() !== D || H > 23 || MI > 59 || S > 59)
     throw usageError(`${what}: "${clip(s)}" is not a valid date/time`);

@@ -42,5 +42,7 @@ export function checkImageConfig(origin: string, config: PyObject): void {
     if (v !== undefined && v !== null && !(v instanceof PyObject)) throw usageError(`${where(k)} must be an object`);
   }
   const env = config.get('Env');
-  if (Array.isArray(env)) for (const e of env as PyJson[]) if ((e as string).startsWith('=')) throw usageError(`${where('Env')} has an entry without a name: ${JSON.stringify(e).slice(0, 100)}`);
+  if (Array.isArray(env))
+    for (const e of env as PyJson[])
+      if ((e as string).startsWith('=')) throw usageError(`${where('Env')} has an entry without a name: ${JSON.stringify(e).slice(0, 100)}`);
 }

@@ -32,16 +32,24 @@ export function layerMemberName(l: Pick<ImageLayer, 'kind' | 'paths'>, diffID: s
 /** The image config JSON bytes, exactly as the script writes them (json.dumps indent=4, no newline). */
 export function buildImageConfig(img: ImageConfigParts, diffIDs: readonly string[]): Buffer {
   const { conf } = img;
-  const history = img.layers.map((l) => PyObject.from([
-    ['created', conf.created.iso],
-    ['comment', `store paths: ${pyListRepr(l.paths)}`],
-  ]));
+  const history = img.layers.map((l) =>
+    PyObject.from([
+      ['created', conf.created.iso],
+      ['comment', `store paths: ${pyListRepr(l.paths)}`],
+    ]),
+  );
   const obj = PyObject.from([
     ['created', conf.created.iso],
     ['architecture', conf.architecture],
     ['os', 'linux'],
     ['config', overlayBaseConfig(img.base?.config, conf.config)],
-    ['rootfs', PyObject.from([['diff_ids', [...diffIDs]], ['type', 'layers']])],
+    [
+      'rootfs',
+      PyObject.from([
+        ['diff_ids', [...diffIDs]],
+        ['type', 'layers'],
+      ]),
+    ],
     ['history', history],
   ]);
   return Buffer.from(pyJsonDumps(obj), 'utf8');
@@ -75,4 +83,3 @@ function overlayBaseConfig(baseConfig: PyObject | undefined, finalConfig: PyObje
   out.set('Env', [...resolved.values()] as PyJson);
   return out;
 }
-

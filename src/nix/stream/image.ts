@@ -64,7 +64,13 @@ export async function prepareImage(conf: StreamConf, opts: StreamImageOptions = 
   const owner = { mtime: conf.mtime, uid: conf.uid, gid: conf.gid, uname: conf.uname, gname: conf.gname, storeRoot: opts.storeRoot };
   for (const paths of conf.storeLayers) {
     const plan = await planStoreLayer(paths, owner);
-    layers.push({ kind: 'store', paths: [...paths], size: plan.size, open: () => Readable.from(storeLayerChunks(plan), { objectMode: false }), source: { plan } });
+    layers.push({
+      kind: 'store',
+      paths: [...paths],
+      size: plan.size,
+      open: () => Readable.from(storeLayerChunks(plan), { objectMode: false }),
+      source: { plan },
+    });
   }
   const cust = conf.customisationLayer;
   const { file: layerTar, diffID: custDiffID, size: custSize } = await describeCustomisationLayer(cust, opts.storeRoot);

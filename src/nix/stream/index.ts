@@ -71,13 +71,14 @@ export async function writeImageOutput(conf: StreamConf, output: string | undefi
 }
 
 /** Stream the image into `target` atomically (temp file + rename); layers are written once and back-patched. */
-export async function streamImageToFile(
-  conf: StreamConf,
-  target: string,
-  opts: StreamImageOptions & { force?: boolean } = {},
-): Promise<StreamResult> {
+export async function streamImageToFile(conf: StreamConf, target: string, opts: StreamImageOptions & { force?: boolean } = {}): Promise<StreamResult> {
   const img = await prepareImage(conf, opts); // all validation before the output file exists
-  return writeAtomicFile(target, opts.force, (sink) => writeImage(img, sink, opts), () => img.base?.archive.close());
+  return writeAtomicFile(
+    target,
+    opts.force,
+    (sink) => writeImage(img, sink, opts),
+    () => img.base?.archive.close(),
+  );
 }
 
 /** Stream the image into a Writable (stdout, a pipe). Not seekable: uncached store layers are hashed first. */

@@ -24,7 +24,9 @@ export function layerDiffID(layer: Readable, what = 'layer'): Promise<LayerDiffI
       size += chunk.length;
       releaseLayerChunk(chunk); // hashed and dropped: nothing else holds it
     });
-    layer.once('error', (err) => reject(err instanceof NixregError ? err : new NixregError(`reading ${what}: ${describeSystemError(err)}`, undefined, { cause: err })));
+    layer.once('error', (err) =>
+      reject(err instanceof NixregError ? err : new NixregError(`reading ${what}: ${describeSystemError(err)}`, undefined, { cause: err })),
+    );
     layer.once('end', () => resolve({ diffID: `sha256:${h.digest('hex')}`, size }));
   });
 }

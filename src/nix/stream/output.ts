@@ -37,7 +37,8 @@ export function checkOutputOptions(output: string | undefined, o: StreamOutputOp
       throw usageError('--compression applies to --format oci/oci-archive (layers); for a compressed docker-archive use --compress gz|zstd');
     return;
   }
-  if (o.compress && o.compress !== 'none') throw usageError(`--compress applies to docker-archive outputs; --format ${format} compresses each layer (--compression)`);
+  if (o.compress && o.compress !== 'none')
+    throw usageError(`--compress applies to docker-archive outputs; --format ${format} compresses each layer (--compression)`);
   if (format === 'oci' && (!output || output === '-')) throw usageError('--format oci writes a directory: give -o DIR');
   if (o.compressionLevel !== undefined) {
     const bad = checkLevel(o.compression ?? 'gzip', o.compressionLevel);
@@ -62,7 +63,12 @@ export async function writeStreamOutput(conf: StreamConf, output: string | undef
  * takes on a pipe: a store layer whose diffID is not in the layer cache gets a hashing pass before it is written
  * (cached, so a second run has none), and each byte is compressed exactly once.
  */
-export async function streamCompressedArchive(conf: StreamConf, output: string | undefined, kind: ArchiveCompression, opts: StreamImageOptions & { force?: boolean }): Promise<StreamResult> {
+export async function streamCompressedArchive(
+  conf: StreamConf,
+  output: string | undefined,
+  kind: ArchiveCompression,
+  opts: StreamImageOptions & { force?: boolean },
+): Promise<StreamResult> {
   const img = await prepareImage(conf, opts);
   if (!output || output === '-') {
     const c = compressArchiveStream(kind, process.stdout, { endOut: false });

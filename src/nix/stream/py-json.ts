@@ -6,13 +6,7 @@
  * Both would change the image config bytes and therefore its digest.
  */
 
-export type PyJson =
-  | null
-  | boolean
-  | string
-  | PyNumber
-  | PyJson[]
-  | PyObject;
+export type PyJson = null | boolean | string | PyNumber | PyJson[] | PyObject;
 
 /** A JSON number as Python holds it: an int (exact, arbitrary size) or a float. */
 export class PyNumber {
@@ -112,9 +106,9 @@ export function pyJsonParse(text: string): PyJson {
       }
     }
     if (c === '"') return str();
-    if (text.startsWith('true', i)) return (i += 4), true;
-    if (text.startsWith('false', i)) return (i += 5), false;
-    if (text.startsWith('null', i)) return (i += 4), null;
+    if (text.startsWith('true', i)) return ((i += 4), true);
+    if (text.startsWith('false', i)) return ((i += 5), false);
+    if (text.startsWith('null', i)) return ((i += 4), null);
     const m = /^-?(?:0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i, i + 400));
     if (!m) return fail('unexpected character');
     i += m[0].length;
@@ -138,14 +132,30 @@ export function pyJsonParse(text: string): PyJson {
       const e = text[i + 1];
       i += 2;
       switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
+        case '"':
+          out += '"';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '/':
+          out += '/';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'n':
+          out += '\n';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case 't':
+          out += '\t';
+          break;
         case 'u': {
           const h = text.slice(i, i + 4);
           if (!/^[0-9a-fA-F]{4}$/.test(h)) fail('bad \\u escape');

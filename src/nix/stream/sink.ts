@@ -68,9 +68,10 @@ export class FileSink implements ByteSink {
   async finish(): Promise<void> {
     await this.drain();
     // after a seek back, what the earlier writes left past the end goes
-    if (this.sought) await this.fh.truncate(this.pos).catch((err) => {
-      throw this.fail(err);
-    });
+    if (this.sought)
+      await this.fh.truncate(this.pos).catch((err) => {
+        throw this.fail(err);
+      });
   }
   private async drain(): Promise<void> {
     await Promise.all(this.inflight);

@@ -86,13 +86,20 @@ function walkStorePaths(
   };
   for (const storePath of paths) {
     // pathlib.Path normalisation (no '//', '.', trailing '/'), then gettarinfo strips and we re-add the root '/'.
-    const norm = '/' + storePath.split('/').filter((c) => c !== '' && c !== '.').join('/');
+    const norm =
+      '/' +
+      storePath
+        .split('/')
+        .filter((c) => c !== '' && c !== '.')
+        .join('/');
     const fsPath = Buffer.from(storeFsPath(norm, options.storeRoot));
     let st: Stats;
     try {
       st = lstatSync(fsPath);
     } catch (err) {
-      throw usageError(`store path ${storePath} does not exist${options.storeRoot ? ` under --store-root ${options.storeRoot}` : ''} (${describeSystemError(err)})`);
+      throw usageError(
+        `store path ${storePath} does not exist${options.storeRoot ? ` under --store-root ${options.storeRoot}` : ''} (${describeSystemError(err)})`,
+      );
     }
     const name = Buffer.from(norm);
     onRoot(fsPath, name.length);

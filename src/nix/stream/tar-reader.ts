@@ -265,7 +265,7 @@ function checksumOk(h: Buffer): boolean {
   return stored === unsigned || stored === signed;
 }
 
-const TYPES: Record<number, PyTarType> = { 0x30: 'file', 0x31: 'hardlink', 0x32: 'symlink', 0x33: 'char', 0x34: 'block', 0x35: 'dir', 0x36: 'fifo' };
+const TYPES: Record<number, PyTarType> = { 48: 'file', 49: 'hardlink', 50: 'symlink', 51: 'char', 52: 'block', 53: 'dir', 54: 'fifo' };
 
 function parsePaxRecords(data: Buffer): Array<[string, Buffer]> {
   const out: Array<[string, Buffer]> = [];

@@ -22,7 +22,13 @@ export const authKeyFor = (registry: string): string => normalizeAuthKey(registr
 
 /** Keys naming the whole registry (`host`, `https://host/v1/`), not one of its namespaces (`host/team`). */
 const registryKeys = (auths: Record<string, unknown>, registry: string): string[] =>
-  Object.keys(auths).filter((k) => !k.replace(/^https?:\/\//, '').replace(/\/v[12]\/?$/, '').includes('/') && normalizeAuthKey(k) === authKeyFor(registry));
+  Object.keys(auths).filter(
+    (k) =>
+      !k
+        .replace(/^https?:\/\//, '')
+        .replace(/\/v[12]\/?$/, '')
+        .includes('/') && normalizeAuthKey(k) === authKeyFor(registry),
+  );
 
 type AuthJson = Record<string, unknown> & { auths?: Record<string, unknown> };
 

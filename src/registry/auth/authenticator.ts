@@ -78,7 +78,8 @@ export class Authenticator {
       throw authError(
         `${this.registry} sends its token requests to plain-http ${url.host}; refusing to send credentials from ${c.source} unencrypted (use --tls-verify=false only if that network is trusted)`,
       );
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new NixregError(`${this.registry} sent a Bearer challenge whose realm is not an http(s) URL`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new NixregError(`${this.registry} sent a Bearer challenge whose realm is not an http(s) URL`);
     const headers: Record<string, string> = {};
     let method: 'GET' | 'POST' = 'GET';
     let body: string | undefined;

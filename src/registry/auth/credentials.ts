@@ -106,7 +106,9 @@ function decodeEntry(e: AuthEntry, source: string, key: string): ResolvedCredent
     const decoded = Buffer.from(e.auth, 'base64').toString('utf8');
     const i = decoded.indexOf(':');
     if (i === -1)
-      throw usageError(`the "auth" field of "${key.slice(0, 100)}" in ${source} is not base64 of user:password; log in again (docker login / podman login) or fix that entry`);
+      throw usageError(
+        `the "auth" field of "${key.slice(0, 100)}" in ${source} is not base64 of user:password; log in again (docker login / podman login) or fix that entry`,
+      );
     username = decoded.slice(0, i);
     password = decoded.slice(i + 1);
   }
@@ -163,7 +165,8 @@ export async function runCredentialHelper(
     child.stdin.end(serverURL);
   });
   if (spawnError && missingIsNotFound && (spawnError as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-  if (spawnError) throw new NixregError(`credential helper ${program} could not be run (${(spawnError as NodeJS.ErrnoException).code ?? 'error'}); is it on PATH?`);
+  if (spawnError)
+    throw new NixregError(`credential helper ${program} could not be run (${(spawnError as NodeJS.ErrnoException).code ?? 'error'}); is it on PATH?`);
   if (code !== 0) {
     if (stdout.trim() === HELPER_NOT_FOUND) return undefined;
     // The output could contain a secret in a broken helper: do not quote it.
@@ -212,7 +215,8 @@ export async function resolveCredentials(o: CredentialLookupOptions): Promise<Re
       continue;
     }
     const source = displayPath(path, home);
-    const helper = (file.credHelpers && Object.hasOwn(file.credHelpers, o.registry) ? file.credHelpers[o.registry] : undefined) ??
+    const helper =
+      (file.credHelpers && Object.hasOwn(file.credHelpers, o.registry) ? file.credHelpers[o.registry] : undefined) ??
       Object.entries(file.credHelpers ?? {}).find(([k]) => normalizeAuthKey(k) === normalizeAuthKey(o.registry))?.[1];
     if (helper) {
       const c = await runCredentialHelper(helper, helperHost, env);

@@ -10,7 +10,11 @@ export const ENV_SOURCE = 'NIXREG_USERNAME/NIXREG_PASSWORD';
 
 const HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
 const hostKey = (h: string): string => {
-  const k = h.trim().toLowerCase().replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  const k = h
+    .trim()
+    .toLowerCase()
+    .replace(/^https?:\/\//, '')
+    .replace(/\/.*$/, '');
   return HUB.has(k) ? 'docker.io' : k;
 };
 

@@ -130,7 +130,8 @@ export class NixpkgsArchiveWriter {
    */
   async beginLayer(size: number, what: string, header: (name: string) => PyTarInfo, o: BeginLayerOptions = {}): Promise<LayerMember> {
     const check = (got: string) => {
-      if (o.diffID && o.diffID !== got) throw integrityError(`${what} came out as ${got}, expected ${o.diffID}: its files changed or its generation is not reproducible`);
+      if (o.diffID && o.diffID !== got)
+        throw integrityError(`${what} came out as ${got}, expected ${o.diffID}: its files changed or its generation is not reproducible`);
     };
     const seekable = this.sink.patch !== undefined && (!o.rewindable || this.sink.seek !== undefined);
     if (!seekable && (!o.diffID || o.rewindable)) return this.spooledLayer(size, what, header, check);
@@ -194,7 +195,9 @@ export class NixpkgsArchiveWriter {
           if (n !== size) throw new NixregError(`${what} came out ${n} bytes, expected ${size}`);
           check(got);
           await this.put(encodePythonPaxHeader(header(layerMemberPath(got))));
-          if (size > 0) for await (const c of createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, highWaterMark: 1 << 20 })) await this.put(c as Buffer);
+          if (size > 0)
+            for await (const c of createReadStream('', { fd: fh, autoClose: false, start: 0, end: size - 1, highWaterMark: 1 << 20 }))
+              await this.put(c as Buffer);
           await this.put(Buffer.alloc(padTo512(size)));
         } finally {
           this.spoolFiles.delete(fh);

@@ -156,7 +156,8 @@ export class LayoutImageWriter {
       throw asNixreg(err, layer.what);
     }
     const diffID = diff.digest();
-    if (layer.size !== undefined && diff.size !== layer.size) throw integrityError(`${layer.what} came out ${diff.size} bytes, expected ${layer.size}: its files changed`);
+    if (layer.size !== undefined && diff.size !== layer.size)
+      throw integrityError(`${layer.what} came out ${diff.size} bytes, expected ${layer.size}: its files changed`);
     if (layer.diffID && layer.diffID !== diffID) throw integrityError(`${layer.what}: expected diffID ${layer.diffID}, got ${diffID}`);
     await blob.finish(comp.digest(), comp.size);
     layer.diffID = diffID;
@@ -251,7 +252,10 @@ const asNixreg = (err: unknown, what: string) => (err instanceof NixregError ? e
 
 /** An OCI image manifest as c/image marshals one (Go field order: schemaVersion, mediaType, config, layers). */
 function ociManifest(config: Descriptor, layers: readonly Descriptor[]): Buffer {
-  return Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: descriptor(config), layers: layers.map(descriptor) }), 'utf8');
+  return Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config: descriptor(config), layers: layers.map(descriptor) }),
+    'utf8',
+  );
 }
 
 /** A descriptor's fields in the OCI Go struct's order (mediaType, digest, size, urls, annotations, platform). */

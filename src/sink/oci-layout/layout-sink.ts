@@ -32,7 +32,9 @@ export async function writeLayout(
   fill: (writer: LayoutImageWriter) => Promise<Descriptor>,
 ): Promise<Descriptor> {
   if (dest.kind === 'oci-layout') return writeLayoutTarget(await DirTarget.open(dest.path, opts.force), dest.refName, opts, fill);
-  return writeAtomicFile(dest.path, opts.force, (sink) => writeLayoutTarget(new TarTarget(sink, dest.path), dest.refName, { ...opts, serialBlobs: true }, fill));
+  return writeAtomicFile(dest.path, opts.force, (sink) =>
+    writeLayoutTarget(new TarTarget(sink, dest.path), dest.refName, { ...opts, serialBlobs: true }, fill),
+  );
 }
 
 /**
@@ -87,7 +89,15 @@ export async function writeIndexImages(
   const kept = index.mediaType === MediaType.ociIndex && entries.length === parsed.manifests.length && written.every((d, i) => d.digest === entries[i]!.digest);
   const bytes = kept
     ? index.bytes
-    : Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: written.map(descriptor), ...(parsed.annotations ? { annotations: parsed.annotations } : {}) }), 'utf8');
+    : Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaType.ociIndex,
+          manifests: written.map(descriptor),
+          ...(parsed.annotations ? { annotations: parsed.annotations } : {}),
+        }),
+        'utf8',
+      );
   const digest = await writer.putDocument(bytes);
   return { mediaType: MediaType.ociIndex, digest, size: bytes.length };
 }

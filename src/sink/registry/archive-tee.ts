@@ -74,7 +74,10 @@ export class ArchiveTee {
       const size = layer.size!;
       const header = (name: string) =>
         layer.tarInfo ?? (layer.kind === 'customisation' ? { ...w.regular(name, size), ...DEFAULT_CUSTOMISATION_OWNER } : w.regular(name, size));
-      const member = await w.beginLayer(size, `layer ${layer.diffID ?? layer.paths.join(' ')}`, header, { ...(layer.diffID ? { diffID: layer.diffID } : {}), rewindable });
+      const member = await w.beginLayer(size, `layer ${layer.diffID ?? layer.paths.join(' ')}`, header, {
+        ...(layer.diffID ? { diffID: layer.diffID } : {}),
+        rewindable,
+      });
       cur = this.current = { layer, member, lastPut: Promise.resolve(), finished: false };
     }
     const entry = cur;
@@ -86,7 +89,8 @@ export class ArchiveTee {
       stage: teeStage({ ...entry.member, put }),
       finish: async (diffID) => {
         if (done) {
-          if (diffID !== entry.diffID) throw integrityError(`layer ${entry.diffID} came out as ${diffID} when generated again: its generation is not reproducible`);
+          if (diffID !== entry.diffID)
+            throw integrityError(`layer ${entry.diffID} came out as ${diffID} when generated again: its generation is not reproducible`);
           return;
         }
         try {
@@ -149,9 +153,7 @@ export class ArchiveTee {
 function streamSink(out: AtomicFile, target: string): ByteSink {
   return {
     write: (b) =>
-      new Promise<void>((res, rej) =>
-        out.stream.write(b, (e) => (e ? rej(fileError(`cannot write output ${target}: ${describeSystemError(e)}`, e)) : res())),
-      ),
+      new Promise<void>((res, rej) => out.stream.write(b, (e) => (e ? rej(fileError(`cannot write output ${target}: ${describeSystemError(e)}`, e)) : res()))),
     finish: async () => {},
   };
 }

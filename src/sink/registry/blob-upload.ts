@@ -116,7 +116,9 @@ export function adaptUploads(ctx: BlobPushContext, err: unknown): boolean {
     return true;
   }
   if (err instanceof ChunksTooSmall && (learnedChunkMinimum.get(r) ?? 0) < err.minimum) {
-    ctx.log?.(`${r} refuses chunks under ${err.minimum} bytes without advertising OCI-Chunk-Min-Length (${err.message}); using chunks of at least ${err.minimum} bytes for it from now on`);
+    ctx.log?.(
+      `${r} refuses chunks under ${err.minimum} bytes without advertising OCI-Chunk-Min-Length (${err.message}); using chunks of at least ${err.minimum} bytes for it from now on`,
+    );
     learnedChunkMinimum.set(r, err.minimum);
     return true;
   }
@@ -160,22 +162,29 @@ export async function precomputeDigests(ctx: BlobPushContext, layer: UploadableL
   const diffHash = new HashingStream();
   const blobHash = new HashingStream();
   const source = await layer.open();
-  await pipeline([source, diffHash, ...compressorStages(ctx.compression, ctx.level), blobHash, new Writable({ write: (_c, _e, cb) => cb() })]).catch((err: unknown) => {
-    throw asOneLine(err, 'generating the layer');
-  });
+  await pipeline([source, diffHash, ...compressorStages(ctx.compression, ctx.level), blobHash, new Writable({ write: (_c, _e, cb) => cb() })]).catch(
+    (err: unknown) => {
+      throw asOneLine(err, 'generating the layer');
+    },
+  );
   const diffID = diffHash.digest();
   if (layer.diffID && layer.diffID !== diffID)
-    throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
+    throw integrityError(
+      `layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`,
+    );
   return { diffID, size: diffHash.size, digest: blobHash.digest(), blobSize: blobHash.size };
 }
-
 
 /**
  * One attempt: POST, then the layer generated → diffID hash → compressor → blob hash in one streaming pass into
  * a single PATCH (or chunks), closed with `PUT ?digest=`. `chunked`: the registry assembled chunks, and the
  * caller must check the blob's size. A failed attempt cancels its session.
  */
-export async function generateAndUpload(ctx: BlobPushContext, layer: UploadableLayer, seen: { diffID?: string }): Promise<Omit<LayerPushResult, 'status'> & { chunked: boolean }> {
+export async function generateAndUpload(
+  ctx: BlobPushContext,
+  layer: UploadableLayer,
+  seen: { diffID?: string },
+): Promise<Omit<LayerPushResult, 'status'> & { chunked: boolean }> {
   const start = await ctx.client.startUpload();
   if (start.mounted) throw new NixregError('registry mounted a blob on a plain upload request'); // cannot happen without ?mount
   let tee: LayerTee | undefined;
@@ -185,7 +194,15 @@ export async function generateAndUpload(ctx: BlobPushContext, layer: UploadableL
     const registryMin = Math.max(start.chunkMinLength ?? 0, learnedChunkMinimum.get(ctx.registry) ?? 0) || undefined;
     const chunkSize = uploadsInChunks(ctx) ? effectiveChunkSize(ctx.chunkSize, registryMin) : undefined;
     const chunks = chunkSize !== undefined ? { size: chunkSize, ...(registryMin ? { registryMin } : {}) } : undefined;
-    const r = await uploadAttempt(ctx, layer, start.location, seen, (t) => (tee = t), chunks, (loc) => (location = loc));
+    const r = await uploadAttempt(
+      ctx,
+      layer,
+      start.location,
+      seen,
+      (t) => (tee = t),
+      chunks,
+      (loc) => (location = loc),
+    );
     return { ...r, chunked: chunks !== undefined };
   } catch (err) {
     tee?.rewind();
@@ -243,7 +260,9 @@ async function uploadAttempt(
   const body = stages[stages.length - 1] as Readable;
   const flowing = pipeline([source, ...stages]);
   const contentLength = ctx.compression === 'none' ? layer.size : undefined;
-  const sending = chunks ? uploadInChunks(ctx.client, location, body, chunks.size, onLocation, chunks.registryMin) : ctx.client.uploadBlobStream(location, body, contentLength);
+  const sending = chunks
+    ? uploadInChunks(ctx.client, location, body, chunks.size, onLocation, chunks.registryMin)
+    : ctx.client.uploadBlobStream(location, body, contentLength);
   const [gen, sent] = await Promise.allSettled([flowing, sending]);
   // Which side failed? Generation errors (store read, zstd) are NixregErrors by construction and would fail
   // the same way again; anything else reaching the pipeline is the upload's socket error echoed into it.
@@ -255,7 +274,9 @@ async function uploadAttempt(
   const diffID = diffHash.digest();
   seen.diffID ??= diffID;
   if (layer.diffID && layer.diffID !== diffID)
-    throw integrityError(`layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`);
+    throw integrityError(
+      `layer ${layer.diffID} came out as ${diffID} (size ${diffHash.size}): the layer's files changed or its generation is not reproducible`,
+    );
   const digest = blobHash.digest();
   await tee?.finish(diffID, diffHash.size);
   await ctx.client.finishUpload(sent.value, digest);

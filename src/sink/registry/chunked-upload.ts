@@ -77,13 +77,15 @@ export async function uploadInChunks(
       const end = offset + chunk.length;
       let lost: NixregError | undefined;
       const r = await client.uploadChunk(loc, chunk, offset).catch((err: unknown) => {
-        if (err instanceof UploadSessionGone || err instanceof ChunkedUploadRejected || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure) throw err;
+        if (err instanceof UploadSessionGone || err instanceof ChunkedUploadRejected || !(err instanceof NixregError) || err.exitCode !== ExitCode.failure)
+          throw err;
         lost = err; // no answer (or a failure answer after the transport's retries): the registry's state decides
         return undefined;
       });
       if (r && 'tooLarge' in r) {
         // 413: the registry caps chunk bodies below ours without saying so; halve, down to the floor
-        if (chunk.length <= floor) throw new NixregError(`blob upload: the registry refuses chunks of ${chunk.length} bytes as too large (HTTP 413); pass a smaller --chunk-size`);
+        if (chunk.length <= floor)
+          throw new NixregError(`blob upload: the registry refuses chunks of ${chunk.length} bytes as too large (HTTP 413); pass a smaller --chunk-size`);
         size = Math.max(floor, Math.floor(Math.min(size, chunk.length) / 2));
         capped = true;
         return chunk;
@@ -97,8 +99,7 @@ export async function uploadInChunks(
           return undefined;
         }
       }
-      if (++recoveries > MAX_RANGE_RECOVERIES)
-        throw lost ?? new NixregError(`blob upload: the registry kept refusing chunk ${offset}-${end - 1} (HTTP 416)`);
+      if (++recoveries > MAX_RANGE_RECOVERIES) throw lost ?? new NixregError(`blob upload: the registry kept refusing chunk ${offset}-${end - 1} (HTTP 416)`);
       const status = await client.uploadStatus(loc);
       moveTo(status.location);
       if (status.offset === end) {
@@ -107,7 +108,10 @@ export async function uploadInChunks(
         return undefined;
       }
       if (r && 'outOfRange' in r && status.offset === offset && registryMin === undefined && previous !== undefined && previous < UNADVERTISED_MIN_CHUNK)
-        throw new ChunksTooSmall(`blob upload: the registry refused chunk ${offset}-${end - 1} (HTTP 416) after a chunk of ${previous} bytes`, UNADVERTISED_MIN_CHUNK);
+        throw new ChunksTooSmall(
+          `blob upload: the registry refused chunk ${offset}-${end - 1} (HTTP 416) after a chunk of ${previous} bytes`,
+          UNADVERTISED_MIN_CHUNK,
+        );
       if (status.offset < offset || status.offset > end)
         throw new NixregError(`blob upload: the registry holds ${status.offset} bytes, but only bytes ${offset}-${end - 1} can still be sent`);
       if (status.offset === offset) continue; // nothing of it applied: send it again

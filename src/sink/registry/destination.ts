@@ -3,7 +3,6 @@ import { parseImageReference, TAG_RE, type ImageReference } from '../../referenc
 import { RegistryClient } from '../../registry/client.js';
 import { clientOptions, type RegistryAccess } from '../../registry/access.js';
 
-
 export interface Destination {
   ref: ImageReference;
   client: RegistryClient;
@@ -26,7 +25,6 @@ export function openDestination(dest: string, additionalTags: readonly string[],
   const client = RegistryClient.forReference(ref, { ...clientOptions(access), pushScope: true });
   return { ref, client, tags, repoName: `${ref.registry}/${ref.repository}` };
 }
-
 
 /** PUT the manifest under every tag (the first PUT stores it; the others only add tags). Returns its digest. */
 export async function putTags(dest: Destination, manifest: Buffer, mediaType: string): Promise<string> {

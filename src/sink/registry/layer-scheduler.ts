@@ -22,7 +22,10 @@ export async function pushLayers(layers: readonly PushLayer[], ctx: BlobPushCont
   // On the first failure nothing new starts, running work is awaited (no request is left dangling), and that
   // first error is thrown.
   let failure: { err: unknown } | undefined;
-  const unlessFailed = <T>(f: () => Promise<T>) => async (): Promise<T | undefined> => (failure ? undefined : f());
+  const unlessFailed =
+    <T>(f: () => Promise<T>) =>
+    async (): Promise<T | undefined> =>
+      failure ? undefined : f();
   await Promise.all(
     layers.map(async (layer, i) => {
       try {
@@ -88,7 +91,11 @@ export async function pushLayersWithArchive(
 
 /** The expensive steps of the writer, reporting progress. */
 function upload(layer: PushLayer, ctx: BlobPushContext, progress: PushProgress, tee?: () => Promise<LayerTee>): Promise<LayerPushResult> {
-  return writeNewLayer(ctx, layer, { uploading: () => progress.layerUploading(layer.index), onBytes: (n) => progress.layerBytes(layer.index, n), ...(tee ? { tee } : {}) });
+  return writeNewLayer(ctx, layer, {
+    uploading: () => progress.layerUploading(layer.index),
+    onBytes: (n) => progress.layerBytes(layer.index, n),
+    ...(tee ? { tee } : {}),
+  });
 }
 
 function label(layer: PushLayer): string {

@@ -8,7 +8,12 @@ import type { RegistryClientApi } from '../../registry/types.js';
  * caller then uploads, and a real lack of push access shows on that upload.
  * Returns the repository mounted from, or undefined.
  */
-export async function mountFromAny(client: Pick<RegistryClientApi, 'startUpload' | 'cancelUpload'>, digest: string, candidates: readonly string[], log?: (line: string) => void): Promise<string | undefined> {
+export async function mountFromAny(
+  client: Pick<RegistryClientApi, 'startUpload' | 'cancelUpload'>,
+  digest: string,
+  candidates: readonly string[],
+  log?: (line: string) => void,
+): Promise<string | undefined> {
   for (const from of candidates) {
     let start;
     try {
@@ -28,5 +33,7 @@ export async function mountFromAny(client: Pick<RegistryClientApi, 'startUpload'
 /** Repository names of `registry` among `registry/repository` entries, and the extra names, once each, without `except`. */
 export function mountCandidates(registry: string, extra: readonly string[], seen: readonly string[], except: readonly string[]): string[] {
   const prefix = `${registry}/`;
-  return [...extra, ...seen.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length))].filter((r, i, all) => !except.includes(r) && all.indexOf(r) === i);
+  return [...extra, ...seen.filter((r) => r.startsWith(prefix)).map((r) => r.slice(prefix.length))].filter(
+    (r, i, all) => !except.includes(r) && all.indexOf(r) === i,
+  );
 }

@@ -18,7 +18,6 @@ export interface PushProgress {
   done(): void;
 }
 
-
 export const silentProgress: PushProgress = {
   begin() {},
   layerStart() {},

@@ -116,6 +116,7 @@ export class PushCache {
   }
 
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a cache entry's JSON, checked field by field by each caller
   private async read(name: string): Promise<any> {
     return readCacheEntry(this.file(name), VERSION);
   }
@@ -138,7 +139,9 @@ const withSum = (b: BlobEntry, diffID: string, codec: string) => ({ ...b, sum: e
 
 /** sha256 over an entry's name and the values it records (see the class comment). */
 function entrySum(name: string, ...values: (string | number)[]): string {
-  return createHash('sha256').update(JSON.stringify([name, ...values])).digest('hex');
+  return createHash('sha256')
+    .update(JSON.stringify([name, ...values]))
+    .digest('hex');
 }
 
 /** The strings of a JSON value that should be a list of them (a damaged entry gives fewer, never a crash). */

@@ -10,7 +10,15 @@ import { storedBlobContext, writeStoredBlob } from './write.js';
 import { loadConfImage, type PushImage, type PushLayerKind } from './conf-source.js';
 import type { RegistryAccess } from '../../registry/access.js';
 import { openDestination, putTags, type Destination } from './destination.js';
-import { buildPushManifest, configMediaType, layerMediaType, manifestMediaType, uncompressedDockerNote, type PushFormat, type PushFormatChoice } from './image-manifest.js';
+import {
+  buildPushManifest,
+  configMediaType,
+  layerMediaType,
+  manifestMediaType,
+  uncompressedDockerNote,
+  type PushFormat,
+  type PushFormatChoice,
+} from './image-manifest.js';
 import { firstFormat, noteDockerRefused } from './format-auto.js';
 import { DockerTypesRefused } from '../../registry/client.js';
 import { PushCache } from './push-cache.js';
@@ -142,12 +150,22 @@ export async function pushConfInto(
       ? await pushLayersWithArchive(image.layers, ctx, progress, opts.jobs ?? 4, archive)
       : await pushLayers(image.layers, ctx, progress, opts.jobs ?? 4);
     const config = image.config(results.map((r) => r.diffID));
-    await archive?.complete(image.layers, results.map((r) => r.diffID), config, opts.repoTag || conf!.repoTag!);
+    await archive?.complete(
+      image.layers,
+      results.map((r) => r.diffID),
+      config,
+      opts.repoTag || conf!.repoTag!,
+    );
     const configDesc = { digest: sha256Digest(config), size: config.length };
     await writeStoredBlob(storedBlobContext(dest, opts), { ...configDesc, open: async () => config });
     let manifest: Buffer = Buffer.alloc(0);
     const put = (f: PushFormat) => {
-      manifest = buildPushManifest(f, compression, configDesc, results.map((r) => ({ digest: r.digest, size: r.blobSize })));
+      manifest = buildPushManifest(
+        f,
+        compression,
+        configDesc,
+        results.map((r) => ({ digest: r.digest, size: r.blobSize })),
+      );
       return how.tag ? putTags(dest, manifest, manifestMediaType(f)) : dest.client.putManifest(sha256Digest(manifest), manifest, manifestMediaType(f));
     };
     let digest: string;
@@ -155,7 +173,9 @@ export async function pushConfInto(
       digest = await put(format);
     } catch (err) {
       if (note && err instanceof NixregError && !err.message.includes('--format oci'))
-        throw new NixregError(`${err.message}; registries such as Quay refuse the uncompressed Docker layer type: push with --format oci`, err.exitCode, { cause: err });
+        throw new NixregError(`${err.message}; registries such as Quay refuse the uncompressed Docker layer type: push with --format oci`, err.exitCode, {
+          cause: err,
+        });
       if (opts.format !== 'auto' || format !== 'docker' || !(err instanceof DockerTypesRefused)) throw err;
       noteDockerRefused(dest.ref.registry);
       opts.log?.(`${dest.ref.registry} refused Docker media types (${err.message}); pushing the manifest as OCI (--format auto)`);

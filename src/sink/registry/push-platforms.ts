@@ -55,7 +55,13 @@ export async function pushPlatforms(opts: Omit<PushConfOptions, 'confFile' | 'ou
       digest,
       mediaType,
       manifests,
-      stats: { exists: sum('exists'), mounted: sum('mounted'), uploaded: sum('uploaded'), bytesUploaded: sum('bytesUploaded'), layersGenerated: sum('layersGenerated') },
+      stats: {
+        exists: sum('exists'),
+        mounted: sum('mounted'),
+        uploaded: sum('uploaded'),
+        bytesUploaded: sum('bytesUploaded'),
+        layersGenerated: sum('layersGenerated'),
+      },
     };
   } finally {
     await dest.client.close().catch(() => {});

@@ -79,7 +79,13 @@ export async function attachArtifact(
   };
   const bytes = Buffer.from(JSON.stringify(manifest));
   const digest = await client.putManifest(sha256Digest(bytes), bytes, MediaType.ociManifest);
-  const descriptor: OciDescriptor = { mediaType: MediaType.ociManifest, digest, size: bytes.length, artifactType, ...(manifest.annotations ? { annotations } : {}) };
+  const descriptor: OciDescriptor = {
+    mediaType: MediaType.ociManifest,
+    digest,
+    size: bytes.length,
+    artifactType,
+    ...(manifest.annotations ? { annotations } : {}),
+  };
   return { descriptor, via: await recordReferrer(client, subject.digest, descriptor) };
 }
 
@@ -149,7 +155,8 @@ async function tagIndex(client: RegistryClient, digest: string): Promise<OciInde
   if (!(await client.headManifest(tag))) return undefined;
   const m = await client.getManifest(tag);
   const what = `referrers tag ${client.registry}/${client.repository}:${tag}`;
-  if (!isIndexMediaType(m.mediaType)) throw new NixregError(`${what} holds a ${m.mediaType}, not an image index; it is not a referrers list (remove or rename that tag)`);
+  if (!isIndexMediaType(m.mediaType))
+    throw new NixregError(`${what} holds a ${m.mediaType}, not an image index; it is not a referrers list (remove or rename that tag)`);
   return parseIndex(m.bytes, what);
 }
 

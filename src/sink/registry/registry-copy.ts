@@ -44,7 +44,11 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
   const sameRegistry = srcRef.registry === dest.ref.registry;
   const cache = opts.cache === null ? undefined : (opts.cache ?? new PushCache());
   // mounts: --mount-from, then where the cache saw the blob, then (in the upload's own POST) the source repository
-  const ctx = storedBlobContext(dest, opts, { mountFrom: opts.mountFrom ?? [], ...(cache ? { cache } : {}), ...(sameRegistry ? { sourceRepository: srcRef.repository } : {}) });
+  const ctx = storedBlobContext(dest, opts, {
+    mountFrom: opts.mountFrom ?? [],
+    ...(cache ? { cache } : {}),
+    ...(sameRegistry ? { sourceRepository: srcRef.repository } : {}),
+  });
   const limit = pLimit(opts.jobs ?? 4);
   const counts = { exists: 0, mounted: 0, uploaded: 0, bytesUploaded: 0 };
   let blobIndex = 0;
@@ -83,7 +87,15 @@ export async function copyRegistryImage(opts: RegistryCopyOptions): Promise<Push
     } else {
       const { m, statuses } = await copyImage(top.bytes, top.mediaType, null, topWhat);
       config = { digest: m.config.digest, size: m.config.size, mediaType: m.config.mediaType };
-      layers = m.layers.map((l, i) => ({ kind: 'base', mediaType: l.mediaType, digest: l.digest, blobSize: l.size, diffID: '', size: 0, status: statuses[i + 1] ?? 'exists' }));
+      layers = m.layers.map((l, i) => ({
+        kind: 'base',
+        mediaType: l.mediaType,
+        digest: l.digest,
+        blobSize: l.size,
+        diffID: '',
+        size: 0,
+        status: statuses[i + 1] ?? 'exists',
+      }));
     }
     const digest = await putTags(dest, top.bytes, top.mediaType);
     progress.done();

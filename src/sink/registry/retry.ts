@@ -76,7 +76,11 @@ function gaveUp(hooks: RetryHooks<unknown>, tried: string[], err: unknown, why: 
   const n = tried.length;
   const what = hooks.what?.() ?? 'the upload';
   const message = err instanceof Error ? err.message : String(err);
-  return new NixregError(`${what} failed after ${n} attempt${n === 1 ? '' : 's'} (${tried.join(', ')}): ${message}${why}; check the registry or raise ${raise}`, ExitCode.failure, { cause: err });
+  return new NixregError(
+    `${what} failed after ${n} attempt${n === 1 ? '' : 's'} (${tried.join(', ')}): ${message}${why}; check the registry or raise ${raise}`,
+    ExitCode.failure,
+    { cause: err },
+  );
 }
 
 export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, hooks: RetryHooks<T>): Promise<T> {
@@ -97,8 +101,11 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) =
       // a registry no attempt could connect to ("cannot reach" says all there is), or a last failure that is not the
       // registry's (the --output file, the layer's own bytes): that error as it is
       if (n >= policy.attempts)
-        throw tried.every((t) => t === 'refused') || !REGISTRY_FAILURE.test(tried[tried.length - 1]!) ? err : gaveUp(hooks as RetryHooks<unknown>, tried, err, '', '--retry-times');
-      const wait = err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : Math.min(policy.maxDelayMs ?? 30_000, policy.baseDelayMs * n);
+        throw tried.every((t) => t === 'refused') || !REGISTRY_FAILURE.test(tried[tried.length - 1]!)
+          ? err
+          : gaveUp(hooks as RetryHooks<unknown>, tried, err, '', '--retry-times');
+      const wait =
+        err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : Math.min(policy.maxDelayMs ?? 30_000, policy.baseDelayMs * n);
       if (policy.maxTimeMs !== undefined && Date.now() - started + wait > policy.maxTimeMs)
         throw gaveUp(hooks as RetryHooks<unknown>, tried, err, `; waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, '--retry-max-time');
       policy.log?.(hooks.retryLine(err instanceof Error ? err.message : String(err), wait, n + 1, policy.attempts));

@@ -1,6 +1,5 @@
 import pLimit from 'p-limit';
 import type { PushCompression } from '../../compression/compress.js';
-import type { Readable } from 'node:stream';
 import { integrityError } from '../../errors.js';
 import { MediaType } from '../../manifest/media-types.js';
 import { openSource, type OpenSourceOptions, type SourceImage } from '../../source/index.js';

@@ -47,7 +47,12 @@ function headOf(client: Pick<RegistryClientApi, 'headBlob'>, digest: string): Pr
 
 function policyOf(ctx: BlobPushContext): RetryPolicy {
   // a streamed PATCH cannot be replayed by the transport: each attempt regenerates the layer
-  return { attempts: ctx.attempts ?? 3, baseDelayMs: 250, ...(ctx.retryMaxTimeMs !== undefined ? { maxTimeMs: ctx.retryMaxTimeMs } : {}), ...(ctx.log ? { log: ctx.log } : {}) };
+  return {
+    attempts: ctx.attempts ?? 3,
+    baseDelayMs: 250,
+    ...(ctx.retryMaxTimeMs !== undefined ? { maxTimeMs: ctx.retryMaxTimeMs } : {}),
+    ...(ctx.log ? { log: ctx.log } : {}),
+  };
 }
 
 async function record(ctx: BlobPushContext, layer: UploadableLayer, r: LayerPushResult): Promise<LayerPushResult> {
@@ -91,7 +96,11 @@ export async function writeNewLayer(ctx: BlobPushContext, layer: UploadableLayer
     if (await present(ctx.client, d.digest)) return record(ctx, layer, { ...d, status: 'exists' });
   }
   hooks.uploading?.();
-  return record(ctx, layer, await uploadLayer({ ...ctx, ...(hooks.onBytes ? { onBytes: hooks.onBytes } : {}), ...(hooks.tee ? { tee: hooks.tee } : {}) }, layer));
+  return record(
+    ctx,
+    layer,
+    await uploadLayer({ ...ctx, ...(hooks.onBytes ? { onBytes: hooks.onBytes } : {}), ...(hooks.tee ? { tee: hooks.tee } : {}) }, layer),
+  );
 }
 
 /**
@@ -155,7 +164,11 @@ export interface StoredBlob {
 }
 
 /** HEAD → mount (--mount-from, the cache's repositories) → upload of the stored bytes (mounting from the source repository in the same POST), retried. */
-export async function writeStoredBlob(ctx: StoredBlobContext, blob: StoredBlob, hooks: { uploading?(): void } = {}): Promise<{ status: BlobStatus; from?: string }> {
+export async function writeStoredBlob(
+  ctx: StoredBlobContext,
+  blob: StoredBlob,
+  hooks: { uploading?(): void } = {},
+): Promise<{ status: BlobStatus; from?: string }> {
   const seen = (await ctx.cache?.reposOf(blob.digest)) ?? [];
   const done = async (r: { status: BlobStatus; from?: string }) => {
     await ctx.cache?.recordRepo(blob.digest, ctx.repoName, seen);
@@ -199,7 +212,14 @@ export async function writeBufferBlob(
   digest: string,
   retry: RetryPolicy = uploadRetryPolicy({}),
 ): Promise<BlobStatus> {
-  const ctx: StoredBlobContext = { client, registry: client.registry, repository: client.repository, repoName: `${client.registry}/${client.repository}`, mountFrom: [], retry };
+  const ctx: StoredBlobContext = {
+    client,
+    registry: client.registry,
+    repository: client.repository,
+    repoName: `${client.registry}/${client.repository}`,
+    mountFrom: [],
+    retry,
+  };
   return (await writeStoredBlob(ctx, { digest, size: bytes.length, open: async () => bytes })).status;
 }
 
