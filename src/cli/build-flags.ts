@@ -58,18 +58,15 @@ export function givenBuildFlags(a: BuildImageArgs): string[] {
   return Object.keys(buildImageFlags).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
 }
 
+/** The image config from the shared flags: `--config FILE`, or the Cmd/Env/... flags. */
+export async function configFromArgs(a: BuildImageArgs): Promise<BuildOptions['config']> {
+  const { loadConfig } = await import('../nix/from-paths/index.js'); // the build pipeline, loaded only when used
+  return loadConfig(a.config, { cmd: a.cmd, entrypoint: a.entrypoint, env: a.env, workdir: a.workdir, user: a.user, expose: a.expose, label: a.label });
+}
+
 /** The library's BuildOptions from the shared flags (`--config FILE` or the Cmd/Env/... flags). */
 export async function buildOptionsFromArgs(a: BuildImageArgs, name: string, storeRoot: string | undefined): Promise<BuildOptions> {
-  const { loadConfig } = await import('../nix/from-paths/index.js'); // the build pipeline, loaded only when used
-  const config = await loadConfig(a.config, {
-    cmd: a.cmd,
-    entrypoint: a.entrypoint,
-    env: a.env,
-    workdir: a.workdir,
-    user: a.user,
-    expose: a.expose,
-    label: a.label,
-  });
+  const config = await configFromArgs(a);
   return {
     name,
     paths: a.path ?? [],

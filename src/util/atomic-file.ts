@@ -3,6 +3,7 @@ import { link, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NixregError, describeSystemError, ExitCode, fileError } from '../errors.js';
+import { pidAlive } from './pid-alive.js';
 
 /**
  * An output file that appears complete or not at all: bytes go to a hidden temp file beside the target
@@ -203,15 +204,6 @@ async function linkNoReplace(tempPath: string, target: string): Promise<void> {
 }
 
 const tempPrefix = (target: string) => `.${basename(target)}.nixreg-`;
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
-}
 
 /**
  * Remove temp files beside `target` left by nixreg runs that were killed (their PID no longer exists); those of

@@ -2,6 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pidAlive } from './pid-alive.js';
 
 /**
  * Temp directories named `PREFIX<pid>-XXXXXX`, so a later run can tell whose they are: creating one first removes
@@ -16,15 +17,6 @@ export function makeTempDirSync(prefix: string, base: string = tmpdir()): string
 export async function makeTempDir(prefix: string, base: string = tmpdir()): Promise<string> {
   reclaimStaleTempDirs(prefix, base);
   return mkdtemp(join(base, `${prefix}${process.pid}-`));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
-  }
 }
 
 /** Remove `base/PREFIX<pid>-XXXXXX` directories whose pid is gone; returns how many. Never throws. */

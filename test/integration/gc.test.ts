@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { createServer, request, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
+import { manifestsInStorage, startAcrListingFront, type ListingFront } from '../helpers/acr-listing-front.js';
 import { runCli, errorLines } from '../helpers/cli.js';
 import { layerTar, manifestOf, pushBlob, pushManifest, pushTestImage, sha } from '../helpers/images.js';
 import { simpleImage } from '../helpers/simple-image.js';
@@ -21,56 +21,6 @@ import { attachArtifact, listReferrers } from '../../src/sink/registry/referrers
  */
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 const img = (name: string, arch = 'amd64') => simpleImage([layerTar({ [`etc/${name}`]: name })], { Cmd: [`/bin/${name}`] }, arch);
-
-interface Front {
-  url: string;
-  host: string;
-  close(): Promise<void>;
-}
-
-function manifestsInStorage(reg: Distribution, repo: string): { digest: string; tags: string[] }[] {
-  const base = join(reg.dir, 'data/docker/registry/v2/repositories', repo, '_manifests');
-  const revs = join(base, 'revisions/sha256');
-  const tagsDir = join(base, 'tags');
-  const tagOf = new Map<string, string[]>();
-  for (const t of existsSync(tagsDir) ? readdirSync(tagsDir) : []) {
-    const link = join(tagsDir, t, 'current/link');
-    if (!existsSync(link)) continue;
-    const d = readFileSync(link, 'utf8').trim();
-    tagOf.set(d, [...(tagOf.get(d) ?? []), t]);
-  }
-  return (existsSync(revs) ? readdirSync(revs) : [])
-    .filter((hex) => existsSync(join(revs, hex, 'link')))
-    .sort()
-    .map((hex) => ({ digest: `sha256:${hex}`, tags: tagOf.get(`sha256:${hex}`) ?? [] }));
-}
-
-async function startListingFront(reg: Distribution): Promise<Front> {
-  const target = new URL(reg.url);
-  const server: Server = createServer((req, res) => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    const m = /^\/acr\/v1\/(.+)\/_manifests$/.exec(u.pathname);
-    if (m && req.method === 'GET') {
-      const all = manifestsInStorage(reg, m[1]!);
-      const last = u.searchParams.get('last');
-      const start = last ? all.findIndex((e) => e.digest === last) + 1 : 0;
-      const page = all.slice(start, start + 3);
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      if (start + 3 < all.length) headers.link = `</acr/v1/${m[1]}/_manifests?last=${page[page.length - 1]!.digest}&n=3>; rel="next"`;
-      res.writeHead(200, headers).end(JSON.stringify({ registry: reg.host, imageName: m[1], manifests: page }));
-      return;
-    }
-    const fwd = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: reg.host } }, (up) => {
-      res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
-    });
-    fwd.on('error', () => res.destroy());
-    req.pipe(fwd);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}`, host: `127.0.0.1:${port}`, close: () => new Promise((r) => server.close(() => r())) };
-}
 
 async function pushIndex(url: string, repo: string, children: ReturnType<typeof img>[], tag: string): Promise<string> {
   const bytes = Buffer.from(
@@ -104,7 +54,7 @@ async function pushReferrer(url: string, repo: string, subject: { digest: string
 }
 
 let reg: Distribution;
-let front: Front;
+let front: ListingFront;
 const [a, b, c, d] = ['a', 'b', 'c', 'd'].map((n, i) => img(n, i % 2 ? 'arm64' : 'amd64')) as [
   ReturnType<typeof img>,
   ReturnType<typeof img>,
@@ -118,7 +68,7 @@ let referrer: string;
 
 beforeAll(async () => {
   reg = await startDistribution();
-  front = await startListingFront(reg);
+  front = await startAcrListingFront(reg);
   for (const x of [a, b, c, d, ...orphans]) await pushTestImage(reg.url, 'app', x);
   i1 = await pushIndex(reg.url, 'app', [a, b], 'v1');
   i2 = await pushIndex(reg.url, 'app', [c, d], 'v2');

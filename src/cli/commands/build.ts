@@ -1,9 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { usageError } from '../../errors.js';
-import { loadConfig, runBuild } from '../../nix/from-paths/index.js';
+import { runBuild } from '../../nix/from-paths/index.js';
 import type { ConfigFlags } from '../../nix/from-paths/conf.js';
 import { runSingleLayerBuild } from '../../nix/from-paths/single-layer.js';
-import { buildImageFlags } from '../build-flags.js';
+import { buildImageFlags, configFromArgs } from '../build-flags.js';
 import { parseArchiveCompression } from '../../compression/archive.js';
 import type { PushCompression } from '../../compression/compress.js';
 import type { OutputFormat } from '../../nix/stream/index.js';
@@ -65,15 +65,7 @@ export const command: CommandModule<object, Args> = {
       .option('uid', { type: 'number', describe: 'with --single-layer: owner of the root entries (default 0)' })
       .option('gid', { type: 'number', describe: 'with --single-layer: group of the root entries (default 0)' }) as never,
   handler: async (a) => {
-    const config = await loadConfig(a.config, {
-      cmd: a.cmd,
-      entrypoint: a.entrypoint,
-      env: a.env,
-      workdir: a.workdir,
-      user: a.user,
-      expose: a.expose,
-      label: a.label,
-    });
+    const config = await configFromArgs(a);
     const outputFormat = {
       format: a.format,
       compression: a.compression,
