@@ -14,7 +14,9 @@ import { requireTool } from '../helpers/tools.js';
  */
 const ROOT = resolve(import.meta.dirname, '../..');
 const BIN = join(ROOT, 'bin/nixreg.js');
+// (a run with NIXREG_NO_NATIVE=1 in its environment told scripts/build-native.mjs not to build it)
 const canBuild =
+  process.env.NIXREG_NO_NATIVE !== '1' &&
   spawnSync('sh', ['-c', 'command -v cc'], { stdio: 'ignore' }).status === 0 &&
   existsSync('/usr/include/zstd.h') &&
   existsSync('/usr/include/isa-l/igzip_lib.h');
