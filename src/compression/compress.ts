@@ -13,9 +13,11 @@ import { NixregError, describeSystemError } from '../errors.js';
  *   at 2.3x skopeo's CPU time; `--compression-level` picks another) with default strategy/window/memLevel. Node writes a bare 10-byte header
  *   (no name, no comment, MTIME 0), but the OS byte is zlib's compile-time OS_CODE (3 on Unix, other values on
  *   Windows/macOS builds); we overwrite it with 255 ("unknown", as https://github.com/nlewo/nix2container/pull/222 does) so the header
- *   does not depend on where nixreg runs. The deflate stream itself depends only on the input and zlib's
- *   parameters (Node bundles one zlib per release, so a Node upgrade that changes its deflate could change
- *   digests: the result is a re-upload, never a wrong image, because the registry verifies every digest).
+ *   does not depend on where nixreg runs. The deflate stream depends on the input, zlib's parameters, the zlib
+ *   Node bundles (one per release) and the CPU: Chromium's zlib picks its match-finder hash at run time (CRC32C
+ *   where SSE4.2+PCLMUL or ARMv8 CRC32 exist, zlib's own hash otherwise; nodejs/node
+ *   deps/zlib/contrib/optimizations/insert_string.h). Another Node or CPU class can so give other digests: the
+ *   result is a re-upload, never a wrong image, because the registry verifies every digest.
  * - zstd: Node 20's zlib has no zstd encoder, so the system `zstd` binary (default level 3) in single-thread mode
  *   (`-T1`): multi-threaded zstd output depends on how the input is split (https://github.com/nlewo/nix2container/pull/223).
  * - none: the tar itself (blob digest = diffID).
