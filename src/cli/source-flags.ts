@@ -25,12 +25,17 @@ export interface SourceArgs extends NetworkArgs {
   cache: boolean;
 }
 
+/** The platform to pick from an index (`wantedPlatform` reads them): one definition for every command. */
+export const platformOptions = {
+  platform: { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' },
+  os: { type: 'string', describe: 'OS to pick from an index (default linux)' },
+  arch: { type: 'string', describe: 'GOARCH to pick from an index (default: the host)' },
+  variant: { type: 'string', describe: 'e.g. v8, v7' },
+} as const;
+
 export function withSourceFlags<T>(y: Argv<T>): Argv<T & SourceArgs> {
   return withNetworkFlags(y)
-    .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
-    .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
-    .option('arch', { type: 'string', describe: 'GOARCH to pick from an index (default: the host)' })
-    .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
+    .options(platformOptions)
     .option('tls-verify', { type: 'boolean', default: true, describe: 'docker://: verify TLS, https only (--tls-verify=false allows http)' })
     .option('creds', { type: 'string', describe: 'docker://: user:password' })
     .option('authfile', { type: 'string', describe: 'docker://: auth.json to read credentials from' })

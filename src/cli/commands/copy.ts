@@ -3,7 +3,7 @@ import { usageError } from '../../errors.js';
 import { LayerCache } from '../../nix/layer-cache.js';
 import { parseCredsFlag } from '../../registry/auth/credentials.js';
 import { networkOptions, withNetworkFlags, type NetworkArgs } from '../network-flags.js';
-import { wantedPlatform } from '../source-flags.js';
+import { platformOptions, wantedPlatform } from '../source-flags.js';
 
 interface Args extends NetworkArgs {
   source: string;
@@ -46,10 +46,7 @@ export const command: CommandModule<object, Args> = {
         describe: 'docker://REF, docker-archive:FILE[:NAME:TAG], oci:DIR[:TAG] or oci-archive:FILE[:TAG]',
       })
       .option('all', { type: 'boolean', describe: 'copy every platform of an index and the index itself (not into docker-archive:)' })
-      .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
-      .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
-      .option('arch', { type: 'string', describe: 'GOARCH (default: the host)' })
-      .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
+      .options(platformOptions)
       .option('src-tls-verify', { type: 'boolean', default: true, describe: 'docker:// source: verify TLS, https only (false allows http)' })
       .option('dest-tls-verify', { type: 'boolean', default: true, describe: 'docker:// destination: verify TLS, https only (false allows http)' })
       .option('src-creds', { type: 'string', describe: 'docker:// source: user:password (sent to the source registry only)' })

@@ -1,7 +1,7 @@
 import type { Argv, CommandModule } from 'yargs';
 import { parseSha256, toNix32, toSRI } from '../../digest/nixhash.js';
 import { usageError } from '../../errors.js';
-import { wantedPlatform } from '../source-flags.js';
+import { platformOptions, wantedPlatform } from '../source-flags.js';
 import { parseImageReference } from '../../reference/reference.js';
 import { pullImageName } from '../../nix/store-path.js';
 import { refuseTarOnTerminal } from '../terminal-guard.js';
@@ -40,10 +40,7 @@ export const command: CommandModule<object, Args> = {
       .positional('imageName', { type: 'string', demandOption: true, describe: 'e.g. nixos/nix, quay.io/o/r, nginx:1.27' })
       .option('digest', { type: 'string', describe: 'imageDigest: sha256 of the manifest or index (omit to resolve the tag)' })
       .option('output', { alias: 'o', type: 'string', describe: "output file, or - for stdout (default: pullImage's name, docker-image-NAME-TAG.tar)" })
-      .option('platform', { type: 'string', describe: 'os/arch[/variant] to pick from an index, e.g. linux/arm64/v8 (default: linux and the host)' })
-      .option('os', { type: 'string', describe: 'OS to pick from an index (default linux)' })
-      .option('arch', { type: 'string', describe: 'GOARCH (default: the host)' })
-      .option('variant', { type: 'string', describe: 'e.g. v8, v7' })
+      .options(platformOptions)
       .option('final-image-name', { type: 'string', describe: 'name written into the archive (default: imageName)' })
       .option('final-image-tag', { type: 'string', describe: "tag written into the archive (default: the reference's tag, else latest)" })
       .option('sha256', { type: 'string', describe: 'expected flat sha256 of the archive (any Nix form)' })
