@@ -36,13 +36,9 @@ import { withRetries, type RetryPolicy } from './retry.js';
 
 /** Does the destination hold `digest` (of `size` bytes, when the registry says how big)? */
 async function present(client: Pick<RegistryClientApi, 'headBlob'>, digest: string, size?: number): Promise<boolean> {
-  const head = await headOf(client, digest);
+  const head = await client.headBlob(digest);
   if (!head) return false;
   return size === undefined || !Number.isSafeInteger(head.size) || head.size === size;
-}
-
-function headOf(client: Pick<RegistryClientApi, 'headBlob'>, digest: string): Promise<{ size: number } | undefined> {
-  return client.headBlob(digest);
 }
 
 function policyOf(ctx: BlobPushContext): RetryPolicy {
@@ -133,7 +129,7 @@ async function uploadLayer(ctx: BlobPushContext, layer: UploadableLayer): Promis
   });
   // the registry assembled the chunks: its blob must be the size we sent (a registry that dropped or doubled
   // a chunk could still commit if its digest check is lax)
-  const head = r.chunked ? await headOf(ctx.client, r.digest) : undefined;
+  const head = r.chunked ? await ctx.client.headBlob(r.digest) : undefined;
   if (r.chunked && head?.size !== r.blobSize) {
     throw integrityError(`blob ${r.digest} on ${ctx.repoName} is ${head ? `${head.size} bytes` : 'missing'} after a chunked upload of ${r.blobSize} bytes`);
   }
