@@ -10,6 +10,7 @@ import { layerTar, pushTestImage } from '../helpers/images.js';
 import { buildTestClosure } from '../helpers/nix-closure.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { requireTool } from '../helpers/tools.js';
+import { seededRandom } from '../../mock-registry/faults.js';
 
 /**
  * kill -9 at seeded random points, then the same command again: for pull, prefetch, stream and build, after each
@@ -20,18 +21,6 @@ import { requireTool } from '../helpers/tools.js';
  */
 const KILLS = 6;
 const SEED = 0x5eed2026;
-
-/** mulberry32: a small seeded PRNG, so every run kills at the same points */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let tmp: string;
 let reg: Distribution;
@@ -144,7 +133,7 @@ describe('kill -9, then rerun', () => {
       const warm = await run(k.args(out), env);
       expect(warm.status).toBe(0);
       const span = Math.min(ref.ms, warm.ms);
-      const random = prng(SEED ^ c.length ^ c.charCodeAt(0));
+      const random = seededRandom(SEED ^ c.length ^ c.charCodeAt(0));
       const problems: string[] = [];
       let killedMidway = 0;
       const killLeftovers: string[] = []; // what the kills left for the reruns to clear (shown, not asserted)
