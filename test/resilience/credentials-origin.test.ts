@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { createServer as createNetServer, type AddressInfo, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { makeSelfSignedCert } from '../helpers/tls.js';
+import { startMixedFront } from '../helpers/mixed-front.js';
 
 /**
  * Credentials go only to the origin (scheme + host + port) they were given for. The registry here sits behind a
@@ -27,24 +26,6 @@ let frontHost: string;
 let certDir: string;
 const plainAuthorizations: string[] = [];
 const plainRequests: string[] = [];
-
-/** Forward one request to the backend; Locations are rewritten to the front's origin, downgraded to http. */
-function forward(req: IncomingMessage, res: ServerResponse) {
-  const up = httpRequest(
-    { host: '127.0.0.1', port: backend.port, method: req.method, path: req.url, headers: { ...req.headers, host: `127.0.0.1:${backend.port}` } },
-    (r) => {
-      const headers = { ...r.headers };
-      if (typeof headers.location === 'string') {
-        const loc = new URL(headers.location, `http://127.0.0.1:${backend.port}`);
-        headers.location = `http://${frontHost}${loc.pathname}${loc.search}`;
-      }
-      res.writeHead(r.statusCode ?? 502, headers);
-      r.pipe(res);
-    },
-  );
-  up.on('error', () => res.destroy());
-  req.pipe(up);
-}
 
 interface Run {
   status: number | null;
@@ -74,21 +55,7 @@ beforeAll(async () => {
   mkdirSync(certDir);
   copyFileSync(cert.certFile, join(certDir, 'ca.crt'));
   backend = await startRegistry({ auth: { mode: 'basic', users: { alice: PW } } });
-  const tlsSide = createHttpsServer({ cert: cert.certPem, key: cert.keyPem }, forward);
-  const plainSide = createHttpServer((req, res) => {
-    plainRequests.push(`${req.method} ${req.url}`);
-    if (req.headers.authorization) plainAuthorizations.push(req.headers.authorization);
-    forward(req, res);
-  });
-  front = createNetServer((socket) => {
-    socket.once('data', (first) => {
-      socket.pause();
-      socket.unshift(first);
-      (first[0] === 0x16 ? tlsSide : plainSide).emit('connection', socket);
-    });
-  });
-  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
-  frontHost = `127.0.0.1:${(front.address() as AddressInfo).port}`;
+  ({ server: front, host: frontHost } = await startMixedFront(backend.port, cert, { plainRequests, plainAuthorizations }));
 }, 60_000);
 
 afterAll(async () => {
