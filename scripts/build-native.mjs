@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the optional native layer decoders (src/native/codecs.c → dist/native/codecs.node) over the system's
-// libzstd and ISA-L (Debian: libzstd-dev, libisal-dev; installed by scripts/ensure-system-deps.sh). An N-API addon
+// libzstd and ISA-L, and the deflate encoder over a static zlib (Debian: libzstd-dev, libisal-dev, zlib1g-dev;
+// installed by scripts/ensure-system-deps.sh). An N-API addon
 // is a plain shared object compiled against Node's own headers (include/node next to the running node, as
 // node-gyp's --nodedir uses them), so no download and no node-gyp run is needed. Whatever is missing (a compiler,
 // Node's headers, both libraries) leaves no addon and one line on stderr: nixreg then decodes with fzstd and
@@ -30,7 +31,11 @@ function main() {
   const libs = [];
   if (has('zstd.h')) defs.push('-DHAVE_ZSTD'), libs.push('-lzstd');
   if (has('isa-l/igzip_lib.h')) defs.push('-DHAVE_ISAL'), libs.push('-lisal');
-  if (!defs.length) return say('neither libzstd nor ISA-L headers found (libzstd-dev, libisal-dev): not built');
+  // zlib only as a static archive with its symbols kept local (see codecs.c); `-print-file-name` answers the bare
+  // name when the archive is not on the linker's path
+  const libzA = spawnSync(cc, ['-print-file-name=libz.a'], { encoding: 'utf8' }).stdout?.trim() ?? '';
+  if (has('zlib.h') && libzA.startsWith('/') && existsSync(libzA)) defs.push('-DHAVE_ZLIB'), libs.push(libzA, '-Wl,--exclude-libs,ALL');
+  if (!defs.length) return say('none of the libzstd, ISA-L and zlib headers found (libzstd-dev, libisal-dev, zlib1g-dev): not built');
   mkdirSync(outDir, { recursive: true });
   const tmp = `${out}.${process.pid}.tmp`;
   const args = [
@@ -55,7 +60,8 @@ function main() {
     return say(`compiling failed, not built: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(0, 3).join(' | ')}`);
   }
   renameSync(tmp, out);
-  say(`built dist/native/codecs.node (${defs.map((d) => (d === '-DHAVE_ZSTD' ? 'zstd' : 'gzip')).join(', ')})`);
+  const names = { '-DHAVE_ZSTD': 'zstd', '-DHAVE_ISAL': 'gzip', '-DHAVE_ZLIB': 'deflate' };
+  say(`built dist/native/codecs.node (${defs.map((d) => names[d]).join(', ')})`);
 }
 
 main();

@@ -3,7 +3,12 @@
  *   zstd: libzstd's ZSTD_decompressStream (https://facebook.github.io/zstd/zstd_manual.html#Chapter9)
  *   gzip: ISA-L's isal_inflate with ISAL_GZIP (header, deflate data and CRC32/ISIZE trailer checked;
  *         https://github.com/intel/isa-l/blob/master/include/igzip_lib.h)
- * Each is built only when its header is found (HAVE_ZSTD, HAVE_ISAL); `kinds` lists what this build has.
+ * and one encoder:
+ *   deflate: zlib's deflate with the gzip wrapper (HAVE_ZLIB), linked statically with its symbols kept local: Node
+ *         exports its own bundled zlib (Chromium's, whose deflate writes other bytes) to addons, and a dynamic
+ *         libz would have its calls bound to those. src/compression/gzip-encoder.ts uses it only after checking
+ *         that it writes the reference bytes (canonical zlib 1.2.12 and later).
+ * Each is built only when its header (and for deflate, libz.a) is found; `kinds` lists what this build has.
  *
  * JS API (N-API, ABI-stable across Node versions):
  *   open(kind) -> handle                    kind: "zstd" | "gzip"
@@ -12,6 +17,8 @@
  *       about maxOut bytes came out (a caller that stops reading gets no more than that: a compression bomb
  *       cannot fill memory), or the rest of the input is not enough for another step; consumed counts from offset.
  *   finish(handle) -> undefined              throws when the input ended inside a frame/member
+ *   open("deflate", level) -> handle; decode() then compresses; endInput(handle) makes the following decode calls
+ *       finish the stream (drained = the gzip trailer is out). deflateSync(input, level) -> Buffer: one whole stream.
  * Errors are thrown as Error with a message naming what is wrong in the data.
  *
  * gzip members follow one another as in Node's zlib (src/node_zlib.cc): after a member's trailer, input that
@@ -28,10 +35,13 @@
 #ifdef HAVE_ISAL
 #include <isa-l/igzip_lib.h>
 #endif
+#ifdef HAVE_ZLIB
+#include <zlib.h>
+#endif
 
 #define OUT_CHUNK (256 << 10)
 
-enum kind { KIND_ZSTD = 1, KIND_GZIP = 2 };
+enum kind { KIND_ZSTD = 1, KIND_GZIP = 2, KIND_DEFLATE = 3 };
 
 typedef struct {
   int kind;
@@ -45,6 +55,10 @@ typedef struct {
 #endif
 #ifdef HAVE_ISAL
   struct inflate_state *gz;
+#endif
+#ifdef HAVE_ZLIB
+  z_stream *z;
+  int finishing, ended;
 #endif
 } decoder;
 
@@ -66,12 +80,23 @@ static void release(napi_env env, void *data, void *hint) {
 #ifdef HAVE_ISAL
   free(d->gz);
 #endif
+#ifdef HAVE_ZLIB
+  if (d->z) {
+    deflateEnd(d->z);
+    free(d->z);
+  }
+#endif
   free(d);
 }
 
+#ifdef HAVE_ZLIB
+/* gzip wrapper (windowBits 15 + 16), memLevel 8, default strategy: the parameters of src/compression/gzip-encoder.ts */
+static int deflate_open(z_stream *z, int level) { return deflateInit2(z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY); }
+#endif
+
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
+  size_t argc = 2;
+  napi_value argv[2];
   char name[8] = {0};
   size_t len = 0;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -110,6 +135,21 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
     }
     isal_inflate_init(d->gz);
     d->gz->crc_flag = ISAL_GZIP;
+  }
+#endif
+#ifdef HAVE_ZLIB
+  else if (strcmp(name, "deflate") == 0) {
+    int32_t level = 1;
+    if (argc >= 2) napi_get_value_int32(env, argv[1], &level);
+    d->kind = KIND_DEFLATE;
+    d->z = calloc(1, sizeof *d->z);
+    if (!d->z || deflate_open(d->z, level) != Z_OK) {
+      free(d->z);
+      d->z = NULL;
+      release(env, d, NULL);
+      napi_throw_error(env, NULL, "cannot create a deflate encoder");
+      return NULL;
+    }
   }
 #endif
   else {
@@ -190,6 +230,23 @@ static const char *step(decoder *d, const uint8_t *in, size_t n, uint8_t *out, s
       d->member_done = 1;
       d->pending = 0;
     }
+    return NULL;
+  }
+#endif
+#ifdef HAVE_ZLIB
+  if (d->kind == KIND_DEFLATE) {
+    if (d->ended) return NULL;
+    z_stream *z = d->z;
+    z->next_in = (Bytef *)in;
+    z->avail_in = n > UINT32_MAX ? UINT32_MAX : (uInt)n;
+    z->next_out = out;
+    z->avail_out = (uInt)cap;
+    uInt before = z->avail_in;
+    int r = deflate(z, d->finishing ? Z_FINISH : Z_NO_FLUSH);
+    if (r == Z_STREAM_ERROR) return "deflate failed";
+    *used = before - z->avail_in;
+    *produced = cap - z->avail_out;
+    if (r == Z_STREAM_END) d->ended = 1;
     return NULL;
   }
 #endif
@@ -359,6 +416,63 @@ static napi_value js_finish(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+#ifdef HAVE_ZLIB
+static napi_value js_end_input(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  decoder *d = argc < 1 ? NULL : unwrap(env, argv[0]);
+  if (!d) return NULL;
+  d->finishing = 1;
+  return NULL;
+}
+
+static napi_value js_deflate_sync(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], result;
+  uint8_t *data;
+  size_t length;
+  int32_t level = 1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "deflateSync(input, level)");
+    return NULL;
+  }
+  CHECK(napi_get_buffer_info(env, argv[0], (void **)&data, &length));
+  CHECK(napi_get_value_int32(env, argv[1], &level));
+  z_stream z;
+  memset(&z, 0, sizeof z);
+  if (deflate_open(&z, level) != Z_OK) {
+    napi_throw_error(env, NULL, "cannot create a deflate encoder");
+    return NULL;
+  }
+  uLong cap = deflateBound(&z, (uLong)length);
+  uint8_t *out = malloc(cap);
+  if (!out) {
+    deflateEnd(&z);
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  z.next_in = data;
+  z.avail_in = (uInt)length;
+  z.next_out = out;
+  z.avail_out = (uInt)cap;
+  int r = deflate(&z, Z_FINISH);
+  size_t produced = cap - z.avail_out;
+  deflateEnd(&z);
+  if (r != Z_STREAM_END) {
+    free(out);
+    napi_throw_error(env, NULL, "deflate failed");
+    return NULL;
+  }
+  void *copy;
+  napi_status st = napi_create_buffer_copy(env, produced, out, &copy, &result);
+  free(out);
+  CHECK(st);
+  return result;
+}
+#endif
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_value fn, kinds, s;
   uint32_t n = 0;
@@ -376,6 +490,14 @@ static napi_value init(napi_env env, napi_value exports) {
 #ifdef HAVE_ISAL
   CHECK(napi_create_string_utf8(env, "gzip", NAPI_AUTO_LENGTH, &s));
   CHECK(napi_set_element(env, kinds, n++, s));
+#endif
+#ifdef HAVE_ZLIB
+  CHECK(napi_create_string_utf8(env, "deflate", NAPI_AUTO_LENGTH, &s));
+  CHECK(napi_set_element(env, kinds, n++, s));
+  CHECK(napi_create_function(env, "endInput", NAPI_AUTO_LENGTH, js_end_input, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "endInput", fn));
+  CHECK(napi_create_function(env, "deflateSync", NAPI_AUTO_LENGTH, js_deflate_sync, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "deflateSync", fn));
 #endif
   (void)s;
   (void)n;

@@ -8,13 +8,14 @@ import { fileURLToPath } from 'node:url';
  * NIXREG_NO_NATIVE=1), nixreg decodes with fzstd and node:zlib, whose output is the same bytes; NIXREG_DEBUG says
  * once which one a process uses.
  */
-export type NativeKind = 'zstd' | 'gzip';
+export type NativeKind = 'zstd' | 'gzip' | 'deflate';
 
 export type DecodeResult = [number, boolean, ...Buffer[]];
 
 export interface NativeCodecs {
   kinds: NativeKind[];
-  open(kind: NativeKind): unknown;
+  /** `level`: for 'deflate' (gzip encoder), 1–9. */
+  open(kind: NativeKind, level?: number): unknown;
   /**
    * Decodes input[offset..] on the thread pool until it is used up and nothing more comes out (drained), about
    * maxOut bytes came out, or what is left is too short for another step; then cb(err, [consumed, drained,
@@ -23,6 +24,10 @@ export interface NativeCodecs {
   decode(handle: unknown, input: Buffer, offset: number, maxOut: number, cb: (err: Error | undefined, r: DecodeResult) => void): void;
   /** Throws when the input ended inside a frame or gzip member. */
   finish(handle: unknown): void;
+  /** 'deflate' builds only: the decode calls after this one finish the gzip stream. */
+  endInput?(handle: unknown): void;
+  /** 'deflate' builds only: one whole gzip stream of `input`, synchronously. */
+  deflateSync?(input: Buffer, level: number): Buffer;
 }
 
 // tsc output (dist/src/native/), the bundle (dist/bundle/) and the sources run by vitest (src/native/)
@@ -49,6 +54,8 @@ function load(): NativeCodecs | null {
   return loaded;
 }
 
+const FALLBACK: Record<NativeKind, string> = { zstd: 'fzstd', gzip: 'node:zlib', deflate: 'pako' };
+
 const debug = (line: string) => {
   if (process.env.NIXREG_DEBUG) process.stderr.write(`nixreg: debug: ${line}\n`);
 };
@@ -61,8 +68,8 @@ export function nativeDecoder(kind: NativeKind): NativeCodecs | undefined {
     announced.add(kind);
     debug(
       ok
-        ? `${kind} layers decode with the native decoder`
-        : `no native ${kind} decoder (${process.env.NIXREG_NO_NATIVE === '1' ? 'NIXREG_NO_NATIVE=1' : 'dist/native/codecs.node absent or without it'}): using ${kind === 'zstd' ? 'fzstd' : 'node:zlib'}`,
+        ? `${kind} ${kind === 'deflate' ? 'compresses with the native encoder' : 'layers decode with the native decoder'}`
+        : `no native ${kind} ${kind === 'deflate' ? 'encoder' : 'decoder'} (${process.env.NIXREG_NO_NATIVE === '1' ? 'NIXREG_NO_NATIVE=1' : 'dist/native/codecs.node absent or without it'}): using ${FALLBACK[kind]}`,
     );
   }
   return ok ? codecs! : undefined;

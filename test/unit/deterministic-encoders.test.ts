@@ -3,15 +3,16 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { gunzipSync } from 'node:zlib';
+import { deflateRawSync, gunzipSync } from 'node:zlib';
 import { deflateRaw, gzip as pakoGzip } from 'pako';
 import { compressorStages, type PushCompression } from '../../src/compression/compress.js';
 import { deflateProbeInput, PROBE_DIGESTS, probeDigest } from '../../src/compression/deflate-probe.js';
 import { deflateEngine } from '../../src/compression/gzip-encoder.js';
+import { nativeDecoder } from '../../src/native/codecs.js';
 import { zstdFrames } from '../helpers/zstd-frames.js';
 
-// The default compressors must give the same bytes for the same nixreg version on every install: gzip = pako 3.0.3
-// (node:zlib only where it writes exactly that), zstd = 4 MiB frames of the pinned WebAssembly zstd.
+// The default compressors must give the same bytes for the same nixreg version on every install: gzip = canonical
+// zlib as pako 3.0.3 writes it with its classic hash (node:zlib or the native encoder only where they write exactly that), zstd = 4 MiB frames of the pinned WebAssembly zstd.
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
@@ -64,34 +65,45 @@ const withEnv = async <T>(name: string, value: string, fn: () => Promise<T>): Pr
   }
 };
 
-describe('gzip: pako 3.0.3 bytes on every install', () => {
-  it('the probe table is what pako writes at every level', () => {
+/** The system zlib (Debian's, canonical) through python3's zlib module: raw deflate of `input`. */
+const systemZlib = (input: Buffer, level: number) =>
+  execFileSync(
+    'python3',
+    ['-c', `import sys,zlib; c=zlib.compressobj(${level}, zlib.DEFLATED, -15, 8); sys.stdout.buffer.write(c.compress(sys.stdin.buffer.read())+c.flush())`],
+    {
+      input,
+      maxBuffer: 256 << 20,
+    },
+  );
+
+describe('gzip: canonical zlib bytes (pako 3.0.3, classic hash) on every install', () => {
+  it('the probe table is what pako writes at every level, and what the system zlib writes', () => {
     const probe = deflateProbeInput();
-    for (let level = 1; level <= 9; level++)
-      expect(probeDigest(deflateRaw(probe, { level, windowBits: 15, memLevel: 8 })), `level ${level}`).toBe(PROBE_DIGESTS[level]);
+    for (let level = 1; level <= 9; level++) {
+      expect(probeDigest(deflateRaw(probe, { level, windowBits: 15, memLevel: 8, legacyHash: true })), `level ${level}`).toBe(PROBE_DIGESTS[level]);
+      expect(probeDigest(systemZlib(probe, level)), `system zlib, level ${level}`).toBe(PROBE_DIGESTS[level]);
+    }
   });
 
-  it('the probe tells a canonical zlib apart (the system zlib through python3, and pako with the classic hash)', () => {
+  it("the probe tells another deflate apart: Chromium's hash (pako's default, what official Node builds bundle)", () => {
     const probe = deflateProbeInput();
-    for (const level of [1, 6]) {
-      const system = execFileSync(
-        'python3',
-        ['-c', `import sys,zlib; c=zlib.compressobj(${level}, zlib.DEFLATED, -15, 8); sys.stdout.buffer.write(c.compress(sys.stdin.buffer.read())+c.flush())`],
-        {
-          input: probe,
-          maxBuffer: 64 << 20,
-        },
-      );
-      expect(probeDigest(system), `system zlib, level ${level}`).not.toBe(PROBE_DIGESTS[level]);
-      expect(probeDigest(deflateRaw(probe, { level, legacyHash: true })), `classic hash, level ${level}`).not.toBe(PROBE_DIGESTS[level]);
-    }
+    for (const level of [1, 6, 9]) expect(probeDigest(deflateRaw(probe, { level })), `level ${level}`).not.toBe(PROBE_DIGESTS[level]);
+  });
+
+  it('an engine that fails the probe is never used: the native encoder or pako stands in', () => {
+    const probe = deflateProbeInput();
+    const nodeWrites = probeDigest(deflateRawSync(probe, { level: 1, windowBits: 15, memLevel: 8 })) === PROBE_DIGESTS[1];
+    const engine = deflateEngine(1);
+    if (nodeWrites) expect(engine).toBe('node:zlib');
+    else expect(engine).toBe(nativeDecoder('deflate') ? 'native' : 'pako');
   });
 
   it('whichever engine runs, the layer bytes equal pako.gzip with OS byte 255, for any chunking and level', async () => {
     const input = layerLike('gz', 6);
     for (const level of [1, 6]) {
-      const reference = Buffer.from(pakoGzip(input, { level }));
+      const reference = Buffer.from(pakoGzip(input, { level, legacyHash: true }));
       reference[9] = 0xff;
+      expect(sha(reference.subarray(10, -8)), `system zlib, level ${level}`).toBe(sha(systemZlib(input, level)));
       const auto = await run('gzip', input, 65536, level);
       expect(sha(auto), `engine ${deflateEngine(level)}, level ${level}`).toBe(sha(reference));
       const viaPako = await withEnv('NIXREG_DEFLATE', 'pako', () => run('gzip', input, 777, level));
