@@ -3,8 +3,9 @@
 // Also a pigz-style parallel deflate prototype (fixed 128 KiB blocks, each deflated with the previous 32 KiB as
 // preset dictionary, joined with sync flushes into one gzip member) on 1 and 2 worker threads.
 //
-//   node bench/encoders.mjs [--mib 128] [--runs 3] [--only NAME-SUBSTRING]
-//   (BENCH_PAKO_DIR=<a dir with node_modules/pako> adds pako, pure JS, for comparison)
+//   node bench/encoders.mjs [--mib 128] [--runs 3] [--only NAME-SUBSTRING]   (after `npm run build`)
+// The rows "nixreg ..." run the compressors push uses (dist/src/compression/compress.js): gzip through each engine
+// that writes the reference bytes (node:zlib, the native encoder, pako), zstd as 4 MiB WebAssembly frames.
 //
 // Rounds are interleaved (every encoder once per round), so each encoder sees the same machine load; the table
 // gives the median of the rounds.
@@ -135,13 +136,25 @@ async function parallelGzip(shared, level, workers, verify = false) {
 }
 
 function loadPako() {
-  const dir = process.env.BENCH_PAKO_DIR;
-  if (!dir) return undefined;
+  const req = createRequire(import.meta.url);
+  return { pako: req('pako'), version: req('pako/package.json').version };
+}
+
+const dist = (rel) => import(new URL(`../dist/src/compression/${rel}`, import.meta.url).href);
+
+/** push's compressor for `kind`, with NIXREG_DEFLATE / NIXREG_NO_NATIVE as given (the engine is chosen per call). */
+async function nixregCompress(buf, kind, level, env = {}) {
+  const { compressorStages } = await dist('compress.js');
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
   try {
-    const req = createRequire(join(dir, 'index.js'));
-    return { pako: req('pako'), version: req('pako/package.json').version };
-  } catch {
-    return undefined;
+    const out = {};
+    await pipeline(slices(buf), ...compressorStages(kind, level), sink(out));
+    return out;
+  } finally {
+    for (const k of Object.keys(env))
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
   }
 }
 
@@ -167,7 +180,22 @@ async function main() {
     for (const l of [1, 6])
       for (const w of [1, 2])
         encoders.push({ name: `pigz-style node:zlib ${l}, ${w} worker${w > 1 ? 's' : ''}`, input: tar.length, run: () => parallelGzip(shared, l, w) });
-    if (pako) encoders.push({ name: `pako ${pako.version} gzip 1 (pure JS)`, input: tar.length, run: async () => digestOf(pako.pako.gzip(tar, { level: 1 })) });
+    encoders.push({
+      name: `pako ${pako.version} gzip 1, classic hash (the reference)`,
+      input: tar.length,
+      run: async () => digestOf(pako.pako.gzip(tar, { level: 1, legacyHash: true })),
+    });
+    encoders.push({ name: `pako ${pako.version} gzip 1, Chromium's hash`, input: tar.length, run: async () => digestOf(pako.pako.gzip(tar, { level: 1 })) });
+    const { deflateEngine } = await dist('gzip-encoder.js');
+    encoders.push({ name: `nixreg gzip 1 (engine: ${deflateEngine(1)})`, input: tar.length, run: () => nixregCompress(tar, 'gzip', 1) });
+    encoders.push({
+      name: 'nixreg gzip 1 (engine: pako, NIXREG_DEFLATE=pako)',
+      input: tar.length,
+      run: () => nixregCompress(tar, 'gzip', 1, { NIXREG_DEFLATE: 'pako' }),
+    });
+    encoders.push({ name: `nixreg gzip 6 (engine: ${deflateEngine(6)})`, input: tar.length, run: () => nixregCompress(tar, 'gzip', 6) });
+    for (const l of [1, 3, 9])
+      encoders.push({ name: `nixreg zstd ${l} (4 MiB WebAssembly frames, worker threads)`, input: tar.length, run: () => nixregCompress(tar, 'zstd', l) });
     if (has('gzip'))
       for (const l of [1, 6]) encoders.push({ name: `gzip -${l} (CLI)`, input: tar.length, run: () => cli('gzip', [`-${l}`, '-n', '-c'], tarFile) });
     if (has('pigz')) encoders.push({ name: 'pigz -1 -p 2 (CLI)', input: tar.length, run: () => cli('pigz', ['-1', '-p', '2', '-n', '-c'], tarFile) });

@@ -32,16 +32,16 @@ export function compressorStages(kind: PushCompression, level?: number): Duplex[
 }
 
 /**
- * Names the exact compressed bytes a layer gets ('gzip-1', 'gzip-6', 'zstd-3-frames4m', 'none'): the push cache
+ * Names the exact compressed bytes a layer gets ('gzip-1-zlib', 'gzip-6-zlib', 'zstd-3-frames4m', 'none'): the push cache
  * keys compressed digests by it, so a different level never reuses another level's digest. The level is always
  * spelled out, so cache entries written when the default level was different (bare 'gzip' meant level 6) can never
- * be taken for today's default. zstd ids name the 4 MiB frames: entries written by the `zstd` binary (one frame,
- * 'zstd-3') hold other digests.
+ * be taken for today's default. The suffixes name today's encoders: entries written when gzip was whichever zlib
+ * Node carried ('gzip-1') or zstd was the `zstd` binary ('zstd-3', one frame) hold other digests.
  */
 export function codecId(kind: PushCompression, level?: number): string {
   if (kind === 'none') return 'none';
   if (kind === 'zstd') return `zstd-${level ?? ZSTD_LEVEL}-frames4m`;
-  return `gzip-${level ?? GZIP_LEVEL}`;
+  return `gzip-${level ?? GZIP_LEVEL}-zlib`;
 }
 
 /** Valid levels: gzip 1–9, zstd 1–19. */

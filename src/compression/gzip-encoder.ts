@@ -1,9 +1,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { constants, createGzip, deflateRawSync } from 'node:zlib';
-import { Deflate } from 'pako';
 import { NixregError } from '../errors.js';
 import { type NativeCodecs, nativeDecoder } from '../native/codecs.js';
 import { deflateProbeInput, PROBE_DIGESTS, probeDigest } from './deflate-probe.js';
+import { type GzipStream, openGzipStream } from './encoder-pool.js';
 
 /**
  * Deterministic gzip for layers and archives. The bytes are canonical zlib's (1.2.12 and later; the system zlib of
@@ -21,7 +21,7 @@ import { deflateProbeInput, PROBE_DIGESTS, probeDigest } from './deflate-probe.j
  * Engines, the first that writes exactly pako's bytes (checked once per level and process by deflating a fixed
  * 1.1 MiB probe, deflate-probe.ts, ~10 ms at level 1, and comparing digests): node:zlib (the thread pool; passes
  * where Node uses the system zlib), the native encoder over a static zlib (src/native/codecs.c, the thread pool;
- * for official Node builds), else pako (the main thread, ~40% of their speed). NIXREG_DEFLATE=pako forces pako;
+ * for official Node builds), else pako (on worker threads, ~40% of their speed per core). NIXREG_DEFLATE=pako forces pako;
  * NIXREG_DEBUG=1 names the choice.
  */
 export type DeflateEngine = 'node:zlib' | 'native' | 'pako';
@@ -56,6 +56,8 @@ function rawOfGzip(gz: Buffer | undefined): string | undefined {
 const GZIP_OS_OFFSET = 9;
 const GZIP_OS_UNKNOWN = 0xff;
 const OUT_CHUNK = 256 * 1024;
+/** Input chunks queued on pako's worker per stream. */
+const IN_FLIGHT = 4;
 
 export function createDeterministicGzip(level: number): Transform[] {
   const engine = deflateEngine(level);
@@ -97,29 +99,47 @@ class NativeGzip extends Transform {
 }
 
 /**
- * pako's streaming deflate as a Transform. All engines write a bare 10-byte header (no name, no comment, MTIME 0)
+ * pako's streaming deflate on a worker thread (encoder-pool.ts) as a Transform: up to IN_FLIGHT chunks are queued on
+ * the worker, their output pushed in order. All engines write a bare 10-byte header (no name, no comment, MTIME 0)
  * with zlib's OS byte, which FixGzipOsByte then sets to 255.
  */
 class PakoGzip extends Transform {
-  private readonly deflate: Deflate;
+  private readonly stream: GzipStream;
+  private readonly pending: Promise<Buffer[]>[] = [];
+  private ended = false;
 
   constructor(level: number) {
     super();
-    this.deflate = new Deflate({ level, gzip: true, windowBits: 15, memLevel: 8, chunkSize: OUT_CHUNK, legacyHash: true });
-    this.deflate.onData = (chunk) => this.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-    this.deflate.onEnd = () => {};
+    this.stream = openGzipStream(level);
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    cb(this.deflate.push(chunk, false) ? null : this.failure());
+    this.queue(this.stream.write(chunk));
+    this.drain(IN_FLIGHT - 1).then(() => cb(), cb);
   }
 
   override _flush(cb: TransformCallback): void {
-    cb(this.deflate.push(new Uint8Array(0), true) ? null : this.failure());
+    this.ended = true;
+    this.queue(this.stream.end());
+    this.drain(0).then(() => cb(), cb);
   }
 
-  private failure(): Error {
-    return new NixregError(`gzip compression failed: ${this.deflate.msg || `zlib status ${this.deflate.err}`}`);
+  override _destroy(err: Error | null, cb: (error: Error | null) => void): void {
+    if (!this.ended) this.stream.abort();
+    cb(err);
+  }
+
+  private queue(job: Promise<Buffer[]>): void {
+    job.catch(() => {}); // observed by drain(); a stream destroyed meanwhile must not leave an unhandled rejection
+    this.pending.push(job);
+  }
+
+  private async drain(keep: number): Promise<void> {
+    while (this.pending.length > keep) {
+      const out = await (this.pending[0] as Promise<Buffer[]>);
+      this.pending.shift();
+      for (const c of out) this.push(c);
+    }
   }
 }
 

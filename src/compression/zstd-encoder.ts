@@ -1,9 +1,9 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { compressFrame } from './zstd-pool.js';
+import { compressFrame } from './encoder-pool.js';
 
 /**
  * Deterministic zstd: the input is cut into frames of FRAME_INPUT bytes (the last one shorter), each compressed on
- * its own by the WebAssembly zstd of the pinned @bokuweb/zstd-wasm (zstd-pool.ts), and the frames are written in
+ * its own by the WebAssembly zstd of the pinned @bokuweb/zstd-wasm (encoder-pool.ts), and the frames are written in
  * order. A zstd stream may hold any number of frames and decoders return their contents concatenated (RFC 8878,
  * section 3.1), so this is one valid layer. Why not the system `zstd` binary: the same level gives other bytes
  * between zstd versions (https://github.com/facebook/zstd/issues/4049) and zstd does not promise otherwise
@@ -54,13 +54,7 @@ export class FramedZstd extends Transform {
   }
 
   private submit(input: Buffer): void {
-    // the worker takes the ArrayBuffer itself, so hand over one that holds exactly this frame
-    let owned = input;
-    if (input.byteOffset !== 0 || input.byteLength !== input.buffer.byteLength) {
-      owned = Buffer.allocUnsafeSlow(input.length);
-      input.copy(owned);
-    }
-    const job = compressFrame(owned, this.level);
+    const job = compressFrame(input, this.level);
     job.catch(() => {}); // observed by drain(); a stream destroyed meanwhile must not leave an unhandled rejection
     this.pending.push(job);
   }

@@ -48,9 +48,9 @@ describe('deterministic layer compression', () => {
   it('none: no stage; codec ids keep levels apart', () => {
     expect(compressorStages('none')).toEqual([]);
     expect([codecId('gzip'), codecId('gzip', 6), codecId('gzip', 1), codecId('zstd', 3), codecId('zstd', 19), codecId('none', 5)]).toEqual([
-      'gzip-1',
-      'gzip-6',
-      'gzip-1',
+      'gzip-1-zlib',
+      'gzip-6-zlib',
+      'gzip-1-zlib',
       'zstd-3-frames4m',
       'zstd-19-frames4m',
       'none',
