@@ -19,7 +19,7 @@ const { parentPort, workerData } = require('node:worker_threads');
 let zstd;
 let ready;
 const streams = new Map();
-const reply = (id, chunks) => parentPort.postMessage({ id, chunks }, chunks.map((c) => c.buffer));
+const reply = (id, chunks, back) => parentPort.postMessage({ id, chunks, back }, [...chunks.map((c) => c.buffer), ...(back ? [back] : [])]);
 parentPort.on('message', async (m) => {
   try {
     if (m.op === 'frame') {
@@ -28,7 +28,8 @@ parentPort.on('message', async (m) => {
         ready = zstd.init();
       }
       await ready;
-      return reply(m.id, [zstd.compress(new Uint8Array(m.input), m.level)]);
+      // the input goes back with the frame, for the caller to fill again
+      return reply(m.id, [zstd.compress(new Uint8Array(m.input, 0, m.length), m.level)], m.input);
     }
     if (m.op === 'abort') return streams.delete(m.sid);
     let s = streams.get(m.sid);
@@ -41,10 +42,10 @@ parentPort.on('message', async (m) => {
       s = { deflate, chunks };
       streams.set(m.sid, s);
     }
-    const ok = m.op === 'end' ? s.deflate.push(new Uint8Array(0), true) : s.deflate.push(new Uint8Array(m.input), false);
+    const ok = m.op === 'end' ? s.deflate.push(new Uint8Array(0), true) : s.deflate.push(new Uint8Array(m.input, 0, m.length), false);
     if (!ok) throw new Error(s.deflate.msg || 'zlib status ' + s.deflate.err);
     if (m.op === 'end') streams.delete(m.sid);
-    reply(m.id, s.chunks.splice(0));
+    reply(m.id, s.chunks.splice(0), m.input); // pako copied the input into its window: the buffer goes back
   } catch (e) {
     if (m.sid !== undefined) streams.delete(m.sid);
     parentPort.postMessage({ id: m.id, error: String((e && e.message) || e) });
@@ -53,13 +54,15 @@ parentPort.on('message', async (m) => {
 `;
 
 interface Job {
-  resolve(out: Buffer[]): void;
+  resolve(out: Buffer[], back?: ArrayBuffer): void;
   reject(err: Error): void;
 }
 
 interface Message {
   op: 'frame' | 'data' | 'end' | 'abort';
   input?: ArrayBuffer;
+  /** frame: bytes of `input` to compress (the rest of the buffer is unused) */
+  length?: number;
   level: number;
   sid?: number;
 }
@@ -76,12 +79,12 @@ class PoolWorker {
     const workerData = { zstdPath: require.resolve('@bokuweb/zstd-wasm'), pakoPath: require.resolve('pako') };
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
     this.worker.unref();
-    this.worker.on('message', (m: { id: number; chunks?: Uint8Array[]; error?: string }) => {
+    this.worker.on('message', (m: { id: number; chunks?: Uint8Array[]; back?: ArrayBuffer; error?: string }) => {
       const job = this.jobs.get(m.id);
       this.jobs.delete(m.id);
       if (this.jobs.size === 0) this.worker.unref();
       if (!job) return;
-      if (m.chunks) job.resolve(m.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)));
+      if (m.chunks) job.resolve(m.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)), m.back);
       else job.reject(new NixregError(`compression failed: ${m.error ?? 'no output'}`));
     });
     this.worker.on('error', (e) => this.fail(`compression failed: ${e.message}`, onDead));
@@ -92,12 +95,18 @@ class PoolWorker {
     return this.jobs.size + this.streams;
   }
 
-  run(message: Message): Promise<Buffer[]> {
+  run(message: Message, onBack?: (b: ArrayBuffer) => void): Promise<Buffer[]> {
     const id = nextId++;
     return new Promise((resolve, reject) => {
       if (this.dead) return reject(new NixregError(this.dead));
       if (this.jobs.size === 0) this.worker.ref(); // a pending job keeps the process alive; an idle pool does not
-      this.jobs.set(id, { resolve, reject });
+      this.jobs.set(id, {
+        resolve: (out, back) => {
+          if (back && onBack) onBack(back);
+          resolve(out);
+        },
+        reject,
+      });
       this.worker.postMessage({ ...message, id }, message.input ? [message.input] : []);
     });
   }
@@ -128,26 +137,17 @@ function leastBusy(): PoolWorker {
   return workers.reduce((a, b) => (b.load < a.load ? b : a));
 }
 
-/** An ArrayBuffer holding exactly `input`'s bytes, to transfer to a worker: `input` itself when it owns one. */
-function owned(input: Buffer): ArrayBuffer {
-  if (input.byteOffset === 0 && input.byteLength === input.buffer.byteLength) return input.buffer as ArrayBuffer;
-  return copyOf(input);
-}
-
-function copyOf(input: Buffer): ArrayBuffer {
-  const copy = Buffer.allocUnsafeSlow(input.length);
-  input.copy(copy);
-  return copy.buffer as ArrayBuffer;
-}
-
-/** One zstd frame of `input` (transferred when it owns its ArrayBuffer: the caller must not touch it afterwards). */
-export async function compressFrame(input: Buffer, level: number): Promise<Buffer> {
-  const [out] = await leastBusy().run({ op: 'frame', input: owned(input), level });
+/**
+ * One zstd frame of frame[0..length). `frame`'s ArrayBuffer is transferred to the worker (the caller must not touch it)
+ * and handed back to `onBack` once compressed, to be filled again: a layer's frame buffers are allocated once.
+ */
+export async function compressFrame(frame: ArrayBuffer, length: number, level: number, onBack: (b: ArrayBuffer) => void): Promise<Buffer> {
+  const [out] = await leastBusy().run({ op: 'frame', input: frame, length, level }, onBack);
   return out ?? Buffer.alloc(0);
 }
 
 export interface GzipStream {
-  /** Feeds a chunk (copied: callers may reuse theirs); answers the output it completed. */
+  /** Feeds a chunk (copied into a recycled buffer: callers may reuse theirs); answers the output it completed. */
   write(chunk: Buffer): Promise<Buffer[]>;
   /** Finishes the stream; answers the rest of the output. */
   end(): Promise<Buffer[]>;
@@ -160,13 +160,20 @@ export function openGzipStream(level: number): GzipStream {
   const worker = leastBusy();
   const sid = nextStream++;
   worker.streams++;
+  const spare: ArrayBuffer[] = [];
+  const bufferFor = (chunk: Buffer): ArrayBuffer => {
+    const i = spare.findIndex((b) => b.byteLength >= chunk.length);
+    const buf = i >= 0 ? (spare.splice(i, 1)[0] as ArrayBuffer) : (Buffer.allocUnsafeSlow(Math.max(chunk.length, 1 << 20)).buffer as ArrayBuffer);
+    chunk.copy(Buffer.from(buf));
+    return buf;
+  };
   let closed = false;
   const close = () => {
     if (!closed) worker.streams--;
     closed = true;
   };
   return {
-    write: (chunk) => worker.run({ op: 'data', sid, level, input: copyOf(chunk) }),
+    write: (chunk) => worker.run({ op: 'data', sid, level, input: bufferFor(chunk), length: chunk.length }, (b) => spare.push(b)),
     end: () => worker.run({ op: 'end', sid, level }).finally(close),
     abort: () => {
       if (closed) return;

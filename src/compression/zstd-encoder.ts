@@ -18,6 +18,8 @@ export const FRAME_INPUT = 4 << 20;
 const IN_FLIGHT = 2;
 
 export class FramedZstd extends Transform {
+  /** Frame buffers back from the workers, to fill again (at most IN_FLIGHT + 1 exist per stream). */
+  private readonly spare: ArrayBuffer[] = [];
   private frame = Buffer.allocUnsafeSlow(FRAME_INPUT);
   private filled = 0;
   private readonly pending: Promise<Buffer>[] = [];
@@ -33,7 +35,7 @@ export class FramedZstd extends Transform {
   }
 
   override _flush(cb: TransformCallback): void {
-    if (this.filled > 0 || !this.sawInput) this.submit(this.frame.subarray(0, this.filled));
+    if (this.filled > 0 || !this.sawInput) this.submit();
     void this.drain(0).then(() => cb(), cb);
   }
 
@@ -45,16 +47,18 @@ export class FramedZstd extends Transform {
       this.filled += n;
       off += n;
       if (this.filled === FRAME_INPUT) {
-        this.submit(this.frame);
-        this.frame = Buffer.allocUnsafeSlow(FRAME_INPUT);
-        this.filled = 0;
+        this.submit();
         await this.drain(IN_FLIGHT - 1);
+        const reuse = this.spare.pop();
+        this.frame = reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(FRAME_INPUT);
+        this.filled = 0;
       }
     }
   }
 
-  private submit(input: Buffer): void {
-    const job = compressFrame(input, this.level);
+  /** Hands the current frame buffer to a worker (it comes back through `spare`). */
+  private submit(): void {
+    const job = compressFrame(this.frame.buffer as ArrayBuffer, this.filled, this.level, (b) => this.spare.push(b));
     job.catch(() => {}); // observed by drain(); a stream destroyed meanwhile must not leave an unhandled rejection
     this.pending.push(job);
   }
