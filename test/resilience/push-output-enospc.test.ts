@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -48,6 +49,13 @@ afterAll(async () => {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
+/** Upload sessions distribution saw opened for `repository` (one per attempt). */
+function uploadsStarted(repository: string): number {
+  return readFileSync(reg.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes(`"POST /v2/${repository}/blobs/uploads/`)).length;
+}
+
 describe('push --output on a full disk', () => {
   it('the library call rejects with one E_NO_SPACE line naming the output; nothing left on the disk', async () => {
     const output = join(full, 'out.tar');
@@ -70,6 +78,40 @@ describe('push --output on a full disk', () => {
     expect(e.retryable).toBe(false);
     expect(log.filter((l) => /retry|attempt/i.test(l))).toEqual([]); // a full disk stays full: no second attempt
     expect(readdirSync(full)).toEqual([]);
+  }, 120_000);
+
+  it('a disk full before the first byte (the first layer header fails): final at once, no retried upload', async () => {
+    // the filler takes every block of the tmpfs; the output's temp file (an inode, no block) can still be created
+    const filler = join(full, 'filler');
+    mkdirSync(filler);
+    await writeFile(join(filler, 'blocks'), Buffer.alloc(2 << 20)).catch(() => {});
+    const outDir = join(full, 'out');
+    mkdirSync(outDir);
+    const output = join(outDir, 'out.tar');
+    const log: string[] = [];
+    let caught: unknown;
+    try {
+      await pushConf({
+        confFile: CONF,
+        destination: `docker://${reg.host}/full/first:1`,
+        storeRoot,
+        tlsVerify: false,
+        cache: new PushCache(join(tmp, `cache-${n++}`)),
+        output,
+        jobs: 1,
+        log: (l) => log.push(l),
+      }).catch((err) => (caught = err));
+      expect(caught).toBeInstanceOf(NixregError);
+      const e = caught as NixregError;
+      expect(e.message.startsWith(`cannot write output ${output}: ${NO_SPACE}`), e.message).toBe(true);
+      expect(e.code).toBe('E_NO_SPACE');
+      expect(log.filter((l) => /retry|attempt/i.test(l))).toEqual([]);
+      expect(uploadsStarted('full/first')).toBeLessThanOrEqual(1);
+      expect(readdirSync(outDir)).toEqual([]);
+    } finally {
+      rmSync(filler, { recursive: true, force: true });
+      rmSync(outDir, { recursive: true, force: true });
+    }
   }, 120_000);
 
   it('the CLI: one line, non-zero exit, no "pushed" report, nothing left on the disk (4 runs)', async () => {
