@@ -48,6 +48,10 @@ export const command: CommandModule<object, Args> = {
     'push a streamLayeredImage conf (conf.json), store paths (--path, as nixreg build), an image archive or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
   builder: (y) =>
     withNetworkFlags(y)
+      .option('retry-max-time', {
+        type: 'string',
+        describe: 'cap on the time spent retrying, e.g. 2m: per request (default 5m), and one budget for all uploads of the push together',
+      })
       .positional('source', {
         type: 'string',
         demandOption: true,
