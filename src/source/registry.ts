@@ -20,7 +20,11 @@ export function indexInfo(digest: string, bytes: Buffer, index: ImageIndex): Sou
 export async function registryRawManifest(spec: string, opts: Omit<RegistryOpenOptions, 'platform'>): Promise<Buffer> {
   const ref = parseImageReference(spec);
   const client = new RegistryClient({ ...opts, registry: ref.registry, repository: ref.repository });
-  return (await client.getManifest(ref.digest ?? ref.tag ?? 'latest')).bytes;
+  try {
+    return (await client.getManifest(ref.digest ?? ref.tag ?? 'latest')).bytes;
+  } finally {
+    await client.close().catch(() => {});
+  }
 }
 
 /** `inspect`'s RepoTags for `docker://REF`: every tag of the repository, as `skopeo inspect` lists them. */

@@ -48,6 +48,10 @@ export const command: CommandModule<object, Args> = {
     'push a streamLayeredImage conf (conf.json), store paths (--path, as nixreg build), an image archive or a docker:// image to docker://REGISTRY/REPO:TAG, skipping layers the registry has',
   builder: (y) =>
     withNetworkFlags(y)
+      .option('retry-max-time', {
+        type: 'string',
+        describe: 'cap on the time spent retrying, e.g. 2m: per request (default 5m), and one budget for all uploads of the push together',
+      })
       .positional('source', {
         type: 'string',
         demandOption: true,
@@ -233,6 +237,8 @@ export const command: CommandModule<object, Args> = {
     } else if (/^(docker-archive|oci|oci-archive):/.test(a.source) || !(await isConfFile(a.source))) {
       // docker-archive (plain/gzip/zstd), OCI layout or OCI archive: read through openSource
       if (a.output || a.storeRoot || a.tag) throw usageError('--output, --store-root and -t apply to a conf.json source, not an image archive');
+      if (a.sbom || a.provenance)
+        throw usageError(`--sbom and --provenance need a conf.json or --path source (the store paths the image holds), not ${a.source}`);
       const { format: _f, compression: _c, ...rest } = upload;
       result = await pushSource({
         ...access,

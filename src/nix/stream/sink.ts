@@ -1,7 +1,7 @@
 import { fstatSync, readFileSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
-import { NixregError, describeSystemError } from '../../errors.js';
+import { NixregError, describeSystemError, fileError } from '../../errors.js';
 import { openAtomic } from '../../util/atomic-file.js';
 import { releaseLayerChunk } from './store-layer.js';
 
@@ -79,7 +79,7 @@ export class FileSink implements ByteSink {
     if (this.failed) throw this.fail(this.failed);
   }
   private fail(err: unknown): NixregError {
-    return err instanceof NixregError ? err : new NixregError(`cannot write ${this.label}: ${describeSystemError(err)}`);
+    return err instanceof NixregError ? err : fileError(`cannot write ${this.label}: ${describeSystemError(err)}`, err);
   }
 }
 
@@ -140,7 +140,7 @@ export class WritableSink implements ByteSink {
   private fail(): NixregError {
     const code = (this.error as { code?: string }).code;
     if (code === 'EPIPE') return new NixregError(`${this.label} was closed before the image was complete (EPIPE)`);
-    return new NixregError(`cannot write ${this.label}: ${describeSystemError(this.error)}`);
+    return fileError(`cannot write ${this.label}: ${describeSystemError(this.error)}`, this.error);
   }
 }
 
@@ -163,7 +163,7 @@ export function seekableStdoutSink(fd = 1): ByteSink | undefined {
     return undefined;
   }
   const label = 'stdout';
-  const wrap = (err: unknown) => new NixregError(`cannot write ${label}: ${describeSystemError(err)}`);
+  const wrap = (err: unknown) => fileError(`cannot write ${label}: ${describeSystemError(err)}`, err);
   return {
     async write(b: Buffer) {
       try {
@@ -212,7 +212,7 @@ export async function writeAtomicFile<T>(
     try {
       fh = await open(out.tempPath, 'r+');
     } catch (err) {
-      throw new NixregError(`cannot write output ${target}: ${describeSystemError(err)}`);
+      throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
     }
     let result: T;
     try {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Transform } from 'node:stream';
-import { describeSystemError, fileError, integrityError } from '../../errors.js';
+import { describeSystemError, ErrorCode, ExitCode, fileError, integrityError, NixregError } from '../../errors.js';
 import { buildManifest, DEFAULT_CUSTOMISATION_OWNER, FileSink, type ByteSink, type StreamConf } from '../../nix/stream/index.js';
 import { NixpkgsArchiveWriter, teeStage, type LayerMember } from '../nixpkgs-archive/archive-writer.js';
 import { openAtomic, type AtomicFile } from '../../util/atomic-file.js';
@@ -57,7 +57,7 @@ export class ArchiveTee {
       // sharedChunks: the tee's chunks go on to the upload, whose compressor recycles them
       const fh = out.seekable ? await open(out.tempPath, 'r+') : undefined;
       const sink = fh ? new FileSink(fh, `output ${target}`, true) : streamSink(out, target);
-      return new ArchiveTee(out, new NixpkgsArchiveWriter(sink, conf.mtime), fh);
+      return new ArchiveTee(out, new NixpkgsArchiveWriter(finalFailures(sink), conf.mtime), fh);
     } catch (err) {
       await out.abort();
       throw fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
@@ -152,8 +152,32 @@ export class ArchiveTee {
 /** A FIFO, device or descriptor output: writes in order, each done before the next (the writer spools layers). */
 function streamSink(out: AtomicFile, target: string): ByteSink {
   return {
-    write: (b) =>
-      new Promise<void>((res, rej) => out.stream.write(b, (e) => (e ? rej(fileError(`cannot write output ${target}: ${describeSystemError(e)}`, e)) : res()))),
+    write: (b) => new Promise<void>((res, rej) => out.stream.write(b, (e) => (e ? rej(localOutputError(target, e)) : res()))),
     finish: async () => {},
+  };
+}
+
+/** A failed write of the output (its reader gone, EPIPE, is a local pipe, not the network): never worth repeating. */
+function localOutputError(target: string, err: Error): NixregError {
+  const e = fileError(`cannot write output ${target}: ${describeSystemError(err)}`, err);
+  return e.code === ErrorCode.network ? new NixregError(e.message, ExitCode.failure, { cause: err, code: ErrorCode.failure, retryable: false }) : e;
+}
+
+/**
+ * Every failure of the archive's output is final for the push: a full disk or a closed pipe fails the same way when
+ * the layer is generated and uploaded again, so the upload's retry wrapper must not repeat the attempt.
+ */
+function finalFailures(sink: ByteSink): ByteSink {
+  const final =
+    <A extends unknown[]>(f: (...a: A) => Promise<void>) =>
+    (...a: A) =>
+      f(...a).catch((err: unknown) => {
+        throw markPermanent(err);
+      });
+  return {
+    write: final((b: Buffer) => sink.write(b)),
+    ...(sink.patch ? { patch: final((offset: number, b: Buffer) => sink.patch!(offset, b)) } : {}),
+    ...(sink.seek ? { seek: final((offset: number) => sink.seek!(offset)) } : {}),
+    finish: final(() => sink.finish()),
   };
 }

@@ -13,7 +13,7 @@ import type { LayerTee } from './archive-tee.js';
 import type { BlobEntry, PushCache } from './push-cache.js';
 import { releaseLayerChunk } from '../../nix/stream/store-layer.js';
 import type { PreviousLayers } from './previous-image.js';
-import { markPermanent } from './retry.js';
+import { markPermanent, type RetryBudget } from './retry.js';
 
 /**
  * The upload steps of the registry writer (write.ts decides which runs): what the push cache knows of a layer,
@@ -73,8 +73,8 @@ export interface BlobPushContext {
   precompute?: boolean;
   /** --chunk-size: always upload in chunks of this many bytes (at least the registry's OCI-Chunk-Min-Length). */
   chunkSize?: number;
-  /** --retry-max-time: the longest a layer's upload keeps trying (waits included). */
-  retryMaxTimeMs?: number;
+  /** --retry-max-time: the budget all the push's uploads retry within (waits included). */
+  retryBudget?: RetryBudget;
   /** The registry's previous images (destination tags, --cache-from): tried before generating and compressing. */
   previous?: PreviousLayers;
 }

@@ -128,6 +128,7 @@ export async function pushConfInto(
     if (note) progress.info(note);
     const previous = opts.registryCache === false || archive ? undefined : previousImageRefs(dest.ref, dest.tags, opts.cacheFrom ?? []);
     const known = previous && previousLayersOnce(dest, previous, opts, layerType);
+    const stored = storedBlobContext(dest, opts); // its retry budget (--retry-max-time) is the whole push's
     const ctx: BlobPushContext = {
       client: dest.client,
       repoName: dest.repoName,
@@ -142,7 +143,7 @@ export async function pushConfInto(
       ...(opts.chunkSize !== undefined ? { chunkSize: opts.chunkSize } : {}),
       // a streamed PATCH cannot be replayed by the transport: --retry-times counts whole regenerated attempts
       attempts: (opts.retry?.times ?? 4) + 1,
-      ...(opts.retry?.totalMs !== undefined ? { retryMaxTimeMs: opts.retry.totalMs } : {}),
+      ...(stored.retry.budget ? { retryBudget: stored.retry.budget } : {}),
       ...(opts.log ? { log: opts.log } : {}),
       ...(known ? { previous: { known, mediaType: layerType } } : {}),
     };
@@ -157,7 +158,7 @@ export async function pushConfInto(
       opts.repoTag || conf!.repoTag!,
     );
     const configDesc = { digest: sha256Digest(config), size: config.length };
-    await writeStoredBlob(storedBlobContext(dest, opts), { ...configDesc, open: async () => config });
+    await writeStoredBlob(stored, { ...configDesc, open: async () => config });
     let manifest: Buffer = Buffer.alloc(0);
     const put = (f: PushFormat) => {
       manifest = buildPushManifest(

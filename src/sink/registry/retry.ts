@@ -14,8 +14,13 @@ export interface RetryPolicy {
   /** Wait before attempt n + 1 when the registry named none (Retry-After): min(maxDelayMs, baseDelayMs × n). */
   baseDelayMs: number;
   maxDelayMs?: number;
-  /** --retry-max-time: the longest one blob keeps trying, waits included, counted from its first attempt. */
+  /**
+   * --retry-max-time: the time one call keeps retrying, waits and repeated attempts included, counted from its
+   * first failure. A push passes `budget` instead, which all its blobs share.
+   */
   maxTimeMs?: number;
+  /** --retry-max-time for a whole push: the one clock every blob's retries run on (see RetryBudget). */
+  budget?: RetryBudget;
   log?: (line: string) => void;
 }
 
@@ -34,6 +39,29 @@ export interface RetryHooks<T> {
 }
 
 const MAX_ADAPTATIONS = 3;
+
+/**
+ * --retry-max-time as one budget for a whole push: the wall-clock time during which at least one of its blobs is
+ * retrying (from an attempt's failure until the blob is written or given up), so blobs retrying side by side
+ * count once, and blobs failing one after the other add up. A retry whose wait would pass the budget is not made.
+ */
+export class RetryBudget {
+  private spent = 0;
+  private retrying = 0;
+  private since = 0;
+  constructor(readonly maxTimeMs: number) {}
+  /** A blob's attempt failed: it retries from now on. */
+  enter(): void {
+    if (this.retrying++ === 0) this.since = Date.now();
+  }
+  /** The blob is written or given up. */
+  leave(): void {
+    if (--this.retrying === 0) this.spent += Date.now() - this.since;
+  }
+  spentMs(): number {
+    return this.spent + (this.retrying > 0 ? Date.now() - this.since : 0);
+  }
+}
 
 const permanent = new WeakSet<object>();
 
@@ -84,8 +112,26 @@ function gaveUp(hooks: RetryHooks<unknown>, tried: string[], err: unknown, why: 
 }
 
 export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) => Promise<T>, hooks: RetryHooks<T>): Promise<T> {
+  const budget = policy.budget ?? (policy.maxTimeMs !== undefined ? new RetryBudget(policy.maxTimeMs) : undefined);
+  let entered = false;
+  try {
+    return await attemptAll(policy, attempt, hooks, budget, () => {
+      if (!entered) budget?.enter();
+      entered = true;
+    });
+  } finally {
+    if (entered) budget?.leave();
+  }
+}
+
+async function attemptAll<T>(
+  policy: RetryPolicy,
+  attempt: (n: number) => Promise<T>,
+  hooks: RetryHooks<T>,
+  budget: RetryBudget | undefined,
+  failed: () => void,
+): Promise<T> {
   let adapted = 0;
-  const started = Date.now();
   const tried: string[] = [];
   for (let n = 1; ; n++) {
     try {
@@ -97,6 +143,7 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) =
         continue;
       }
       if (!isRetryable(err)) throw err;
+      failed();
       tried.push(attemptLabel(err));
       // a registry no attempt could connect to ("cannot reach" says all there is), or a last failure that is not the
       // registry's (the --output file, the layer's own bytes): that error as it is
@@ -106,7 +153,7 @@ export async function withRetries<T>(policy: RetryPolicy, attempt: (n: number) =
           : gaveUp(hooks as RetryHooks<unknown>, tried, err, '', '--retry-times');
       const wait =
         err instanceof RetryLater && err.retryAfterMs !== undefined ? err.retryAfterMs : Math.min(policy.maxDelayMs ?? 30_000, policy.baseDelayMs * n);
-      if (policy.maxTimeMs !== undefined && Date.now() - started + wait > policy.maxTimeMs)
+      if (budget && budget.spentMs() + wait > budget.maxTimeMs)
         throw gaveUp(hooks as RetryHooks<unknown>, tried, err, `; waiting ${Math.ceil(wait / 1000)} s more would pass --retry-max-time`, '--retry-max-time');
       policy.log?.(hooks.retryLine(err instanceof Error ? err.message : String(err), wait, n + 1, policy.attempts));
       await new Promise((r) => setTimeout(r, wait));

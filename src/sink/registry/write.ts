@@ -18,7 +18,7 @@ import type { Destination } from './destination.js';
 import { mountCandidates, mountFromAny } from './mount.js';
 import { previousCandidate, type PreviousLayer } from './previous-image.js';
 import type { PushCache } from './push-cache.js';
-import { withRetries, type RetryPolicy } from './retry.js';
+import { RetryBudget, withRetries, type RetryPolicy } from './retry.js';
 
 /**
  * The one writer of a blob into a registry. Per blob it asks, in order, and stops at the first that knows:
@@ -46,7 +46,7 @@ function policyOf(ctx: BlobPushContext): RetryPolicy {
   return {
     attempts: ctx.attempts ?? 3,
     baseDelayMs: 250,
-    ...(ctx.retryMaxTimeMs !== undefined ? { maxTimeMs: ctx.retryMaxTimeMs } : {}),
+    ...(ctx.retryBudget ? { budget: ctx.retryBudget } : {}),
     ...(ctx.log ? { log: ctx.log } : {}),
   };
 }
@@ -226,7 +226,7 @@ export function uploadRetryPolicy(access: RegistryAccess): RetryPolicy {
     attempts: (r?.times ?? 4) + 1,
     baseDelayMs: r?.baseDelayMs ?? 1000,
     maxDelayMs: r?.maxDelayMs ?? 30_000,
-    ...(r?.totalMs !== undefined ? { maxTimeMs: r.totalMs } : {}),
+    ...(r?.totalMs !== undefined ? { budget: new RetryBudget(r.totalMs) } : {}),
     ...(access.log ? { log: access.log } : {}),
   };
 }
