@@ -84,7 +84,11 @@ class PoolWorker {
       this.jobs.delete(m.id);
       if (this.jobs.size === 0) this.worker.unref();
       if (!job) return;
-      if (m.chunks) job.resolve(m.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)), m.back);
+      if (m.chunks)
+        job.resolve(
+          m.chunks.map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)),
+          m.back,
+        );
       else job.reject(new NixregError(`compression failed: ${m.error ?? 'no output'}`));
     });
     this.worker.on('error', (e) => this.fail(`compression failed: ${e.message}`, onDead));

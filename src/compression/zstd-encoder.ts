@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { compressFrame } from './encoder-pool.js';
 
@@ -14,11 +15,15 @@ import { compressFrame } from './encoder-pool.js';
  * 0.454 (1 MiB: 0.471, 8 MiB: 0.451); the zstd 1.5.4 CLI with -T1 268 MiB/s at 0.459.
  */
 export const FRAME_INPUT = 4 << 20;
-/** Frames of one stream compressing at once: enough to keep two cores busy with one layer. */
-const IN_FLIGHT = 2;
+/**
+ * Frames of one stream compressing at once: two while no more frames than workers are in flight (one large layer
+ * keeps two cores busy), else one (several layers already do, and each frame held costs 4 MiB).
+ */
+const inFlightLimit = () => (framesInFlight <= availableParallelism() ? 2 : 1);
+let framesInFlight = 0;
 
 export class FramedZstd extends Transform {
-  /** Frame buffers back from the workers, to fill again (at most IN_FLIGHT + 1 exist per stream). */
+  /** A frame buffer back from a worker, to fill again. */
   private readonly spare: ArrayBuffer[] = [];
   private frame = Buffer.allocUnsafeSlow(FRAME_INPUT);
   private filled = 0;
@@ -48,7 +53,7 @@ export class FramedZstd extends Transform {
       off += n;
       if (this.filled === FRAME_INPUT) {
         this.submit();
-        await this.drain(IN_FLIGHT - 1);
+        await this.drain(inFlightLimit() - 1);
         const reuse = this.spare.pop();
         this.frame = reuse ? Buffer.from(reuse) : Buffer.allocUnsafeSlow(FRAME_INPUT);
         this.filled = 0;
@@ -58,7 +63,11 @@ export class FramedZstd extends Transform {
 
   /** Hands the current frame buffer to a worker (it comes back through `spare`). */
   private submit(): void {
-    const job = compressFrame(this.frame.buffer as ArrayBuffer, this.filled, this.level, (b) => this.spare.push(b));
+    framesInFlight++;
+    const job = compressFrame(this.frame.buffer as ArrayBuffer, this.filled, this.level, (b) => {
+      if (this.spare.length === 0) this.spare.push(b); // one spare is enough for the next frame; more only hold memory
+    });
+    void job.finally(() => framesInFlight--).catch(() => {});
     job.catch(() => {}); // observed by drain(); a stream destroyed meanwhile must not leave an unhandled rejection
     this.pending.push(job);
   }
