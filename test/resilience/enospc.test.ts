@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { layerTar, pushTestImage } from '../helpers/images.js';
 import { buildTestClosure } from '../helpers/nix-closure.js';
 import { simpleImage } from '../helpers/simple-image.js';
 import { requireTool } from '../helpers/tools.js';
+import { mountTinyTmpfs } from '../helpers/tmpfs.js';
 
 /**
  * A full disk for every writer: a 1 MiB tmpfs (mounted here; needs root with CAP_SYS_ADMIN, as the test machine
@@ -23,7 +24,7 @@ let tmp: string;
 let full: string;
 let reg: Distribution;
 let app: string;
-let mounted = false;
+let unmount: (() => void) | undefined;
 
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
@@ -43,12 +44,7 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-enospc-'));
   full = join(tmp, 'full');
   mkdirSync(full);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { stdio: 'pipe' });
-    mounted = true;
-  } catch (err) {
-    throw new Error(`cannot mount a 1 MiB tmpfs on ${full} (this test needs root with CAP_SYS_ADMIN): ${(err as { stderr?: Buffer }).stderr ?? err}`);
-  }
+  unmount = mountTinyTmpfs(full);
   reg = await startDistribution();
   const layers = [0, 1, 2].map((i) => layerTar({ [`data/blob${i}`]: randomBytes(4 << 20) }));
   await pushTestImage(reg.url, 'full/app', simpleImage(layers), '1');
@@ -73,7 +69,7 @@ beforeAll(async () => {
 }, 300_000);
 afterAll(async () => {
   await reg?.stop();
-  if (mounted) execFileSync('umount', ['-l', full]);
+  unmount?.();
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +10,7 @@ import { errorLines, runCli } from '../helpers/cli.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { buildStoreTree, FIXTURES, removeStoreTree } from '../helpers/store-tree.js';
 import { requireTool } from '../helpers/tools.js';
+import { mountTinyTmpfs } from '../helpers/tmpfs.js';
 
 /**
  * `push --output FILE` on a full disk: a 1 MiB tmpfs (mounted here; needs root with CAP_SYS_ADMIN, as the test
@@ -25,7 +25,7 @@ let tmp: string;
 let full: string;
 let storeRoot: string;
 let reg: Distribution;
-let mounted = false;
+let unmount: (() => void) | undefined;
 let n = 0;
 
 beforeAll(async () => {
@@ -33,18 +33,13 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'nixreg-push-enospc-'));
   full = join(tmp, 'full');
   mkdirSync(full);
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', full], { stdio: 'pipe' });
-    mounted = true;
-  } catch (err) {
-    throw new Error(`cannot mount a 1 MiB tmpfs on ${full} (this test needs root with CAP_SYS_ADMIN): ${(err as { stderr?: Buffer }).stderr ?? err}`);
-  }
+  unmount = mountTinyTmpfs(full);
   storeRoot = await buildStoreTree(join(tmp, 'store'));
   reg = await startDistribution();
 }, 120_000);
 afterAll(async () => {
   await reg?.stop();
-  if (mounted) execFileSync('umount', ['-l', full]);
+  unmount?.();
   if (storeRoot) await removeStoreTree(storeRoot);
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
@@ -56,21 +51,25 @@ function uploadsStarted(repository: string): number {
     .filter((l) => l.includes(`"POST /v2/${repository}/blobs/uploads/`)).length;
 }
 
+/** The library push of CONF to `repository`:1 with `--output` at `output`, one layer at a time, a fresh cache. */
+const pushWithOutput = (repository: string, output: string, log: string[]) =>
+  pushConf({
+    confFile: CONF,
+    destination: `docker://${reg.host}/${repository}:1`,
+    storeRoot,
+    tlsVerify: false,
+    cache: new PushCache(join(tmp, `cache-${n++}`)),
+    output,
+    jobs: 1,
+    log: (l) => log.push(l),
+  });
+
 describe('push --output on a full disk', () => {
   it('the library call rejects with one E_NO_SPACE line naming the output; nothing left on the disk', async () => {
     const output = join(full, 'out.tar');
     let caught: unknown;
     const log: string[] = [];
-    await pushConf({
-      confFile: CONF,
-      destination: `docker://${reg.host}/full/lib:1`,
-      storeRoot,
-      tlsVerify: false,
-      cache: new PushCache(join(tmp, `cache-${n++}`)),
-      output,
-      jobs: 1,
-      log: (l) => log.push(l),
-    }).catch((err) => (caught = err));
+    await pushWithOutput('full/lib', output, log).catch((err) => (caught = err));
     expect(caught).toBeInstanceOf(NixregError);
     const e = caught as NixregError;
     expect(e.message.startsWith(`cannot write output ${output}: ${NO_SPACE}`), e.message).toBe(true);
@@ -91,16 +90,7 @@ describe('push --output on a full disk', () => {
     const log: string[] = [];
     let caught: unknown;
     try {
-      await pushConf({
-        confFile: CONF,
-        destination: `docker://${reg.host}/full/first:1`,
-        storeRoot,
-        tlsVerify: false,
-        cache: new PushCache(join(tmp, `cache-${n++}`)),
-        output,
-        jobs: 1,
-        log: (l) => log.push(l),
-      }).catch((err) => (caught = err));
+      await pushWithOutput('full/first', output, log).catch((err) => (caught = err));
       expect(caught).toBeInstanceOf(NixregError);
       const e = caught as NixregError;
       expect(e.message.startsWith(`cannot write output ${output}: ${NO_SPACE}`), e.message).toBe(true);
