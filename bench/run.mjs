@@ -9,7 +9,7 @@
 // Needs (after npm run build): docker-registry, skopeo, nix-hash, GNU time (/usr/bin/time), tar, gzip, sha256sum.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -225,6 +225,8 @@ function snapshotCli() {
   mkdirSync(join(work, 'cli/bin'), { recursive: true });
   cpSync(join(ROOT, 'bin/nixreg.js'), join(work, 'cli/bin/nixreg.js'));
   cpSync(join(ROOT, 'dist/bundle'), join(work, 'cli/dist/bundle'), { recursive: true });
+  // packages the bundle loads at run time (the WebAssembly zstd and pako for the encoder worker threads)
+  symlinkSync(join(ROOT, 'node_modules'), join(work, 'cli/node_modules'), 'dir');
   // the optional native decoders, found by the bundle at ../native/ (without them the fallbacks would be measured)
   if (statSync(join(ROOT, 'dist/native'), { throwIfNoEntry: false })) cpSync(join(ROOT, 'dist/native'), join(work, 'cli/dist/native'), { recursive: true });
   cliKind = `bundle (dist/bundle, snapshot taken at start; native decoders: ${statSync(join(work, 'cli/dist/native/codecs.node'), { throwIfNoEntry: false }) ? 'yes' : 'no'}${process.env.NIXREG_NO_NATIVE === '1' ? ', disabled by NIXREG_NO_NATIVE=1' : ''})`;

@@ -24,6 +24,7 @@ parentPort.on('message', async (m) => {
   try {
     if (m.op === 'frame') {
       if (!zstd) {
+        if (!workerData.zstdPath) throw new Error('the package @bokuweb/zstd-wasm is not installed next to nixreg (reinstall nixreg)');
         zstd = require(workerData.zstdPath);
         ready = zstd.init();
       }
@@ -34,6 +35,7 @@ parentPort.on('message', async (m) => {
     if (m.op === 'abort') return streams.delete(m.sid);
     let s = streams.get(m.sid);
     if (!s) {
+      if (!workerData.pakoPath) throw new Error('the package pako is not installed next to nixreg (reinstall nixreg)');
       const { Deflate } = require(workerData.pakoPath);
       const chunks = [];
       const deflate = new Deflate({ level: m.level, gzip: true, windowBits: 15, memLevel: 8, chunkSize: 256 * 1024, legacyHash: true });
@@ -75,8 +77,7 @@ class PoolWorker {
   private dead: string | undefined;
 
   constructor(onDead: (w: PoolWorker) => void) {
-    const require = createRequire(import.meta.url);
-    const workerData = { zstdPath: require.resolve('@bokuweb/zstd-wasm'), pakoPath: require.resolve('pako') };
+    const workerData = { zstdPath: resolvePackage('@bokuweb/zstd-wasm'), pakoPath: resolvePackage('pako') };
     this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
     this.worker.unref();
     this.worker.on('message', (m: { id: number; chunks?: Uint8Array[]; back?: ArrayBuffer; error?: string }) => {
@@ -127,6 +128,15 @@ class PoolWorker {
     for (const job of this.jobs.values()) job.reject(new NixregError(message));
     this.jobs.clear();
     void this.worker.terminate();
+  }
+}
+
+/** The package's entry file, or undefined when it is not installed (the worker then fails that job in one line). */
+function resolvePackage(name: string): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve(name);
+  } catch {
+    return undefined;
   }
 }
 
