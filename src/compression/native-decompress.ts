@@ -67,16 +67,20 @@ export class NativeDecompressStream extends Transform {
     if (err) return this.end_(this.wrapError(err));
     this.offset += r[0];
     let out = 0;
-    let flowing = true;
-    for (let i = 2; i < r.length; i++) {
-      const c = r[i] as Buffer;
-      out += c.length;
-      flowing = this.push(c) && flowing;
-    }
-    if (r[1]) return this.end_();
+    for (let i = 2; i < r.length; i++) out += (r[i] as Buffer).length;
+    const drained = r[1];
     // libzstd and ISA-L take all input they are given (buffering partial blocks) while they have output room:
     // input left over without progress would be lost with the next chunk, so it is an error, never dropped
-    if (r[0] === 0 && out === 0) return this.end_(this.wrapError(new Error(`the decoder stopped with ${input.length - this.offset} input bytes left`)));
+    if (!drained && r[0] === 0 && out === 0)
+      return this.end_(this.wrapError(new Error(`the decoder stopped with ${input.length - this.offset} input bytes left`)));
+    // The next step starts on the thread pool BEFORE these chunks are pushed: a push runs the readers' handlers
+    // (hashing, writes) synchronously, and decoding the next piece meanwhile is what makes the two overlap. It
+    // starts only while the buffer is below its mark, so at most one step's output (MAX_OUT_PER_STEP) goes past it.
+    if (!drained && this.readableLength < this.readableHighWaterMark) this.step();
+    let flowing = true;
+    for (let i = 2; i < r.length; i++) flowing = this.push(r[i] as Buffer) && flowing;
+    if (drained) return this.end_();
+    if (this.busy || this.destroyed) return;
     if (flowing) this.step();
     else this.waiting = true;
   }
