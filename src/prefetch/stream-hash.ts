@@ -11,6 +11,10 @@ import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from '.
 import { predictSizes, SizeMispredicted } from '../image/direct-pull.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
 import { makeTempDir } from '../util/temp-dir.js';
+import { decodeEach, nativePump } from '../compression/native-decompress.js';
+import { gzipError } from '../compression/decompress.js';
+import { MediaType } from '../manifest/media-types.js';
+import type { NativeCodecs } from '../native/codecs.js';
 
 /**
  * prefetch's archive hash without an archive and without a spool of uncompressed layers. The general pipeline
@@ -64,23 +68,17 @@ export async function hashArchiveStreaming(
       if (at !== layout.dataOffsets[k]) throw new Error(`internal: layer ${k} starts at ${layout.dataOffsets[k]}, hashed up to ${at}`);
       const i = unique[k]!;
       const want = sizes[k]!;
-      const { raw, plain, fetched } = await openPlainLayer(layerSource, i, p);
       const diff = createHash('sha256');
       let n = 0;
-      // 'data' (flowing mode) hands over each chunk as decoded; an async iterator would concatenate what is buffered
-      plain.on('data', (b: Buffer) => {
-        if (n + b.length > want) return void plain.destroy(new SizeMispredicted(`layer ${i}: more than the ${want} bytes its gzip trailer gives`));
+      const take = (b: Buffer) => {
+        if (n + b.length > want) throw new SizeMispredicted(`layer ${i}: more than the ${want} bytes its gzip trailer gives`);
         diff.update(b);
         archive.update(b);
         n += b.length;
-      });
-      try {
-        await Promise.all([finished(plain), fetched]);
-      } catch (err) {
-        raw.destroy();
-        plain.destroy();
-        throw err;
-      }
+      };
+      const pump = GZIP_LAYERS.has(source.layers[i]!.mediaType) ? nativePump('gzip') : undefined;
+      if (pump) await decodeLayer(layerSource, i, p, pump, take);
+      else await plainLayer(layerSource, i, p, take);
       if (n !== want) throw new SizeMispredicted(`layer ${i}: ${n} bytes, its gzip trailer gives ${want}`);
       at += n;
       const diffID = `sha256:${diff.digest('hex')}`;
@@ -96,6 +94,44 @@ export async function hashArchiveStreaming(
   if (at !== layout.size) throw new Error(`internal: hashed ${at} of ${layout.size} archive bytes`);
   return { size: layout.size, sha256: archive.digest() };
 }
+
+/** A gzip layer through the native decoder's two reused buffers (decodeEach), each piece to `take`. */
+async function decodeLayer(source: ImageSource, i: number, p: CopyProgress, codecs: NativeCodecs, take: (b: Buffer) => void): Promise<void> {
+  p.layerStart?.(i, source.layers[i]!);
+  const raw = await source.openLayer(i);
+  if (p.layerBytes) raw.on('data', (c: Buffer) => p.layerBytes!(i, c.length));
+  await decodeEach(codecs, 'gzip', raw, take, gzipError, (first) => {
+    // the media type is not trusted (zstd and plain tar appear under gzip types): the general path sorts those out
+    if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
+  });
+}
+
+/** Any other layer through the general decompression by magic, each chunk to `take`. */
+async function plainLayer(source: ImageSource, i: number, p: CopyProgress, take: (b: Buffer) => void): Promise<void> {
+  const { raw, plain, fetched } = await openPlainLayer(source, i, p);
+  // 'data' (flowing mode) hands over each chunk as decoded; an async iterator would concatenate what is buffered
+  plain.on('data', (b: Buffer) => {
+    try {
+      take(b);
+    } catch (e) {
+      plain.destroy(e as Error);
+    }
+  });
+  try {
+    await Promise.all([finished(plain), fetched]);
+  } catch (err) {
+    raw.destroy();
+    plain.destroy();
+    throw err;
+  }
+}
+
+const GZIP_LAYERS = new Set<string>([
+  MediaType.dockerLayerGzip,
+  MediaType.ociLayerGzip,
+  MediaType.ociLayerNondistributableGzip,
+  MediaType.dockerForeignLayerGzip,
+]);
 
 /** Compressed blobs fetched ahead of their turn into a temporary directory; `source` reads them from there. */
 class AheadDownloads {

@@ -5,7 +5,8 @@ import { once } from 'node:events';
 import type { Transform } from 'node:stream';
 import { createGunzip, gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { NativeDecompressStream } from '../../src/compression/native-decompress.js';
+import { Readable } from 'node:stream';
+import { decodeEach, NativeDecompressStream, nativePump } from '../../src/compression/native-decompress.js';
 import { ZstdDecompressStream } from '../../src/compression/decompress.js';
 import { NixregError } from '../../src/errors.js';
 import { nativeDecoder, type NativeCodecs, type NativeKind } from '../../src/native/codecs.js';
@@ -102,6 +103,57 @@ describe.each(['zstd', 'gzip'] as const)('%s: native decoder and fallback', (kin
       expect((err as Error).message).toMatch(new RegExp(`^${kind} layer is corrupt or truncated: \\S`));
       expect((err as Error).message).not.toContain('\n');
     }
+  });
+});
+
+/** decodeEach over `input` fed in pieces of `chunk` bytes; each handed-on piece copied (its buffer is reused). */
+async function pumped(kind: NativeKind, input: Buffer, chunk: number, check?: (first: Buffer) => void): Promise<Buffer> {
+  const pieces: Buffer[] = [];
+  for (let i = 0; i < input.length; i += chunk) pieces.push(input.subarray(i, i + chunk));
+  const out: Buffer[] = [];
+  const wrap = (e: unknown) => new NixregError(`${kind} layer is corrupt or truncated: ${(e as Error).message}`);
+  await decodeEach(nativePump(kind)!, kind, Readable.from(pieces), (b) => out.push(Buffer.from(b)), wrap, check);
+  return Buffer.concat(out);
+}
+
+describe.each(['zstd', 'gzip'] as const)('%s: decodeEach (two reused buffers)', (kind) => {
+  it('is offered exactly where the native decoder is', () => {
+    expect(!!nativePump(kind)).toBe(!!nativeDecoder(kind));
+  });
+
+  it.each(cases[kind])('%s: same bytes as the fallback, at any input chunking', async (_name, make, expected) => {
+    if (!nativePump(kind)) return;
+    const input = make();
+    for (const chunk of [1 << 16, 333, 3 << 20]) expect((await pumped(kind, input, chunk)).equals(expected)).toBe(true);
+  });
+
+  it('truncated, corrupt, garbage after the end, a failing input or a refused first chunk: rejected', async () => {
+    if (!nativePump(kind)) return;
+    const good = kind === 'zstd' ? zstd(payload) : gzipSync(payload);
+    const corrupt = Buffer.from(good);
+    corrupt[corrupt.length - 6]! ^= 0xff;
+    for (const input of [good.subarray(0, good.length - 100), corrupt, Buffer.concat([good, Buffer.from('garbage that is not a member')])]) {
+      const err = await pumped(kind, input, 1 << 16).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NixregError);
+      expect((err as Error).message).toMatch(new RegExp(`^${kind} layer is corrupt or truncated: \\S`));
+    }
+    const failing = new Readable({ read() {} });
+    failing.push(good.subarray(0, 1 << 16));
+    setImmediate(() => failing.destroy(new Error('connection reset')));
+    await expect(
+      decodeEach(
+        nativePump(kind)!,
+        kind,
+        failing,
+        () => {},
+        (e) => e as Error,
+      ),
+    ).rejects.toThrow('connection reset');
+    await expect(
+      pumped(kind, good, 1 << 16, () => {
+        throw new Error('not this kind');
+      }),
+    ).rejects.toThrow('not this kind');
   });
 });
 
