@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { archiveLayout, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
@@ -10,7 +9,7 @@ import { NixregError, describeSystemError } from '../errors.js';
 import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from '../image/copy.js';
 import { predictSizes, SizeMispredicted } from '../image/direct-pull.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
-import { makeTempDir } from '../util/temp-dir.js';
+import { SpoolDir } from '../image/layer-spool.js';
 import { decodeEach, nativePump } from '../compression/native-decompress.js';
 import { gzipError } from '../compression/decompress.js';
 import { MediaType } from '../manifest/media-types.js';
@@ -59,7 +58,7 @@ export async function hashArchiveStreaming(
     }
   };
 
-  const ahead = opts.ahead > 0 && unique.length > 1 ? await AheadDownloads.create(source) : undefined;
+  const ahead = opts.ahead > 0 && unique.length > 1 ? AheadDownloads.create(source) : undefined;
   const layerSource = ahead ? ahead.source : source;
   try {
     for (let k = 0; k < unique.length; k++) {
@@ -140,7 +139,7 @@ class AheadDownloads {
   readonly source: ImageSource;
   private constructor(
     private readonly from: ImageSource,
-    private readonly dir: string,
+    private readonly dir: SpoolDir,
   ) {
     this.source = {
       ...from,
@@ -152,17 +151,17 @@ class AheadDownloads {
       },
     };
   }
-  static async create(from: ImageSource): Promise<AheadDownloads> {
+  static create(from: ImageSource): AheadDownloads {
     const base = process.env.TMPDIR || tmpdir();
     try {
-      return new AheadDownloads(from, await makeTempDir('nixreg-prefetch-', base));
+      return new AheadDownloads(from, new SpoolDir(base));
     } catch (err) {
       throw spoolError(base, err);
     }
   }
   start(i: number): void {
     if (this.files.has(i)) return;
-    const path = join(this.dir, `blob-${i}`);
+    const path = this.dir.next();
     const entry: { path: string; saved: Promise<void>; raw?: Readable } = { path, saved: Promise.resolve() };
     entry.saved = (async () => {
       const raw = await this.from.openLayer(i);
@@ -172,7 +171,7 @@ class AheadDownloads {
       try {
         await pipeline(raw, w);
       } catch (err) {
-        throw w.errored === err ? spoolError(this.dir, err) : err;
+        throw w.errored === err ? spoolError(this.dir.path, err) : err;
       }
     })();
     entry.saved.catch(() => {}); // surfaces when the layer's turn comes (or is moot after an earlier failure)
@@ -187,7 +186,7 @@ class AheadDownloads {
     this.cancelled = true;
     for (const f of this.files.values()) f.raw?.destroy();
     await Promise.allSettled([...this.files.values()].map((f) => f.saved));
-    await rm(this.dir, { recursive: true, force: true });
+    await this.dir.remove(); // also removed at exit (a signal's process.exit included)
   }
 }
 
