@@ -1,4 +1,4 @@
-import { type Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { Decompress as ZstdDecompress } from 'fzstd';
@@ -105,9 +105,13 @@ const zstdError = (e: unknown) => new NixregError(`zstd layer is corrupt or trun
  */
 export function decompressByMagic(input: Readable): Readable {
   const out = new MagicDecoder();
-  pipeline(input, out, (err) => {
-    if (err && !out.destroyed) out.destroy(err);
+  // input's failures end `out`; not the other way round: a reader that gives up destroys `out`, and the caller,
+  // who owns `input`, decides what its own error is (a pipeline here would fail it with a premature close first)
+  input.once('error', (e) => out.destroy(e));
+  input.once('close', () => {
+    if (!input.readableEnded && !out.destroyed) out.destroy(new Error('the layer stream closed before its end'));
   });
+  input.pipe(out);
   return out;
 }
 

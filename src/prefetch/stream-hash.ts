@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { archiveLayout, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
-import { NixregError, describeSystemError } from '../errors.js';
+import { asWriteError } from '../util/write-error.js';
 import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from '../image/copy.js';
 import { predictSizes, SizeMispredicted } from '../image/direct-pull.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
@@ -191,7 +191,6 @@ class AheadDownloads {
 }
 
 /** A failed write to the run's download directory (in TMPDIR) as one line naming it and what to do. */
-function spoolError(dir: string, err: unknown): NixregError {
-  if (err instanceof NixregError) return err;
-  return new NixregError(`cannot write the layer downloads in ${dir}: ${describeSystemError(err)}; set TMPDIR to a directory with more room`);
+function spoolError(dir: string, err: unknown): unknown {
+  return asWriteError(`the layer spool ${dir}`, err);
 }
