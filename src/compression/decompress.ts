@@ -1,4 +1,4 @@
-import { PassThrough, Readable, Transform, pipeline, type TransformCallback } from 'node:stream';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
 import { Decompress as ZstdDecompress } from 'fzstd';
@@ -91,54 +91,118 @@ export function createLayerDecoder(kind: 'gzip' | 'zstd'): Transform {
   return kind === 'gzip' ? createGunzip({ chunkSize: GUNZIP_CHUNK }) : new ZstdDecompressStream();
 }
 
-const gzipError = (e: unknown) => new NixregError(`gzip layer is corrupt or truncated: ${(e as Error).message ?? String(e)}`);
+export const gzipError = (e: unknown) => new NixregError(`gzip layer is corrupt or truncated: ${(e as Error).message ?? String(e)}`);
 const zstdError = (e: unknown) => new NixregError(`zstd layer is corrupt or truncated: ${(e as Error).message ?? String(e)}`);
 
 /**
  * Decompress a layer stream according to its magic bytes. Errors (unsupported format, corrupt data, errors of
  * `input`) surface as errors of the returned stream.
  *
- * The head is read through the async iterator and re-emitted in front of the rest, rather than read() + unshift():
- * unshift is illegal once the stream has ended, which loses blobs shorter than the sniff window (the 32-byte
- * gzip "empty layer" is common).
+ * One Transform that gathers the first bytes, then passes chunks through (plain tar) or on to the decoder and
+ * its output on: no stream, generator or async iterator in between (each such hop costs promises per chunk, and
+ * an async iterator over a byte stream concatenates whatever is buffered, a copy of every byte). A blob shorter
+ * than the sniff window (the 32-byte gzip "empty layer" is common) is decided at its end.
  */
 export function decompressByMagic(input: Readable): Readable {
-  const out = new PassThrough({ highWaterMark: 1 << 20 });
-  const it = input[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  (async () => {
-    const head: Buffer[] = [];
-    let n = 0;
-    let ended = false;
-    while (n < SNIFF_BYTES) {
-      const r = await it.next();
-      if (r.done) {
-        ended = true;
-        break;
-      }
-      head.push(r.value);
-      n += r.value.length;
-    }
-    const kind = detectCompression(Buffer.concat(head));
-    const rest = Readable.from(
-      (async function* () {
-        yield* head;
-        if (!ended) for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
-      })(),
-      { objectMode: false, highWaterMark: STREAM_BUFFER },
-    );
-    const done = (err?: Error | null) => {
-      if (!err) return;
-      if (err instanceof NixregError) return void out.destroy(err);
-      if (kind === 'gzip' && isZlibError(err)) return void out.destroy(new NixregError(`gzip layer is corrupt or truncated: ${err.message}`));
-      out.destroy(err);
-    };
-    if (kind === 'none') pipeline(rest, out, done);
-    else pipeline(rest, createLayerDecoder(kind), out, done);
-  })().catch((e) => {
-    input.destroy();
-    out.destroy(e as Error);
+  const out = new MagicDecoder();
+  // input's failures end `out`; not the other way round: a reader that gives up destroys `out`, and the caller,
+  // who owns `input`, decides what its own error is (a pipeline here would fail it with a premature close first)
+  input.once('error', (e) => out.destroy(e));
+  input.once('close', () => {
+    if (!input.readableEnded && !out.destroyed) out.destroy(new Error('the layer stream closed before its end'));
   });
+  input.pipe(out);
   return out;
+}
+
+class MagicDecoder extends Transform {
+  private head: Buffer[] | undefined = [];
+  private headBytes = 0;
+  private kind: LayerCompression | undefined;
+  private inner: Transform | undefined;
+  private paused = false;
+
+  constructor() {
+    super({ highWaterMark: STREAM_BUFFER });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    if (this.head) {
+      this.head.push(chunk);
+      this.headBytes += chunk.length;
+      if (this.headBytes < SNIFF_BYTES) return cb();
+      chunk = this.decide();
+      if (this.destroyed) return;
+    }
+    this.feed(chunk, cb);
+  }
+
+  override _flush(cb: TransformCallback): void {
+    if (this.head) {
+      const chunk = this.decide();
+      if (this.destroyed) return;
+      return this.feed(chunk, (err) => (err ? cb(err) : this.finish(cb)));
+    }
+    this.finish(cb);
+  }
+
+  override _read(size: number): void {
+    if (this.paused) {
+      this.paused = false;
+      this.inner!.resume();
+    }
+    super._read(size);
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.inner?.destroy();
+    cb(err);
+  }
+
+  /** The compression, from the bytes gathered so far; returns them as one chunk. */
+  private decide(): Buffer {
+    const head = Buffer.concat(this.head!);
+    this.head = undefined;
+    try {
+      this.kind = detectCompression(head);
+    } catch (e) {
+      this.destroy(e as Error);
+      return head;
+    }
+    if (this.kind === 'none') return head;
+    const inner = createLayerDecoder(this.kind);
+    const kind = this.kind;
+    inner.on('data', (c: Buffer) => {
+      if (!this.push(c)) {
+        this.paused = true;
+        inner.pause();
+      }
+    });
+    inner.on('error', (e: Error) => {
+      if (kind === 'gzip' && !(e instanceof NixregError) && isZlibError(e)) e = gzipError(e);
+      this.destroy(e);
+    });
+    this.inner = inner;
+    return head;
+  }
+
+  private feed(chunk: Buffer, cb: TransformCallback): void {
+    if (!this.inner) {
+      this.push(chunk);
+      return cb();
+    }
+    // the write callback comes once the decoder has taken the chunk, which waits while its output is not read
+    if (chunk.length)
+      this.inner.write(chunk, () => cb()); // its errors arrive through the error event
+    else cb();
+  }
+
+  private finish(cb: TransformCallback): void {
+    const inner = this.inner;
+    if (!inner) return cb();
+    inner.once('end', () => cb());
+    inner.end();
+  }
 }
 
 const isZlibError = (e: Error) => typeof (e as { errno?: unknown }).errno === 'number' || /^Z_/.test((e as { code?: string }).code ?? '');

@@ -1,5 +1,5 @@
-import { Transform, type TransformCallback } from 'node:stream';
-import type { DecodeResult, NativeCodecs, NativeKind } from '../native/codecs.js';
+import { type Readable, Transform, type TransformCallback } from 'node:stream';
+import { type DecodeResult, type NativeCodecs, type NativeKind, nativeDecoder } from '../native/codecs.js';
 import { STREAM_BUFFER } from '../util/stream-buffer.js';
 
 /** Output decoded per step before the stream looks at backpressure again: a compression bomb stays bounded. */
@@ -67,16 +67,20 @@ export class NativeDecompressStream extends Transform {
     if (err) return this.end_(this.wrapError(err));
     this.offset += r[0];
     let out = 0;
-    let flowing = true;
-    for (let i = 2; i < r.length; i++) {
-      const c = r[i] as Buffer;
-      out += c.length;
-      flowing = this.push(c) && flowing;
-    }
-    if (r[1]) return this.end_();
+    for (let i = 2; i < r.length; i++) out += (r[i] as Buffer).length;
+    const drained = r[1];
     // libzstd and ISA-L take all input they are given (buffering partial blocks) while they have output room:
     // input left over without progress would be lost with the next chunk, so it is an error, never dropped
-    if (r[0] === 0 && out === 0) return this.end_(this.wrapError(new Error(`the decoder stopped with ${input.length - this.offset} input bytes left`)));
+    if (!drained && r[0] === 0 && out === 0)
+      return this.end_(this.wrapError(new Error(`the decoder stopped with ${input.length - this.offset} input bytes left`)));
+    // The next step starts on the thread pool BEFORE these chunks are pushed: a push runs the readers' handlers
+    // (hashing, writes) synchronously, and decoding the next piece meanwhile is what makes the two overlap. It
+    // starts only while the buffer is below its mark, so at most one step's output (MAX_OUT_PER_STEP) goes past it.
+    if (!drained && this.readableLength < this.readableHighWaterMark) this.step();
+    let flowing = true;
+    for (let i = 2; i < r.length; i++) flowing = this.push(r[i] as Buffer) && flowing;
+    if (drained) return this.end_();
+    if (this.busy || this.destroyed) return;
     if (flowing) this.step();
     else this.waiting = true;
   }
@@ -87,4 +91,132 @@ export class NativeDecompressStream extends Transform {
     this.done = undefined;
     cb?.(err);
   }
+}
+
+/** Bytes decoded per decodeInto call (each of decodeEach's two output buffers), and its input staging buffer. */
+const PUMP_OUT = 1 << 20;
+const PUMP_IN = 1 << 20;
+/** decodeEach waits for this much input before a call (unless the input ended): fewer, fuller steps. */
+const PUMP_MIN_IN = 256 << 10;
+/** Input queued beyond the staging buffer before the input is paused. */
+const PUMP_QUEUE = 4 << 20;
+
+/** The native decoders for `kind` when this install has them with decodeInto (decodeEach needs it). */
+export function nativePump(kind: NativeKind): NativeCodecs | undefined {
+  const codecs = nativeDecoder(kind);
+  return codecs?.decodeInto ? codecs : undefined;
+}
+
+/**
+ * Decode all of `input` with a native decoder into two output buffers allocated once, handing each decoded piece
+ * to `onChunk` while the next piece decodes on the thread pool. The Buffer is valid only during the call (it is
+ * decoded into again), so this is for readers that hash or copy it at once. Why not a Transform: each Buffer the
+ * decoder hands out is new V8 external memory, and every few dozen MB of it costs a full GC; reused buffers cost
+ * none. Input chunks (64 KiB socket reads) are gathered into one staging buffer, so each step decodes up to
+ * PUMP_OUT bytes. `check` sees the first input chunk and may throw to refuse it. Rejects with wrapError(…) on
+ * corrupt data, with the error of `input` when it fails, and when `onChunk` or `check` throws.
+ */
+export function decodeEach(
+  codecs: NativeCodecs,
+  kind: NativeKind,
+  input: Readable,
+  onChunk: (b: Buffer) => void,
+  wrapError: (e: unknown) => Error,
+  check?: (first: Buffer) => void,
+): Promise<void> {
+  const decodeInto = codecs.decodeInto!;
+  return new Promise<void>((resolve, reject) => {
+    const handle = codecs.open(kind);
+    const outs = [Buffer.allocUnsafeSlow(PUMP_OUT), Buffer.allocUnsafeSlow(PUMP_OUT)];
+    let which = 0;
+    const stage = Buffer.allocUnsafeSlow(PUMP_IN);
+    let staged = 0; // bytes in stage
+    let off = 0; // of them, consumed by the decoder
+    const queue: Buffer[] = [];
+    let queued = 0;
+    let flushing = false; // the last step filled its buffer: the decoder has more output for the input it took
+    let ended = false;
+    let busy = false;
+    let done = false;
+    let first = true;
+    const fail = (e: unknown) => {
+      if (done) return;
+      done = true;
+      input.destroy();
+      reject(e);
+    };
+    const refill = () => {
+      if (off > 0) {
+        stage.copyWithin(0, off, staged);
+        staged -= off;
+        off = 0;
+      }
+      while (queue.length && staged < stage.length) {
+        const c = queue[0]!;
+        const n = c.copy(stage, staged);
+        staged += n;
+        queued -= n;
+        if (n === c.length) queue.shift();
+        else queue[0] = c.subarray(n);
+      }
+      if (!ended && input.isPaused() && queued < PUMP_QUEUE / 2) input.resume();
+    };
+    const next = (): void => {
+      if (done || busy) return;
+      refill();
+      if (!flushing && staged === 0) {
+        if (!ended) return; // more input comes with the next 'data'
+        done = true;
+        try {
+          codecs.finish(handle);
+        } catch (e) {
+          return reject(wrapError(e));
+        }
+        return resolve();
+      }
+      if (!flushing && !ended && staged < PUMP_MIN_IN) return;
+      const out = outs[which]!;
+      which ^= 1;
+      busy = true;
+      decodeInto(handle, stage.subarray(0, staged), off, out, (err, r) => {
+        busy = false;
+        if (done) return;
+        if (err) return fail(wrapError(err));
+        const [used, drained, produced] = r;
+        off += used;
+        // as in NativeDecompressStream: input left over without progress would be lost, so it is an error
+        if (!drained && used === 0 && produced === 0) return fail(wrapError(new Error(`the decoder stopped with ${staged - off} input bytes left`)));
+        flushing = !drained;
+        next(); // the next piece decodes into the other buffer while this one is handed on
+        if (produced === 0) return;
+        try {
+          onChunk(out.subarray(0, produced));
+        } catch (e) {
+          fail(e);
+        }
+      });
+    };
+    input.on('data', (c: Buffer) => {
+      if (first && c.length) {
+        first = false;
+        try {
+          check?.(c);
+        } catch (e) {
+          return fail(e);
+        }
+      }
+      queue.push(c);
+      queued += c.length;
+      if (queued >= PUMP_QUEUE) input.pause();
+      next();
+    });
+    input.once('end', () => {
+      ended = true;
+      next();
+    });
+    input.once('error', fail);
+    input.once('close', () => {
+      if (!ended) fail(new Error('the layer stream closed before its end'));
+    });
+  });
 }

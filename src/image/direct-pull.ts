@@ -32,7 +32,7 @@ const TAR_LAYERS = new Set<string>([MediaType.ociLayer, 'application/vnd.docker.
 const TAIL_REQUESTS = 16;
 
 /** Each distinct layer's uncompressed size from its gzip trailer (or its size, uncompressed); undefined if any is unknown. */
-async function predictSizes(source: ImageSource, unique: readonly number[]): Promise<number[] | undefined> {
+export async function predictSizes(source: ImageSource, unique: readonly number[]): Promise<number[] | undefined> {
   const tail = source.layerTail?.bind(source);
   if (!tail) return undefined;
   const limit = pLimit(TAIL_REQUESTS);

@@ -16,6 +16,9 @@
  *       decodes input[offset..] until it is used up and the decoder holds no more output (drained = true), or
  *       about maxOut bytes came out (a caller that stops reading gets no more than that: a compression bomb
  *       cannot fill memory), or the rest of the input is not enough for another step; consumed counts from offset.
+ *   decodeInto(handle, input, offset, out, cb) calls cb(err, [consumed, drained, produced])
+ *       the same, but into the caller's buffer `out` (from its start, at most out.length bytes): a caller that
+ *       hands the output on at once decodes with two buffers, allocated once, instead of a new one per chunk.
  *   finish(handle) -> undefined              throws when the input ended inside a frame/member
  *   open("deflate", level) -> handle; decode() then compresses; endInput(handle) makes the following decode calls
  *       finish the stream (drained = the gzip trailer is out). deflateSync(input, level) -> Buffer: one whole stream.
@@ -276,6 +279,10 @@ typedef struct {
   size_t out_lens[MAX_CHUNKS];
   int nouts, drained;
   const char *err;
+  /* decodeInto: the caller's output buffer, filled from its start */
+  napi_ref into_ref;
+  uint8_t *into;
+  size_t into_cap, into_len;
 } job;
 
 static void job_run(napi_env env, void *data) {
@@ -314,6 +321,24 @@ static void job_run(napi_env env, void *data) {
   }
 }
 
+/* decodeInto's step: as job_run, but into the one buffer the caller gave, until it is full */
+static void job_run_into(napi_env env, void *data) {
+  (void)env;
+  job *j = data;
+  while (j->into_len < j->into_cap) {
+    size_t used, produced;
+    j->err = step(j->d, j->in + j->pos, j->len - j->pos, j->into + j->into_len, j->into_cap - j->into_len, &used, &produced);
+    if (j->err) return;
+    j->pos += used;
+    j->into_len += produced;
+    if (j->pos == j->len && produced == 0) {
+      j->drained = 1;
+      break;
+    }
+    if (used == 0 && produced == 0) break; /* needs more input than is left */
+  }
+}
+
 static void free_chunk(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
@@ -341,6 +366,10 @@ static void job_done(napi_env env, napi_status status, void *data) {
     napi_set_element(env, result, 0, v);
     napi_get_boolean(env, j->drained, &v);
     napi_set_element(env, result, 1, v);
+    if (j->into) {
+      napi_create_int64(env, (int64_t)j->into_len, &v);
+      napi_set_element(env, result, 2, v);
+    }
     for (; i < j->nouts; i++) {
       void *ignored;
       if (napi_create_external_buffer(env, j->out_lens[i], j->outs[i], free_chunk, NULL, &v) != napi_ok) {
@@ -355,6 +384,7 @@ static void job_done(napi_env env, napi_status status, void *data) {
   for (; i < j->nouts; i++) free(j->outs[i]); /* an error: chunks not handed to JS */
   napi_delete_reference(env, j->input_ref);
   napi_delete_reference(env, j->cb_ref);
+  if (j->into_ref) napi_delete_reference(env, j->into_ref);
   napi_delete_async_work(env, j->work);
   free(j);
   napi_call_function(env, global, cb, 2, argv, NULL);
@@ -395,6 +425,54 @@ static napi_value js_decode(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, argv[4], 1, &j->cb_ref));
   CHECK(napi_create_string_utf8(env, "nixreg-decode", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_async_work(env, NULL, name, job_run, job_done, j, &j->work));
+  CHECK(napi_queue_async_work(env, j->work));
+  return NULL;
+}
+
+/* decodeInto(handle, input, offset, out, cb): decodes into `out` (from its start) on the thread pool until it is
+   full, the input is used up and nothing more comes out (drained), or what is left is too short for another step;
+   then cb(err, [consumed, drained, produced]). `out` must not be touched until cb runs. */
+static napi_value js_decode_into(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) {
+    napi_throw_type_error(env, NULL, "decodeInto(handle, input, offset, out, callback)");
+    return NULL;
+  }
+  decoder *d = unwrap(env, argv[0]);
+  if (!d) return NULL;
+  uint8_t *data, *into;
+  size_t length, cap;
+  int64_t offset;
+  CHECK(napi_get_buffer_info(env, argv[1], (void **)&data, &length));
+  CHECK(napi_get_value_int64(env, argv[2], &offset));
+  CHECK(napi_get_buffer_info(env, argv[3], (void **)&into, &cap));
+  if (offset < 0 || (size_t)offset > length) {
+    napi_throw_range_error(env, NULL, "offset outside the input");
+    return NULL;
+  }
+  if (cap == 0) {
+    napi_throw_range_error(env, NULL, "an empty output buffer");
+    return NULL;
+  }
+  job *j = calloc(1, sizeof *j);
+  if (!j) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  j->d = d;
+  j->in = data;
+  j->len = length;
+  j->pos0 = j->pos = (size_t)offset;
+  j->into = into;
+  j->into_cap = cap;
+  napi_value name;
+  CHECK(napi_create_reference(env, argv[1], 1, &j->input_ref));
+  CHECK(napi_create_reference(env, argv[3], 1, &j->into_ref));
+  CHECK(napi_create_reference(env, argv[4], 1, &j->cb_ref));
+  CHECK(napi_create_string_utf8(env, "nixreg-decode", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, job_run_into, job_done, j, &j->work));
   CHECK(napi_queue_async_work(env, j->work));
   return NULL;
 }
@@ -480,6 +558,8 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(napi_set_named_property(env, exports, "open", fn));
   CHECK(napi_create_function(env, "decode", NAPI_AUTO_LENGTH, js_decode, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "decode", fn));
+  CHECK(napi_create_function(env, "decodeInto", NAPI_AUTO_LENGTH, js_decode_into, NULL, &fn));
+  CHECK(napi_set_named_property(env, exports, "decodeInto", fn));
   CHECK(napi_create_function(env, "finish", NAPI_AUTO_LENGTH, js_finish, NULL, &fn));
   CHECK(napi_set_named_property(env, exports, "finish", fn));
   CHECK(napi_create_array(env, &kinds));

@@ -22,6 +22,11 @@ export interface NativeCodecs {
    * ...chunks]). One call per handle at a time.
    */
   decode(handle: unknown, input: Buffer, offset: number, maxOut: number, cb: (err: Error | undefined, r: DecodeResult) => void): void;
+  /**
+   * decode, but into `out` (from its start, at most out.length bytes; not to be touched until cb runs): cb(err,
+   * [consumed, drained, produced]). Absent from an addon built before it existed.
+   */
+  decodeInto?(handle: unknown, input: Buffer, offset: number, out: Buffer, cb: (err: Error | undefined, r: [number, boolean, number]) => void): void;
   /** Throws when the input ended inside a frame or gzip member. */
   finish(handle: unknown): void;
   /** 'deflate' builds only: the decode calls after this one finish the gzip stream. */

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PassThrough } from 'node:stream';
 import { DockerArchiveSink } from '../archive/docker-archive-sink.js';
-import { REUSABLE_WRITES } from '../archive/docker-archive-writer.js';
+import { REUSABLE_WRITES, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
 import { copyImage } from '../image/copy.js';
+import { SizeMispredicted } from '../image/direct-pull.js';
 import { openRegistrySource, type RegistrySourceOptions } from '../image/registry-source.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
 import { parseManifest } from '../manifest/manifest.js';
@@ -18,6 +19,7 @@ import { openAtomic } from '../util/atomic-file.js';
 import { NixregError, describeSystemError, usageError } from '../errors.js';
 import { toNix32, toSRI } from '../digest/nixhash.js';
 import type { PrefetchResult } from './output.js';
+import { hashArchiveStreaming } from './stream-hash.js';
 import { makeTempDir } from '../util/temp-dir.js';
 import { asWriteError } from '../util/write-error.js';
 
@@ -106,10 +108,12 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
       const repoTag = normalizeTaggedName(`${finalImageName}:${finalImageTag}`);
       const file = o.output && targets.length === 1 ? await openAtomic(o.output, { force: o.force }) : undefined;
       try {
-        const r = await copyImage(source, new DockerArchiveSink(file ? file.stream : discard(), [repoTag]), {
-          jobs: o.jobs,
-          progress: o.progress,
-        });
+        const r =
+          (file ? undefined : await streamed(source, repoTag, targets.length === 1 ? Math.max(1, o.jobs ?? 4) - 1 : 0, o)) ??
+          (await copyImage(source, new DockerArchiveSink(file ? file.stream : discard(), [repoTag]), {
+            jobs: o.jobs,
+            progress: o.progress,
+          }));
         await file?.commit();
         const sha256 = r.sha256!; // the sink hashes by default: prefetch exists for this hash
         const imageDigest = isIndex && (o.indexDigest || (pinned && pinned === top.digest)) ? top.digest : t.digest;
@@ -134,6 +138,21 @@ export async function prefetch(o: PrefetchOptions): Promise<PrefetchRun[]> {
     return runs;
   } finally {
     await blobs.remove();
+  }
+}
+
+/**
+ * The archive hash straight from the decompressed layers (stream-hash.ts); undefined where the sizes cannot be
+ * known first, or turn out other than the gzip trailers said: then the general pipeline hashes (its progress
+ * events start again from the first layer).
+ */
+async function streamed(source: ImageSource, repoTag: RepoTag, ahead: number, o: PrefetchOptions): Promise<ArchiveResult | undefined> {
+  try {
+    return await hashArchiveStreaming(source, [repoTag], { ahead, progress: o.progress, log: o.log });
+  } catch (err) {
+    if (!(err instanceof SizeMispredicted)) throw err;
+    o.log?.(`${err.message}; hashing again through the spool`);
+    return undefined;
   }
 }
 
@@ -177,7 +196,8 @@ class BlobRunCache {
               check();
               if (!w.write(chunk)) await new Promise<void>((r) => w.once('drain', () => r()));
               check();
-              if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
+              // a reader that gave up (destroyed `out`) stops taking bytes; the file is still completed for later opens
+              if (!out.destroyed && !out.write(chunk)) await new Promise<void>((r) => (out.once('drain', r), out.once('close', r)));
             }
           } finally {
             if (!w.closed) {
