@@ -110,7 +110,8 @@ export function nativePump(kind: NativeKind): NativeCodecs | undefined {
 /**
  * Decode all of `input` with a native decoder into two output buffers allocated once, handing each decoded piece
  * to `onChunk` while the next piece decodes on the thread pool. The Buffer is valid only during the call (it is
- * decoded into again), so this is for readers that hash or copy it at once. Why not a Transform: each Buffer the
+ * decoded into again), so this is for readers that hash or copy it at once, or that return a promise (a file
+ * write): that buffer is not decoded into again before the promise settles. Why not a Transform: each Buffer the
  * decoder hands out is new V8 external memory, and every few dozen MB of it costs a full GC; reused buffers cost
  * none. Input chunks (64 KiB socket reads) are gathered into one staging buffer, so each step decodes up to
  * PUMP_OUT bytes. `check` sees the first input chunk and may throw to refuse it. Rejects with wrapError(…) on
@@ -120,7 +121,7 @@ export function decodeEach(
   codecs: NativeCodecs,
   kind: NativeKind,
   input: Readable,
-  onChunk: (b: Buffer) => void,
+  onChunk: (b: Buffer) => void | Promise<void>,
   wrapError: (e: unknown) => Error,
   check?: (first: Buffer) => void,
 ): Promise<void> {
@@ -128,6 +129,7 @@ export function decodeEach(
   return new Promise<void>((resolve, reject) => {
     const handle = codecs.open(kind);
     const outs = [Buffer.allocUnsafeSlow(PUMP_OUT), Buffer.allocUnsafeSlow(PUMP_OUT)];
+    const held: Array<Promise<void> | undefined> = [undefined, undefined]; // onChunk's promise for each buffer
     let which = 0;
     const stage = Buffer.allocUnsafeSlow(PUMP_IN);
     let staged = 0; // bytes in stage
@@ -172,10 +174,24 @@ export function decodeEach(
         } catch (e) {
           return reject(wrapError(e));
         }
-        return resolve();
+        // after a microtask: when the last step ends here, its piece is handed on just after this returns
+        return void Promise.resolve()
+          .then(() => Promise.all(held))
+          .then(() => resolve(), reject);
       }
       if (!flushing && !ended && staged < PUMP_MIN_IN) return;
-      const out = outs[which]!;
+      const wait = held[which];
+      if (wait) {
+        busy = true;
+        held[which] = undefined;
+        wait.then(() => {
+          busy = false;
+          next();
+        }, fail);
+        return;
+      }
+      const slot = which;
+      const out = outs[slot]!;
       which ^= 1;
       busy = true;
       decodeInto(handle, stage.subarray(0, staged), off, out, (err, r) => {
@@ -190,7 +206,11 @@ export function decodeEach(
         next(); // the next piece decodes into the other buffer while this one is handed on
         if (produced === 0) return;
         try {
-          onChunk(out.subarray(0, produced));
+          const pending = onChunk(out.subarray(0, produced));
+          if (pending instanceof Promise) {
+            held[slot] = pending;
+            pending.catch(fail);
+          }
         } catch (e) {
           fail(e);
         }

@@ -3,7 +3,10 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import pLimit from 'p-limit';
 import { archiveLayout, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
+import { gzipError } from '../compression/decompress.js';
+import { decodeEach, nativePump } from '../compression/native-decompress.js';
 import { MediaType } from '../manifest/media-types.js';
+import type { NativeCodecs } from '../native/codecs.js';
 import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from './copy.js';
 import type { CopyProgress, ImageSource } from './types.js';
 
@@ -22,7 +25,7 @@ import type { CopyProgress, ImageSource } from './types.js';
  */
 export class SizeMispredicted extends Error {}
 
-const GZIP_LAYERS = new Set<string>([
+export const GZIP_LAYERS = new Set<string>([
   MediaType.dockerLayerGzip,
   MediaType.ociLayerGzip,
   MediaType.ociLayerNondistributableGzip,
@@ -75,30 +78,21 @@ export async function pullIntoFile(
   let failure: { err: unknown } | undefined;
   const intoPlace = async (k: number): Promise<void> => {
     const i = unique[k]!;
-    const { raw, plain, fetched } = await openPlainLayer(source, i, p);
-    open.add(raw);
     const hash = createHash('sha256');
     const base = layout.dataOffsets[k]!;
     const want = sizes[k]!;
     let n = 0;
-    const write = async () => {
-      for await (const c of plain) {
-        const b = c as Buffer;
-        if (n + b.length > want) throw new SizeMispredicted(`layer ${i}: more than the ${want} bytes its gzip trailer gives`);
-        hash.update(b);
-        await fh.write(b, 0, b.length, base + n); // awaited: the chunk is not touched again until it is written
-        n += b.length;
-      }
+    // hashed at once, written at its place; the returned write is awaited before that buffer is touched again
+    const take = (b: Buffer): Promise<unknown> => {
+      if (n + b.length > want) throw new SizeMispredicted(`layer ${i}: more than the ${want} bytes its gzip trailer gives`);
+      hash.update(b);
+      const at = base + n;
+      n += b.length;
+      return fh.write(b, 0, b.length, at);
     };
-    try {
-      await Promise.all([write(), fetched]);
-    } catch (err) {
-      raw.destroy();
-      plain.destroy();
-      throw err;
-    } finally {
-      open.delete(raw);
-    }
+    const pump = GZIP_LAYERS.has(source.layers[i]!.mediaType) ? nativePump('gzip') : undefined;
+    if (pump) await decodeGzipLayer(source, i, p, pump, take, open);
+    else await streamLayer(source, i, p, take, open);
     if (n !== want) throw new SizeMispredicted(`layer ${i}: ${n} bytes, its gzip trailer gives ${want}`);
     const diffID = `sha256:${hash.digest('hex')}`;
     if (diffID !== diffIDs[i]) throw diffIDMismatch(source, i, diffID, diffIDs[i]!);
@@ -122,6 +116,50 @@ export async function pullIntoFile(
   );
   if (failure) throw failure.err;
   return { size: layout.size, sha256: opts.hash ? await hashFile(fh, layout.size) : null };
+}
+
+/**
+ * A gzip layer through the native decoder's two reused buffers (decodeEach), each piece to `take` (which may
+ * return a promise: that buffer waits for it). A first byte that is not gzip throws SizeMispredicted: the media
+ * type is not trusted (zstd and plain tar appear under gzip types), and the general path sorts those out.
+ */
+export async function decodeGzipLayer(
+  source: ImageSource,
+  i: number,
+  p: CopyProgress,
+  codecs: NativeCodecs,
+  take: (b: Buffer) => unknown,
+  open?: Set<Readable>,
+): Promise<void> {
+  p.layerStart?.(i, source.layers[i]!);
+  const raw = await source.openLayer(i);
+  open?.add(raw);
+  if (p.layerBytes) raw.on('data', (c: Buffer) => p.layerBytes!(i, c.length));
+  try {
+    await decodeEach(codecs, 'gzip', raw, take as (b: Buffer) => void | Promise<void>, gzipError, (first) => {
+      if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
+    });
+  } finally {
+    open?.delete(raw);
+  }
+}
+
+/** Any other layer through the general decompression by magic; each chunk to `take`, whose promise is awaited. */
+async function streamLayer(source: ImageSource, i: number, p: CopyProgress, take: (b: Buffer) => Promise<unknown>, open: Set<Readable>): Promise<void> {
+  const { raw, plain, fetched } = await openPlainLayer(source, i, p);
+  open.add(raw);
+  const write = async () => {
+    for await (const c of plain) await take(c as Buffer); // awaited: the chunk is not touched again until it is written
+  };
+  try {
+    await Promise.all([write(), fetched]);
+  } catch (err) {
+    raw.destroy();
+    plain.destroy();
+    throw err;
+  } finally {
+    open.delete(raw);
+  }
 }
 
 async function hashFile(fh: FileHandle, size: number): Promise<Buffer> {

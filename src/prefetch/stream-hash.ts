@@ -7,13 +7,10 @@ import { finished, pipeline } from 'node:stream/promises';
 import { archiveLayout, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
 import { asWriteError } from '../util/write-error.js';
 import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from '../image/copy.js';
-import { predictSizes, SizeMispredicted } from '../image/direct-pull.js';
+import { decodeGzipLayer, GZIP_LAYERS, predictSizes, SizeMispredicted } from '../image/direct-pull.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
 import { SpoolDir } from '../image/layer-spool.js';
-import { decodeEach, nativePump } from '../compression/native-decompress.js';
-import { gzipError } from '../compression/decompress.js';
-import { MediaType } from '../manifest/media-types.js';
-import type { NativeCodecs } from '../native/codecs.js';
+import { nativePump } from '../compression/native-decompress.js';
 
 /**
  * prefetch's archive hash without an archive and without a spool of uncompressed layers. The general pipeline
@@ -76,7 +73,7 @@ export async function hashArchiveStreaming(
         n += b.length;
       };
       const pump = GZIP_LAYERS.has(source.layers[i]!.mediaType) ? nativePump('gzip') : undefined;
-      if (pump) await decodeLayer(layerSource, i, p, pump, take);
+      if (pump) await decodeGzipLayer(layerSource, i, p, pump, take);
       else await plainLayer(layerSource, i, p, take);
       if (n !== want) throw new SizeMispredicted(`layer ${i}: ${n} bytes, its gzip trailer gives ${want}`);
       at += n;
@@ -92,17 +89,6 @@ export async function hashArchiveStreaming(
   hashPiecesBefore(Number.POSITIVE_INFINITY);
   if (at !== layout.size) throw new Error(`internal: hashed ${at} of ${layout.size} archive bytes`);
   return { size: layout.size, sha256: archive.digest() };
-}
-
-/** A gzip layer through the native decoder's two reused buffers (decodeEach), each piece to `take`. */
-async function decodeLayer(source: ImageSource, i: number, p: CopyProgress, codecs: NativeCodecs, take: (b: Buffer) => void): Promise<void> {
-  p.layerStart?.(i, source.layers[i]!);
-  const raw = await source.openLayer(i);
-  if (p.layerBytes) raw.on('data', (c: Buffer) => p.layerBytes!(i, c.length));
-  await decodeEach(codecs, 'gzip', raw, take, gzipError, (first) => {
-    // the media type is not trusted (zstd and plain tar appear under gzip types): the general path sorts those out
-    if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
-  });
 }
 
 /** Any other layer through the general decompression by magic, each chunk to `take`. */
@@ -124,13 +110,6 @@ async function plainLayer(source: ImageSource, i: number, p: CopyProgress, take:
     throw err;
   }
 }
-
-const GZIP_LAYERS = new Set<string>([
-  MediaType.dockerLayerGzip,
-  MediaType.ociLayerGzip,
-  MediaType.ociLayerNondistributableGzip,
-  MediaType.dockerForeignLayerGzip,
-]);
 
 /** Compressed blobs fetched ahead of their turn into a temporary directory; `source` reads them from there. */
 class AheadDownloads {

@@ -155,6 +155,39 @@ describe.each(['zstd', 'gzip'] as const)('%s: decodeEach (two reused buffers)', 
       }),
     ).rejects.toThrow('not this kind');
   });
+
+  it('a reader that returns a promise (a file write) keeps its buffer until it settles; its rejection rejects', async () => {
+    if (!nativePump(kind)) return;
+    const [, make, expected] = cases[kind][0]!;
+    const input = make();
+    const wrap = (e: unknown) => e as Error;
+    // each piece is copied only after a delay: had the decoder written into it meanwhile, the copy would differ
+    const out: Buffer[] = [];
+    let settledLate = 0;
+    let started = 0;
+    await decodeEach(
+      nativePump(kind)!,
+      kind,
+      Readable.from([input]),
+      (b) => {
+        started++;
+        return new Promise<void>((resolve) =>
+          setTimeout(() => {
+            out.push(Buffer.from(b));
+            settledLate++;
+            resolve();
+          }, 5),
+        );
+      },
+      wrap,
+    );
+    expect(started).toBeGreaterThan(2); // both buffers were reused
+    expect(settledLate).toBe(started); // every write settled before decodeEach resolved
+    expect(Buffer.concat(out).equals(expected)).toBe(true);
+    await expect(decodeEach(nativePump(kind)!, kind, Readable.from([input]), () => Promise.reject(new Error('ENOSPC: no space left')), wrap)).rejects.toThrow(
+      'ENOSPC',
+    );
+  });
 });
 
 describe('native decoder backpressure', () => {
