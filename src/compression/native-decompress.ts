@@ -100,6 +100,8 @@ const PUMP_IN = 1 << 20;
 const PUMP_MIN_IN = 256 << 10;
 /** Input queued beyond the staging buffer before the input is paused. */
 const PUMP_QUEUE = 4 << 20;
+/** decodeEach's `onStarved` fires once the decoder has waited this long in all for input (a loopback registry: ~1 ms a layer). */
+const STARVED_MS = 20;
 
 /** The native decoders for `kind` when this install has them with decodeInto (decodeEach needs it). */
 export function nativePump(kind: NativeKind): NativeCodecs | undefined {
@@ -114,8 +116,9 @@ export function nativePump(kind: NativeKind): NativeCodecs | undefined {
  * write): that buffer is not decoded into again before the promise settles. Why not a Transform: each Buffer the
  * decoder hands out is new V8 external memory, and every few dozen MB of it costs a full GC; reused buffers cost
  * none. Input chunks (64 KiB socket reads) are gathered into one staging buffer, so each step decodes up to
- * PUMP_OUT bytes. `check` sees the first input chunk and may throw to refuse it. Rejects with wrapError(…) on
- * corrupt data, with the error of `input` when it fails, and when `onChunk` or `check` throws.
+ * PUMP_OUT bytes. `check` sees the first input chunk and may throw to refuse it. `onStarved` is called once when
+ * the decoder has waited STARVED_MS in all for input: the input comes slower than it decodes. Rejects with
+ * wrapError(…) on corrupt data, with the error of `input` when it fails, and when `onChunk` or `check` throws.
  */
 export function decodeEach(
   codecs: NativeCodecs,
@@ -124,6 +127,7 @@ export function decodeEach(
   onChunk: (b: Buffer) => void | Promise<void>,
   wrapError: (e: unknown) => Error,
   check?: (first: Buffer) => void,
+  onStarved?: () => void,
 ): Promise<void> {
   const decodeInto = codecs.decodeInto!;
   return new Promise<void>((resolve, reject) => {
@@ -141,6 +145,8 @@ export function decodeEach(
     let busy = false;
     let done = false;
     let first = true;
+    let waitingSince = 0; // the decoder is idle for want of input since then (0: it is not)
+    let starvedMs = 0;
     const fail = (e: unknown) => {
       if (done) return;
       done = true;
@@ -166,8 +172,20 @@ export function decodeEach(
     const next = (): void => {
       if (done || busy) return;
       refill();
+      const wanting = !flushing && !ended && staged < PUMP_MIN_IN; // more input comes with the next 'data'
+      if (wanting) {
+        if (onStarved && !waitingSince) waitingSince = performance.now();
+        return;
+      }
+      if (waitingSince) {
+        starvedMs += performance.now() - waitingSince;
+        waitingSince = 0;
+        if (starvedMs >= STARVED_MS) {
+          onStarved?.();
+          onStarved = undefined;
+        }
+      }
       if (!flushing && staged === 0) {
-        if (!ended) return; // more input comes with the next 'data'
         done = true;
         try {
           codecs.finish(handle);
@@ -179,7 +197,6 @@ export function decodeEach(
           .then(() => Promise.all(held))
           .then(() => resolve(), reject);
       }
-      if (!flushing && !ended && staged < PUMP_MIN_IN) return;
       const wait = held[which];
       if (wait) {
         busy = true;

@@ -122,6 +122,7 @@ export async function pullIntoFile(
  * A gzip layer through the native decoder's two reused buffers (decodeEach), each piece to `take` (which may
  * return a promise: that buffer waits for it). A first byte that is not gzip throws SizeMispredicted: the media
  * type is not trusted (zstd and plain tar appear under gzip types), and the general path sorts those out.
+ * `onStarved`: called once if the decoder keeps waiting for input (decodeEach).
  */
 export async function decodeGzipLayer(
   source: ImageSource,
@@ -130,15 +131,24 @@ export async function decodeGzipLayer(
   codecs: NativeCodecs,
   take: (b: Buffer) => unknown,
   open?: Set<Readable>,
+  onStarved?: () => void,
 ): Promise<void> {
   p.layerStart?.(i, source.layers[i]!);
   const raw = await source.openLayer(i);
   open?.add(raw);
   if (p.layerBytes) raw.on('data', (c: Buffer) => p.layerBytes!(i, c.length));
   try {
-    await decodeEach(codecs, 'gzip', raw, take as (b: Buffer) => void | Promise<void>, gzipError, (first) => {
-      if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
-    });
+    await decodeEach(
+      codecs,
+      'gzip',
+      raw,
+      take as (b: Buffer) => void | Promise<void>,
+      gzipError,
+      (first) => {
+        if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
+      },
+      onStarved,
+    );
   } finally {
     open?.delete(raw);
   }

@@ -25,8 +25,11 @@ import { nativePump } from '../compression/native-decompress.js';
  * layer that comes out at another size (several gzip members, 4 GiB or more) throws SizeMispredicted, and the
  * caller hashes through the general pipeline instead; nothing has been output by then.
  *
- * The layers after the one being decompressed download meanwhile (`ahead` of them at a time) into a run-local
- * temporary directory, still compressed, so a slow registry is read over several connections as before.
+ * When the registry is slower than the decoder, the layers after the one being decompressed download meanwhile
+ * (`ahead` of them at a time) into a run-local temporary directory, still compressed, so a slow registry is read
+ * over several connections as before. The native decoder tells when it waits for input (decodeEach's onStarved);
+ * until then nothing downloads ahead: from a fast registry a download ahead is only a second write and read of the
+ * blob (on loopback: prefetch wall 0.90x, CPU 0.88x without them).
  */
 export async function hashArchiveStreaming(
   source: ImageSource,
@@ -58,8 +61,13 @@ export async function hashArchiveStreaming(
   const ahead = opts.ahead > 0 && unique.length > 1 ? AheadDownloads.create(source) : undefined;
   const layerSource = ahead ? ahead.source : source;
   try {
+    let slowLink = false;
     for (let k = 0; k < unique.length; k++) {
-      for (let a = k + 1; a <= k + opts.ahead && a < unique.length; a++) ahead?.start(unique[a]!);
+      const startAhead = () => {
+        for (let a = k + 1; a <= k + opts.ahead && a < unique.length; a++) ahead?.start(unique[a]!);
+      };
+      const pump = GZIP_LAYERS.has(source.layers[unique[k]!]!.mediaType) ? nativePump('gzip') : undefined;
+      if (slowLink || !pump) startAhead();
       hashPiecesBefore(layout.dataOffsets[k]!);
       if (at !== layout.dataOffsets[k]) throw new Error(`internal: layer ${k} starts at ${layout.dataOffsets[k]}, hashed up to ${at}`);
       const i = unique[k]!;
@@ -72,8 +80,13 @@ export async function hashArchiveStreaming(
         archive.update(b);
         n += b.length;
       };
-      const pump = GZIP_LAYERS.has(source.layers[i]!.mediaType) ? nativePump('gzip') : undefined;
-      if (pump) await decodeGzipLayer(layerSource, i, p, pump, take);
+      const starved = () => {
+        if (!ahead || slowLink) return;
+        slowLink = true;
+        opts.log?.(`${source.description}: the registry is slower than decoding: downloading up to ${opts.ahead} layer(s) ahead`);
+        startAhead();
+      };
+      if (pump) await decodeGzipLayer(layerSource, i, p, pump, take, undefined, starved);
       else await plainLayer(layerSource, i, p, take);
       if (n !== want) throw new SizeMispredicted(`layer ${i}: ${n} bytes, its gzip trailer gives ${want}`);
       at += n;

@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { startRegistry, type Registry } from '../../mock-registry/index.js';
 import { pullImage } from '../../src/image/pull.js';
 import { prefetch } from '../../src/prefetch/prefetch.js';
+import { nativePump } from '../../src/compression/native-decompress.js';
 import { LAYERS, layerTar, makeImage, prettyConfig, prng, sha, type TestImage } from '../helpers/images.js';
 import { FAST_NET, seedImage, tempDir } from '../resilience/faults-helper.js';
 
@@ -83,6 +84,31 @@ describe('prefetch hashes without spooling the layers', () => {
       expect(r.lines.join('\n')).not.toContain('spool');
       expect(r.spooled).toEqual(['0', '1', '2', '4']); // each distinct layer once, in archive order
     }
+  });
+
+  it('a registry slower than decoding: the later layers download ahead, over several connections at once', async () => {
+    const img = makeImage(
+      [0, 1, 2, 3].map((n) => ({ tar: layerTar({ [`f${n}.bin`]: prng(`ahead-${n}`, 96 << 10) }), c: 'gzip' as const })),
+      'docker',
+    );
+    const from = reg.log.length;
+    // ~2 MB/s a connection: each 96 KiB blob takes ~50 ms, far longer than it decodes
+    reg.setFaults([{ kind: 'drip', route: 'blob', method: 'GET', dripBytes: 4096, dripIntervalMs: 2 }]);
+    let r: Awaited<ReturnType<typeof hashes>>;
+    try {
+      r = await hashes('stream/slow', img, 4);
+    } finally {
+      reg.setFaults([]);
+    }
+    expect(r.streamed).toBe(true);
+    const gets = reg.log
+      .slice(from)
+      .filter((e) => e.method === 'GET' && e.route === 'blob' && !e.headers.range && e.name === 'stream/slow')
+      .map((e) => ({ start: Date.parse(e.time), end: Date.parse(e.time) + e.durationMs }))
+      .sort((a, b) => a.start - b.start);
+    // some layer blob's download began before the previous one's ended
+    expect(gets.some((g, k) => k > 0 && g.start < gets[k - 1]!.end)).toBe(true);
+    if (nativePump('gzip')) expect(r.lines.some((l) => /slower than decoding: downloading up to 3 layer\(s\) ahead/.test(l))).toBe(true);
   });
 
   it('a layer of two gzip members (its trailer gives the last member only): hashed again through the spool', async () => {
