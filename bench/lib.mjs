@@ -78,6 +78,15 @@ export async function startRegistry(dir, attempt = 1) {
     host: `127.0.0.1:${port}`,
     port,
     url,
+    /** CPU seconds (user + system) the registry process has used so far (Linux /proc) */
+    cpuSeconds: () => {
+      try {
+        const f = readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+        return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+      } catch {
+        return Number.NaN;
+      }
+    },
     stop: async () => {
       child.kill('SIGTERM');
       await exited;
