@@ -62,6 +62,13 @@ export const REUSABLE_WRITES = Symbol('nixreg.reusableWrites');
 const reusesWrites = (w: Writable): boolean => w instanceof WriteStream || (w as { [REUSABLE_WRITES]?: boolean })[REUSABLE_WRITES] === true;
 const FILE_CHUNK = 1 << 20;
 
+/** Why `w` can take no more writes (its error, or that it was closed), or undefined while it can. */
+function closedOutput(w: Writable): Error | undefined {
+  if (w.errored) return w.errored;
+  if (w.destroyed || w.writableEnded) return new Error('output closed while writing');
+  return undefined;
+}
+
 /** Write a Buffer honouring backpressure; hash (unless told not to) and count it. */
 class Out {
   readonly hash: Hash | null;
@@ -81,6 +88,9 @@ class Out {
     if (!this.w.write(b)) await this.drain();
   }
   private drain(): Promise<void> {
+    // write() on an output that already failed and closed returns false, and no event will ever come: say why now
+    const gone = closedOutput(this.w);
+    if (gone) return Promise.reject(gone);
     return new Promise((resolve, reject) => {
       const onDrain = () => {
         this.w.off('error', onError);
@@ -126,6 +136,8 @@ class Out {
   }
   /** Write and resolve once the output is done with `b` (its write callback). */
   private writeAndLand(b: Buffer): Promise<void> {
+    const gone = closedOutput(this.w);
+    if (gone) return Promise.reject(gone);
     this.hash?.update(b);
     this.size += b.length;
     return new Promise((resolve, reject) => this.w.write(b, (err) => (err ? reject(err) : resolve())));

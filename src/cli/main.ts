@@ -45,10 +45,16 @@ export async function main(argv: string[]): Promise<void> {
       cli = cli.command({ ...command, describe: c.describe } as never);
     } else cli = cli.command(c.name, c.describe, {}, () => {});
   }
+  // Node exits with status 0 once nothing is left to wait for, even while a command is still awaiting something that
+  // can no longer happen (a stream event after its stream closed): never a silent success, say it and fail.
+  const stalled = () => reportAndExit(new Error('the command stopped before it finished: it waited for an event that could no longer come'));
+  process.once('beforeExit', stalled);
   try {
     await cli.parseAsync();
   } catch (err) {
     reportAndExit(err);
+  } finally {
+    process.off('beforeExit', stalled);
   }
 }
 

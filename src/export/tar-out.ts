@@ -33,6 +33,7 @@ export class TarOut {
 
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
+    if (this.out.destroyed) throw new Error('output closed before the archive was complete'); // its 'close' came already
     if (b.length === 0) return;
     this.offset += b.length;
     if (this.out.write(b)) return;

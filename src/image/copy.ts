@@ -131,13 +131,28 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
     }
   }
 
+  let ok = false;
   try {
     const writing = sink.write({ configBytes: source.configBytes, configDigest: source.config.digest, diffIDs, layers: layers() });
     writing.catch(() => {}); // if `failed` wins, the caller aborts the output and the writer's late error is moot
-    return await Promise.race([writing, failed]);
+    const r = await Promise.race([writing, failed]);
+    ok = true;
+    return r;
   } finally {
     for (const r of open) r.destroy();
-    await Promise.allSettled(inFlight);
-    await spool.remove();
+    const cleaned = Promise.allSettled(inFlight).then(() => spool.remove());
+    if (ok) await cleaned;
+    else {
+      // After a failure the downloads ahead were cut and normally settle at once. One whose async source is still
+      // awaiting its socket may never settle (its destroy waits for the generator), and waiting for it would leave
+      // the process with nothing to wait on: wait at most FAILED_SETTLE_MS, then report the error; its spool files
+      // go with the directory once it settles, or at exit (SpoolDir).
+      cleaned.catch(() => {});
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([cleaned, new Promise<void>((r) => (timer = setTimeout(r, FAILED_SETTLE_MS)))]).catch(() => {});
+      clearTimeout(timer);
+    }
   }
 }
+
+const FAILED_SETTLE_MS = 2000;

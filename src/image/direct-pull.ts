@@ -7,6 +7,7 @@ import { gzipError } from '../compression/decompress.js';
 import { decodeEach, nativePump } from '../compression/native-decompress.js';
 import { MediaType } from '../manifest/media-types.js';
 import type { NativeCodecs } from '../native/codecs.js';
+import { writeAll } from '../util/write-all.js';
 import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from './copy.js';
 import type { CopyProgress, ImageSource } from './types.js';
 
@@ -83,12 +84,12 @@ export async function pullIntoFile(
     const want = sizes[k]!;
     let n = 0;
     // hashed at once, written at its place; the returned write is awaited before that buffer is touched again
-    const take = (b: Buffer): Promise<unknown> => {
+    const take = (b: Buffer): Promise<void> => {
       if (n + b.length > want) throw new SizeMispredicted(`layer ${i}: more than the ${want} bytes its gzip trailer gives`);
       hash.update(b);
       const at = base + n;
       n += b.length;
-      return fh.write(b, 0, b.length, at);
+      return writeAll(fh, b, at);
     };
     const pump = GZIP_LAYERS.has(source.layers[i]!.mediaType) ? nativePump('gzip') : undefined;
     if (pump) await decodeGzipLayer(source, i, p, pump, take, open);

@@ -26,7 +26,7 @@ let hooked = false;
 function hookSignals(): void {
   if (hooked) return;
   hooked = true;
-  const cleanup = (sig: NodeJS.Signals) => {
+  const removePending = () => {
     for (const p of pending) {
       try {
         rmSync(p, { force: true, recursive: true });
@@ -34,10 +34,14 @@ function hookSignals(): void {
         /* best effort */
       }
     }
+  };
+  const cleanup = (sig: NodeJS.Signals) => {
+    removePending();
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   process.once('SIGINT', cleanup);
   process.once('SIGTERM', cleanup);
+  process.once('exit', removePending); // any exit before commit or abort (an error reported by process.exit)
 }
 
 /**

@@ -30,7 +30,13 @@ let unmount: (() => void) | undefined;
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [NIXREG_BIN, ...args], {
-      env: { ...process.env, NIXREG_DEBUG: '', XDG_CACHE_HOME: join(tmp, 'cache'), ...env },
+      env: {
+        ...process.env,
+        NIXREG_DEBUG: '',
+        XDG_CACHE_HOME: join(tmp, 'cache'),
+        ...env,
+        ...(process.env.STALL_HOOK ? { NODE_OPTIONS: `--import ${process.env.STALL_HOOK}` } : {}),
+      },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const err: Buffer[] = [];
@@ -76,7 +82,7 @@ afterAll(async () => {
 
 const out = () => join(full, 'out.tar');
 const NO_SPACE = 'no space left on device';
-const RUNS = 4;
+const RUNS = Number(process.env.ENOSPC_RUNS ?? 4);
 const cases: Array<{ name: string; args: () => string[]; spool?: boolean; env?: NodeJS.ProcessEnv }> = [
   { name: 'pull', args: () => ['pull', `${reg.host}/full/app:1`, '-o', out()] },
   { name: 'prefetch', args: () => ['prefetch', `${reg.host}/full/app`, '1', '-o', out()] },
@@ -95,9 +101,9 @@ describe('a full disk', () => {
       for (let i = 0; i < RUNS; i++) {
         const r = await run(c.args(), { ...(c.spool ? { TMPDIR: full } : { TMPDIR: join(tmp) }), ...c.env });
         const lines = r.stderr.split('\n').filter((l) => l.startsWith('nixreg:'));
-        expect(lines, `run ${i + 1}: ${r.stderr}`).toHaveLength(1);
+        expect(lines, `run ${i + 1}: status ${r.status} ${r.stderr}`).toHaveLength(1);
         const where = c.spool ? `the layer spool ${full}/nixreg-spool-` : `${out()}: `;
-        expect(lines[0]!.startsWith(`nixreg: cannot write ${where}`), lines[0]).toBe(true);
+        expect(lines[0]!.startsWith(`nixreg: cannot write ${where}`), r.stderr).toBe(true);
         expect(lines[0]).toContain(`: ${NO_SPACE}`);
         expect(r.stderr).not.toMatch(/^\s+at |Node\.js v/m); // no stack trace, no crash
         expect(r.status).not.toBe(0);

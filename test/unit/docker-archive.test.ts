@@ -81,6 +81,33 @@ describe('docker-archive writer', () => {
     expect(r).toEqual({ size: skopeo.length, sha256: null });
   });
 
+  test('an output that failed and closed while a layer was still coming: the write rejects with its error, it does not wait forever', async () => {
+    // a full disk: the first write fails later, the file stream is destroyed and has closed before the next write
+    const output = new Writable({
+      highWaterMark: 1 << 20,
+      write(_c, _e, cb) {
+        setTimeout(() => cb(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })), 5);
+      },
+    });
+    output.on('error', () => {}); // as the atomic output file does
+    async function* layers(): AsyncGenerator<ArchiveLayer> {
+      const slow = new PassThrough();
+      setTimeout(() => slow.end(a), 100); // arrives after the output closed
+      yield { diffID: sha(a), size: a.length, open: () => slow };
+    }
+    const written = writeDockerArchive(output, { configBytes: config, configDigest: sha(config), diffIDs: [sha(a)], layers: layers(), repoTags });
+    const hung = new Promise((r) => setTimeout(() => r('still waiting after 3 s'), 3000));
+    expect(
+      await Promise.race([
+        written.then(
+          () => 'resolved',
+          (e: Error) => e.message,
+        ),
+        hung,
+      ]),
+    ).toMatch(/ENOSPC|closed/);
+  });
+
   test('an image without layers or tags: "Layers":[], "RepoTags":[] and repositories {}', async () => {
     const cfg = Buffer.from('{"rootfs":{"type":"layers","diff_ids":[]}}');
     const out = new Collect();

@@ -4,6 +4,7 @@ import type { Writable } from 'node:stream';
 import { NixregError, describeSystemError, fileError } from '../../errors.js';
 import { openAtomic } from '../../util/atomic-file.js';
 import { releaseLayerChunk } from './store-layer.js';
+import { writeAll } from '../../util/write-all.js';
 
 /**
  * Where the outer image tar goes. A seekable sink (a regular output file) lets the writer patch a layer's
@@ -83,14 +84,6 @@ export class FileSink implements ByteSink {
   }
 }
 
-async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
-  let off = 0;
-  while (off < b.length) {
-    const { bytesWritten } = await fh.write(b, off, b.length - off, at + off);
-    off += bytesWritten;
-  }
-}
-
 /** A Writable (stdout, a pipe, an upload): respects backpressure, reports the first error as one line. */
 export class WritableSink implements ByteSink {
   private error?: Error;
@@ -114,6 +107,11 @@ export class WritableSink implements ByteSink {
     if (this.error) throw this.fail();
   }
   private waitFor(event: string): Promise<void> {
+    if (this.stream.destroyed) {
+      // no event comes from a closed stream; one that closed without an error still did not take these bytes
+      this.error ??= new Error('the output was closed before the end');
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       const done = () => {
         this.stream.off(event, done);

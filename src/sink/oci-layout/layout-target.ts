@@ -9,6 +9,7 @@ import type { ByteSink } from '../../nix/stream/sink.js';
 import { TAR_TRAILER, padding } from '../../tar/go-ustar.js';
 import { ociDirHeader, ociFileHeader } from './tar-entry.js';
 import { makeTempDir } from '../../util/temp-dir.js';
+import { writeAll } from '../../util/write-all.js';
 
 /**
  * Where an OCI image layout goes: a directory (`--format oci`) or a tar of the same tree (`--format oci-archive`).
@@ -234,10 +235,6 @@ const REF_NAME = 'org.opencontainers.image.ref.name';
 
 /** A hidden temp name beside `path` that reclaimStaleTemps recognises (and removes once this PID is gone). */
 const tempName = (path: string) => join(dirname(path), `.${basename(path)}.nixreg-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-
-async function writeAll(fh: FileHandle, b: Buffer, at: number): Promise<void> {
-  for (let off = 0; off < b.length; ) off += (await fh.write(b, off, b.length - off, at + off)).bytesWritten;
-}
 
 /**
  * The layout as one tar (what skopeo's `oci-archive:` reads). On a seekable sink (a file, stdout redirected to a
