@@ -143,10 +143,10 @@ export async function copyImage<R>(source: ImageSource, sink: ImageSink<R>, opts
     const cleaned = Promise.allSettled(inFlight).then(() => spool.remove());
     if (ok) await cleaned;
     else {
-      // After a failure the downloads ahead were cut and normally settle at once. One whose async source is still
-      // awaiting its socket may never settle (its destroy waits for the generator), and waiting for it would leave
-      // the process with nothing to wait on: wait at most FAILED_SETTLE_MS, then report the error; its spool files
-      // go with the directory once it settles, or at exit (SpoolDir).
+      // After a failure the downloads ahead were cut and normally settle at once. Under load one was seen never
+      // to settle (its download's pipeline did not end after the raw stream was destroyed; cause not found), and
+      // waiting for it left the process with nothing to wait on: wait at most FAILED_SETTLE_MS, then report the
+      // error; its spool files go with the directory once it settles, or at exit (SpoolDir).
       cleaned.catch(() => {});
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([cleaned, new Promise<void>((r) => (timer = setTimeout(r, FAILED_SETTLE_MS)))]).catch(() => {});
