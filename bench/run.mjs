@@ -626,7 +626,7 @@ function render({ image, closure, loadStart, loadEnd, minutes }) {
 function copyCpuLines() {
   const c = copyRegistriesCpu;
   if (!c.nixreg?.length || !c.base?.length || !results.copy) return [];
-  const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const med = (xs) => stats(xs).median;
   const cpuOf = (side) => med(results.copy[side].map((x) => x.cpu));
   const [rn, rb, cn, cb] = [med(c.nixreg), med(c.base), cpuOf('nixreg'), cpuOf('base')];
   const cores = cpus().length;

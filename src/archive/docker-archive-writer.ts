@@ -7,6 +7,7 @@ import { integrityError } from '../errors.js';
 import { goTarFile, goTarHeader, goTarSymlink, padding, TAR_TRAILER } from '../tar/go-ustar.js';
 import { goSortedObject, goString } from './go-json.js';
 import { layerFileName, legacyLayers } from './legacy-ids.js';
+import { drained, writableGone } from '../util/drained.js';
 
 /**
  * The docker-archive sink: writes what `skopeo copy ... docker-archive:PATH:NAME:TAG` (containers/image
@@ -62,12 +63,7 @@ export const REUSABLE_WRITES = Symbol('nixreg.reusableWrites');
 const reusesWrites = (w: Writable): boolean => w instanceof WriteStream || (w as { [REUSABLE_WRITES]?: boolean })[REUSABLE_WRITES] === true;
 const FILE_CHUNK = 1 << 20;
 
-/** Why `w` can take no more writes (its error, or that it was closed), or undefined while it can. */
-function closedOutput(w: Writable): Error | undefined {
-  if (w.errored) return w.errored;
-  if (w.destroyed || w.writableEnded) return new Error('output closed while writing');
-  return undefined;
-}
+const CLOSED = 'output closed while writing';
 
 /** Write a Buffer honouring backpressure; hash (unless told not to) and count it. */
 class Out {
@@ -85,28 +81,7 @@ class Out {
     if (!b.length) return;
     this.hash?.update(b);
     this.size += b.length;
-    if (!this.w.write(b)) await this.drain();
-  }
-  private drain(): Promise<void> {
-    // write() on an output that already failed and closed returns false, and no event will ever come: say why now
-    const gone = closedOutput(this.w);
-    if (gone) return Promise.reject(gone);
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        this.w.off('error', onError);
-        this.w.off('close', onClose);
-        resolve();
-      };
-      const onError = (e: Error) => {
-        this.w.off('drain', onDrain);
-        this.w.off('close', onClose);
-        reject(e);
-      };
-      const onClose = () => onError(new Error('output closed while writing'));
-      this.w.once('drain', onDrain);
-      this.w.once('error', onError);
-      this.w.once('close', onClose);
-    });
+    if (!this.w.write(b)) await drained(this.w, CLOSED);
   }
   /**
    * Copy a file through two buffers allocated once; returns the number of bytes copied. Why: every new Buffer is V8
@@ -136,7 +111,8 @@ class Out {
   }
   /** Write and resolve once the output is done with `b` (its write callback). */
   private writeAndLand(b: Buffer): Promise<void> {
-    const gone = closedOutput(this.w);
+    // a write to a stream already gone would fail with ERR_STREAM_DESTROYED; its own error says what happened
+    const gone = writableGone(this.w, CLOSED);
     if (gone) return Promise.reject(gone);
     this.hash?.update(b);
     this.size += b.length;

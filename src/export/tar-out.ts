@@ -1,5 +1,6 @@
 import type { Writable } from 'node:stream';
 import { encodePythonPaxHeader, endOfArchive, padTo512, type PyTarType } from '../tar/python-pax.js';
+import { drained } from '../util/drained.js';
 
 /**
  * The output side of `export`: deterministic headers through the project's byte-exact CPython-tarfile encoder
@@ -33,26 +34,11 @@ export class TarOut {
 
   async write(b: Buffer): Promise<void> {
     if (this.failed) throw this.failed;
-    if (this.out.destroyed) throw new Error('output closed before the archive was complete'); // its 'close' came already
     if (b.length === 0) return;
     this.offset += b.length;
     if (this.out.write(b)) return;
     // Backpressure: wait for drain, but also stop waiting if the consumer went away (stdout closed, EPIPE).
-    await new Promise<void>((resolve, reject) => {
-      const done = (err?: unknown) => {
-        this.out.off('drain', onDrain);
-        this.out.off('error', onError);
-        this.out.off('close', onClose);
-        if (err) reject(err);
-        else resolve();
-      };
-      const onDrain = () => done();
-      const onError = (e: Error) => done(e);
-      const onClose = () => done(new Error('output closed before the archive was complete'));
-      this.out.on('drain', onDrain);
-      this.out.on('error', onError);
-      this.out.on('close', onClose);
-    });
+    await drained(this.out, 'output closed before the archive was complete');
   }
 
   async header(h: OutHeader): Promise<void> {

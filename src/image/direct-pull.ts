@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import { archiveLayout, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
 import { gzipError } from '../compression/decompress.js';
@@ -84,7 +85,7 @@ export async function pullIntoFile(
     const want = sizes[k]!;
     let n = 0;
     // hashed at once, written at its place; the returned write is awaited before that buffer is touched again
-    const take = (b: Buffer): Promise<void> => {
+    const take: LayerReader = (b) => {
       if (n + b.length > want) throw new SizeMispredicted(`layer ${i}: more than the ${want} bytes its gzip trailer gives`);
       hash.update(b);
       const at = base + n;
@@ -92,8 +93,8 @@ export async function pullIntoFile(
       return writeAll(fh, b, at);
     };
     const pump = GZIP_LAYERS.has(source.layers[i]!.mediaType) ? nativePump('gzip') : undefined;
-    if (pump) await decodeGzipLayer(source, i, p, pump, take, open);
-    else await streamLayer(source, i, p, take, open);
+    if (pump) await decodeGzipLayer(source, i, p, pump, take, { open });
+    else await plainLayer(source, i, p, take, { open });
     if (n !== want) throw new SizeMispredicted(`layer ${i}: ${n} bytes, its gzip trailer gives ${want}`);
     const diffID = `sha256:${hash.digest('hex')}`;
     if (diffID !== diffIDs[i]) throw diffIDMismatch(source, i, diffID, diffIDs[i]!);
@@ -119,57 +120,73 @@ export async function pullIntoFile(
   return { size: layout.size, sha256: opts.hash ? await hashFile(fh, layout.size) : null };
 }
 
+/** What reads a layer's decoded bytes: it hashes or copies them at once, or returns a promise (a file write) before which the chunk is not reused. */
+export type LayerReader = (b: Buffer) => void | Promise<void>;
+
+export interface LayerReadOptions {
+  /** raw downloads in flight, for the caller to cut on a failure elsewhere */
+  open?: Set<Readable>;
+  /** called once if the decoder keeps waiting for input (decodeEach) */
+  onStarved?: () => void;
+}
+
 /**
- * A gzip layer through the native decoder's two reused buffers (decodeEach), each piece to `take` (which may
- * return a promise: that buffer waits for it). A first byte that is not gzip throws SizeMispredicted: the media
- * type is not trusted (zstd and plain tar appear under gzip types), and the general path sorts those out.
- * `onStarved`: called once if the decoder keeps waiting for input (decodeEach).
+ * A gzip layer through the native decoder's two reused buffers (decodeEach), each piece to `take`. A first byte that
+ * is not gzip throws SizeMispredicted: the media type is not trusted (zstd and plain tar appear under gzip types),
+ * and the general path sorts those out.
  */
 export async function decodeGzipLayer(
   source: ImageSource,
   i: number,
   p: CopyProgress,
   codecs: NativeCodecs,
-  take: (b: Buffer) => unknown,
-  open?: Set<Readable>,
-  onStarved?: () => void,
+  take: LayerReader,
+  o: LayerReadOptions = {},
 ): Promise<void> {
   p.layerStart?.(i, source.layers[i]!);
   const raw = await source.openLayer(i);
-  open?.add(raw);
+  o.open?.add(raw);
   if (p.layerBytes) raw.on('data', (c: Buffer) => p.layerBytes!(i, c.length));
+  const gzipFirst = (first: Buffer) => {
+    if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
+  };
   try {
-    await decodeEach(
-      codecs,
-      'gzip',
-      raw,
-      take as (b: Buffer) => void | Promise<void>,
-      gzipError,
-      (first) => {
-        if (first[0] !== 0x1f || (first.length > 1 && first[1] !== 0x8b)) throw new SizeMispredicted(`layer ${i}: not gzip, although its media type says so`);
-      },
-      onStarved,
-    );
+    await decodeEach(codecs, 'gzip', raw, take, gzipError, gzipFirst, o.onStarved);
   } finally {
-    open?.delete(raw);
+    o.open?.delete(raw);
   }
 }
 
-/** Any other layer through the general decompression by magic; each chunk to `take`, whose promise is awaited. */
-async function streamLayer(source: ImageSource, i: number, p: CopyProgress, take: (b: Buffer) => Promise<unknown>, open: Set<Readable>): Promise<void> {
+/**
+ * Any other layer through the general decompression by magic, each chunk to `take` as decoded ('data' in flowing
+ * mode: an async iterator would concatenate what is buffered); a returned promise pauses the stream until it settles.
+ */
+export async function plainLayer(source: ImageSource, i: number, p: CopyProgress, take: LayerReader, o: LayerReadOptions = {}): Promise<void> {
   const { raw, plain, fetched } = await openPlainLayer(source, i, p);
-  open.add(raw);
-  const write = async () => {
-    for await (const c of plain) await take(c as Buffer); // awaited: the chunk is not touched again until it is written
-  };
+  o.open?.add(raw);
+  let last: Promise<void> | undefined;
+  plain.on('data', (b: Buffer) => {
+    try {
+      const pending = take(b);
+      if (!(pending instanceof Promise)) return;
+      plain.pause();
+      last = pending.then(
+        () => void plain.resume(),
+        (e: Error) => void plain.destroy(e),
+      );
+    } catch (e) {
+      plain.destroy(e as Error);
+    }
+  });
   try {
-    await Promise.all([write(), fetched]);
+    await Promise.all([finished(plain), fetched]);
+    await last;
   } catch (err) {
     raw.destroy();
     plain.destroy();
     throw err;
   } finally {
-    open.delete(raw);
+    o.open?.delete(raw);
   }
 }
 

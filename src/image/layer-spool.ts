@@ -8,6 +8,7 @@ import { finished } from 'node:stream/promises';
 import type { ArchiveLayer } from '../archive/docker-archive-writer.js';
 import { makeTempDirSync } from '../util/temp-dir.js';
 import { asWriteError } from '../util/write-error.js';
+import { drained } from '../util/drained.js';
 
 /**
  * Why spool: a tar header carries the entry size BEFORE the data, but a registry sends compressed bytes, so the
@@ -74,9 +75,9 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
         let ok = true;
         for (const b of chunks) ok = file.write(b);
         chunks = undefined;
-        if (!ok) await drained(file);
+        if (!ok) await drained(file, SPOOL_CLOSED);
       } else if (!file!.write(chunk)) {
-        await drained(file!);
+        await drained(file!, SPOOL_CLOSED);
       }
     }
     if (file) {
@@ -103,13 +104,4 @@ export async function spoolLayer(input: Readable, dir: SpoolDir, memLimit = 1 <<
   };
 }
 
-function drained(w: NodeJS.WritableStream): Promise<void> {
-  const ws = w as NodeJS.WritableStream & { errored?: Error | null; destroyed?: boolean };
-  if (ws.errored || ws.destroyed) return Promise.reject(ws.errored ?? new Error('the spool file was closed while writing'));
-  return new Promise<void>((res, rej) => {
-    const ok = () => (w.off('error', bad), res());
-    const bad = (e: Error) => (w.off('drain', ok), rej(e));
-    w.once('drain', ok);
-    w.once('error', bad);
-  });
-}
+const SPOOL_CLOSED = 'the spool file was closed while writing';

@@ -3,11 +3,11 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 import { archiveLayout, type ArchiveResult, type RepoTag } from '../archive/docker-archive-writer.js';
 import { asWriteError } from '../util/write-error.js';
-import { configDiffIDs, diffIDMismatch, distinctLayers, openPlainLayer } from '../image/copy.js';
-import { decodeGzipLayer, GZIP_LAYERS, predictSizes, SizeMispredicted } from '../image/direct-pull.js';
+import { configDiffIDs, diffIDMismatch, distinctLayers } from '../image/copy.js';
+import { decodeGzipLayer, GZIP_LAYERS, plainLayer, predictSizes, SizeMispredicted } from '../image/direct-pull.js';
 import type { CopyProgress, ImageSource } from '../image/types.js';
 import { SpoolDir } from '../image/layer-spool.js';
 import { nativePump } from '../compression/native-decompress.js';
@@ -86,7 +86,7 @@ export async function hashArchiveStreaming(
         opts.log?.(`${source.description}: the registry is slower than decoding: downloading up to ${opts.ahead} layer(s) ahead`);
         startAhead();
       };
-      if (pump) await decodeGzipLayer(layerSource, i, p, pump, take, undefined, starved);
+      if (pump) await decodeGzipLayer(layerSource, i, p, pump, take, { onStarved: starved });
       else await plainLayer(layerSource, i, p, take);
       if (n !== want) throw new SizeMispredicted(`layer ${i}: ${n} bytes, its gzip trailer gives ${want}`);
       at += n;
@@ -102,26 +102,6 @@ export async function hashArchiveStreaming(
   hashPiecesBefore(Number.POSITIVE_INFINITY);
   if (at !== layout.size) throw new Error(`internal: hashed ${at} of ${layout.size} archive bytes`);
   return { size: layout.size, sha256: archive.digest() };
-}
-
-/** Any other layer through the general decompression by magic, each chunk to `take`. */
-async function plainLayer(source: ImageSource, i: number, p: CopyProgress, take: (b: Buffer) => void): Promise<void> {
-  const { raw, plain, fetched } = await openPlainLayer(source, i, p);
-  // 'data' (flowing mode) hands over each chunk as decoded; an async iterator would concatenate what is buffered
-  plain.on('data', (b: Buffer) => {
-    try {
-      take(b);
-    } catch (e) {
-      plain.destroy(e as Error);
-    }
-  });
-  try {
-    await Promise.all([finished(plain), fetched]);
-  } catch (err) {
-    raw.destroy();
-    plain.destroy();
-    throw err;
-  }
 }
 
 /** Compressed blobs fetched ahead of their turn into a temporary directory; `source` reads them from there. */

@@ -30,13 +30,7 @@ let unmount: (() => void) | undefined;
 function run(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [NIXREG_BIN, ...args], {
-      env: {
-        ...process.env,
-        NIXREG_DEBUG: '',
-        XDG_CACHE_HOME: join(tmp, 'cache'),
-        ...env,
-        ...(process.env.STALL_HOOK ? { NODE_OPTIONS: `--import ${process.env.STALL_HOOK}` } : {}),
-      },
+      env: { ...process.env, NIXREG_DEBUG: '', XDG_CACHE_HOME: join(tmp, 'cache'), ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     const err: Buffer[] = [];
@@ -82,6 +76,7 @@ afterAll(async () => {
 
 const out = () => join(full, 'out.tar');
 const NO_SPACE = 'no space left on device';
+// ENOSPC_RUNS=100 for a stress run (a stall that exited 0 showed about once in 25 runs under CPU load)
 const RUNS = Number(process.env.ENOSPC_RUNS ?? 4);
 const cases: Array<{ name: string; args: () => string[]; spool?: boolean; env?: NodeJS.ProcessEnv }> = [
   { name: 'pull', args: () => ['pull', `${reg.host}/full/app:1`, '-o', out()] },
@@ -113,8 +108,9 @@ describe('a full disk', () => {
 });
 
 it('prefetch from a registry faster than decoding writes nothing to TMPDIR: a full one does not stop it', async () => {
-  if (!nativePump('gzip')) return; // the streaming decoder is native; without it, the case above is what happens
   const r = await run(['prefetch', `${reg.host}/full/app`, '1'], { TMPDIR: full });
-  expect(r.status, r.stderr).toBe(0);
+  // without the native decoder nothing tells prefetch the registry is fast: it downloads ahead and meets the full disk
+  if (nativePump('gzip')) expect(r.status, r.stderr).toBe(0);
+  else expect(r.stderr).toContain(`: ${NO_SPACE}`);
   expect(readdirSync(full)).toEqual([]);
 }, 120_000);

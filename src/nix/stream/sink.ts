@@ -5,6 +5,7 @@ import { NixregError, describeSystemError, fileError } from '../../errors.js';
 import { openAtomic } from '../../util/atomic-file.js';
 import { releaseLayerChunk } from './store-layer.js';
 import { writeAll } from '../../util/write-all.js';
+import { drained } from '../../util/drained.js';
 
 /**
  * Where the outer image tar goes. A seekable sink (a regular output file) lets the writer patch a layer's
@@ -102,27 +103,9 @@ export class WritableSink implements ByteSink {
     // Keep up to QUEUE_HIGH bytes queued rather than waiting for a full drain at the stream's small
     // highWaterMark: the reader (a pipe into docker load, gzip, sha256sum) then has data while we generate the
     // next chunks, instead of the two taking turns. One event-loop turn per chunk lets libuv write meanwhile.
-    if (this.stream.writableLength > QUEUE_HIGH) await this.waitFor('drain');
+    if (this.stream.writableLength > QUEUE_HIGH) await drained(this.stream, 'the output was closed before the end').catch((e: Error) => (this.error ??= e));
     else await new Promise((r) => setImmediate(r));
     if (this.error) throw this.fail();
-  }
-  private waitFor(event: string): Promise<void> {
-    if (this.stream.destroyed) {
-      // no event comes from a closed stream; one that closed without an error still did not take these bytes
-      this.error ??= new Error('the output was closed before the end');
-      return Promise.resolve();
-    }
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        this.stream.off(event, done);
-        this.stream.off('error', done);
-        this.stream.off('close', done);
-        resolve();
-      };
-      this.stream.on(event, done);
-      this.stream.on('error', done);
-      this.stream.on('close', done);
-    });
   }
   async finish(): Promise<void> {
     if (this.error) throw this.fail();
